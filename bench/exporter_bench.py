@@ -1,0 +1,210 @@
+"""Exporter benchmark: incremental PropertyCollector following vs polling per scrape.
+
+Runs the real simulator and the real exporter (as a subprocess, so its peak RSS is its own)
+and prints, per inventory size: initial sync time, /metrics latency p50/p95, the time from
+an injected change to its appearance in /metrics, the exporter's peak RSS, and the same
+scrape done the polling way (RetrievePropertiesEx of every property, then render), with the
+ratio.  Figures only: nothing here asserts a time.
+
+    python -m bench.exporter_bench                  # 100 VMs and 10,000 VMs
+    python -m bench.exporter_bench --sizes small
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config import parse_config
+from exporter.inventory import Inventory, apply_object_updates, convert
+from exporter.render import Renderer
+from exporter.stack import Process, free_port
+from exporter.sync import _filter_spec
+from exporter.vcenter import connect, disconnect
+from sim.harness import Simulator
+
+SIZES = {
+    # name: simulator flags (hosts = clusters x hosts; VMs = clusters x vms)
+    "small": {"datacenters": 1, "clusters": 2, "hosts": 5, "vms": 50},
+    "large": {"datacenters": 1, "clusters": 50, "hosts": 20, "vms": 200},
+}
+
+
+def scrape_seconds(url: str) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - loopback
+        body = resp.read()
+    return time.perf_counter() - start, body
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def polling_scrape(config: Any) -> float:
+    """One scrape the polling way: fetch every property of every object, convert, render."""
+    vc = config.vcenters[0]
+    start = time.perf_counter()
+    si = connect(vc)
+    try:
+        content = si.RetrieveContent()
+        from pyVmomi import vim, vmodl  # noqa: PLC0415
+
+        from exporter.inventory import PROPERTIES  # noqa: PLC0415
+
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
+        )
+        spec = _filter_spec(content, view)
+        pc = content.propertyCollector
+        opts = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=2000)
+        result = pc.RetrievePropertiesEx([spec], opts)
+        updates = []
+        while result is not None:
+            for oc in result.objects or []:
+                changes = [("assign", p.name, convert(p.name, p.val)) for p in oc.propSet or []]
+                updates.append(("enter", oc.obj._wsdlName, str(oc.obj._moId), changes))
+            if not result.token:
+                break
+            result = pc.ContinueRetrievePropertiesEx(result.token)
+        view.Destroy()
+        inv = Inventory(vc.name)
+        objects: dict[str, Any] = {}
+        fields: dict[int, str] = {}
+        apply_object_updates(objects, fields, updates)
+        inv.replace(objects, fields)
+        Renderer(config, [inv]).render_now()
+    finally:
+        disconnect(si)
+    return time.perf_counter() - start
+
+
+def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]:
+    print(f"\n== {name}: {flags}", flush=True)
+    t0 = time.perf_counter()
+    sim = Simulator(**flags)
+    sim.start(timeout=600)
+    sim_start = time.perf_counter() - t0
+    inv = sim.inventory()
+    n_hosts, n_vms = len(inv["hosts"]), len(inv["vms"])
+    print(f"simulator: {n_hosts} hosts, {n_vms} VMs, started in {sim_start:.1f}s", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vha-bench-"))
+    (tmp / "pw").write_text(sim.password)
+    port = free_port()
+    vc: dict[str, Any] = {
+        "name": "bench",
+        "url": sim.sdk_url,
+        "user": sim.username,
+        "password_file": str(tmp / "pw"),
+    }
+    if sim.ca_file:
+        vc["ca_file"] = sim.ca_file
+    else:
+        vc["verify_tls"] = False
+    data = {
+        "listen": f"127.0.0.1:{port}",
+        "vcenters": [vc],
+        "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+        "sync": {"max_wait_seconds": 5},
+    }
+    (tmp / "config.yml").write_text(yaml.safe_dump(data))
+    config = parse_config(data)
+    exporter = Process(
+        "exporter",
+        [sys.executable, "-m", "exporter.cli", "exporter", "--config", str(tmp / "config.yml")],
+        tmp / "exporter.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )
+    out: dict[str, float] = {"hosts": n_hosts, "vms": n_vms}
+    try:
+        t0 = time.perf_counter()
+        exporter.start(dict(os.environ))
+        exporter.wait_ready(timeout=900)
+        out["initial_sync_s"] = time.perf_counter() - t0
+        url = f"http://127.0.0.1:{port}/metrics"
+        latencies = []
+        size = 0
+        for _ in range(scrapes):
+            seconds, body = scrape_seconds(url)
+            latencies.append(seconds)
+            size = len(body)
+        out["metrics_p50_ms"] = pct(latencies, 0.5) * 1000
+        out["metrics_p95_ms"] = pct(latencies, 0.95) * 1000
+        out["metrics_mb"] = size / 1e6
+        # Change -> visible: flip a host into maintenance and poll until it shows.
+        changes = []
+        for host in [h["name"] for h in inv["hosts"][:5]]:
+            needle = 'vsphere_host_maintenance_mode{vcenter="bench",host_id="'
+            sim.set_host(host, inMaintenanceMode=True)
+            t0 = time.perf_counter()
+            while True:
+                _, body = scrape_seconds(url)
+                text = body.decode()
+                line = next(
+                    (
+                        ln
+                        for ln in text.splitlines()
+                        if ln.startswith(needle) and f'host="{host}"' in ln
+                    ),
+                    "",
+                )
+                if line.endswith(" 1"):
+                    break
+                if time.perf_counter() - t0 > 30:
+                    raise RuntimeError(f"change on {host} not visible after 30s")
+            changes.append(time.perf_counter() - t0)
+            sim.set_host(host, inMaintenanceMode=False)
+        out["change_visible_p50_s"] = statistics.median(changes)
+        out["change_visible_max_s"] = max(changes)
+        out["exporter_peak_rss_mib"] = peak_rss_mib(exporter.pid or 0)
+        polls = [polling_scrape(config) for _ in range(3)]
+        out["polling_scrape_p50_s"] = statistics.median(polls)
+        out["polling_over_incremental_ratio"] = out["polling_scrape_p50_s"] / (
+            out["metrics_p50_ms"] / 1000
+        )
+    finally:
+        exporter.stop()
+        sim.stop()
+    for key, value in out.items():
+        print(f"  {key:32s} {value:12.3f}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["small", "large"], choices=list(SIZES))
+    parser.add_argument("--scrapes", type=int, default=20)
+    args = parser.parse_args(argv)
+    results = {name: run_size(name, SIZES[name], args.scrapes) for name in args.sizes}
+    if "small" in results and "large" in results:
+        s, lg = results["small"], results["large"]
+        print("\n== large / small ratios")
+        for key in (
+            "initial_sync_s",
+            "metrics_p50_ms",
+            "exporter_peak_rss_mib",
+            "polling_scrape_p50_s",
+        ):
+            print(f"  {key:32s} {lg[key] / s[key]:12.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

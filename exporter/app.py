@@ -1,0 +1,162 @@
+"""The exporter's HTTP side: an aiohttp app factory with the followers tied to its lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .config import Config
+from .families import CONTENT_TYPE
+from .inventory import Inventory
+from .render import Renderer
+from .sync import Follower
+
+log = logging.getLogger(__name__)
+
+
+class Exporter:
+    """Everything one exporter process runs: an inventory and follower per vCenter."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.inventories = [Inventory(vc.name) for vc in config.vcenters]
+        self.followers = [
+            Follower(vc, inv, config.sync)
+            for vc, inv in zip(config.vcenters, self.inventories, strict=True)
+        ]
+        self.renderer = Renderer(config, self.inventories)
+
+    def start(self) -> None:
+        self.renderer.start()
+        for follower in self.followers:
+            follower.start()
+
+    def stop(self) -> None:
+        for follower in self.followers:
+            follower._stop.set()  # noqa: SLF001 - signal all first, then wait for each
+        for follower in self.followers:
+            follower.stop(timeout=2.0)
+        self.renderer.stop()
+
+    def ready(self) -> bool:
+        return all(inv.up and inv.synced for inv in self.inventories)
+
+    def status(self) -> list[dict[str, object]]:
+        out = []
+        for vc, inv in zip(self.config.vcenters, self.inventories, strict=True):
+            out.append(
+                {
+                    "name": vc.name,
+                    "url": vc.url,
+                    "up": inv.up and inv.synced,
+                    "last_success": inv.last_success,
+                    "last_error": inv.last_error,
+                    "sync_duration_seconds": inv.sync_duration,
+                    "objects": inv.counts() if inv.up else {},
+                }
+            )
+        return out
+
+
+EXPORTER = web.AppKey("exporter", Exporter)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    exporter = app[EXPORTER]
+    exporter.start()
+    yield
+    await asyncio.to_thread(exporter.stop)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER]
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    body = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped)
+    headers = {"Content-Type": CONTENT_TYPE}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER]
+    status = exporter.status()
+    code = 200 if exporter.ready() else 503
+    return web.json_response({"ready": code == 200, "vcenters": status}, status=code)
+
+
+def _when(ts: object) -> str:
+    if not isinstance(ts, float):
+        return "never"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(ts))} UTC"
+
+
+async def index(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER]
+    rows = []
+    for s in exporter.status():
+        objects = s["objects"] if isinstance(s["objects"], dict) else {}
+        counts = ", ".join(f"{k}: {v}" for k, v in objects.items()) or "-"
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(c))}</td>"
+                for c in (
+                    s["name"],
+                    s["url"],
+                    "synced" if s["up"] else "DOWN",
+                    _when(s["last_success"]),
+                    s["last_error"] or "",
+                    counts,
+                )
+            )
+            + "</tr>"
+        )
+    page = (
+        "<!doctype html><html><head><title>vsphere-ha-stack exporter</title></head><body>"
+        "<h1>vsphere-ha-stack exporter</h1>"
+        '<p><a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a> · '
+        '<a href="/healthz">/healthz</a></p>'
+        "<table border=1 cellpadding=4><tr><th>vCenter</th><th>URL</th><th>sync</th>"
+        "<th>last success</th><th>last error</th><th>inventory</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    app[EXPORTER] = Exporter(config)
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def run(config: Config) -> None:
+    """Serve until interrupted."""
+    log.info(
+        "exporter listening on http://%s/metrics for %s",
+        config.listen,
+        json.dumps([vc.name for vc in config.vcenters]),
+    )
+    web.run_app(
+        create_app(config),
+        host=config.listen_host,
+        port=config.listen_port,
+        print=None,
+        access_log=None,
+    )

@@ -1,0 +1,24 @@
+"""One collector per concern (as node_exporter does), each a function of a render context.
+
+A collector that raises does not blank the scrape: the exporter reports it through
+``vsphere_scrape_collector_success{collector}`` and serves the other families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..families import Family
+from . import clusters, datastores, hosts, vms
+from .context import RenderContext
+
+CollectorFn = Callable[[RenderContext], list[Family]]
+
+COLLECTORS: dict[str, CollectorFn] = {
+    "host": hosts.collect,
+    "vm": vms.collect,
+    "cluster": clusters.collect,
+    "datastore": datastores.collect,
+}
+
+__all__ = ["COLLECTORS", "CollectorFn", "RenderContext"]

@@ -1,0 +1,27 @@
+"""What every collector gets: one vCenter's snapshot and its derived topology."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..families import escape
+from ..inventory import Inventory, ManagedObject
+from ..topology import Topology
+
+
+@dataclass
+class RenderContext:
+    vcenter: str
+    inventory: Inventory
+    topology: Topology
+    config: Config
+    now: float
+
+    def objects(self, type_name: str) -> list[ManagedObject]:
+        return [o for o in self.inventory.objects.values() if o.type == type_name]
+
+    def base(self, kind: str, obj: ManagedObject) -> str:
+        """The identity label block of an object: vcenter, <kind>_id, <kind>."""
+        vc, moid, name = escape(self.vcenter), escape(obj.moid), escape(obj.name)
+        return f'vcenter="{vc}",{kind}_id="{moid}",{kind}="{name}"'

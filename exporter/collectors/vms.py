@@ -1,0 +1,160 @@
+"""Virtual machines: identity, protection, power, VMware Tools and application heartbeats."""
+
+from __future__ import annotations
+
+from ..families import Family, labels
+from ..inventory import ManagedObject
+from .context import RenderContext
+
+POWER_STATES = ("poweredOn", "poweredOff", "suspended")
+CONNECTION_STATES = ("connected", "disconnected", "orphaned", "inaccessible", "invalid")
+HEARTBEAT_STATUSES = ("green", "yellow", "red", "gray")
+APP_STATUSES = ("green", "red", "gray")
+PRIORITY_VALUE = {"disabled": 0, "lowest": 1, "low": 2, "medium": 3, "high": 4, "highest": 5}
+MHZ = 1e6
+MIB = 1024.0 * 1024.0
+
+
+def app_status(raw: str | None) -> str | None:
+    """``appStatusGreen`` -> ``green``; the prefix carries no information in a label."""
+    if raw and raw.startswith("appStatus"):
+        return raw[len("appStatus") :].lower()
+    return raw
+
+
+def _families() -> list[Family]:
+    """The per-VM families whose samples depend only on the VM and its placement."""
+    return [
+        Family("vsphere_vm_info", "VM identity, placement and HA settings; always 1."),
+        Family("vsphere_vm_ha_protected", "1 when the stack protects the VM."),
+        Family("vsphere_vm_restart_priority", "Restart priority (0 disabled .. 5 highest)."),
+        Family("vsphere_vm_power_state", "VM power state."),
+        Family("vsphere_vm_connection_state", "VM connection state as vCenter sees it."),
+        Family("vsphere_vm_guest_heartbeat_status", "VMware Tools guest heartbeat status."),
+        Family("vsphere_vm_tools_running", "1 when VMware Tools is running in the guest."),
+        Family("vsphere_vm_app_heartbeat_status", "Application heartbeat status."),
+        Family("vsphere_vm_boot_time_seconds", "Last power-on time, Unix seconds."),
+        Family("vsphere_vm_cpu_count", "Virtual CPUs."),
+        Family("vsphere_vm_memory_size_bytes", "Configured memory."),
+        Family("vsphere_vm_cpu_usage_hertz", "CPU in use."),
+        Family("vsphere_vm_memory_usage_bytes", "Guest active memory."),
+        Family("vsphere_vm_memory_consumed_bytes", "Host memory consumed by the VM."),
+        Family("vsphere_vm_cpu_reservation_hertz", "CPU reservation."),
+        Family("vsphere_vm_memory_reservation_bytes", "Memory reservation."),
+        Family("vsphere_vm_storage_committed_bytes", "Storage the VM's files take."),
+        Family("vsphere_vm_snapshots", "Number of snapshots."),
+        Family(
+            "vsphere_vm_snapshot_oldest_timestamp_seconds",
+            "Creation time of the oldest snapshot, Unix seconds.",
+        ),
+    ]
+
+
+def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]) -> list[str]:
+    """One VM's lines for each family of :func:`_families`, in that order."""
+    fams = _families()
+    (info, protected, priority, power, conn, guest, tools, app, boot, cpus, mem, cpu_use,
+     mem_use, mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
+    base = ctx.base("vm", vm)
+    attrs = ctx.topology.attributes(vm)
+    cfg = ctx.config
+    is_protected = cfg.protection.is_protected(vm.name, attrs)
+    prio = cfg.restart_priority.resolve(vm.name, attrs)
+    host_id, host_name, cluster_id, cluster, datacenter, fault_domain = placement
+    info.add(
+        base
+        + ","
+        + labels(
+            (
+                ("host_id", host_id),
+                ("host", host_name),
+                ("cluster_id", cluster_id),
+                ("cluster", cluster),
+                ("datacenter", datacenter),
+                ("fault_domain", fault_domain),
+                ("guest_os", str(vm.get("summary.config.guestFullName") or "")),
+                ("ha_protected", "true" if is_protected else "false"),
+                ("restart_priority", prio),
+            )
+        ),
+        1,
+    )
+    protected.add(base, 1 if is_protected else 0)
+    priority.add(base, PRIORITY_VALUE.get(prio, 3))
+    power.add_enum(base, "state", POWER_STATES, vm.get("runtime.powerState"))
+    conn.add_enum(base, "state", CONNECTION_STATES, vm.get("runtime.connectionState"))
+    guest.add_enum(base, "status", HEARTBEAT_STATUSES, vm.get("guestHeartbeatStatus"))
+    tools.add(base, 1 if vm.get("guest.toolsRunningStatus") == "guestToolsRunning" else 0)
+    app.add_enum(base, "status", APP_STATUSES, app_status(vm.get("guest.appHeartbeatStatus")))
+    if vm.get("runtime.bootTime") is not None and vm.get("runtime.powerState") == "poweredOn":
+        boot.add(base, vm.get("runtime.bootTime"))
+    for fam, path, scale in (
+        (cpus, "summary.config.numCpu", 1.0),
+        (mem, "summary.config.memorySizeMB", MIB),
+        (cpu_use, "summary.quickStats.overallCpuUsage", MHZ),
+        (mem_use, "summary.quickStats.guestMemoryUsage", MIB),
+        (mem_cons, "summary.quickStats.hostMemoryUsage", MIB),
+        (storage, "summary.storage.committed", 1.0),
+    ):
+        if vm.get(path) is not None:
+            fam.add(base, float(vm.get(path)) * scale)
+    cpu_res.add(base, float(vm.get("summary.config.cpuReservation") or 0) * MHZ)
+    mem_res.add(base, float(vm.get("summary.config.memoryReservation") or 0) * MIB)
+    snap = vm.get("snapshot") or {}
+    snaps.add(base, snap.get("count", 0))
+    if "oldest" in snap:
+        oldest.add(base, snap["oldest"])
+    return ["".join(f.lines) for f in fams]
+
+
+def collect(ctx: RenderContext) -> list[Family]:
+    """Every VM, reusing a VM's rendered lines until it or its placement changes.
+
+    Re-rendering 10,000 VMs from scratch takes about half a second; most renders are
+    triggered by a handful of changed VMs or by the idle heartbeat, so the cache keeps a
+    render to the changed VMs plus the timestamp families.
+    """
+    families = _families()
+    guest_seen = Family(
+        "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds",
+        "Last time the exporter saw the guest heartbeat green, Unix seconds.",
+    )
+    app_seen = Family(
+        "vsphere_vm_app_heartbeat_last_green_timestamp_seconds",
+        "Last time the exporter saw the application heartbeat green, Unix seconds.",
+    )
+    topo = ctx.topology
+    healthy = ctx.inventory.last_healthy
+    objects = ctx.inventory.objects
+    old_cache = ctx.inventory.render_cache.get("vm", {})
+    cache: dict[str, tuple[tuple[object, ...], list[str]]] = {}
+    fields_key = len(topo.custom_fields)
+    for vm in ctx.objects("VirtualMachine"):
+        if vm.get("config.template"):
+            continue
+        host_id = vm.get("runtime.host") or ""
+        host = objects.get(host_id)
+        cluster_id, cluster = topo.host_cluster.get(host_id, ("", ""))
+        placement = (
+            host_id,
+            host.name if host is not None else "",
+            cluster_id,
+            cluster,
+            topo.datacenter(host_id) if host_id else "",
+            topo.host_fault_domain.get(host_id, ""),
+        )
+        key = (vm.rev, fields_key, *placement)
+        entry = old_cache.get(vm.moid)
+        if entry is None or entry[0] != key:
+            entry = (key, _render_vm(ctx, vm, placement))
+        cache[vm.moid] = entry
+        for fam, fragment in zip(families, entry[1], strict=True):
+            if fragment:
+                fam.lines.append(fragment)
+        base = ctx.base("vm", vm)
+        if (ts := healthy.get((vm.moid, "guest"))) is not None:
+            guest_seen.add(base, ts)
+        if (ts := healthy.get((vm.moid, "app"))) is not None:
+            app_seen.add(base, ts)
+    ctx.inventory.render_cache["vm"] = cache
+    return [*families, guest_seen, app_seen]

@@ -1,0 +1,514 @@
+"""The stack's YAML configuration: loaded once, validated completely, errors name the key.
+
+One file configures the exporter and the remediator (``remediator:``) and later sections;
+this module validates the parts the exporter owns and keeps every top-level section in
+``Config.raw`` so other components validate their own.  Secrets are read from files or the
+environment only, and are wrapped in :class:`Secret` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+RESTART_PRIORITIES = ("disabled", "lowest", "low", "medium", "high", "highest")
+DEFAULT_LISTEN = "127.0.0.1:9272"
+KNOWN_SECTIONS = {
+    "listen",
+    "vcenters",
+    "fault_domains",
+    "protection",
+    "restart_priority",
+    "sync",
+    "remediator",
+    "performance",
+    "cost",
+    "demo",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, always naming the offending key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+class Secret:
+    """A string that prints as ``***`` so it cannot leak into logs or reprs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class VCenterConfig:
+    name: str
+    url: str
+    user: str
+    password: Secret
+    verify_tls: bool = True
+    ca_file: str | None = None
+    timeout_seconds: float = 60.0
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parsed = urlparse(self.url)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    @property
+    def path(self) -> str:
+        return urlparse(self.url).path or "/sdk"
+
+
+@dataclass(frozen=True)
+class FaultDomainRule:
+    pattern: re.Pattern[str]
+    fault_domain: str
+
+
+@dataclass(frozen=True)
+class FaultDomainConfig:
+    """Where a host's fault domain (shared power feed, switch, rack) comes from.
+
+    Precedence: static lists, then the custom attribute, then name rules; first match wins.
+    """
+
+    custom_attribute: str | None = None
+    rules: tuple[FaultDomainRule, ...] = ()
+    static: Mapping[str, str] = field(default_factory=dict)  # host name -> fault domain
+
+    def resolve(self, host_name: str, attributes: Mapping[str, str]) -> str:
+        if host_name in self.static:
+            return self.static[host_name]
+        if self.custom_attribute and attributes.get(self.custom_attribute):
+            return attributes[self.custom_attribute]
+        for rule in self.rules:
+            if rule.pattern.search(host_name):
+                return rule.fault_domain
+        return ""
+
+
+_FALSE_WORDS = {"false", "no", "off", "0", "disabled", "unprotected"}
+
+
+@dataclass(frozen=True)
+class ProtectionConfig:
+    """Which VMs the stack protects: all, minus name patterns and an opt-out attribute."""
+
+    exclude_names: tuple[re.Pattern[str], ...] = ()
+    custom_attribute: str | None = None
+
+    def is_protected(self, vm_name: str, attributes: Mapping[str, str]) -> bool:
+        if any(p.search(vm_name) for p in self.exclude_names):
+            return False
+        if self.custom_attribute:
+            value = attributes.get(self.custom_attribute, "").strip().lower()
+            if value in _FALSE_WORDS:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class PriorityRule:
+    pattern: re.Pattern[str]
+    priority: str
+
+
+@dataclass(frozen=True)
+class RestartPriorityConfig:
+    """Restart priority: the VM's custom attribute, else name rules, else the default."""
+
+    custom_attribute: str | None = "HA-RestartPriority"
+    rules: tuple[PriorityRule, ...] = ()
+    default: str = "medium"
+
+    def resolve(self, vm_name: str, attributes: Mapping[str, str]) -> str:
+        if self.custom_attribute:
+            value = attributes.get(self.custom_attribute, "").strip().lower()
+            for known in RESTART_PRIORITIES:
+                if value == known.lower():
+                    return known
+        for rule in self.rules:
+            if rule.pattern.search(vm_name):
+                return rule.priority
+        return self.default
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """How the property-collector follower waits and backs off."""
+
+    max_wait_seconds: int = 10
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    stale_after_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Config:
+    listen_host: str
+    listen_port: int
+    vcenters: tuple[VCenterConfig, ...]
+    fault_domains: FaultDomainConfig
+    protection: ProtectionConfig
+    restart_priority: RestartPriorityConfig
+    sync: SyncConfig
+    raw: Mapping[str, Any]
+    path: str | None = None
+
+    @property
+    def listen(self) -> str:
+        return f"{self.listen_host}:{self.listen_port}"
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A top-level section other components validate themselves (``{}`` when absent)."""
+        value = self.raw.get(name) or {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(name, "must be a mapping")
+        return value
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _unknown_keys(section: Mapping[str, Any], allowed: set[str], key: str) -> None:
+    extra = sorted(str(k) for k in section if k not in allowed)
+    if extra:
+        prefix = f"{key}." if key else ""
+        raise ConfigError(
+            f"{prefix}{extra[0]}",
+            f"unknown key (allowed: {', '.join(sorted(allowed))})",
+        )
+
+
+def _str(value: Any, key: str, *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            raise ConfigError(key, "is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, "must be a non-empty string")
+    return value
+
+
+def _bool(value: Any, key: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(key, "must be true or false")
+    return value
+
+
+def _number(value: Any, key: str, default: float, *, minimum: float = 0.0) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, "must be a number")
+    if value < minimum:
+        raise ConfigError(key, f"must be >= {minimum:g}")
+    return float(value)
+
+
+def _regex(value: Any, key: str) -> re.Pattern[str]:
+    text = _str(value, key)
+    assert text is not None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(key, f"invalid regular expression: {exc}") from None
+
+
+def parse_listen(value: Any, key: str = "listen") -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:port``) into its parts."""
+    text = _str(value, key)
+    assert text is not None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(key, f"must be HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    try:
+        port_num = int(port)
+    except ValueError:
+        raise ConfigError(key, f"port must be a number, got {port!r}") from None
+    if not 0 <= port_num <= 65535:
+        raise ConfigError(key, f"port must be 0..65535, got {port_num}")
+    return host, port_num
+
+
+def read_secret(entry: Mapping[str, Any], key: str, base: Path | None, what: str) -> Secret:
+    """A secret from ``<what>_file`` or ``<what>_env``; inline values are refused."""
+    if what in entry:
+        raise ConfigError(
+            f"{key}.{what}",
+            f"inline secrets are not accepted; use {what}_file or {what}_env",
+        )
+    file_key, env_key = f"{what}_file", f"{what}_env"
+    if entry.get(file_key) is not None and entry.get(env_key) is not None:
+        raise ConfigError(key, f"set only one of {file_key} and {env_key}")
+    if entry.get(file_key) is not None:
+        path_text = _str(entry[file_key], f"{key}.{file_key}")
+        assert path_text is not None
+        path = Path(path_text)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}.{file_key}", f"cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{key}.{file_key}", f"{path} is empty")
+        return Secret(value)
+    if entry.get(env_key) is not None:
+        name = _str(entry[env_key], f"{key}.{env_key}")
+        assert name is not None
+        value = os.environ.get(name, "")
+        if not value:
+            raise ConfigError(f"{key}.{env_key}", f"environment variable {name} is not set")
+        return Secret(value)
+    raise ConfigError(key, f"{file_key} or {env_key} is required")
+
+
+# --- sections -------------------------------------------------------------------------
+
+_VCENTER_KEYS = {
+    "name",
+    "url",
+    "user",
+    "password",
+    "password_file",
+    "password_env",
+    "verify_tls",
+    "ca_file",
+    "timeout_seconds",
+}
+
+
+def _vcenter(entry: Any, key: str, base: Path | None) -> VCenterConfig:
+    entry = _mapping(entry, key)
+    _unknown_keys(entry, _VCENTER_KEYS, key)
+    name = _str(entry.get("name"), f"{key}.name")
+    if name and not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+        raise ConfigError(f"{key}.name", "may contain only letters, digits and _ . : -")
+    url = _str(entry.get("url"), f"{key}.url")
+    assert name is not None and url is not None
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ConfigError(
+            f"{key}.url", f"must be an https:// URL such as https://vc/sdk, got {url!r}"
+        )
+    user = _str(entry.get("user"), f"{key}.user")
+    assert user is not None
+    ca_file = _str(entry.get("ca_file"), f"{key}.ca_file", required=False)
+    if ca_file is not None:
+        ca_path = Path(ca_file)
+        if base is not None and not ca_path.is_absolute():
+            ca_path = base / ca_path
+        if not ca_path.is_file():
+            raise ConfigError(f"{key}.ca_file", f"no such file: {ca_path}")
+        ca_file = str(ca_path)
+    return VCenterConfig(
+        name=name,
+        url=url,
+        user=user,
+        password=read_secret(entry, key, base, "password"),
+        verify_tls=_bool(entry.get("verify_tls"), f"{key}.verify_tls", True),
+        ca_file=ca_file,
+        timeout_seconds=_number(
+            entry.get("timeout_seconds"), f"{key}.timeout_seconds", 60.0, minimum=1.0
+        ),
+    )
+
+
+def _fault_domains(section: Any) -> FaultDomainConfig:
+    key = "fault_domains"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"custom_attribute", "rules", "static"}, key)
+    attr = _str(section.get("custom_attribute"), f"{key}.custom_attribute", required=False)
+    rules = []
+    raw_rules = section.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"{key}.rules", "must be a list of {match, fault_domain}")
+    for i, rule in enumerate(raw_rules):
+        rkey = f"{key}.rules[{i}]"
+        rule = _mapping(rule, rkey)
+        _unknown_keys(rule, {"match", "fault_domain"}, rkey)
+        fd = _str(rule.get("fault_domain"), f"{rkey}.fault_domain")
+        assert fd is not None
+        rules.append(FaultDomainRule(_regex(rule.get("match"), f"{rkey}.match"), fd))
+    static: dict[str, str] = {}
+    for fd, hosts in _mapping(section.get("static"), f"{key}.static").items():
+        skey = f"{key}.static.{fd}"
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            raise ConfigError(skey, "must be a list of host names")
+        for host in hosts:
+            if host in static and static[host] != fd:
+                raise ConfigError(
+                    skey, f"host {host!r} is already in fault domain {static[host]!r}"
+                )
+            static[host] = str(fd)
+    return FaultDomainConfig(custom_attribute=attr, rules=tuple(rules), static=static)
+
+
+def _protection(section: Any) -> ProtectionConfig:
+    key = "protection"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"exclude_names", "custom_attribute"}, key)
+    names = section.get("exclude_names") or []
+    if not isinstance(names, list):
+        raise ConfigError(f"{key}.exclude_names", "must be a list of regular expressions")
+    return ProtectionConfig(
+        exclude_names=tuple(_regex(n, f"{key}.exclude_names[{i}]") for i, n in enumerate(names)),
+        custom_attribute=_str(
+            section.get("custom_attribute"), f"{key}.custom_attribute", required=False
+        ),
+    )
+
+
+def _priority(value: Any, key: str) -> str:
+    text = _str(value, key)
+    if text not in RESTART_PRIORITIES:
+        raise ConfigError(key, f"must be one of {', '.join(RESTART_PRIORITIES)}, got {text!r}")
+    assert text is not None
+    return text
+
+
+def _restart_priority(section: Any) -> RestartPriorityConfig:
+    key = "restart_priority"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"custom_attribute", "rules", "default"}, key)
+    raw_rules = section.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"{key}.rules", "must be a list of {match, priority}")
+    rules = []
+    for i, rule in enumerate(raw_rules):
+        rkey = f"{key}.rules[{i}]"
+        rule = _mapping(rule, rkey)
+        _unknown_keys(rule, {"match", "priority"}, rkey)
+        rules.append(
+            PriorityRule(
+                _regex(rule.get("match"), f"{rkey}.match"),
+                _priority(rule.get("priority"), f"{rkey}.priority"),
+            )
+        )
+    attr = section.get("custom_attribute", "HA-RestartPriority")
+    return RestartPriorityConfig(
+        custom_attribute=_str(attr, f"{key}.custom_attribute", required=False),
+        rules=tuple(rules),
+        default=_priority(section.get("default", "medium"), f"{key}.default"),
+    )
+
+
+def _sync(section: Any) -> SyncConfig:
+    key = "sync"
+    section = _mapping(section, key)
+    _unknown_keys(
+        section,
+        {
+            "max_wait_seconds",
+            "backoff_initial_seconds",
+            "backoff_max_seconds",
+            "stale_after_seconds",
+        },
+        key,
+    )
+    return SyncConfig(
+        max_wait_seconds=int(
+            _number(section.get("max_wait_seconds"), f"{key}.max_wait_seconds", 10, minimum=1)
+        ),
+        backoff_initial_seconds=_number(
+            section.get("backoff_initial_seconds"),
+            f"{key}.backoff_initial_seconds",
+            1.0,
+            minimum=0.05,
+        ),
+        backoff_max_seconds=_number(
+            section.get("backoff_max_seconds"), f"{key}.backoff_max_seconds", 60.0, minimum=0.1
+        ),
+        stale_after_seconds=_number(
+            section.get("stale_after_seconds"), f"{key}.stale_after_seconds", 120.0, minimum=1
+        ),
+    )
+
+
+def parse_config(data: Any, *, base: Path | None = None, path: str | None = None) -> Config:
+    """Validate a parsed YAML document; raises :class:`ConfigError` naming the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("", "the configuration must be a YAML mapping at the top level")
+    _unknown_keys(data, KNOWN_SECTIONS, "")
+    host, port = parse_listen(data.get("listen", DEFAULT_LISTEN))
+    raw_vcenters = data.get("vcenters") or []
+    if not isinstance(raw_vcenters, list):
+        raise ConfigError("vcenters", "must be a list")
+    vcenters = tuple(_vcenter(v, f"vcenters[{i}]", base) for i, v in enumerate(raw_vcenters))
+    seen: set[str] = set()
+    for i, vc in enumerate(vcenters):
+        if vc.name in seen:
+            raise ConfigError(f"vcenters[{i}].name", f"duplicate vCenter name {vc.name!r}")
+        seen.add(vc.name)
+    return Config(
+        listen_host=host,
+        listen_port=port,
+        vcenters=vcenters,
+        fault_domains=_fault_domains(data.get("fault_domains")),
+        protection=_protection(data.get("protection")),
+        restart_priority=_restart_priority(data.get("restart_priority")),
+        sync=_sync(data.get("sync")),
+        raw=dict(data),
+        path=path,
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; every failure is a :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError("", f"{p}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, base=p.parent, path=str(p))

@@ -1,0 +1,91 @@
+"""Metric families as pre-formatted exposition lines, and their text rendering.
+
+This follows prometheus_client's custom-collector pattern (``collect()`` builds families
+from a snapshot, nothing global is mutated per update) but keeps samples as ready-made
+lines: ``generate_latest`` over 370,000 samples (10,000 VMs) takes ~3.3 s on this machine,
+these lines take ~0.2 s, which is what keeps ``/metrics`` cheap at any inventory size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape(value: str) -> str:
+    """Escape a label value for the text exposition format."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def labels(pairs: Iterable[tuple[str, str]]) -> str:
+    """A label block body (without braces) from (name, value) pairs."""
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+
+
+def fmt(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+@dataclass
+class Family:
+    """One metric family: a name, its type and help, and its sample lines."""
+
+    name: str
+    help: str
+    type: str = "gauge"
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, label_block: str, value: float, suffix: str = "") -> None:
+        """Add a sample; ``label_block`` is the body of ``{...}`` (may be empty)."""
+        name = self.name + suffix
+        if label_block:
+            self.lines.append(f"{name}{{{label_block}}} {fmt(value)}\n")
+        else:
+            self.lines.append(f"{name} {fmt(value)}\n")
+
+    def add_enum(
+        self, label_block: str, label: str, states: Sequence[str], current: str | None
+    ) -> None:
+        """One series per possible state: 1 for the current one, 0 for the others."""
+        prefix = (
+            f'{self.name}{{{label_block},{label}="' if label_block else f'{self.name}{{{label}="'
+        )
+        for state in states:
+            self.lines.append(f'{prefix}{state}"}} {"1" if state == current else "0"}\n')
+
+    def render(self) -> str:
+        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n" + "".join(
+            self.lines
+        )
+
+
+def merge(families: Iterable[Family]) -> list[Family]:
+    """Join families of the same name (from several vCenters) keeping first-seen order."""
+    by_name: dict[str, Family] = {}
+    for fam in families:
+        existing = by_name.get(fam.name)
+        if existing is None:
+            by_name[fam.name] = Family(fam.name, fam.help, fam.type, list(fam.lines))
+        else:
+            existing.lines.extend(fam.lines)
+    return list(by_name.values())
+
+
+def render(families: Iterable[Family]) -> str:
+    return "".join(f.render() for f in merge(families))

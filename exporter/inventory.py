@@ -1,0 +1,338 @@
+"""The in-memory image of one vCenter, fed by property-collector updates.
+
+Values are converted to plain Python (str, float, bool, moid strings) as they arrive, so
+the pyvmomi objects can be freed and rendering never touches the SOAP layer.  Every
+applied batch bumps ``generation``, which is what the renderer keys its cache on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# What we ask vCenter for, per managed object type.  Short on purpose: every property here
+# costs memory and update traffic at 10,000 VMs.
+PROPERTIES: dict[str, list[str]] = {
+    "Folder": ["parent"],
+    "Datacenter": ["name", "parent"],
+    "ComputeResource": ["name", "parent"],
+    "ClusterComputeResource": ["name", "parent", "configurationEx", "summary"],
+    "HostSystem": [
+        "name",
+        "parent",
+        "overallStatus",
+        "customValue",
+        "runtime.connectionState",
+        "runtime.powerState",
+        "runtime.inMaintenanceMode",
+        "runtime.inQuarantineMode",
+        "runtime.dasHostState",
+        "runtime.bootTime",
+        "summary.hardware.numCpuCores",
+        "summary.hardware.cpuMhz",
+        "summary.hardware.memorySize",
+        "summary.quickStats.overallCpuUsage",
+        "summary.quickStats.overallMemoryUsage",
+        "summary.config.product.version",
+    ],
+    "VirtualMachine": [
+        "name",
+        "customValue",
+        "config.template",
+        "runtime.host",
+        "runtime.powerState",
+        "runtime.connectionState",
+        "runtime.bootTime",
+        "guestHeartbeatStatus",
+        "guest.toolsRunningStatus",
+        "guest.appHeartbeatStatus",
+        "summary.config.guestFullName",
+        "summary.config.numCpu",
+        "summary.config.memorySizeMB",
+        "summary.config.cpuReservation",
+        "summary.config.memoryReservation",
+        "summary.quickStats.overallCpuUsage",
+        "summary.quickStats.guestMemoryUsage",
+        "summary.quickStats.hostMemoryUsage",
+        "summary.storage.committed",
+        "snapshot",
+    ],
+    "Datastore": [
+        "name",
+        "parent",
+        "summary.capacity",
+        "summary.freeSpace",
+        "summary.accessible",
+        "summary.type",
+        "vm",
+    ],
+}
+
+KIND_OF_TYPE = {
+    "Datacenter": "datacenter",
+    "ClusterComputeResource": "cluster",
+    "HostSystem": "host",
+    "VirtualMachine": "vm",
+    "Datastore": "datastore",
+}
+
+
+_REVISIONS = itertools.count(1)
+
+
+@dataclass
+class ManagedObject:
+    """One managed object: its type, moid and converted properties by path.
+
+    ``rev`` changes whenever a property does (unique across objects and resyncs), so
+    renderers can cache per-object output keyed on it.
+    """
+
+    moid: str
+    type: str
+    props: dict[str, Any] = field(default_factory=dict)
+    rev: int = field(default_factory=lambda: next(_REVISIONS))
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self.props.get(path, default)
+
+    @property
+    def name(self) -> str:
+        return str(self.props.get("name") or self.moid)
+
+
+def _timestamp(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _snapshot_summary(info: Any) -> dict[str, float]:
+    """Count snapshots and find the oldest, walking the snapshot tree once."""
+    count = 0
+    oldest: float | None = None
+    stack = list(getattr(info, "rootSnapshotList", None) or [])
+    while stack:
+        node = stack.pop()
+        count += 1
+        created = getattr(node, "createTime", None)
+        if isinstance(created, datetime):
+            ts = created.timestamp()
+            oldest = ts if oldest is None else min(oldest, ts)
+        stack.extend(getattr(node, "childSnapshotList", None) or [])
+    result: dict[str, float] = {"count": float(count)}
+    if oldest is not None:
+        result["oldest"] = oldest
+    return result
+
+
+def _policy_name(policy: Any) -> str:
+    name = type(policy).__name__ if policy is not None else ""
+    if "FailoverLevel" in name:
+        return "failover_level"
+    if "FailoverResources" in name:
+        return "resource_percentage"
+    if "FailoverHost" in name:
+        return "failover_hosts"
+    return "none"
+
+
+def _cluster_config(cfg: Any) -> dict[str, Any]:
+    """The HA and DRS settings an admin reasons about, out of ``configurationEx``."""
+    das = getattr(cfg, "dasConfig", None)
+    drs = getattr(cfg, "drsConfig", None)
+    out: dict[str, Any] = {
+        "ha_enabled": bool(getattr(das, "enabled", False)),
+        "admission_control_enabled": bool(getattr(das, "admissionControlEnabled", False)),
+        "vm_monitoring": getattr(das, "vmMonitoring", None) or "vmMonitoringDisabled",
+        "drs_enabled": bool(getattr(drs, "enabled", False)),
+        "drs_behavior": getattr(drs, "defaultVmBehavior", None) or "manual",
+    }
+    policy = getattr(das, "admissionControlPolicy", None)
+    out["policy"] = _policy_name(policy) if out["admission_control_enabled"] else "none"
+    level = getattr(policy, "failoverLevel", None)
+    if level is None and policy is not None and out["policy"] == "failover_hosts":
+        level = len(getattr(policy, "failoverHosts", None) or [])
+    if level is None:
+        level = getattr(das, "failoverLevel", None)
+    out["failover_level"] = float(level or 0) if out["admission_control_enabled"] else 0.0
+    tools = getattr(getattr(das, "defaultVmSettings", None), "vmToolsMonitoringSettings", None)
+    for attr, key in (
+        ("failureInterval", "failure_interval"),
+        ("minUpTime", "min_uptime"),
+        ("maxFailures", "max_failures"),
+        ("maxFailureWindow", "max_failure_window"),
+    ):
+        value = getattr(tools, attr, None)
+        if value is not None:
+            out[key] = float(value)
+    return out
+
+
+def _cluster_summary(summary: Any) -> dict[str, float]:
+    mhz, mib = 1e6, 1024.0 * 1024.0
+    return {
+        "effective_cpu_hz": float(getattr(summary, "effectiveCpu", 0) or 0) * mhz,
+        "effective_memory_bytes": float(getattr(summary, "effectiveMemory", 0) or 0) * mib,
+        "total_cpu_hz": float(getattr(summary, "totalCpu", 0) or 0) * mhz,
+        "total_memory_bytes": float(getattr(summary, "totalMemory", 0) or 0),
+    }
+
+
+def convert(path: str, value: Any) -> Any:
+    """Turn a pyvmomi property value into the plain form the inventory keeps."""
+    if value is None:
+        return None
+    if path == "customValue":
+        return {int(v.key): str(getattr(v, "value", "")) for v in value}
+    if path == "snapshot":
+        return _snapshot_summary(value)
+    if path == "runtime.dasHostState":
+        return getattr(value, "state", None)
+    if path == "configurationEx":
+        return _cluster_config(value)
+    if path == "summary":
+        return _cluster_summary(value)
+    if path == "vm":
+        return len(value)
+    if path == "field":
+        return {int(f.key): str(f.name) for f in value}
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    moid = getattr(value, "_moId", None)
+    if moid is not None:
+        return str(moid)
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+class Inventory:
+    """One vCenter's objects plus its sync status; guarded by a lock for the renderer.
+
+    The follower thread replaces or mutates it under ``lock``; the renderer reads a
+    consistent view under the same lock and only while ``generation`` is unchanged.
+    """
+
+    def __init__(self, vcenter: str) -> None:
+        self.vcenter = vcenter
+        self.lock = threading.RLock()
+        self.objects: dict[str, ManagedObject] = {}
+        self.custom_fields: dict[int, str] = {}
+        self.generation = 0
+        # Sync status.
+        self.up = False
+        self.synced = False
+        self.last_success: float | None = None
+        self.sync_duration: float | None = None
+        self.updates_total = 0
+        self.resyncs_total = 0
+        self.errors_total: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.about: dict[str, str] = {}
+        # Times the exporter last saw something healthy: (moid, what) -> timestamp.
+        self.last_healthy: dict[tuple[str, str], float] = {}
+        # Per-object rendered fragments, owned by the collectors (see collectors/vms.py).
+        self.render_cache: dict[str, Any] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    # --- change notification -------------------------------------------------------
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        self._listeners.append(fn)
+
+    def touch(self) -> None:
+        """Bump the generation and wake listeners (the renderer)."""
+        with self.lock:
+            self.generation += 1
+        for fn in list(self._listeners):
+            fn()
+
+    # --- status --------------------------------------------------------------------
+    def record_error(self, reason: str, message: str) -> None:
+        with self.lock:
+            self.errors_total[reason] = self.errors_total.get(reason, 0) + 1
+            self.last_error = message
+            self.up = False
+        self.touch()
+
+    def mark_alive(self, now: float | None = None) -> None:
+        """A successful round trip: everything connected/green is confirmed as of now."""
+        now = time.time() if now is None else now
+        with self.lock:
+            self.last_success = now
+            self._confirm_healthy(now)
+        self.touch()
+
+    def _confirm_healthy(self, now: float) -> None:
+        for obj in self.objects.values():
+            if obj.type == "HostSystem":
+                if obj.get("runtime.connectionState") == "connected":
+                    self.last_healthy[(obj.moid, "connected")] = now
+            elif obj.type == "VirtualMachine":
+                if obj.get("guestHeartbeatStatus") == "green":
+                    self.last_healthy[(obj.moid, "guest")] = now
+                if obj.get("guest.appHeartbeatStatus") == "appStatusGreen":
+                    self.last_healthy[(obj.moid, "app")] = now
+
+    # --- updates -------------------------------------------------------------------
+    def replace(self, objects: dict[str, ManagedObject], custom_fields: dict[int, str]) -> None:
+        """Swap in a complete, freshly synced image (initial sync or resync)."""
+        with self.lock:
+            self.objects = objects
+            self.custom_fields = custom_fields
+            live = set(objects)
+            self.last_healthy = {k: v for k, v in self.last_healthy.items() if k[0] in live}
+            self.synced = True
+            self.up = True
+            self.resyncs_total += 1
+
+    def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> int:
+        """Apply (kind, type, moid, [(op, path, value)]) object updates; returns how many."""
+        n = 0
+        with self.lock:
+            apply_object_updates(self.objects, self.custom_fields, updates)
+            self.updates_total += 1
+            n += 1
+        return n
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(KIND_OF_TYPE.values(), 0)
+        with self.lock:
+            for obj in self.objects.values():
+                kind = KIND_OF_TYPE.get(obj.type)
+                if kind is None:
+                    continue
+                if kind == "vm" and obj.get("config.template"):
+                    continue
+                out[kind] += 1
+        return out
+
+
+def apply_object_updates(
+    objects: dict[str, ManagedObject],
+    custom_fields: dict[int, str],
+    updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]],
+) -> None:
+    """Fold property-collector object updates into ``objects`` (and custom field names)."""
+    for kind, type_name, moid, changes in updates:
+        if kind == "leave":
+            objects.pop(moid, None)
+            continue
+        if type_name == "CustomFieldsManager":
+            for _op, path, value in changes:
+                if path == "field":
+                    custom_fields.clear()
+                    custom_fields.update(value or {})
+            continue
+        obj = objects.get(moid)
+        if obj is None:
+            obj = objects[moid] = ManagedObject(moid=moid, type=type_name)
+        for op, path, value in changes:
+            if op in ("remove", "indirectRemove") or value is None:
+                obj.props.pop(path, None)
+            else:
+                obj.props[path] = value
+        obj.rev = next(_REVISIONS)

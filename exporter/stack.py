@@ -1,0 +1,366 @@
+"""The whole stack as processes on loopback: simulator, exporter, remediator, Prometheus,
+Alertmanager.  Used by ``vha demo`` and by the end-to-end tests, so what a person watches in
+the demo is exactly what the tests assert on.
+
+Every process is started with its own log file under the run directory and stopped by its
+PID (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_BIN = "prometheus"
+ALERTMANAGER_BIN = "prometheus-alertmanager"
+
+
+class StackError(RuntimeError):
+    """A component did not start; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> bytes:
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        return bytes(resp.read())
+
+
+def get_json(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> Any:
+    return json.loads(http_get(url, timeout, headers))
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready_url: str | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(  # noqa: S603 - argv built by us
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise StackError(f"{self.name} exited early; see {self.log_path}:\n{self.tail()}")
+            if self.ready_url is None:
+                return
+            try:
+                http_get(self.ready_url, timeout=1.0)
+                return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise StackError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM by PID, then SIGKILL if it does not go."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class StackOptions:
+    """Sizes and timings; the defaults are the demo's, tests pass faster ones."""
+
+    run_dir: Path = ROOT / "run" / "demo"
+    config_path: str | None = None
+    rules_profile: str = "test"  # short `for` values so a person sees results in seconds
+    scrape_interval: str = "1s"
+    evaluation_interval: str = "1s"
+    sim: dict[str, Any] = field(
+        default_factory=lambda: {
+            "datacenters": 1,
+            "clusters": 3,
+            "hosts": 8,
+            "vms": 100,
+            "fault_domains": 2,
+        }
+    )
+    remediator_overrides: dict[str, Any] = field(default_factory=dict)
+    with_remediator: bool = True
+    fixed_ports: bool = False  # demo: well-known ports; tests: free ports
+
+
+class Stack:
+    """Starts and stops the stack; exposes each component's URL."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.opts = options
+        self.run_dir = options.run_dir
+        self.sim: Any = None
+        self.processes: dict[str, Process] = {}
+        self.config: Config | None = None
+        fixed = options.fixed_ports
+        self.ports = {
+            "exporter": 9272 if fixed else free_port(),
+            "remediator": 9273 if fixed else free_port(),
+            "prometheus": 9090 if fixed else free_port(),
+            "alertmanager": 9093 if fixed else free_port(),
+        }
+        self.token = secrets.token_urlsafe(24)
+
+    # --- URLs --------------------------------------------------------------------------
+    def url(self, component: str) -> str:
+        return f"http://127.0.0.1:{self.ports[component]}"
+
+    @property
+    def token_file(self) -> Path:
+        return self.run_dir / "secrets" / "remediator-token"
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> None:
+        if shutil.which(PROMETHEUS_BIN) is None or shutil.which(ALERTMANAGER_BIN) is None:
+            raise StackError(
+                "prometheus and prometheus-alertmanager are not installed; run `make setup`"
+            )
+        if self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        (self.run_dir / "secrets").mkdir(parents=True)
+        self.token_file.write_text(self.token + "\n")
+        self.token_file.chmod(0o600)
+        try:
+            config_file = self._write_config()
+            self._write_rules()
+            self._write_prometheus()
+            self._write_alertmanager()
+            self._start_processes(config_file, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for name in ("prometheus", "alertmanager", "remediator", "exporter"):
+            proc = self.processes.get(name)
+            if proc is not None:
+                proc.stop()
+        if self.sim is not None:
+            self.sim.stop()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- files -------------------------------------------------------------------------
+    def _write_config(self) -> Path:
+        data: dict[str, Any] = {}
+        if self.opts.config_path:
+            data = yaml.safe_load(Path(self.opts.config_path).read_text()) or {}
+            base = Path(self.opts.config_path).resolve().parent
+            for entry in data.get("vcenters") or []:
+                for key in ("password_file", "ca_file"):
+                    if entry.get(key) and not Path(entry[key]).is_absolute():
+                        entry[key] = str(base / entry[key])
+        real_vcenter = bool(data.get("vcenters"))
+        if not real_vcenter:
+            from sim.harness import Simulator  # noqa: PLC0415 - only when simulating
+
+            self.sim = Simulator(**self.opts.sim)
+            self.sim.start()
+            pw = self.run_dir / "secrets" / "vcsim-password"
+            pw.write_text(self.sim.password + "\n")
+            vc: dict[str, Any] = {
+                "name": "vcsim",
+                "url": self.sim.sdk_url,
+                "user": self.sim.username,
+                "password_file": str(pw),
+            }
+            if self.sim.ca_file:
+                vc["ca_file"] = self.sim.ca_file
+            else:
+                vc["verify_tls"] = False
+            data["vcenters"] = [vc]
+            data.setdefault("fault_domains", {"custom_attribute": "HA-FaultDomain"})
+            data.setdefault("sync", {"max_wait_seconds": 2})
+        data["listen"] = f"127.0.0.1:{self.ports['exporter']}"
+        rem = dict(data.get("remediator") or {})
+        rem["listen"] = f"127.0.0.1:{self.ports['remediator']}"
+        rem.pop("bearer_token_env", None)
+        rem["bearer_token_file"] = str(self.token_file)
+        rem.setdefault("journal", str(self.run_dir / "remediator.sqlite"))
+        if not real_vcenter:
+            rem.setdefault("dry_run", False)  # the simulator is ours to change
+        rem.update(self.opts.remediator_overrides)
+        data["remediator"] = rem
+        path = self.run_dir / "config.yml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.config = load_config(path)
+        return path
+
+    def _write_rules(self) -> None:
+        out = self.run_dir / "rules"
+        subprocess.run(  # noqa: S603
+            [
+                sys.executable,
+                str(ROOT / "rules" / "generate.py"),
+                "--profile",
+                self.opts.rules_profile,
+                "--out",
+                str(out),
+            ],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+
+    def _write_prometheus(self) -> None:
+        prom = {
+            "global": {
+                "scrape_interval": self.opts.scrape_interval,
+                "evaluation_interval": self.opts.evaluation_interval,
+            },
+            "rule_files": [str(self.run_dir / "rules" / "*.yml")],
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [f"127.0.0.1:{self.ports['alertmanager']}"]}]}
+                ]
+            },
+            "scrape_configs": [
+                {
+                    "job_name": "vsphere",
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['exporter']}"]}],
+                },
+                {
+                    "job_name": "vha-remediator",
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['remediator']}"]}],
+                },
+            ],
+        }
+        (self.run_dir / "prometheus.yml").write_text(yaml.safe_dump(prom, sort_keys=False))
+
+    def _write_alertmanager(self) -> None:
+        text = (ROOT / "alertmanager" / "alertmanager.yml").read_text()
+        text = text.replace("http://127.0.0.1:9273", self.url("remediator"))
+        text = text.replace("/etc/vha/remediator-token", str(self.token_file))
+        (self.run_dir / "alertmanager.yml").write_text(text)
+
+    def _start_processes(self, config_file: Path, timeout: float) -> None:
+        logs = self.run_dir / "logs"
+        env = dict(os.environ)
+        py = [sys.executable, "-m", "exporter.cli"]
+        self.processes["exporter"] = Process(
+            "exporter",
+            [*py, "exporter", "--config", str(config_file)],
+            logs / "exporter.log",
+            f"{self.url('exporter')}/readyz",
+        )
+        if self.opts.with_remediator:
+            self.processes["remediator"] = Process(
+                "remediator",
+                [*py, "remediator", "--config", str(config_file)],
+                logs / "remediator.log",
+                f"{self.url('remediator')}/healthz",
+            )
+        self.processes["alertmanager"] = Process(
+            "alertmanager",
+            [
+                ALERTMANAGER_BIN,
+                f"--config.file={self.run_dir / 'alertmanager.yml'}",
+                f"--storage.path={self.run_dir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
+                "--cluster.listen-address=",
+            ],
+            logs / "alertmanager.log",
+            f"{self.url('alertmanager')}/-/ready",
+        )
+        self.processes["prometheus"] = Process(
+            "prometheus",
+            [
+                PROMETHEUS_BIN,
+                f"--config.file={self.run_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.run_dir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+                "--web.enable-lifecycle",
+            ],
+            logs / "prometheus.log",
+            f"{self.url('prometheus')}/-/ready",
+        )
+        for proc in self.processes.values():
+            proc.start(env)
+        for proc in self.processes.values():
+            proc.wait_ready(timeout)
+
+    # --- queries -----------------------------------------------------------------------
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query against the stack's Prometheus."""
+        url = f"{self.url('prometheus')}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = get_json(url)
+        if body.get("status") != "success":
+            raise StackError(f"query {expr!r} failed: {body}")
+        return list(body["data"]["result"])
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        return list(get_json(f"{self.url('prometheus')}/api/v1/alerts")["data"]["alerts"])
+
+    def remediator_actions(self, **filters: str) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode(filters)
+        data = get_json(
+            f"{self.url('remediator')}/api/v1/actions?{query}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        if isinstance(data, dict):
+            return list(data.get("actions", []))
+        return list(data)

@@ -1,0 +1,173 @@
+"""Follows one vCenter with a PropertyCollector filter and ``WaitForUpdatesEx``.
+
+One thread per vCenter (pyvmomi blocks), so a slow or dead vCenter never delays the others
+or the event loop.  A fresh session gets a private PropertyCollector, a ContainerView over
+the whole inventory and one filter; the initial sync is read in pages and swapped into the
+inventory whole, then updates are folded in as they come.  Any failure (lost session,
+restarted vCenter, invalidated filter) marks the vCenter down, backs off, and starts over
+with a full resync, so the image can never drift from vCenter's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+from .config import SyncConfig, VCenterConfig
+from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, convert
+from .vcenter import classify, connect, describe, disconnect
+
+log = logging.getLogger(__name__)
+PAGE_OBJECTS = 2000
+
+
+def _filter_spec(content: Any, view: Any) -> Any:
+    traverse = vmodl.query.PropertyCollector.TraversalSpec(
+        name="view", type=vim.view.ContainerView, path="view", skip=False
+    )
+    objects = [vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traverse])]
+    props = [
+        vmodl.query.PropertyCollector.PropertySpec(type=getattr(vim, t), pathSet=paths)
+        for t, paths in PROPERTIES.items()
+    ]
+    if getattr(content, "customFieldsManager", None) is not None:
+        objects.append(vmodl.query.PropertyCollector.ObjectSpec(obj=content.customFieldsManager))
+        props.append(
+            vmodl.query.PropertyCollector.PropertySpec(
+                type=vim.CustomFieldsManager, pathSet=["field"]
+            )
+        )
+    return vmodl.query.PropertyCollector.FilterSpec(objectSet=objects, propSet=props)
+
+
+def convert_update_set(update_set: Any) -> list[tuple[str, str, str, list[tuple[str, str, Any]]]]:
+    """pyvmomi UpdateSet -> plain (kind, type, moid, [(op, path, value)]) tuples."""
+    out = []
+    for filter_update in update_set.filterSet or []:
+        for obj_update in filter_update.objectSet or []:
+            obj = obj_update.obj
+            changes = [
+                (change.op, change.name, convert(change.name, change.val))
+                for change in obj_update.changeSet or []
+            ]
+            out.append((str(obj_update.kind), obj._wsdlName, str(obj._moId), changes))
+    return out
+
+
+class Follower:
+    """Keeps one :class:`Inventory` equal to one vCenter, forever, in a thread."""
+
+    def __init__(self, vc: VCenterConfig, inventory: Inventory, sync: SyncConfig) -> None:
+        self.vc = vc
+        self.inventory = inventory
+        self.sync = sync
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._collector: Any = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.run, name=f"vha-sync-{self.vc.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        collector = self._collector
+        if collector is not None:
+            try:  # wakes a WaitForUpdatesEx blocked in another thread
+                collector.CancelWaitForUpdates()
+            except Exception:  # noqa: BLE001 - the session may already be gone
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    # --- the loop --------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = self.sync.backoff_initial_seconds
+        while not self._stop.is_set():
+            si = None
+            logged_in = False
+            try:
+                si = connect(
+                    self.vc, timeout=max(self.vc.timeout_seconds, self.sync.max_wait_seconds + 30)
+                )
+                logged_in = True
+                self._follow(si, on_synced=lambda: None)
+            except Exception as exc:  # noqa: BLE001 - every failure means: resync later
+                if self._stop.is_set():
+                    break
+                reason = classify(exc)
+                if logged_in and isinstance(exc, vim.fault.NotAuthenticated):
+                    reason = "session"
+                message = describe(exc)
+                log.warning(
+                    "vcenter=%s url=%s sync failed (reason=%s): %s; retrying in %.1fs",
+                    self.vc.name,
+                    self.vc.url,
+                    reason,
+                    message,
+                    backoff,
+                )
+                self.inventory.record_error(reason, message)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.sync.backoff_max_seconds)
+                continue
+            finally:
+                self._collector = None
+                disconnect(si)
+            break
+        log.info("vcenter=%s follower stopped", self.vc.name)
+
+    def _follow(self, si: Any, on_synced: Any) -> None:
+        content = si.RetrieveContent()
+        about = content.about
+        self.inventory.about = {
+            "version": str(getattr(about, "version", "") or ""),
+            "api_version": str(getattr(about, "apiVersion", "") or ""),
+            "instance_uuid": str(getattr(about, "instanceUuid", "") or ""),
+        }
+        collector = content.propertyCollector.CreatePropertyCollector()
+        self._collector = collector
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
+        )
+        collector.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+        start = time.monotonic()
+        objects: dict[str, ManagedObject] = {}
+        fields: dict[int, str] = {}
+        version = ""
+        options = vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=0, maxObjectUpdates=PAGE_OBJECTS
+        )
+        while True:  # initial sync, page by page
+            result = collector.WaitForUpdatesEx(version, options)
+            if result is None:
+                break
+            apply_object_updates(objects, fields, convert_update_set(result))
+            version = result.version
+            if not result.truncated:
+                break
+        self.inventory.replace(objects, fields)
+        self.inventory.sync_duration = time.monotonic() - start
+        log.info(
+            "vcenter=%s synced %d objects in %.2fs",
+            self.vc.name,
+            len(objects),
+            self.inventory.sync_duration,
+        )
+        self.inventory.mark_alive()
+        on_synced()
+        options = vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=self.sync.max_wait_seconds, maxObjectUpdates=PAGE_OBJECTS
+        )
+        while not self._stop.is_set():
+            result = collector.WaitForUpdatesEx(version, options)
+            if result is not None:
+                self.inventory.apply(convert_update_set(result))
+                version = result.version
+            self.inventory.mark_alive()

@@ -1,0 +1,89 @@
+"""vCenter sessions shared by the exporter and the remediator.
+
+pyvmomi is blocking; callers run these functions in a worker thread, never on the event loop.
+Faults are classified into a small set of reasons so metrics and logs can say *why* a
+vCenter is unreachable without leaking credentials.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from urllib.error import URLError
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim, vmodl
+
+from .config import VCenterConfig
+
+
+def ssl_context(vc: VCenterConfig) -> ssl.SSLContext:
+    """Verification on unless the config turns it off for this vCenter."""
+    if not vc.verify_tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=vc.ca_file)
+
+
+def connect(vc: VCenterConfig, *, timeout: float | None = None) -> vim.ServiceInstance:
+    """Log in and return the service instance; raises on any failure (see :func:`classify`)."""
+    parsed_scheme = "https" if vc.url.lower().startswith("https") else "http"
+    return SmartConnect(
+        protocol=parsed_scheme,
+        host=vc.host,
+        port=vc.port,
+        path=vc.path,
+        user=vc.user,
+        pwd=vc.password.get(),
+        sslContext=ssl_context(vc) if parsed_scheme == "https" else None,
+        httpConnectionTimeout=timeout if timeout is not None else vc.timeout_seconds,
+        connectionPoolTimeout=-1,
+    )
+
+
+def disconnect(si: vim.ServiceInstance | None) -> None:
+    """Log out, ignoring errors: the session may already be gone."""
+    if si is None:
+        return
+    try:
+        Disconnect(si)
+    except Exception:  # noqa: BLE001 - best effort on a session that may be dead
+        pass
+
+
+def classify(exc: BaseException) -> str:
+    """A short, stable reason for a failure, used as a metric label and in logs."""
+    if isinstance(
+        exc, vim.fault.InvalidLogin | vim.fault.NoPermission | vim.fault.NotAuthenticated
+    ):
+        return "auth"
+    if isinstance(exc, vmodl.fault.ManagedObjectNotFound):
+        return "fault"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timeout"
+    if isinstance(
+        exc,
+        ConnectionError
+        | socket.gaierror
+        | ssl.SSLError
+        | URLError
+        | http.client.HTTPException
+        | OSError,
+    ):
+        return "connect"
+    if isinstance(exc, vmodl.MethodFault):
+        return "fault"
+    return "other"
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line human description of a pyvmomi or socket failure."""
+    msg = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+    name = type(exc).__name__
+    if isinstance(exc, vmodl.MethodFault):
+        name = exc._wsdlName  # noqa: SLF001 - the vSphere fault name admins know
+    first_line = str(msg).strip().splitlines()[0] if str(msg).strip() else name
+    return f"{name}: {first_line}" if not first_line.startswith(name) else first_line

@@ -1,0 +1,33 @@
+"""docs/metrics.md and the exporter agree: every family rendered is documented and back."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from exporter.config import parse_config
+from exporter.render import Renderer
+
+from .test_inventory import _image
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+
+
+def catalogue() -> set[str]:
+    names = set()
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"\|\s*`(vsphere_[a-z0-9_]+)`\s*\|", line)
+        if m:
+            names.add(m.group(1))
+    return names
+
+
+def rendered() -> set[str]:
+    body = Renderer(parse_config({}), [_image()]).render_now().decode()
+    return {m.group(1) for m in re.finditer(r"^# TYPE (vsphere_\w+) ", body, re.M)}
+
+
+def test_every_rendered_family_is_documented_and_every_documented_one_rendered() -> None:
+    docs, code = catalogue(), rendered()
+    assert code - docs == set(), f"undocumented metrics: {sorted(code - docs)}"
+    assert docs - code == set(), f"documented but never rendered: {sorted(docs - code)}"
