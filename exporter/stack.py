@@ -183,7 +183,6 @@ class Stack:
             config_file = self._write_config()
             self._write_rules()
             self._write_prometheus()
-            self._write_alertmanager()
             self._start_processes(config_file, timeout)
         except BaseException:
             self.stop()
@@ -251,20 +250,42 @@ class Stack:
         return path
 
     def _write_rules(self) -> None:
-        out = self.run_dir / "rules"
-        subprocess.run(  # noqa: S603
+        """Rules and Alertmanager config from the generator, pointed at this stack."""
+        gen = self.run_dir / "generated"
+        overrides = self.run_dir / "rules-overrides.yml"
+        overrides.write_text(
+            yaml.safe_dump(
+                {
+                    "alertmanager": {
+                        "remediator_url": f"{self.url('remediator')}/api/v1/alerts",
+                        "remediator_credentials_file": str(self.token_file),
+                    }
+                }
+            )
+        )
+        result = subprocess.run(  # noqa: S603
             [
                 sys.executable,
                 str(ROOT / "rules" / "generate.py"),
                 "--profile",
                 self.opts.rules_profile,
+                "--config",
+                str(overrides),
                 "--out",
-                str(out),
+                str(gen),
             ],
-            check=True,
             cwd=ROOT,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if result.returncode != 0:
+            raise StackError(f"rules/generate.py failed: {result.stderr.strip()}")
+        rules = self.run_dir / "rules"
+        rules.mkdir()
+        for name in ("alerts.yml", "recording.yml"):
+            shutil.copy(gen / name, rules / name)
+        shutil.copy(gen / "alertmanager.yml", self.run_dir / "alertmanager.yml")
 
     def _write_prometheus(self) -> None:
         prom = {
@@ -280,7 +301,7 @@ class Stack:
             },
             "scrape_configs": [
                 {
-                    "job_name": "vsphere",
+                    "job_name": "vsphere-exporter",
                     "static_configs": [{"targets": [f"127.0.0.1:{self.ports['exporter']}"]}],
                 },
                 {
@@ -290,12 +311,6 @@ class Stack:
             ],
         }
         (self.run_dir / "prometheus.yml").write_text(yaml.safe_dump(prom, sort_keys=False))
-
-    def _write_alertmanager(self) -> None:
-        text = (ROOT / "alertmanager" / "alertmanager.yml").read_text()
-        text = text.replace("http://127.0.0.1:9273", self.url("remediator"))
-        text = text.replace("/etc/vha/remediator-token", str(self.token_file))
-        (self.run_dir / "alertmanager.yml").write_text(text)
 
     def _start_processes(self, config_file: Path, timeout: float) -> None:
         logs = self.run_dir / "logs"
