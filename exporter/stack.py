@@ -194,7 +194,7 @@ class Stack:
             if proc is not None:
                 proc.stop()
         if self.sim is not None:
-            self.sim.stop()
+            self.sim.close()
 
     def __enter__(self) -> Stack:
         self.start()
@@ -241,7 +241,11 @@ class Stack:
         rem["bearer_token_file"] = str(self.token_file)
         rem.setdefault("journal", str(self.run_dir / "remediator.sqlite"))
         if not real_vcenter:
-            rem.setdefault("dry_run", False)  # the simulator is ours to change
+            # The simulator is ours to change, and a person watching wants to see it act
+            # within seconds: confirm a failed host after 5 s and give vSphere HA 5 s.
+            rem.setdefault("dry_run", False)
+            rem.setdefault("host_failure", {"confirm_seconds": 5})
+            rem.setdefault("ha_grace_seconds", 5)
         rem.update(self.opts.remediator_overrides)
         data["remediator"] = rem
         path = self.run_dir / "config.yml"
