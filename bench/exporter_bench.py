@@ -181,7 +181,7 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         )
     finally:
         exporter.stop()
-        sim.stop()
+        sim.close()
     for key, value in out.items():
         print(f"  {key:32s} {value:12.3f}")
     return out

@@ -148,6 +148,23 @@ def test_host_failure_restarts_its_vms_elsewhere(stack: Stack) -> None:
     stack.sim.recover_host(host["name"])
 
 
+def diagnose(stack: Stack, vm_name: str) -> str:
+    """What Prometheus and the simulator say about a VM, for a failure message."""
+    exprs = [
+        f'vsphere_vm_guest_heartbeat_status{{vm="{vm_name}"}} == 1',
+        f'vsphere_vm_app_heartbeat_status{{vm="{vm_name}"}} == 1',
+        f'time() - vsphere_vm_app_heartbeat_last_green_timestamp_seconds{{vm="{vm_name}"}}',
+        f'time() - vsphere_vm_boot_time_seconds{{vm="{vm_name}"}}',
+        "vsphere_vm:ha_failure_interval_seconds * on (vcenter, vm_id) group_left (vm)"
+        f' vsphere_vm_info{{vm="{vm_name}"}}',
+        'up{job="vsphere-exporter"}',
+        'ALERTS{alertstate="firing"}',
+    ]
+    lines = [f"{e} => {[(r['metric'], r['value'][1]) for r in stack.query(e)]}" for e in exprs]
+    lines.append(f"simulator: {stack.sim.get_vm(vm_name)}")
+    return "\n".join(lines)
+
+
 def test_guest_and_application_heartbeat_failures_end_in_resets(stack: Stack) -> None:
     """Both at once (the cluster's 30 s failure interval dominates the time)."""
     host = pick_host(stack, 1)
@@ -161,11 +178,14 @@ def test_guest_and_application_heartbeat_failures_end_in_resets(stack: Stack) ->
         assert before[vm_name]["powerState"] == "poweredOn"
         stack.sim.set_vm(vm_name, **fault)
     for vm_name, (_, alertname) in cases.items():
-        wait_until(
-            f"{alertname} firing for {vm_name}",
-            lambda v=vm_name, a=alertname: alert_state(stack, a, vm=v) == "firing",
-            60,
-        )
+        try:
+            wait_until(
+                f"{alertname} firing for {vm_name}",
+                lambda v=vm_name, a=alertname: alert_state(stack, a, vm=v) == "firing",
+                90,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{diagnose(stack, vm_name)}") from None
         fired = time.monotonic() - t0
 
         def reset_done(v: str = vm_name) -> bool:
