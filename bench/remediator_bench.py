@@ -1,0 +1,277 @@
+"""Remediator benchmark: fail hosts carrying 1,000 protected VMs, time until all run again.
+
+Runs the real simulator and the real remediator app (in this process, served over HTTP on
+127.0.0.1), fails hosts, and delivers one Alertmanager webhook per failed host, the way
+Alertmanager groups them (by vcenter, cluster, host, alertname).  It prints:
+
+* the time from webhook receipt to the last stranded VM powered on elsewhere (taken from
+  the journal's ``finished_at`` of the last step, and checked against the simulator),
+* the concurrency used (workers, concurrent vCenter tasks),
+* the remediator's own decision time per alert (policy and placement, no I/O; p50/p95)
+  and the live read of vCenter that precedes it,
+* the ratios against the targets (60 s end to end, 100 ms per decision).
+
+Figures only: nothing here asserts a time.
+
+    python -m bench.remediator_bench                       # 1,000 stranded VMs
+    python -m bench.remediator_bench --tasks 16 --workers 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from exporter.config import parse_config
+from remediator.app import create_app
+from sim.harness import Simulator
+
+TARGET_SECONDS = 60.0
+TARGET_DECISION_MS = 100.0
+TOKEN = "bench-token"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sim = Simulator(
+        clusters=args.clusters, hosts=args.hosts, vms=args.vms_per_cluster, fault_domains=2
+    )
+    t = time.perf_counter()
+    sim.start()
+    sim_start = time.perf_counter() - t
+    workdir = Path(tempfile.mkdtemp(prefix="vha-bench-"))
+    os.environ["VHA_BENCH_PW"] = sim.password
+    os.environ["VHA_BENCH_TOKEN"] = TOKEN
+    config = parse_config(
+        {
+            "vcenters": [
+                {
+                    "name": "vc1",
+                    "url": sim.sdk_url,
+                    "user": sim.username,
+                    "password_env": "VHA_BENCH_PW",
+                    "ca_file": sim.ca_file,
+                }
+            ],
+            "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+            "remediator": {
+                "listen": "127.0.0.1:0",
+                "bearer_token_env": "VHA_BENCH_TOKEN",
+                "dry_run": False,
+                "journal": str(workdir / "journal.sqlite"),
+                "workers": args.workers,
+                "max_concurrent_tasks": args.tasks,
+                "ha_grace_seconds": 0,
+                "host_failure": {"confirm_seconds": 0},
+                "rate_limit": {"max_actions": 100000, "window_seconds": 600},
+                "guard": {"max_failed_hosts": args.fail_per_cluster, "max_failed_share": 0.5},
+            },
+        }
+    )
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        inv = sim.inventory()
+        by_cluster: dict[str, list[dict[str, Any]]] = {}
+        for h in inv["hosts"]:
+            by_cluster.setdefault(h["cluster"], []).append(h)
+        failed = [h for hosts in by_cluster.values() for h in hosts[: args.fail_per_cluster]]
+        stranded = {v for h in failed for v in h["vms"]}
+        for h in failed:
+            sim.fail_host(h["name"])
+        now = datetime.now(UTC).isoformat()
+        deliveries = [
+            {
+                "version": "4",
+                "groupKey": f"bench/{h['name']}",
+                "status": "firing",
+                "receiver": "remediator",
+                "groupLabels": {},
+                "commonLabels": {},
+                "commonAnnotations": {},
+                "externalURL": "http://alertmanager",
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {
+                            "alertname": "VsphereHostNotResponding",
+                            "remediation": "restart_host_vms",
+                            "vcenter": "vc1",
+                            "host_id": h["moid"],
+                            "host": h["name"],
+                            "cluster": h["cluster"],
+                            "fault_domain": h["faultDomain"] or "",
+                        },
+                        "annotations": {},
+                        "startsAt": now,
+                        "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": f"bench{i:04d}",
+                    }
+                ],
+            }
+            for i, h in enumerate(failed)
+        ]
+        async with aiohttp.ClientSession(headers=headers) as http:
+            received = time.time()
+            replies = await asyncio.gather(
+                *(http.post(base + "/api/v1/alerts", json=d) for d in deliveries)
+            )
+            accept_ms = (time.time() - received) * 1000
+            assert all(r.status == 200 for r in replies), [r.status for r in replies]
+            deadline = time.monotonic() + args.timeout
+            while True:
+                items = await journal(http, base)
+                steps = [a for a in items if a["parent_id"] is not None]
+                busy = [a for a in items if a["state"] in ("pending", "running")]
+                if steps and not busy:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"timed out: {len(busy)} actions still pending or running")
+                await asyncio.sleep(0.25)
+            async with http.get(base + "/metrics") as r:
+                metrics_text = await r.text()
+        decisions = [a for a in items if a["parent_id"] is None]
+        done = [s for s in steps if s["state"] == "done"]
+        last = max(s["finished_at"] for s in done)
+        vms = {v["name"]: v for v in sim.inventory()["vms"]}
+        failed_names = {h["name"] for h in failed}
+        running_elsewhere = sum(
+            1
+            for n in stranded
+            if vms[n]["powerState"] == "poweredOn" and vms[n]["host"] not in failed_names
+        )
+        decision_ms = [float(d["detail"].get("decision_ms", 0.0)) for d in decisions]
+        decision_cpu = [float(d["detail"].get("decision_cpu_ms", 0.0)) for d in decisions]
+        live_reads = _histogram_mean(metrics_text, "vha_remediator_live_read_duration_seconds")
+        total = last - received
+        return {
+            "inventory": {
+                "clusters": args.clusters,
+                "hosts": args.clusters * args.hosts,
+                "vms": len(inv["vms"]),
+                "failed_hosts": len(failed),
+                "stranded_protected_vms": len(stranded),
+            },
+            "simulator_start_seconds": round(sim_start, 2),
+            "concurrency": {"workers": args.workers, "max_concurrent_tasks": args.tasks},
+            "webhook_accept_ms_all_deliveries": round(accept_ms, 1),
+            "receipt_to_last_power_on_seconds": round(total, 2),
+            "vms_restarted": len(done),
+            "vms_running_elsewhere_per_simulator": running_elsewhere,
+            "steps_by_state": {
+                st: sum(1 for s in steps if s["state"] == st)
+                for st in sorted({s["state"] for s in steps})
+            },
+            "restarts_per_second": round(len(done) / total, 1) if total else None,
+            "decision_ms_per_alert": {
+                "p50": round(percentile(decision_ms, 0.5), 2),
+                "p95": round(percentile(decision_ms, 0.95), 2),
+                "max": round(max(decision_ms), 2),
+            },
+            "decision_cpu_ms_per_alert": {
+                "p50": round(percentile(decision_cpu, 0.5), 2),
+                "p95": round(percentile(decision_cpu, 0.95), 2),
+            },
+            "live_read_mean_ms": round(live_reads * 1000, 1),
+            "ratios": {
+                "end_to_end_vs_60s_target": round(total / TARGET_SECONDS, 3),
+                "decision_p95_vs_100ms_target": round(
+                    percentile(decision_ms, 0.95) / TARGET_DECISION_MS, 4
+                ),
+            },
+        }
+    finally:
+        await runner.cleanup()
+        sim.stop()
+
+
+async def journal(http: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
+    """Every action, paging through the API (it returns at most 1,000 at a time)."""
+    out: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        async with http.get(base + "/api/v1/actions", params=params) as r:
+            page = (await r.json())["actions"]
+        out.extend(page)
+        if len(page) < 1000:
+            return out
+        params["before"] = page[-1]["id"]
+
+
+def _histogram_mean(text: str, name: str) -> float:
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith(name + "_count"):
+            count = float(line.split()[-1])
+    return total / count if count else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clusters", type=int, default=5)
+    parser.add_argument("--hosts", type=int, default=10, help="hosts per cluster")
+    parser.add_argument("--vms-per-cluster", type=int, default=1000)
+    parser.add_argument("--fail-per-cluster", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=24)
+    parser.add_argument("--tasks", type=int, default=16, help="concurrent vCenter tasks")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    inv = result["inventory"]
+    print(
+        f"inventory: {inv['clusters']} clusters, {inv['hosts']} hosts, {inv['vms']} VMs; "
+        f"failed {inv['failed_hosts']} hosts stranding {inv['stranded_protected_vms']} "
+        "protected VMs"
+    )
+    c = result["concurrency"]
+    print(f"concurrency: {c['workers']} workers, {c['max_concurrent_tasks']} vCenter tasks")
+    print(
+        f"webhook receipt -> last VM powered on elsewhere: "
+        f"{result['receipt_to_last_power_on_seconds']} s "
+        f"({result['restarts_per_second']} restarts/s; target <= {TARGET_SECONDS:.0f} s, "
+        f"ratio {result['ratios']['end_to_end_vs_60s_target']})"
+    )
+    print(
+        f"VMs restarted: {result['vms_restarted']}; running elsewhere per the simulator: "
+        f"{result['vms_running_elsewhere_per_simulator']}; steps: {result['steps_by_state']}"
+    )
+    d = result["decision_ms_per_alert"]
+    print(
+        f"decision per alert (policy + placement): p50 {d['p50']} ms, p95 {d['p95']} ms, "
+        f"max {d['max']} ms (target <= {TARGET_DECISION_MS:.0f} ms, ratio "
+        f"{result['ratios']['decision_p95_vs_100ms_target']}); CPU p50 "
+        f"{result['decision_cpu_ms_per_alert']['p50']} ms, p95 "
+        f"{result['decision_cpu_ms_per_alert']['p95']} ms; "
+        f"live read before it: mean {result['live_read_mean_ms']} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

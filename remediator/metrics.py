@@ -1,0 +1,126 @@
+"""The remediator's own metrics, on a registry per app so tests and apps never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+from .journal import STATES
+
+STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # ``*_created`` series double the output and no dashboard or rule reads them.  The
+        # switch is process-wide; it only touches client-library counters and histograms.
+        disable_created_metrics()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.webhook_requests = Counter(
+            "vha_remediator_webhook_requests_total",
+            "Webhook requests by HTTP status code",
+            ["code"],
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            "vha_remediator_alerts_received_total",
+            "Alerts received in webhook deliveries, by status and what became of them",
+            ["status", "outcome"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "vha_remediator_actions_total",
+            "Decisions and steps that reached a final state, by kind and result",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.action_duration = Histogram(
+            "vha_remediator_action_duration_seconds",
+            "Time a step spent changing vCenter (tasks and waits), by kind",
+            ["kind"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.decision_duration = Histogram(
+            "vha_remediator_decision_duration_seconds",
+            "The remediator's own time to decide on an alert (policy and placement, no I/O)",
+            ["kind"],
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.live_read_duration = Histogram(
+            "vha_remediator_live_read_duration_seconds",
+            "Time to re-read live state from vCenter before a decision",
+            buckets=DECISION_BUCKETS + (2.5, 5, 10),
+            registry=r,
+        )
+        self.vcenter_errors = Counter(
+            "vha_remediator_vcenter_errors_total",
+            "Failed vCenter calls, by vCenter and category",
+            ["vcenter", "category"],
+            registry=r,
+        )
+        self.guard_tripped = Gauge(
+            "vha_remediator_guard_tripped",
+            "1 while the mass-failure guard holds all work on a cluster",
+            ["vcenter", "cluster"],
+            registry=r,
+        )
+        self.guard_failed_hosts = Gauge(
+            "vha_remediator_guard_failed_hosts",
+            "Hosts of the cluster seen failing within the guard window",
+            ["vcenter", "cluster"],
+            registry=r,
+        )
+        self.vcenter_up = Gauge(
+            "vha_remediator_vcenter_up",
+            "1 while the remediator can reach this vCenter (0 holds all work on it)",
+            ["vcenter"],
+            registry=r,
+        )
+        self.guard_state = Gauge(
+            "vha_remediator_guard_state",
+            "1 for the current overall guard state: ok, tripped (a cluster guard) or "
+            "unreachable (a vCenter cannot be reached)",
+            ["state"],
+            registry=r,
+        )
+        self.backlog = Gauge(
+            "vha_remediator_journal_backlog",
+            "Actions pending or running in the journal",
+            registry=r,
+        )
+        self.journal_actions = Gauge(
+            "vha_remediator_journal_actions",
+            "Actions in the journal by state",
+            ["state"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "vha_remediator_tasks_in_flight",
+            "vCenter tasks the remediator is running now",
+            registry=r,
+        )
+        self.journal_errors = Counter(
+            "vha_remediator_journal_errors_total",
+            "Journal writes that failed (deliveries answered 503)",
+            registry=r,
+        )
+        self.dry_run = Gauge(
+            "vha_remediator_dry_run",
+            "1 when the remediator only plans and journals, changing nothing",
+            registry=r,
+        )
+        for code in ("200", "400", "401", "405", "413", "415", "503"):
+            self.webhook_requests.labels(code=code)
+        for state in ("ok", "tripped", "unreachable"):
+            self.guard_state.labels(state=state)
+        for state in STATES:
+            self.journal_actions.labels(state=state)

@@ -1,0 +1,189 @@
+"""Where a VM may go: pure functions over a :class:`~remediator.model.Snapshot`.
+
+The rules mirror what vSphere HA and admission control would do, so the remediator never
+puts a VM where HA itself would refuse to:
+
+* a target is *healthy*: connected, powered on, not in maintenance or quarantine, and a
+  full HA member (FDM ``master`` or ``connectedToMaster``) where HA reports a state;
+* it has *capacity*: the reservations of its powered-on VMs plus the new one fit in its
+  CPU and memory (admission control), and its current use plus the VM's last known
+  demand stays under the configured utilisation ceiling;
+* a target in *another fault domain* than the failed host's is preferred, because the
+  failed host's power feed or switch may take its neighbours next;
+* among those, the *least loaded* host after placement wins, so a failed host's VMs
+  spread over the cluster instead of piling onto one survivor;
+* VMs are placed *highest restart priority first*, so when capacity runs out it is the
+  low-priority VMs that are left unplaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .config import PlacementConfig
+from .model import HostState, Snapshot, VMState
+
+
+@dataclass(frozen=True)
+class Placement:
+    vm_id: str
+    vm: str
+    priority: str
+    target_id: str = ""
+    target: str = ""
+    fault_domain: str = ""
+    reason: str = ""
+
+    @property
+    def placed(self) -> bool:
+        return bool(self.target_id)
+
+
+@dataclass
+class _Load:
+    """Running totals for one candidate host while a batch is being placed."""
+
+    host: HostState
+    cpu_reserved: float
+    mem_reserved: float
+    cpu_used: float
+    mem_used: float
+    vms: int
+
+    def score(self) -> float:
+        """Utilisation of the busier resource; VM count when capacity is not reported."""
+        h = self.host
+        if h.cpu_capacity_mhz <= 0 or h.memory_capacity_mb <= 0:
+            return float(self.vms)
+        return max(self.cpu_used / h.cpu_capacity_mhz, self.mem_used / h.memory_capacity_mb)
+
+    def refusal(self, vm: VMState, cfg: PlacementConfig) -> str:
+        """Why ``vm`` does not fit here, or ``""`` when it does."""
+        h = self.host
+        if h.cpu_capacity_mhz > 0:
+            if self.cpu_reserved + vm.cpu_reservation_mhz > h.cpu_capacity_mhz:
+                return "CPU reservations full"
+            if self.cpu_used + vm.cpu_demand_mhz > h.cpu_capacity_mhz * cfg.max_cpu_utilization:
+                return "CPU use above ceiling"
+        if h.memory_capacity_mb > 0:
+            if self.mem_reserved + vm.memory_reservation_mb > h.memory_capacity_mb:
+                return "memory reservations full"
+            if (
+                self.mem_used + vm.memory_demand_mb
+                > h.memory_capacity_mb * cfg.max_memory_utilization
+            ):
+                return "memory use above ceiling"
+        return ""
+
+    def add(self, vm: VMState) -> None:
+        self.cpu_reserved += vm.cpu_reservation_mhz
+        self.mem_reserved += vm.memory_reservation_mb
+        self.cpu_used += vm.cpu_demand_mhz
+        self.mem_used += vm.memory_demand_mb
+        self.vms += 1
+
+
+def priority_order(vms: Iterable[VMState]) -> list[VMState]:
+    """Highest restart priority first; name breaks ties so plans are reproducible."""
+    return sorted(vms, key=lambda v: (-v.rank, v.name, v.moid))
+
+
+def _loads(snapshot: Snapshot, exclude: set[str]) -> tuple[list[_Load], list[str]]:
+    loads: list[_Load] = []
+    rejected: list[str] = []
+    for host in sorted(snapshot.hosts.values(), key=lambda h: h.name):
+        if host.moid in exclude:
+            continue
+        why = host.unhealthy_reason()
+        if why:
+            rejected.append(f"{host.name}: {why}")
+            continue
+        running = [v for v in snapshot.vms_on(host.moid) if v.running]
+        cpu_demand = sum(v.cpu_demand_mhz for v in running)
+        mem_demand = sum(v.memory_demand_mb for v in running)
+        loads.append(
+            _Load(
+                host=host,
+                cpu_reserved=sum(v.cpu_reservation_mhz for v in running),
+                mem_reserved=sum(v.memory_reservation_mb for v in running),
+                cpu_used=max(host.cpu_usage_mhz, cpu_demand),
+                mem_used=max(host.memory_usage_mb, mem_demand),
+                vms=len(running),
+            )
+        )
+    return loads, rejected
+
+
+def place(
+    vms: Sequence[VMState],
+    snapshot: Snapshot,
+    cfg: PlacementConfig,
+    *,
+    avoid_fault_domain: str = "",
+    exclude: Iterable[str] = (),
+) -> list[Placement]:
+    """Place ``vms`` (any order) on the snapshot's healthy hosts, highest priority first.
+
+    ``exclude`` holds hosts that must not take VMs (the failed or degraded source).  The
+    result is in placement order; unplaced VMs carry the reason instead of a target.
+    """
+    loads, rejected = _loads(snapshot, set(exclude))
+    out: list[Placement] = []
+    for vm in priority_order(vms):
+        fitting: list[_Load] = []
+        refusals: list[str] = []
+        for load in loads:
+            why = load.refusal(vm, cfg)
+            if why:
+                refusals.append(f"{load.host.name}: {why}")
+            else:
+                fitting.append(load)
+        if not fitting:
+            detail = "; ".join(refusals + rejected) or "the cluster has no other host"
+            out.append(
+                Placement(vm.moid, vm.name, vm.priority, reason=f"no healthy host fits: {detail}")
+            )
+            continue
+
+        def key(load: _Load) -> tuple[int, float, int, str]:
+            same_fd = (
+                cfg.prefer_other_fault_domain
+                and bool(avoid_fault_domain)
+                and load.host.fault_domain == avoid_fault_domain
+            )
+            return (int(same_fd), round(load.score(), 6), load.vms, load.host.name)
+
+        best = min(fitting, key=key)
+        best.add(vm)
+        other_fd = bool(avoid_fault_domain) and best.host.fault_domain != avoid_fault_domain
+        reason = "least loaded healthy host"
+        if other_fd:
+            reason += f" in another fault domain ({best.host.fault_domain})"
+        elif avoid_fault_domain:
+            reason += f" (no room outside fault domain {avoid_fault_domain})"
+        out.append(
+            Placement(
+                vm.moid,
+                vm.name,
+                vm.priority,
+                target_id=best.host.moid,
+                target=best.host.name,
+                fault_domain=best.host.fault_domain,
+                reason=reason,
+            )
+        )
+    return out
+
+
+def fits(vm: VMState, host_id: str, snapshot: Snapshot, cfg: PlacementConfig) -> str:
+    """Whether ``vm`` may start on ``host_id`` now: ``""`` if so, else why not."""
+    host = snapshot.hosts.get(host_id)
+    if host is None:
+        return "host is not in the snapshot"
+    why = host.unhealthy_reason()
+    if why:
+        return why
+    loads, _ = _loads(snapshot, set())
+    load = next(ld for ld in loads if ld.host.moid == host_id)
+    return load.refusal(vm, cfg)

@@ -1,0 +1,547 @@
+"""Alert -> plan, as a pure function of a live snapshot.
+
+The alert is only a trigger; every decision here is taken from the snapshot of vCenter read
+just before, so a stale or duplicated alert cannot make the remediator act on something
+that has already healed.  A decision is one of:
+
+* ``skip``   — nothing to do, and why (host back, VM running, already moved, powered off
+  by a person);
+* ``defer``  — not yet: waiting for confirmation of a host failure, for vSphere HA's grace
+  period, or for a VM's minimum uptime; ``retry_at`` says when to look again;
+* ``refuse`` — a limit says no (reset limit, an unconfirmed failure that never confirmed);
+* ``plan``   — the steps to run, highest restart priority first, plus what could not be
+  placed.
+
+Nothing here talks to vCenter or the journal; ``engine.py`` feeds it and carries it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import RemediatorConfig
+from .model import HostState, Snapshot, VMState
+from .placement import Placement, place
+
+PLAN, SKIP, DEFER, REFUSE = "plan", "skip", "defer", "refuse"
+RESTART, RESET, MIGRATE, ENTER_MAINTENANCE = "restart", "reset", "migrate", "enter_maintenance"
+BY_REMEDIATOR, BY_HA = "remediator", "vsphere-ha"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a decision row in the journal asks for, without the journal."""
+
+    kind: str
+    vcenter: str
+    host_id: str = ""
+    host: str = ""
+    vm_id: str = ""
+    vm: str = ""
+    since: float = 0.0  # alert startsAt: the failure is known to exist since then
+    memory: Mapping[str, Any] = field(default_factory=dict)  # what earlier looks recorded
+
+
+@dataclass
+class Step:
+    kind: str
+    vm_id: str = ""
+    vm: str = ""
+    host_id: str = ""
+    host: str = ""
+    target_host_id: str = ""
+    target_host: str = ""
+    fault_domain: str = ""
+    priority: str = ""
+    rank: int = 0
+    reason: str = ""
+    state: str = "pending"
+    restarted_by: str = ""
+
+    def as_row(self, cluster: str) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cluster": cluster,
+            "vm_id": self.vm_id,
+            "vm": self.vm,
+            "host_id": self.host_id,
+            "host": self.host,
+            "target_host_id": self.target_host_id,
+            "target_host": self.target_host,
+            "fault_domain": self.fault_domain,
+            "priority": self.priority,
+            "rank": self.rank,
+            "reason": self.reason,
+            "state": self.state,
+            "restarted_by": self.restarted_by,
+        }
+
+
+@dataclass
+class Decision:
+    outcome: str
+    reason: str
+    steps: list[Step] = field(default_factory=list)
+    retry_at: float | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+    restarted_by: str = ""
+    needs_fencing: bool = False
+    # What the decision row should show once resolved against live state.
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def find_host(snap: Snapshot, req: Request) -> HostState | None:
+    if req.host_id and req.host_id in snap.hosts:
+        return snap.hosts[req.host_id]
+    return snap.host_named(req.host) if req.host else None
+
+
+def find_vm(snap: Snapshot, req: Request) -> VMState | None:
+    if req.vm_id and req.vm_id in snap.vms:
+        return snap.vms[req.vm_id]
+    return snap.vm_named(req.vm) if req.vm else None
+
+
+def _labels(snap: Snapshot, host: HostState | None, vm: VMState | None = None) -> dict[str, str]:
+    out = {"cluster": snap.cluster.name if snap.cluster else ""}
+    if host is not None:
+        out.update(host_id=host.moid, host=host.name, fault_domain=host.fault_domain)
+    if vm is not None:
+        out.update(vm_id=vm.moid, vm=vm.name, priority=vm.priority)
+    return out
+
+
+def _since(req: Request, now: float) -> float:
+    """When the failure began, as far as we know: the alert's start, never in the future."""
+    first = float(req.memory.get("first_seen", now))
+    return min(req.since or first, first, now)
+
+
+def _ha_on(snap: Snapshot) -> bool:
+    return bool(snap.cluster and snap.cluster.ha_enabled)
+
+
+def confirm_host_failure(
+    host: HostState, snap: Snapshot, cfg: RemediatorConfig, now: float, since: float
+) -> Decision | None:
+    """``None`` once a silent host may be treated as dead; else why not (yet).
+
+    A host that stopped answering vCenter may still be running its VMs (network isolation
+    or a partition).  Restarting them elsewhere then gives two copies writing the same
+    disks.  So a failure counts only after ``confirm_seconds`` of silence and, where the
+    cluster's HA agents report on the host, once they too say ``hostDown`` (HA's master
+    declares that only after datastore heartbeats stop as well).
+    """
+    hf = cfg.host_failure
+    if host.power_state == "poweredOff":
+        return None  # vCenter saw it power off: nothing can still be running there
+    if host.connection_state == "disconnected":
+        return Decision(
+            SKIP,
+            f"host {host.name} is disconnected (an administrator's act, not a failure); "
+            "its VMs may still run",
+        )
+    elapsed = now - since
+    if elapsed < hf.confirm_seconds:
+        return Decision(
+            DEFER,
+            f"confirming failure of {host.name}: not responding for {elapsed:.0f}s of "
+            f"{hf.confirm_seconds:.0f}s",
+            retry_at=since + hf.confirm_seconds,
+        )
+    if (
+        hf.require_fdm_host_down
+        and _ha_on(snap)
+        and host.das_state
+        and host.das_state != "hostDown"
+    ):
+        why = (
+            f"vSphere HA reports {host.name} as {host.das_state}, not hostDown: it may be "
+            "isolated or partitioned and still running its VMs"
+        )
+        if elapsed >= hf.max_unconfirmed_seconds:
+            return Decision(
+                REFUSE,
+                f"failure never confirmed after {elapsed:.0f}s; {why}; leaving it to a person",
+            )
+        return Decision(DEFER, why, retry_at=now + cfg.state_refresh_seconds)
+    return None
+
+
+def ha_grace(
+    snap: Snapshot, cfg: RemediatorConfig, now: float, since: float, what: str
+) -> Decision | None:
+    """Let vSphere HA act first on its own clusters; we take only what it leaves undone."""
+    if not _ha_on(snap) or cfg.ha_grace_seconds <= 0:
+        return None
+    until = since + cfg.ha_grace_seconds
+    if now >= until:
+        return None
+    name = snap.cluster.name if snap.cluster else "the cluster"
+    return Decision(
+        DEFER,
+        f"vSphere HA is enabled on {name}: giving it "
+        f"{cfg.ha_grace_seconds:.0f}s to {what} itself ({until - now:.0f}s left)",
+        retry_at=until,
+    )
+
+
+def _restart_steps(
+    placements: Sequence[Placement], source: HostState, vms: Mapping[str, VMState]
+) -> list[Step]:
+    steps = []
+    for p in placements:
+        vm = vms[p.vm_id]
+        steps.append(
+            Step(
+                RESTART,
+                vm_id=p.vm_id,
+                vm=p.vm,
+                host_id=source.moid,
+                host=source.name,
+                target_host_id=p.target_id,
+                target_host=p.target,
+                fault_domain=p.fault_domain,
+                priority=p.priority,
+                rank=vm.rank,
+                reason=(f"restart on {p.target}: {p.reason}" if p.placed else p.reason),
+                state="pending" if p.placed else "unplaced",
+            )
+        )
+    return steps
+
+
+def decide_host_failure(
+    req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float
+) -> Decision:
+    """``restart_host_vms``: restart the failed host's protected VMs on healthy hosts."""
+    host = find_host(snap, req)
+    memory: dict[str, Any] = dict(req.memory)
+    memory.setdefault("first_seen", now)
+    if host is None:
+        return Decision(SKIP, f"host {req.host_id or req.host} is not in vCenter", memory=memory)
+    labels = _labels(snap, host)
+    # Remember what ran on the host when we first saw it fail: vSphere HA may move VMs
+    # away during the grace period, and we must still be able to say who restarted them.
+    seen: dict[str, dict[str, str]] = {k: dict(v) for k, v in memory.get("vms", {}).items()}
+    for vm in snap.vms_on(host.moid):
+        seen.setdefault(vm.moid, {"name": vm.name, "power": vm.power_state})
+    memory["vms"] = seen
+
+    def out(d: Decision) -> Decision:
+        d.memory, d.labels = memory, labels
+        return d
+
+    if not host.down:
+        return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
+    since = _since(req, now)
+    wait = confirm_host_failure(host, snap, cfg, now, since)
+    wait = wait or ha_grace(snap, cfg, now, since, "restart the VMs")
+    if wait is not None:
+        return out(wait)
+
+    steps: list[Step] = []
+    to_place: list[VMState] = []
+    by_ha = 0
+    for moid, info in sorted(seen.items(), key=lambda kv: kv[1]["name"]):
+        found = snap.vms.get(moid)
+        name = info["name"]
+        base = Step(
+            RESTART, vm_id=moid, vm=name, host_id=host.moid, host=host.name, state="skipped"
+        )
+        if found is None:
+            base.reason = "no longer in vCenter's inventory"
+            steps.append(base)
+            continue
+        vm = found
+        base.priority, base.rank = vm.priority, vm.rank
+        if vm.host_id != host.moid:
+            where = snap.hosts.get(vm.host_id)
+            if vm.running and where is not None and not where.down:
+                base.reason = (
+                    f"already running on {where.name}: restarted by vSphere HA (or a person)"
+                )
+                base.restarted_by = BY_HA
+                base.target_host_id, base.target_host = where.moid, where.name
+                by_ha += 1
+                steps.append(base)
+                continue
+            if where is None:
+                base.reason = "moved out of the cluster"
+                steps.append(base)
+                continue
+        elif info.get("power") != "poweredOn":
+            base.reason = (
+                f"was {info.get('power')} before {host.name} failed: a VM a person powered off "
+                "is not restarted"
+            )
+            steps.append(base)
+            continue
+        if not vm.restartable:
+            base.reason = "not protected (protection rules, restart priority disabled, or template)"
+            steps.append(base)
+            continue
+        to_place.append(vm)
+
+    placements = place(
+        to_place, snap, cfg.placement, avoid_fault_domain=host.fault_domain, exclude=[host.moid]
+    )
+    restart = _restart_steps(placements, host, snap.vms)
+    placed = sum(1 for s in restart if s.state == "pending")
+    unplaced = len(restart) - placed
+    left = len(steps) - by_ha
+    reason = (
+        f"{host.name} failed ({host.connection_state}"
+        f"{', HA ' + host.das_state if host.das_state else ''}): {placed} VMs to restart"
+        f"{f', {unplaced} unplaced' if unplaced else ''}"
+        f"{f', {by_ha} already restarted by vSphere HA' if by_ha else ''}"
+        f"{f', {left} left alone' if left else ''}"
+    )
+    return out(
+        Decision(
+            PLAN,
+            reason,
+            steps=restart + steps,
+            needs_fencing=bool(cfg.host_failure.fencing_command) and placed > 0,
+            restarted_by=BY_HA if by_ha and not placed else "",
+        )
+    )
+
+
+def decide_vm_failure(
+    req: Request,
+    snap: Snapshot,
+    cfg: RemediatorConfig,
+    now: float,
+    powered_off_by: str = "",
+) -> Decision:
+    """``restart_vm``: power the VM on where it is if its host is healthy, else elsewhere."""
+    memory: dict[str, Any] = dict(req.memory)
+    memory.setdefault("first_seen", now)
+    vm = find_vm(snap, req)
+    if vm is None:
+        return Decision(SKIP, f"VM {req.vm_id or req.vm} is not in vCenter", memory=memory)
+    host = snap.hosts.get(vm.host_id)
+    labels = _labels(snap, host, vm)
+
+    def out(d: Decision) -> Decision:
+        d.memory, d.labels = memory, labels
+        return d
+
+    unprotected = "VM is not protected (protection rules or priority disabled)"
+    if host is not None and not host.down:
+        if vm.running:
+            beat = f"guest heartbeat {vm.guest_heartbeat}"
+            return out(Decision(SKIP, f"VM is running on {host.name} ({beat})"))
+        if vm.power_state == "suspended":
+            return out(Decision(SKIP, "VM is suspended (a deliberate act); not restarting"))
+        if powered_off_by:
+            return out(
+                Decision(
+                    SKIP,
+                    f"powered off by {powered_off_by}: a VM a person powered off is not restarted",
+                )
+            )
+        if not vm.restartable:
+            return out(Decision(SKIP, unprotected))
+        if host.healthy:
+            step = Step(
+                RESTART,
+                vm_id=vm.moid,
+                vm=vm.name,
+                host_id=host.moid,
+                host=host.name,
+                target_host_id=host.moid,
+                target_host=host.name,
+                fault_domain=host.fault_domain,
+                priority=vm.priority,
+                rank=vm.rank,
+                reason=f"power on on its own host {host.name}",
+            )
+            return out(Decision(PLAN, f"VM is powered off on healthy {host.name}", steps=[step]))
+    else:
+        if host is None:
+            return out(Decision(SKIP, "the VM's host is not in vCenter"))
+        if not vm.restartable:
+            return out(Decision(SKIP, unprotected))
+        since = _since(req, now)
+        wait = confirm_host_failure(host, snap, cfg, now, since)
+        wait = wait or ha_grace(snap, cfg, now, since, "restart the VM")
+        if wait is not None:
+            return out(wait)
+    placements = place(
+        [vm], snap, cfg.placement, avoid_fault_domain=host.fault_domain, exclude=[host.moid]
+    )
+    steps = _restart_steps(placements, host, snap.vms)
+    why = host.unhealthy_reason()
+    if steps[0].state != "pending":
+        return out(
+            Decision(PLAN, f"{host.name} is unhealthy ({why}); VM cannot be placed", steps=steps)
+        )
+    return out(
+        Decision(
+            PLAN,
+            f"{host.name} is unhealthy ({why}); restarting elsewhere",
+            steps=steps,
+            needs_fencing=not host.responding and bool(cfg.host_failure.fencing_command),
+        )
+    )
+
+
+def reset_limits(snap: Snapshot, cfg: RemediatorConfig) -> tuple[int, float, float]:
+    """(max resets, window seconds, min uptime seconds): the cluster's where it sets them."""
+    vmc = cfg.vm_monitoring
+    mon = snap.cluster.vm_monitoring if snap.cluster and vmc.prefer_cluster_settings else None
+    max_resets = vmc.max_resets
+    window = vmc.window_seconds
+    uptime = vmc.min_uptime_seconds
+    if mon is not None:
+        max_resets = mon.max_failures or max_resets
+        window = mon.max_failure_window or window
+        uptime = mon.min_uptime if mon.min_uptime is not None else uptime
+    return int(max_resets), float(window), float(uptime)
+
+
+def decide_reset(
+    req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float, resets: Sequence[float]
+) -> Decision:
+    """``reset_vm``: reset a VM whose heartbeats failed, within HA's limits."""
+    memory: dict[str, Any] = dict(req.memory)
+    memory.setdefault("first_seen", now)
+    vm = find_vm(snap, req)
+    if vm is None:
+        return Decision(SKIP, f"VM {req.vm_id or req.vm} is not in vCenter", memory=memory)
+    host = snap.hosts.get(vm.host_id)
+    labels = _labels(snap, host, vm)
+
+    def out(d: Decision) -> Decision:
+        d.memory, d.labels = memory, labels
+        return d
+
+    if not vm.running:
+        return out(Decision(SKIP, f"VM is {vm.power_state}: nothing to reset"))
+    if host is None or not host.responding:
+        state = host.connection_state if host else "unknown"
+        return out(Decision(SKIP, f"the VM's host is {state}: host failure handling applies"))
+    beats = f"guest {vm.guest_heartbeat}, app {vm.app_heartbeat or 'n/a'}"
+    if not vm.heartbeat_failed:
+        return out(Decision(SKIP, f"heartbeats recovered ({beats})"))
+    since = _since(req, now)
+    ha_monitors = _ha_on(snap) and snap.cluster is not None and snap.cluster.vm_monitoring.enabled
+    if vm.boot_time is not None and vm.boot_time > since:
+        who = "vSphere HA VM monitoring" if ha_monitors else "someone else"
+        return out(
+            Decision(
+                SKIP,
+                f"VM rebooted after the alert began (by {who}); waiting for a new alert",
+                restarted_by=BY_HA if ha_monitors else "other",
+            )
+        )
+    if ha_monitors:
+        wait = ha_grace(snap, cfg, now, since, "reset the VM")
+        if wait is not None:
+            return out(wait)
+    max_resets, window, min_uptime = reset_limits(snap, cfg)
+    if vm.boot_time is not None and now - vm.boot_time < min_uptime:
+        return out(
+            Decision(
+                DEFER,
+                f"VM booted {now - vm.boot_time:.0f}s ago, under its minimum uptime of "
+                f"{min_uptime:.0f}s",
+                retry_at=vm.boot_time + min_uptime,
+            )
+        )
+    recent = [t for t in resets if t >= now - window]
+    if len(recent) >= max_resets:
+        return out(
+            Decision(
+                REFUSE,
+                f"reset limit reached: {len(recent)} resets in the last {window:.0f}s "
+                f"(max {max_resets}); leaving the VM to a person",
+            )
+        )
+    step = Step(
+        RESET,
+        vm_id=vm.moid,
+        vm=vm.name,
+        host_id=host.moid,
+        host=host.name,
+        target_host_id=host.moid,
+        target_host=host.name,
+        fault_domain=host.fault_domain,
+        priority=vm.priority,
+        rank=vm.rank,
+        reason=(
+            f"heartbeat failed ({beats}); reset {len(recent) + 1} of {max_resets} per {window:.0f}s"
+        ),
+    )
+    return out(Decision(PLAN, step.reason, steps=[step]))
+
+
+def decide_evacuation(req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float) -> Decision:
+    """``evacuate_host``: vMotion a degraded host's running VMs away while it still answers."""
+    memory: dict[str, Any] = dict(req.memory)
+    memory.setdefault("first_seen", now)
+    host = find_host(snap, req)
+    if host is None:
+        return Decision(SKIP, f"host {req.host_id or req.host} is not in vCenter", memory=memory)
+    labels = _labels(snap, host)
+
+    def out(d: Decision) -> Decision:
+        d.memory, d.labels = memory, labels
+        return d
+
+    if not host.responding:
+        return out(
+            Decision(
+                SKIP,
+                f"{host.name} is {host.connection_state}: vMotion needs a responding host; "
+                "host failure handling applies",
+            )
+        )
+    running = [v for v in snap.vms_on(host.moid) if v.running and not v.template]
+    movable = [v for v in running if v.protected]
+    placements = place(
+        movable, snap, cfg.placement, avoid_fault_domain=host.fault_domain, exclude=[host.moid]
+    )
+    steps = []
+    for p in placements:
+        vm = snap.vms[p.vm_id]
+        steps.append(
+            Step(
+                MIGRATE,
+                vm_id=vm.moid,
+                vm=vm.name,
+                host_id=host.moid,
+                host=host.name,
+                target_host_id=p.target_id,
+                target_host=p.target,
+                fault_domain=p.fault_domain,
+                priority=vm.priority,
+                rank=vm.rank,
+                reason=f"vMotion to {p.target}: {p.reason}" if p.placed else p.reason,
+                state="pending" if p.placed else "unplaced",
+            )
+        )
+    if cfg.enter_maintenance and not host.maintenance:
+        steps.append(
+            Step(
+                ENTER_MAINTENANCE,
+                host_id=host.moid,
+                host=host.name,
+                fault_domain=host.fault_domain,
+                reason="enter maintenance mode once the VMs are off",
+            )
+        )
+    if not steps:
+        return out(Decision(SKIP, f"{host.name} has no running protected VMs to move"))
+    unplaced = sum(1 for s in steps if s.state == "unplaced")
+    left = len(running) - len(movable)
+    reason = (
+        f"{host.name} degraded: {len(movable) - unplaced} VMs to vMotion"
+        f"{f', {unplaced} unplaced' if unplaced else ''}"
+        f"{f', {left} unprotected left in place' if left else ''}"
+    )
+    return out(Decision(PLAN, reason, steps=steps))
