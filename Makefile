@@ -46,8 +46,11 @@ lint: venv
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# Figures only (never timed assertions): exporter, remediator and performance-counter benchmarks.
 bench: setup
 	$(PY) -m bench.exporter_bench $(BENCH_ARGS)
+	$(PY) -m bench.remediator_bench
+	$(PY) -m bench.perf_bench
 
 clean:
 	rm -rf sim/build .venv .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError, load_config
@@ -28,13 +29,12 @@ def _load(path: str) -> Config:
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     problems: list[str] = []
-    try:
-        from remediator.config import parse_remediator_config  # noqa: PLC0415
+    from remediator.config import parse_remediator  # noqa: PLC0415
 
+    try:
         if config.raw.get("remediator") is not None:
-            parse_remediator_config(config)
-    except ImportError:
-        pass
+            base = Path(config.path).parent if config.path else None
+            parse_remediator(config.section("remediator"), base)
     except ConfigError as exc:
         problems.append(str(exc))
     if problems:

@@ -142,3 +142,12 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert re.search(r"vcenters\[0\]\.password: inline secrets", err)
     assert "hunter2" not in err
+
+
+def test_check_config_validates_the_remediator_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("remediator:\n  dry_run: maybe\n  bearer_token_env: VHA_TEST_PW\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert "remediator.dry_run" in capsys.readouterr().err

@@ -245,3 +245,30 @@ async def test_metrics_serves_gzip_and_scrape_self_metrics(sim: Any, aiohttp_cli
         s.value == 1 for s in select(samples, "vsphere_scrape_collector_success", vcenter="vc1")
     )
     assert len(select(samples, "vsphere_scrape_collector_success")) == 4
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("InvalidCollectorVersion", "fault"), ("NotAuthenticated", "session")],
+)
+async def test_invalidated_filter_or_lost_session_resyncs(
+    sim: Any, aiohttp_client: Any, fault: str, reason: str
+) -> None:
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    await wait_for(client, up, timeout=30)
+    sim.inject_fault("WaitForUpdatesEx", fault, count=1)
+    samples, _ = await wait_for(
+        client,
+        lambda s: (
+            (value(s, "vsphere_sync_errors_total", vcenter="vc1", reason=reason) or 0) >= 1
+            and (value(s, "vsphere_sync_resyncs_total", vcenter="vc1") or 0) >= 2
+            and up(s)
+        ),
+        timeout=15,
+    )
+    # After the resync the image follows vCenter again.
+    host = sim.inventory()["hosts"][0]["name"]
+    sim.set_host(host, inMaintenanceMode=True)
+    await wait_for(
+        client, lambda s: value(s, "vsphere_host_maintenance_mode", host=host) == 1, FAULT_WINDOW
+    )
