@@ -96,6 +96,47 @@ def polling_scrape(config: Any) -> float:
     return time.perf_counter() - start
 
 
+def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[float]:
+    """How long the simulator itself takes to deliver a change to a WaitForUpdatesEx client
+    following the exporter's filter: the floor under the exporter's change-to-visible time."""
+    from pyVmomi import vim, vmodl  # noqa: PLC0415
+
+    from exporter.inventory import PROPERTIES  # noqa: PLC0415
+
+    si = connect(config.vcenters[0])
+    try:
+        content = si.RetrieveContent()
+        pc = content.propertyCollector.CreatePropertyCollector()
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
+        )
+        pc.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+        version = ""
+        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
+        while True:
+            result = pc.WaitForUpdatesEx(version, opts)
+            if result is None:
+                break
+            version = result.version
+            if not result.truncated:
+                break
+        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=30)
+        out = []
+        for host in hosts:
+            sim.set_host(host, inQuarantineMode=True)
+            t0 = time.perf_counter()
+            result = pc.WaitForUpdatesEx(version, opts)
+            out.append(time.perf_counter() - t0)
+            version = result.version
+            sim.set_host(host, inQuarantineMode=False)
+            result = pc.WaitForUpdatesEx(version, opts)
+            version = result.version
+        pc.DestroyPropertyCollector()
+        return out
+    finally:
+        disconnect(si)
+
+
 def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]:
     print(f"\n== {name}: {flags}", flush=True)
     t0 = time.perf_counter()
@@ -174,6 +215,11 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         out["change_visible_p50_s"] = statistics.median(changes)
         out["change_visible_max_s"] = max(changes)
         out["exporter_peak_rss_mib"] = peak_rss_mib(exporter.pid or 0)
+        floor = vcenter_update_latency(sim, config, [h["name"] for h in inv["hosts"][5:10]])
+        out["sim_update_latency_p50_s"] = statistics.median(floor)
+        out["exporter_share_of_change_p50_s"] = max(
+            0.0, out["change_visible_p50_s"] - out["sim_update_latency_p50_s"]
+        )
         polls = [polling_scrape(config) for _ in range(3)]
         out["polling_scrape_p50_s"] = statistics.median(polls)
         out["polling_over_incremental_ratio"] = out["polling_scrape_p50_s"] / (

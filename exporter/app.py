@@ -74,14 +74,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(exporter.stop)
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     exporter = request.app[EXPORTER]
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped)
+    chunks = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped)
     headers = {"Content-Type": CONTENT_TYPE}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
+    resp = web.StreamResponse(headers=headers)
+    resp.content_length = sum(len(c) for c in chunks)
+    await resp.prepare(request)
+    for chunk in chunks:
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 async def healthz(request: web.Request) -> web.Response:

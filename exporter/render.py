@@ -11,6 +11,7 @@ import gzip
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from . import __version__
 from .collectors import COLLECTORS, RenderContext
 from .config import Config
-from .families import Family, escape, render
+from .families import Family, escape, merge
 from .inventory import KIND_OF_TYPE, Inventory
 from .topology import Topology
 
@@ -87,6 +88,17 @@ def inventory_families(
     return out
 
 
+class Body(tuple[bytes, ...]):
+    """A rendered ``/metrics`` body: one bytes chunk per metric family."""
+
+    def decode(self) -> str:
+        return b"".join(self).decode()
+
+    @property
+    def size(self) -> int:
+        return sum(len(c) for c in self)
+
+
 class Renderer:
     """Keeps the latest ``/metrics`` body (plain and gzipped) in memory."""
 
@@ -104,8 +116,8 @@ class Renderer:
         self._cond = threading.Condition()
         self._dirty = True
         self._stop = False
-        self._body: bytes | None = None
-        self._gzip: tuple[bytes, bytes] | None = None
+        self._body: Body | None = None
+        self._gzip: tuple[Body, bytes] | None = None
         self._render_seconds = 0.0
         self.renders_total = 0
         self._process = CollectorRegistry()
@@ -144,7 +156,7 @@ class Renderer:
                 log.exception("rendering /metrics failed")
             time.sleep(max(0.0, min(self._render_seconds, 5.0) - 0.02))
 
-    def render_now(self) -> bytes:
+    def render_now(self) -> Body:
         with self._cond:
             self._dirty = False
         start = time.perf_counter()
@@ -173,8 +185,7 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
-        text = render([*families, ok, dur, build, took])
-        body = text.encode()
+        body = Body(f.render().encode() for f in merge([*families, ok, dur, build, took]))
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         with self._cond:
@@ -182,19 +193,25 @@ class Renderer:
             self._gzip = None
         return body
 
-    def body(self, *, gzipped: bool = False) -> bytes:
-        """The latest body plus process metrics; renders synchronously only the first time."""
+    def body(self, *, gzipped: bool = False) -> list[bytes]:
+        """The latest body as chunks, plus process metrics; renders only the first time.
+
+        Chunks (one per family) are written to the client one after the other, so a 35 MB
+        body at 10,000 VMs is never copied into one buffer per scrape.
+        """
         with self._cond:
             body = self._body
         if body is None:
             body = self.render_now()
         process = generate_latest(self._process)
         if not gzipped:
-            return body + process
+            return [*body, process]
         with self._cond:
             cached = self._gzip
         if cached is None or cached[0] is not body:
-            cached = (body, gzip.compress(body, compresslevel=1))
+            packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # one gzip member over all chunks
+            packed = b"".join([*(packer.compress(c) for c in body), packer.flush()])
+            cached = (body, packed)
             with self._cond:
                 self._gzip = cached
-        return cached[1] + gzip.compress(process, compresslevel=1)
+        return [cached[1], gzip.compress(process, compresslevel=1)]

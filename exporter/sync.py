@@ -22,7 +22,7 @@ from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_update
 from .vcenter import classify, connect, describe, disconnect
 
 log = logging.getLogger(__name__)
-PAGE_OBJECTS = 2000
+PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page
 
 
 def _filter_spec(content: Any, view: Any) -> Any:
