@@ -45,7 +45,9 @@ class Exporter:
         self.renderer.stop()
 
     def ready(self) -> bool:
-        return all(inv.up and inv.synced for inv in self.inventories)
+        """Every vCenter synced, and /metrics already shows it."""
+        synced = all(inv.up and inv.synced for inv in self.inventories)
+        return synced and self.renderer.shows_latest_sync()
 
     def status(self) -> list[dict[str, object]]:
         out = []

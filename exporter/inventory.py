@@ -223,6 +223,7 @@ class Inventory:
         self.objects: dict[str, ManagedObject] = {}
         self.custom_fields: dict[int, str] = {}
         self.generation = 0
+        self.synced_generation = -1  # the generation of the last complete (re)sync
         # Sync status.
         self.up = False
         self.synced = False
@@ -288,6 +289,8 @@ class Inventory:
             self.synced = True
             self.up = True
             self.resyncs_total += 1
+            self.generation += 1
+            self.synced_generation = self.generation
 
     def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> int:
         """Apply (kind, type, moid, [(op, path, value)]) object updates; returns how many."""

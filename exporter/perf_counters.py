@@ -205,9 +205,7 @@ COUNTERS: tuple[Counter, ...] = (
             "host": (Source("mem.swapused.average", "kiloBytes"),),
             "vm": (Source("mem.swapped.average", "kiloBytes"),),
         },
-        _by_kind(
-            host=_scaled("mem.swapused.average", KIB), vm=_scaled("mem.swapped.average", KIB)
-        ),
+        _by_kind(host=_scaled("mem.swapused.average", KIB), vm=_scaled("mem.swapped.average", KIB)),
     ),
     Counter(
         "memory_swap_in",

@@ -120,6 +120,7 @@ class Renderer:
         self._gzip: tuple[Body, bytes] | None = None
         self._render_seconds = 0.0
         self.renders_total = 0
+        self.rendered_generations = [-1] * len(self.inventories)
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._thread: threading.Thread | None = None
@@ -160,6 +161,7 @@ class Renderer:
         with self._cond:
             self._dirty = False
         start = time.perf_counter()
+        generations = [inv.generation for inv in self.inventories]
         per_collector: dict[str, list[float]] = {}
         families = status_families(self.inventories)
         families += inventory_families(self.inventories, self.config, per_collector)
@@ -188,10 +190,18 @@ class Renderer:
         body = Body(f.render().encode() for f in merge([*families, ok, dur, build, took]))
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
+        self.rendered_generations = generations
         with self._cond:
             self._body = body
             self._gzip = None
         return body
+
+    def shows_latest_sync(self) -> bool:
+        """True once the served body was rendered after every vCenter's last full sync."""
+        return all(
+            rendered >= inv.synced_generation
+            for rendered, inv in zip(self.rendered_generations, self.inventories, strict=True)
+        )
 
     def body(self, *, gzipped: bool = False) -> list[bytes]:
         """The latest body as chunks, plus process metrics; renders only the first time.

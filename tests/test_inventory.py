@@ -165,3 +165,15 @@ def test_a_down_vcenter_serves_only_its_status() -> None:
     assert value(samples, "vsphere_up", vcenter="vc1") == 0
     assert value(samples, "vsphere_sync_errors_total", vcenter="vc1", reason="connect") == 1
     assert select(samples, "vsphere_host_info") == []
+
+
+def test_ready_only_once_the_body_shows_the_sync() -> None:
+    inv = Inventory("vc1")
+    renderer = Renderer(parse_config({}), [inv])
+    renderer.render_now()  # an early body, before vCenter answered
+    image = _image()
+    inv.replace(image.objects, image.custom_fields)
+    assert not renderer.shows_latest_sync()  # synced, but /metrics would still be empty
+    body = renderer.render_now()
+    assert renderer.shows_latest_sync()
+    assert select(parse(body.decode()), "vsphere_vm_info")
