@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -192,21 +193,17 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         # Change -> visible: flip a host into maintenance and poll until it shows.
         changes = []
         for host in [h["name"] for h in inv["hosts"][:5]]:
-            needle = 'vsphere_host_maintenance_mode{vcenter="bench",host_id="'
+            shown = re.compile(
+                rb'^vsphere_host_maintenance_mode\{vcenter="bench",host_id="[^"]*",host="'
+                + re.escape(host.encode())
+                + rb'"\} 1$',
+                re.M,
+            )
             sim.set_host(host, inMaintenanceMode=True)
             t0 = time.perf_counter()
             while True:
                 _, body = scrape_seconds(url)
-                text = body.decode()
-                line = next(
-                    (
-                        ln
-                        for ln in text.splitlines()
-                        if ln.startswith(needle) and f'host="{host}"' in ln
-                    ),
-                    "",
-                )
-                if line.endswith(" 1"):
+                if shown.search(body):
                     break
                 if time.perf_counter() - t0 > 30:
                     raise RuntimeError(f"change on {host} not visible after 30s")

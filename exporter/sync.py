@@ -11,6 +11,7 @@ with a full resync, so the image can never drift from vCenter's.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -44,6 +45,13 @@ def _filter_spec(content: Any, view: Any) -> Any:
     return vmodl.query.PropertyCollector.FilterSpec(objectSet=objects, propSet=props)
 
 
+def _intern(value: Any) -> Any:
+    """Share the few distinct short strings (states, statuses) across 10,000 objects."""
+    if isinstance(value, str) and len(value) <= 40:
+        return sys.intern(str(value))  # pyvmomi enums are str subclasses
+    return value
+
+
 def convert_update_set(update_set: Any) -> list[tuple[str, str, str, list[tuple[str, str, Any]]]]:
     """pyvmomi UpdateSet -> plain (kind, type, moid, [(op, path, value)]) tuples."""
     out = []
@@ -51,7 +59,7 @@ def convert_update_set(update_set: Any) -> list[tuple[str, str, str, list[tuple[
         for obj_update in filter_update.objectSet or []:
             obj = obj_update.obj
             changes = [
-                (change.op, change.name, convert(change.name, change.val))
+                (change.op, sys.intern(str(change.name)), _intern(convert(change.name, change.val)))
                 for change in obj_update.changeSet or []
             ]
             out.append((str(obj_update.kind), obj._wsdlName, str(obj._moId), changes))
