@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .config import Config
+from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory
+from .perf import collectors_for
 from .render import Renderer
 from .sync import Follower
 
@@ -30,18 +32,34 @@ class Exporter:
             Follower(vc, inv, config.sync)
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
-        self.renderer = Renderer(config, self.inventories)
+        # Performance counters and prices: their own threads and snapshots, rendered into the
+        # same body, so a slow QueryPerf never delays inventory updates or /metrics.
+        self.perf = collectors_for(config, self.inventories)
+        self.cost = CostSource(parse_cost_config(config), self.inventories)
+        self.renderer = Renderer(
+            config,
+            self.inventories,
+            extra_sources=[*(p.families for p in self.perf), self.cost.families],
+        )
+        for collector in self.perf:
+            collector.add_listener(self.renderer.mark_dirty)
 
     def start(self) -> None:
         self.renderer.start()
         for follower in self.followers:
             follower.start()
+        for collector in self.perf:
+            collector.start()
 
     def stop(self) -> None:
+        for collector in self.perf:
+            collector.signal_stop()
         for follower in self.followers:
             follower._stop.set()  # noqa: SLF001 - signal all first, then wait for each
         for follower in self.followers:
             follower.stop(timeout=2.0)
+        for collector in self.perf:
+            collector.stop(timeout=2.0)
         self.renderer.stop()
 
     def ready(self) -> bool:

@@ -19,8 +19,15 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: str) -> Config:
+    """The config with every exporter-side section validated; exit 2 naming the key."""
+    from .cost import parse_cost_config  # noqa: PLC0415
+    from .perf import parse_performance_config  # noqa: PLC0415
+
     try:
-        return load_config(path)
+        config = load_config(path)
+        parse_performance_config(config)
+        parse_cost_config(config)
+        return config
     except ConfigError as exc:
         print(f"vha: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -71,6 +78,12 @@ def _remediator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import main as report_main  # noqa: PLC0415
+
+    return report_main(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main  # noqa: PLC0415
 
@@ -96,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     p.add_argument("config", help="YAML configuration file")
     p.set_defaults(func=_check_config)
+
+    from .report import add_arguments as report_arguments  # noqa: PLC0415 - stdlib only
+
+    p = sub.add_parser("report", help="rightsizing and cost report from Prometheus")
+    report_arguments(p)
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("demo", help="run the stack (on the embedded simulator without a vCenter)")
     p.add_argument("--config", help="YAML configuration; without vCenters the simulator is used")

@@ -234,6 +234,16 @@ class Stack:
             data["vcenters"] = [vc]
             data.setdefault("fault_domains", {"custom_attribute": "HA-FaultDomain"})
             data.setdefault("sync", {"max_wait_seconds": 2})
+            data.setdefault("performance", {"interval_seconds": 5})
+            data.setdefault(
+                "cost",  # example prices, so the cost dashboards and `vha report` show figures
+                {
+                    "currency": "EUR",
+                    "per_vcpu_month": 20,
+                    "per_gb_memory_month": 5,
+                    "per_gb_storage_month": 0.1,
+                },
+            )
         data["listen"] = f"127.0.0.1:{self.ports['exporter']}"
         rem = dict(data.get("remediator") or {})
         rem["listen"] = f"127.0.0.1:{self.ports['remediator']}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
+from typing import Any
 from urllib.error import URLError
 
 from pyVim.connect import Disconnect, SmartConnect
@@ -29,19 +31,40 @@ def ssl_context(vc: VCenterConfig) -> ssl.SSLContext:
 
 
 def connect(vc: VCenterConfig, *, timeout: float | None = None) -> vim.ServiceInstance:
-    """Log in and return the service instance; raises on any failure (see :func:`classify`)."""
+    """Log in and return the service instance; raises on any failure (see :func:`classify`).
+
+    pyVmomi's API-version probe has no socket timeout, so a vCenter that accepts the TCP
+    connection and never answers would hang the caller forever; the login runs in a helper
+    thread and the caller gets a ``TimeoutError`` after the configured timeout instead.
+    """
+    seconds = timeout if timeout is not None else vc.timeout_seconds
     parsed_scheme = "https" if vc.url.lower().startswith("https") else "http"
-    return SmartConnect(
-        protocol=parsed_scheme,
-        host=vc.host,
-        port=vc.port,
-        path=vc.path,
-        user=vc.user,
-        pwd=vc.password.get(),
-        sslContext=ssl_context(vc) if parsed_scheme == "https" else None,
-        httpConnectionTimeout=timeout if timeout is not None else vc.timeout_seconds,
-        connectionPoolTimeout=-1,
-    )
+    outcome: dict[str, Any] = {}
+
+    def login() -> None:
+        try:
+            outcome["si"] = SmartConnect(
+                protocol=parsed_scheme,
+                host=vc.host,
+                port=vc.port,
+                path=vc.path,
+                user=vc.user,
+                pwd=vc.password.get(),
+                sslContext=ssl_context(vc) if parsed_scheme == "https" else None,
+                httpConnectionTimeout=seconds,
+                connectionPoolTimeout=-1,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=login, name=f"vha-login-{vc.name}", daemon=True)
+    worker.start()
+    worker.join(min(seconds, vc.timeout_seconds) + 5.0)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer from {vc.url} within {seconds:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["si"]
 
 
 def disconnect(si: vim.ServiceInstance | None) -> None:

@@ -272,3 +272,36 @@ async def test_invalidated_filter_or_lost_session_resyncs(
     await wait_for(
         client, lambda s: value(s, "vsphere_host_maintenance_mode", host=host) == 1, FAULT_WINDOW
     )
+
+
+async def test_a_vcenter_that_never_answers_times_out(aiohttp_client: Any) -> None:
+    """TCP accepted, then silence: the follower must give up and report, not hang."""
+    import os
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; nothing ever answers
+    port = silent.getsockname()[1]
+    os.environ["VHA_TEST_SILENT_PASSWORD"] = "x"
+    entry = {
+        "name": "silent",
+        "url": f"https://127.0.0.1:{port}/sdk",
+        "user": "u",
+        "password_env": "VHA_TEST_SILENT_PASSWORD",
+        "verify_tls": False,
+        "timeout_seconds": 1,
+    }
+    try:
+        client = await aiohttp_client(create_app(exporter_config(entry)))
+        samples, _ = await wait_for(
+            client,
+            lambda s: (
+                (value(s, "vsphere_sync_errors_total", vcenter="silent", reason="timeout") or 0)
+                >= 1
+            ),
+            timeout=20,
+        )
+        assert value(samples, "vsphere_up", vcenter="silent") == 0
+    finally:
+        silent.close()
