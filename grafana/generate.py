@@ -4,7 +4,7 @@
     python grafana/generate.py           # rewrite grafana/dashboards/*.json
     python grafana/generate.py --check   # exit 1 when a committed dashboard differs
 
-Why generated: the five dashboards share their variables, selectors and joins (a host's
+Why generated: the seven dashboards share their variables, selectors and joins (a host's
 cluster and fault domain are on ``vsphere_host_info`` only, a VM's placement on
 ``vsphere_vm_info`` only, see docs/metrics.md), and writing each join once keeps every panel
 consistent. tests/test_dashboards.py fails when the committed JSON differs from this output,
@@ -15,7 +15,10 @@ Conventions:
 * every query filters on the template variables (``$vcenter``, ``$cluster``, ``$host``,
   ``$vm``); "All" is ``.*``, so standalone hosts (``cluster=""``) are included;
 * capacity and failover headroom come from the recording rules in rules/recording.yml, so a
-  panel shows exactly the number the capacity alerts test;
+  panel shows exactly the number the capacity alerts test; so do rightsizing and cost;
+* thresholds (colours, threshold lines) are read from rules/config.yml (:func:`rules_config`)
+  so a panel turns orange where an alert starts counting: after changing that file,
+  regenerate the rules and the dashboards;
 * enum metrics (one series per state, 1 for the current one) become a text column in tables
   (:func:`state_label`) and a numeric code with value mappings in state timelines
   (:func:`state_code`);
@@ -54,14 +57,20 @@ TAGS = ["vsphere-ha"]
 SCHEMA_VERSION = 39  # Grafana 10.4 and 11.x
 
 
+def rules_config(section: str, key: str, default: float) -> float:
+    """A number from rules/config.yml (``section.key``), so the dashboards colour at the
+    thresholds the alerts and recording rules use; ``default`` when it is not set."""
+    try:
+        config = yaml.safe_load((ROOT / "rules" / "config.yml").read_text(encoding="utf-8"))
+        return float(config[section][key])
+    except (OSError, KeyError, TypeError, ValueError):
+        return default
+
+
 def max_utilization() -> float:
     """rules/config.yml capacity.max_utilization: the share of survivors' capacity restarted
     VMs may fill (the capacity alerts' threshold)."""
-    try:
-        config = yaml.safe_load((ROOT / "rules" / "config.yml").read_text(encoding="utf-8"))
-        return float(config["capacity"]["max_utilization"])
-    except (OSError, KeyError, TypeError, ValueError):
-        return 0.9
+    return rules_config("capacity", "max_utilization", 0.9)
 
 
 # --- selectors and joins -------------------------------------------------------------------
@@ -502,6 +511,7 @@ def table(
     overrides: list[Any] | None = None,
     hide: Sequence[str] = (),
     sort: str | None = None,
+    desc: bool = False,
     empty: str | None = None,
 ) -> dict[str, Any]:
     """An instant table.
@@ -542,7 +552,7 @@ def table(
     }
     options: dict[str, Any] = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
     if sort:
-        options["sortBy"] = [{"displayName": sort, "desc": False}]
+        options["sortBy"] = [{"displayName": sort, "desc": desc}]
     targets = _targets([(e, "") for e in exprs], instant=True, table=True)
     panel = _panel("table", title, description, targets, defaults, overrides, options, empty)
     panel["transformations"] = transformations
@@ -602,6 +612,7 @@ VAR_CLUSTER = query_var("cluster", "Cluster", "vsphere_cluster_info", VC)
 VAR_HOST_ALL = query_var("host", "Host", "vsphere_host_info", CL)
 VAR_HOST_ONE = query_var("host", "Host", "vsphere_host_info", CL, include_all=False)
 VAR_VM_ONE = query_var("vm", "VM", "vsphere_vm_info", VM_CHOICE, include_all=False)
+VAR_VM_ALL = query_var("vm", "VM", "vsphere_vm_info", VM_CHOICE)
 
 
 class Dashboard:
@@ -2045,12 +2056,769 @@ def remediation() -> Dashboard:
     return d
 
 
+# --- performance -------------------------------------------------------------------------------
+
+# Thresholds of the performance panels: those of the performance alerts (rules/config.yml
+# performance), so a panel turns orange where an alert would start its `for` clock. Ready and
+# co-stop are per vCPU (docs/performance.md), so one scale fits every VM size.
+CPU_READY_HIGH = rules_config("performance", "cpu_ready_ratio", 0.05)
+COSTOP_HIGH = rules_config("performance", "cpu_costop_ratio", 0.03)
+DISK_LATENCY_HIGH = rules_config("performance", "disk_latency_seconds", 0.03)
+DROPPED_HIGH = rules_config("performance", "dropped_packets_per_second", 1)
+SWAP_IN_HIGH = rules_config("performance", "swap_in_bytes_per_second", 0)
+TOP = 10  # series per "top N" panel
+
+READY_STEPS = steps(("green", None), ("orange", CPU_READY_HIGH), ("red", 2 * CPU_READY_HIGH))
+COSTOP_STEPS = steps(("green", None), ("orange", COSTOP_HIGH), ("red", 2 * COSTOP_HIGH))
+LATENCY_STEPS = steps(
+    ("green", None), ("orange", DISK_LATENCY_HIGH), ("red", 2 * DISK_LATENCY_HIGH)
+)
+SWAP_IN_STEPS = steps(("green", None), ("red", SWAP_IN_HIGH or 1e-9))
+
+# Why a performance panel may be empty: the simulator (and an idle estate) has no series for
+# counters that are 0, and a real vCenter reports no disk counters without datastore I/O.
+NO_PRESSURE = "no VM is short of memory (the simulator leaves zero-valued counters out)"
+NO_DISK = "no host or VM reports datastore I/O (the simulator has no disk counters)"
+
+
+def host_perf(metric: str, cond: str = "") -> str:
+    """A host performance metric of the selected hosts; ``cond`` (``> 0``) applies before the
+    join, where PromQL's precedence would otherwise bind it to the info metric."""
+    return hosts_in(f"{m(metric, HOST)} {cond}".strip())
+
+
+def vm_perf(metric: str, cond: str = "") -> str:
+    """A VM performance metric of the selected VMs (narrowed by cluster and host)."""
+    return vms_in(f"{m(metric, VM)} {cond}".strip(), VM_CHOICE)
+
+
+def vm_perf_sum(a: str, b: str) -> str:
+    """``a + b`` per VM (same labels), of the selected VMs."""
+    return vms_in(f"{m(a, VM)} + {m(b, VM)}", VM_CHOICE)
+
+
+def top(expr: str, k: int = TOP) -> str:
+    return f"topk({k}, {expr})"
+
+
+def only(expr: str, subset: str) -> str:
+    """VM series of ``expr`` whose VM is in ``subset``."""
+    return f"{paren(expr)} and on (vcenter, vm_id) {paren(subset)}"
+
+
+def performance() -> Dashboard:
+    d = Dashboard(
+        "vha-performance",
+        "vSphere HA / Performance",
+        "vCenter's real-time performance counters of hosts and VMs (docs/performance.md): CPU "
+        "usage, ready and co-stop, memory pressure, disk latency and operations, network, "
+        "the worst VMs now, and the health of the collector.",
+        [VAR_VCENTER, VAR_CLUSTER, VAR_HOST_ALL, VAR_VM_ALL],
+    )
+    ready = vm_perf("vsphere_vm_cpu_ready_ratio")
+    costop = vm_perf("vsphere_vm_cpu_costop_ratio")
+    swap_in = vm_perf("vsphere_vm_memory_swap_in_bytes_per_second")
+    read_lat = vm_perf("vsphere_vm_disk_read_latency_seconds")
+    write_lat = vm_perf("vsphere_vm_disk_write_latency_seconds")
+
+    d.row("Summary")
+    high_ready = vm_perf("vsphere_vm_cpu_ready_ratio", f"> {CPU_READY_HIGH:g}")
+    swapping = vm_perf("vsphere_vm_memory_swap_in_bytes_per_second", f"> {SWAP_IN_HIGH:g}")
+    dropping = host_perf("vsphere_host_network_dropped_packets_per_second", f"> {DROPPED_HIGH:g}")
+    slow = f"> {DISK_LATENCY_HIGH:g}"
+    slow_disk = vms_in(
+        f"{m('vsphere_vm_disk_read_latency_seconds', VM)} {slow} "
+        f"or {m('vsphere_vm_disk_write_latency_seconds', VM)} {slow}",
+        VM_CHOICE,
+    )
+    d.add(
+        4,
+        4,
+        stat(
+            "Hosts sampled",
+            "Selected hosts with a performance sample (connected and powered on).",
+            [(f"count({host_perf('vsphere_host_cpu_usage_ratio')}) or vector(0)", "")],
+        ),
+        stat(
+            "VMs sampled",
+            "Selected VMs with a performance sample (powered on, performance.vms on).",
+            [(f"count({vm_perf('vsphere_vm_cpu_usage_ratio')}) or vector(0)", "")],
+        ),
+        stat(
+            "VMs with high CPU ready",
+            f"VMs whose vCPUs waited for a physical CPU more than {CPU_READY_HIGH:.0%} of the "
+            "last sample: the host is CPU-contended.",
+            [(f"count({high_ready}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            "VMs swapping in",
+            "VMs whose memory is being read back from hypervisor swap now: the host ran out "
+            "of memory, and the guest waits on disk.",
+            [(f"count({swapping}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("red", 1)),
+        ),
+        stat(
+            "VMs with slow disks",
+            f"VMs whose mean read or write latency is above {DISK_LATENCY_HIGH * 1000:g} ms.",
+            [(f"count({slow_disk}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            "Hosts dropping packets",
+            f"Hosts that dropped more than {DROPPED_HIGH:g} packets per second (received plus "
+            "transmitted) in the last sample.",
+            [(f"count({dropping}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+    )
+
+    d.row("CPU")
+    d.add(
+        12,
+        8,
+        timeseries(
+            f"Host CPU usage (top {TOP})",
+            "CPU in use as a share of each host's capacity.",
+            [(top(host_perf("vsphere_host_cpu_usage_ratio")), "{{host}}")],
+            unit="percentunit",
+            thresholds=USE,
+        ),
+        timeseries(
+            f"Host CPU ready (top {TOP})",
+            "Share of time the vCPUs of the host's VMs were ready to run but not scheduled, "
+            f"averaged per vCPU. Above {CPU_READY_HIGH:.0%} the VMs feel it.",
+            [(top(host_perf("vsphere_host_cpu_ready_ratio")), "{{host}}")],
+            unit="percentunit",
+            thresholds=READY_STEPS,
+        ),
+        timeseries(
+            f"VM CPU ready (top {TOP})",
+            "Share of time a vCPU of the VM was ready to run but not scheduled (per vCPU). "
+            "High ready with low host usage points to CPU limits or too many vCPUs.",
+            [(top(ready), "{{vm}}")],
+            unit="percentunit",
+            thresholds=READY_STEPS,
+        ),
+        timeseries(
+            f"VM co-stop (top {TOP})",
+            "Share of time a vCPU was stopped so the VM's other vCPUs could catch up (per "
+            "vCPU): a VM with more vCPUs than it uses. Fewer vCPUs usually help.",
+            [(top(costop), "{{vm}}")],
+            unit="percentunit",
+            thresholds=COSTOP_STEPS,
+            empty="no VM is co-stopped (the simulator leaves zero-valued counters out)",
+        ),
+    )
+
+    d.row("Memory")
+    reclaimed = [
+        ("balloon", "memory_balloon_bytes"),
+        ("swapped", "memory_swapped_bytes"),
+        ("compressed", "memory_compressed_bytes"),
+    ]
+    d.add(
+        12,
+        8,
+        timeseries(
+            f"Host memory (top {TOP})",
+            "Memory the host's VMs actively use, and memory consumed by the VMs and the "
+            "hypervisor.",
+            [
+                (top(host_perf("vsphere_host_memory_active_bytes")), "{{host}} active"),
+                (top(host_perf("vsphere_host_memory_consumed_bytes")), "{{host}} consumed"),
+            ],
+            unit="bytes",
+        ),
+        timeseries(
+            f"VM active memory (top {TOP})",
+            "Memory the guest actively uses, as the hypervisor estimates it (20 s average).",
+            [(top(vm_perf("vsphere_vm_memory_active_bytes")), "{{vm}}")],
+            unit="bytes",
+        ),
+        timeseries(
+            "Ballooned, swapped and compressed memory",
+            "Memory the hypervisor reclaimed from VMs, per host and for the top VMs: "
+            "ballooning is mild, compression worse, swapping the worst.",
+            [
+                *[
+                    (host_perf(f"vsphere_host_{metric}"), f"{{{{host}}}} {what}")
+                    for what, metric in reclaimed
+                ],
+                *[
+                    (top(vm_perf(f"vsphere_vm_{metric}")), f"VM {{{{vm}}}} {what}")
+                    for what, metric in reclaimed
+                ],
+            ],
+            unit="bytes",
+            empty=NO_PRESSURE,
+        ),
+        timeseries(
+            "Swap-in rate",
+            "Memory read back from hypervisor swap per second, per host and for the top VMs: "
+            "the guest waits on disk for its own memory.",
+            [
+                (host_perf("vsphere_host_memory_swap_in_bytes_per_second"), "{{host}}"),
+                (top(swap_in), "VM {{vm}}"),
+            ],
+            unit="Bps",
+            empty=NO_PRESSURE,
+        ),
+    )
+
+    d.row("Disk")
+    d.add(
+        12,
+        8,
+        timeseries(
+            "Disk latency",
+            "Mean read and write latency over the datastores, weighted by operations (what an "
+            f"average I/O waited), per host and for the top {TOP} VMs.",
+            [
+                (top(host_perf("vsphere_host_disk_read_latency_seconds")), "{{host}} read"),
+                (top(host_perf("vsphere_host_disk_write_latency_seconds")), "{{host}} write"),
+                (top(read_lat), "VM {{vm}} read"),
+                (top(write_lat), "VM {{vm}} write"),
+            ],
+            unit="s",
+            thresholds=LATENCY_STEPS,
+            empty=NO_DISK,
+        ),
+        timeseries(
+            "Disk operations",
+            f"Read and write operations per second over all datastores, per host and for the "
+            f"top {TOP} VMs (reads + writes).",
+            [
+                (top(host_perf("vsphere_host_disk_reads_per_second")), "{{host}} reads"),
+                (top(host_perf("vsphere_host_disk_writes_per_second")), "{{host}} writes"),
+                (
+                    top(
+                        vm_perf_sum(
+                            "vsphere_vm_disk_reads_per_second", "vsphere_vm_disk_writes_per_second"
+                        )
+                    ),
+                    "VM {{vm}}",
+                ),
+            ],
+            unit="iops",
+            empty=NO_DISK,
+        ),
+    )
+
+    d.row("Network")
+    d.add(
+        8,
+        8,
+        timeseries(
+            f"Host network throughput (top {TOP})",
+            "Data received and transmitted by each host.",
+            [
+                (
+                    top(host_perf("vsphere_host_network_received_bytes_per_second")),
+                    "{{host}} received",
+                ),
+                (
+                    top(host_perf("vsphere_host_network_transmitted_bytes_per_second")),
+                    "{{host}} transmitted",
+                ),
+            ],
+            unit="Bps",
+        ),
+        timeseries(
+            f"VM network throughput (top {TOP})",
+            "Data received plus transmitted by each VM.",
+            [
+                (
+                    top(
+                        vm_perf_sum(
+                            "vsphere_vm_network_received_bytes_per_second",
+                            "vsphere_vm_network_transmitted_bytes_per_second",
+                        )
+                    ),
+                    "{{vm}}",
+                )
+            ],
+            unit="Bps",
+        ),
+        timeseries(
+            "Dropped packets",
+            f"Packets dropped per second (received plus transmitted), per host and for the "
+            f"top {TOP} VMs: full receive buffers in the guest, or a saturated uplink.",
+            [
+                (host_perf("vsphere_host_network_dropped_packets_per_second"), "{{host}}"),
+                (top(vm_perf("vsphere_vm_network_dropped_packets_per_second")), "VM {{vm}}"),
+            ],
+            unit="pps",
+            empty="nothing dropped packets (the simulator leaves zero-valued counters out)",
+        ),
+    )
+
+    d.row("Worst VMs now")
+    worst = (
+        "group by (vcenter, vm_id, vm) ("
+        + " or ".join(top(x) for x in (ready, read_lat, write_lat, swap_in))
+        + ")"
+    )
+    worst_cols = [
+        ("CPU ready", ready, "percentunit", READY_STEPS),
+        ("Co-stop", costop, "percentunit", COSTOP_STEPS),
+        ("Read latency", read_lat, "s", LATENCY_STEPS),
+        ("Write latency", write_lat, "s", LATENCY_STEPS),
+        ("Swap-in", swap_in, "Bps", SWAP_IN_STEPS),
+    ]
+    d.add(
+        24,
+        9,
+        table(
+            "Worst VMs now",
+            f"The top {TOP} VMs by CPU ready, by read latency, by write latency and by swap-in "
+            "rate, with all four (and co-stop) side by side. Click a VM for its detail.",
+            [
+                Col(vm_labels(worst, "cluster, host", VM_CHOICE), None, "cluster, host"),
+                *[Col(only(expr, worst), name) for name, expr, _, _ in worst_cols],
+            ],
+            key=VM_KEY,
+            order=["vm", "host", "cluster", *[name for name, _, _, _ in worst_cols]],
+            hide=["vcenter"],
+            overrides=[
+                column("vm", VM_LINK),
+                column("host", HOST_LINK),
+                *[
+                    column(name, ("unit", unit), ("thresholds", th), CELL_TEXT)
+                    for name, _, unit, th in worst_cols
+                ],
+            ],
+            sort="CPU ready",
+            desc=True,
+            empty="latency, swap-in and co-stop cells stay empty where vCenter reports none "
+            "(the simulator leaves zero-valued counters out)",
+        ),
+    )
+
+    d.row("Collector")
+    last = m("vsphere_perf_last_success_timestamp_seconds", VC)
+    d.add(
+        6,
+        7,
+        timeseries(
+            "Collection duration",
+            "How long the last collection of every host and VM took; a collection longer "
+            "than performance.interval_seconds (20 s) delays the next one.",
+            [(m("vsphere_perf_collection_duration_seconds", VC), "{{vcenter}}")],
+            unit="s",
+        ),
+        timeseries(
+            "Collection errors",
+            "Failed logins, counter look-ups and QueryPerf calls, by reason, per interval; the "
+            "collector logs in again at the next round.",
+            [
+                (
+                    "sum by (vcenter, reason) "
+                    f"(increase({m('vsphere_perf_errors_total', VC)}[$__rate_interval]))",
+                    "{{vcenter}} {{reason}}",
+                )
+            ],
+            bars=True,
+        ),
+        timeseries(
+            "Time since the last successful collection",
+            "Seconds since a collection finished without a failed query. Values older than "
+            "three intervals (at least 60 s) are no longer served.",
+            [(since(last), "{{vcenter}}")],
+            unit="s",
+            thresholds=steps(("green", None), ("orange", 60), ("red", 300)),
+        ),
+        timeseries(
+            "Sampled objects and counters",
+            "Hosts and VMs with a sample in the last collection, and the vSphere counters "
+            "resolved on the vCenter.",
+            [
+                (m("vsphere_perf_entities", VC), "{{vcenter}} {{type}}s"),
+                (m("vsphere_perf_counters", VC), "{{vcenter}} counters"),
+            ],
+        ),
+    )
+    return d
+
+
+# --- capacity and cost -------------------------------------------------------------------------
+
+SNAPSHOT_OLD_DAYS = 3  # as vha report --snapshot-days
+MONEY = "short"  # amounts in the currency of vsphere_cost_info, shown as 12.3 K
+NO_COST = "the exporter's config has no cost: section"
+YOUNG = "no VM has a finding, or the rules have less than their window (7 days) of data"
+# rules/config.yml rightsizing: the recording rules' settings, quoted in descriptions.
+MIN_COVERAGE = rules_config("rightsizing", "min_coverage_ratio", 0.8)
+CPU_TARGET = rules_config("rightsizing", "cpu_target_ratio", 0.7)
+MEMORY_TARGET = rules_config("rightsizing", "memory_target_ratio", 0.5)
+
+
+def with_currency(expr: str) -> str:
+    """Money series with the ``currency`` label of ``vsphere_cost_info`` joined in."""
+    return f"{paren(expr)} * on () group_left (currency) max by (currency) (vsphere_cost_info)"
+
+
+def vm_rule(name: str) -> str:
+    """A per-VM recording rule of the selected vCenters and clusters."""
+    return vms_in(m(name, VC))
+
+
+def cost() -> Dashboard:
+    d = Dashboard(
+        "vha-cost",
+        "vSphere HA / Capacity and cost",
+        "Monthly cost and the savings if rightsized, consolidation per cluster (vCPUs per "
+        "core, VMs per host, hosts needed and freeable, N+1), and the VMs behind the "
+        "savings: idle, oversized, powered off, old snapshots. From the rightsizing and cost "
+        "recording rules (docs/performance.md), which judge a window of data (7 days).",
+        [VAR_VCENTER, VAR_CLUSTER],
+    )
+    cost_m, savings = (
+        rule("vsphere_cluster:cost_per_month", CL),
+        rule("vsphere_cluster:savings_per_month", CL),
+    )
+    # No finding means nothing to save: 0 wherever there is a cost, not an empty cell.
+    saved = f"{savings} or {cost_m} * 0"
+    idle, oversized = vm_rule("vsphere_vm:idle"), vm_rule("vsphere_vm:oversized")
+    off = vm_rule("vsphere_vm:powered_off:window")
+    snapshot_age = since(m("vsphere_vm_snapshot_oldest_timestamp_seconds", VC))
+    old_snapshots = vms_in(f"{snapshot_age} > {SNAPSHOT_OLD_DAYS * 86400}")
+    failover = rule("vsphere_cluster:failover_capacity:ratio")
+
+    d.row("Summary")
+    d.add(
+        3,
+        4,
+        stat(
+            "Monthly cost / savings",
+            "What the selected VMs cost per month (vCPUs and memory of powered-on VMs, "
+            "storage of all), and what rightsizing every finding would save.",
+            [
+                (with_currency(f"sum({cost_m})"), "cost {{currency}}"),
+                (with_currency(f"sum({savings}) or sum({cost_m}) * 0"), "savings {{currency}}"),
+            ],
+            unit=MONEY,
+            text_mode="value_and_name",
+            empty=NO_COST,
+        ),
+        stat(
+            "Hosts that could be freed",
+            "Hosts up minus the hosts needed to carry the p95 demand with N+1, summed over "
+            "the clusters.",
+            [(f"sum({rule('vsphere_cluster:hosts:freeable')}) or vector(0)", "")],
+            decimals=0,
+        ),
+        stat(
+            "Clusters short of N+1",
+            "Clusters whose p95 demand would not fit on the hosts left after losing the "
+            "largest one (failover capacity ratio above 1).",
+            [(f"count({failover} > 1) or vector(0)", "")],
+            thresholds=OK_IF_ZERO,
+        ),
+        stat(
+            "Idle VMs",
+            "Powered-on VMs with p95 CPU, network and disk all near zero over the window.",
+            [(f"count({idle}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            "Oversized VMs",
+            "Powered-on VMs given more vCPUs or memory than their p95 use needs.",
+            [(f"count({oversized}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            "Powered off all window",
+            "VMs powered off for the whole window: they still hold their storage.",
+            [(f"count({off}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            f"Snapshots older than {SNAPSHOT_OLD_DAYS} days",
+            "VMs whose oldest snapshot is older than that.",
+            [(f"count({old_snapshots}) or vector(0)", "")],
+            thresholds=steps(("green", None), ("orange", 1)),
+        ),
+        stat(
+            "Data coverage",
+            "Average share of the window's hours the VMs have performance samples for. VMs "
+            f"below rightsizing.min_coverage_ratio ({MIN_COVERAGE:g}) are not judged: a young "
+            "estate has no findings. 0 until a VM has samples at an hour of the window.",
+            [(f"avg({vm_rule('vsphere_vm:perf_coverage:ratio')}) or vector(0)", "")],
+            unit="percentunit",
+            thresholds=steps(("orange", None), ("green", MIN_COVERAGE)),
+        ),
+    )
+
+    d.row("Cost per cluster")
+    d.add(
+        24,
+        7,
+        table(
+            "Cost and savings per cluster",
+            "Monthly cost of each cluster's VMs (standalone hosts under an empty cluster), "
+            "what rightsizing its findings would save, and that share of its cost.",
+            [
+                Col(with_currency(cost_m), "Monthly cost", "currency"),
+                Col(saved, "Savings if rightsized"),
+                Col(ratio(saved, cost_m), "Savings share"),
+            ],
+            key=CLUSTER_KEY,
+            order=["vcenter", "cluster", "currency", "Monthly cost", "Savings if rightsized"],
+            overrides=[
+                column("Monthly cost", ("unit", MONEY)),
+                column("Savings if rightsized", ("unit", MONEY)),
+                column(
+                    "Savings share",
+                    ("unit", "percentunit"),
+                    ("thresholds", steps(("green", None), ("orange", 0.1), ("red", 0.3))),
+                    CELL_TEXT,
+                ),
+            ],
+            sort="Monthly cost",
+            desc=True,
+            empty=NO_COST,
+        ),
+    )
+
+    d.row("Consolidation and N+1")
+    hosts_up = rule("vsphere_cluster:host_up:sum")
+    needed = rule("vsphere_cluster:hosts:needed")
+    freeable = rule("vsphere_cluster:hosts:freeable")
+    vcpus_per_core = rule("vsphere_cluster:vcpus_per_core:ratio")
+    vms_per_host = rule("vsphere_cluster:vms_per_host:ratio")
+    failover_steps = steps(("green", None), ("orange", 0.9), ("red", 1))
+    d.add(
+        24,
+        7,
+        table(
+            "Clusters",
+            "Per cluster: hosts up (connected, powered on, not in maintenance), hosts needed "
+            "to carry the p95 demand at capacity.max_utilization plus the HA failover level "
+            "(at least 1), hosts that could be freed, the consolidation ratios, and the N+1 "
+            "ratio: p95 demand against the capacity left after losing the largest host (red "
+            "above 1: short of N+1).",
+            [
+                Col(hosts_up, "Hosts up"),
+                Col(needed, "Hosts needed"),
+                Col(freeable, "Hosts freeable"),
+                Col(failover, "N+1 demand"),
+                Col(m("vsphere_cluster_ha_failover_level", IN_CLUSTER), "HA failover level"),
+                Col(vcpus_per_core, "vCPUs per core"),
+                Col(vms_per_host, "VMs per host"),
+            ],
+            key=CLUSTER_KEY,
+            order=["vcenter", "cluster", "Hosts up", "Hosts needed", "Hosts freeable"],
+            overrides=[
+                column(
+                    "N+1 demand",
+                    ("unit", "percentunit"),
+                    ("thresholds", failover_steps),
+                    CELL_BG,
+                ),
+                column("vCPUs per core", ("decimals", 2)),
+                column("VMs per host", ("decimals", 1)),
+            ],
+            sort="cluster",
+        ),
+    )
+    d.add(
+        6,
+        8,
+        bargauge(
+            "vCPUs per physical core",
+            "Consolidation ratio: vCPUs of powered-on VMs per physical core of the hosts up. "
+            "High ratios mean CPU contention (watch CPU ready), low ones idle hardware.",
+            [(vcpus_per_core, "{{cluster}}")],
+            thresholds=steps(("blue", None), ("green", 1), ("orange", 4), ("red", 8)),
+        ),
+        bargauge(
+            "VMs per host",
+            "Powered-on VMs per host up: how many VMs one host failure restarts.",
+            [(vms_per_host, "{{cluster}}")],
+        ),
+        timeseries(
+            "Failover capacity (N+1)",
+            "p95 demand (the larger of CPU and memory) as a share of what the hosts left "
+            "after losing the largest one may carry at capacity.max_utilization; above 1 the "
+            "cluster could not absorb its largest host's failure.",
+            [(failover, "{{cluster}}")],
+            unit="percentunit",
+            thresholds=failover_steps,
+        ),
+        timeseries(
+            "Hosts up and needed",
+            "Hosts up against the hosts needed for the p95 demand with N+1; the gap is what "
+            "could be freed.",
+            [(hosts_up, "{{cluster}} up"), (needed, "{{cluster}} needed")],
+        ),
+    )
+
+    d.row("Findings")
+    top_savings = f"topk(20, {vm_rule('vsphere_vm:savings_per_month')})"
+    finding = " or ".join(
+        f'label_replace({m(name, VC)}, "finding", "{text}", "", "")'
+        for name, text in (
+            ("vsphere_vm:idle", "idle"),
+            ("vsphere_vm:oversized", "oversized"),
+            ("vsphere_vm:powered_off:window", "powered off"),
+        )
+    )
+    size_cols = [
+        ("vCPUs", "vsphere_vm_cpu_count"),
+        ("Recommended vCPUs", "vsphere_vm:cpu_count:recommended"),
+        ("Memory", "vsphere_vm_memory_size_bytes"),
+        ("Recommended memory", "vsphere_vm:memory_size_bytes:recommended"),
+    ]
+    size_overrides = [
+        column("Memory", ("unit", "bytes")),
+        column("Recommended memory", ("unit", "bytes")),
+    ]
+    links = [column("vm", VM_LINK), column("host", HOST_LINK)]
+    d.add(
+        24,
+        9,
+        table(
+            "Top savings",
+            "The 20 VMs whose rightsizing saves most per month, with the finding (idle: "
+            "remove it; oversized: shrink it to the recommendation; powered off: remove it "
+            "and its storage), its size now and the recommended one.",
+            [
+                Col(
+                    vm_labels(with_currency(top_savings), "cluster, host"),
+                    "Savings",
+                    "cluster, host, currency",
+                ),
+                Col(only(finding, top_savings), None, "finding"),
+                Col(only(vm_rule("vsphere_vm:cost_per_month"), top_savings), "Cost"),
+                *[Col(only(m(metric, VC), top_savings), name) for name, metric in size_cols],
+                Col(only(m("vsphere_vm_storage_committed_bytes", VC), top_savings), "Storage"),
+            ],
+            key=VM_KEY,
+            order=["vm", "finding", "Savings", "Cost", "currency", "cluster", "host"],
+            hide=["vcenter"],
+            overrides=[
+                column("Savings", ("unit", MONEY)),
+                column("Cost", ("unit", MONEY)),
+                column("Storage", ("unit", "bytes")),
+                *size_overrides,
+                *links,
+            ],
+            sort="Savings",
+            desc=True,
+            empty=f"{NO_COST}, or {YOUNG}",
+        ),
+    )
+    p95 = [
+        ("p95 CPU", "vsphere_vm:cpu_usage_ratio:p95", "percentunit"),
+        ("p95 network", "vsphere_vm:network_bytes_per_second:p95", "Bps"),
+        ("p95 disk", "vsphere_vm:disk_ops_per_second:p95", "iops"),
+    ]
+    d.add(
+        12,
+        9,
+        table(
+            "Idle VMs",
+            "Powered-on VMs whose p95 CPU, network and disk over the window are all below "
+            "the idle thresholds (rules/config.yml rightsizing): candidates for removal.",
+            [
+                Col(vm_labels(idle, "cluster, host"), None, "cluster, host"),
+                *[Col(only(m(metric, VC), idle), name) for name, metric, _ in p95],
+                Col(only(m("vsphere_vm_cpu_count", VC), idle), "vCPUs"),
+                Col(only(m("vsphere_vm_memory_size_bytes", VC), idle), "Memory"),
+            ],
+            key=VM_KEY,
+            order=["vm", "cluster", "host", *[name for name, _, _ in p95]],
+            hide=["vcenter"],
+            overrides=[
+                *[column(name, ("unit", unit)) for name, _, unit in p95],
+                *size_overrides,
+                *links,
+            ],
+            sort="vm",
+            empty=YOUNG,
+        ),
+        table(
+            "Oversized VMs",
+            "Powered-on VMs given more vCPUs or memory than their p95 use needs: the "
+            f"recommendation keeps p95 CPU at {CPU_TARGET:.0%} of the vCPUs and p95 active "
+            f"memory at {MEMORY_TARGET:.0%} of the memory (rules/config.yml rightsizing).",
+            [
+                Col(vm_labels(oversized, "cluster, host"), None, "cluster, host"),
+                *[Col(only(m(metric, VC), oversized), name) for name, metric in size_cols],
+                Col(only(m("vsphere_vm:cpu_usage_ratio:p95", VC), oversized), "p95 CPU"),
+                Col(
+                    only(m("vsphere_vm:memory_usage_ratio:p95", VC), oversized),
+                    "p95 active memory",
+                ),
+            ],
+            key=VM_KEY,
+            order=["vm", "cluster", "host", *[name for name, _ in size_cols]],
+            hide=["vcenter"],
+            overrides=[
+                column("p95 CPU", ("unit", "percentunit")),
+                column("p95 active memory", ("unit", "percentunit")),
+                *size_overrides,
+                *links,
+            ],
+            sort="vm",
+            empty=YOUNG,
+        ),
+        table(
+            "Powered-off VMs",
+            "VMs powered off at every hour of the window (and present at its start), with "
+            "the storage they keep.",
+            [
+                Col(vm_labels(off, "cluster, host"), None, "cluster, host"),
+                Col(only(m("vsphere_vm_storage_committed_bytes", VC), off), "Storage"),
+                Col(only(m("vsphere_vm_snapshots", VC), off), "Snapshots"),
+            ],
+            key=VM_KEY,
+            order=["vm", "cluster", "host", "Storage"],
+            hide=["vcenter"],
+            overrides=[column("Storage", ("unit", "bytes")), *links],
+            sort="Storage",
+            desc=True,
+            empty="no VM was powered off for the whole window",
+        ),
+        table(
+            f"Snapshots older than {SNAPSHOT_OLD_DAYS} days",
+            "VMs with an old snapshot: snapshots grow with every write, slow the VM and fill "
+            "datastores.",
+            [
+                Col(vm_labels(old_snapshots, "cluster, host"), "Oldest snapshot", "cluster, host"),
+                Col(only(m("vsphere_vm_snapshots", VC), old_snapshots), "Snapshots"),
+                Col(only(m("vsphere_vm_storage_committed_bytes", VC), old_snapshots), "Storage"),
+            ],
+            key=VM_KEY,
+            order=["vm", "cluster", "host", "Oldest snapshot"],
+            hide=["vcenter"],
+            overrides=[
+                column(
+                    "Oldest snapshot",
+                    ("unit", "dtdurations"),
+                    ("thresholds", steps(("orange", None), ("red", 7 * 86400))),
+                    CELL_TEXT,
+                ),
+                column("Storage", ("unit", "bytes")),
+                *links,
+            ],
+            sort="Oldest snapshot",
+            desc=True,
+            empty=f"no snapshot is older than {SNAPSHOT_OLD_DAYS} days",
+        ),
+    )
+    return d
+
+
 DASHBOARDS = {
     "overview.json": overview,
     "host.json": host_detail,
     "vm.json": vm_detail,
     "capacity.json": capacity,
     "remediation.json": remediation,
+    "performance.json": performance,
+    "cost.json": cost,
 }
 
 

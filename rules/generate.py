@@ -5,7 +5,8 @@ Every threshold and selector lives in ``rules/config.yml`` (node-mixin style); t
 turns it into
 
 * ``rules/alerts.yml``      -- the alerts, one group per concern;
-* ``rules/recording.yml``   -- the aggregates the alerts and the dashboards share;
+* ``rules/recording.yml``   -- the aggregates the alerts and the dashboards share, and the
+  rightsizing and cost rules of ``exporter/rightsizing.py`` (its ``rightsizing:`` section);
 * ``alertmanager/alertmanager.yml`` -- routes to people and to the remediator webhook, and
   the inhibition rules, whose alert names come from the same alert definitions.
 
@@ -20,8 +21,8 @@ this script makes. Usage::
 
 ``--profile NAME`` applies ``rules/profiles/NAME.yml`` over ``rules/config.yml``, then each
 ``--config FILE`` is applied in order; an overrides file holds only the keys it changes.
-With ``--out DIR`` all three files are written to DIR. Needs only the standard library and
-PyYAML.
+With ``--out DIR`` all three files are written to DIR. Needs only the standard library,
+PyYAML and ``exporter/rightsizing.py`` (itself standard library only).
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, rules/ is on sys.path, not the repository: exporter.rightsizing (standard
+# library only) holds the rightsizing and cost rules, shared with ``vha report``.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from exporter import rightsizing  # noqa: E402
+
 RULES_DIR = ROOT / "rules"
 CONFIG_FILE = RULES_DIR / "config.yml"
 PROFILES_DIR = RULES_DIR / "profiles"
@@ -221,6 +228,90 @@ class _Reader:
 
 
 @dataclass(frozen=True)
+class Performance:
+    """The ``performance:`` section: thresholds on the exporter's performance counters."""
+
+    average_over: Duration
+    cpu_ready_ratio: float
+    cpu_ready_for: Duration
+    cpu_costop_ratio: float
+    cpu_costop_for: Duration
+    swap_in_bytes_per_second: float
+    swapping_for: Duration
+    balloon_bytes: float
+    ballooning_for: Duration
+    disk_latency_seconds: float
+    disk_latency_for: Duration
+    dropped_packets_per_second: float
+    dropped_packets_for: Duration
+    host_degraded_for: Duration
+    host_degraded_remediation: str
+    stale_after: Duration
+    stale_for: Duration
+
+
+# Prometheus' lookback: a rule group evaluated less often leaves instant queries without its
+# series between runs.
+MAX_RIGHTSIZING_INTERVAL = 300
+
+
+def _performance(r: _Reader) -> Performance:
+    inf = float("inf")
+    p = "performance."
+    return Performance(
+        average_over=r.positive_duration(p + "average_over"),
+        cpu_ready_ratio=r.number(p + "cpu_ready_ratio", 0.0, 1.0),
+        cpu_ready_for=r.duration(p + "cpu_ready_for"),
+        cpu_costop_ratio=r.number(p + "cpu_costop_ratio", 0.0, 1.0),
+        cpu_costop_for=r.duration(p + "cpu_costop_for"),
+        swap_in_bytes_per_second=r.number(p + "swap_in_bytes_per_second", 0.0, inf),
+        swapping_for=r.duration(p + "swapping_for"),
+        balloon_bytes=r.number(p + "balloon_bytes", 0.0, inf),
+        ballooning_for=r.duration(p + "ballooning_for"),
+        disk_latency_seconds=r.number(p + "disk_latency_seconds", 0.0, inf),
+        disk_latency_for=r.duration(p + "disk_latency_for"),
+        dropped_packets_per_second=r.number(p + "dropped_packets_per_second", 0.0, inf),
+        dropped_packets_for=r.duration(p + "dropped_packets_for"),
+        host_degraded_for=r.duration(p + "host_degraded_for"),
+        host_degraded_remediation=r.string(
+            p + "host_degraded_remediation", ("none", "evacuate_host")
+        ),
+        stale_after=r.positive_duration(p + "stale_after"),
+        stale_for=r.duration(p + "stale_for"),
+    )
+
+
+def _rightsizing(r: _Reader, max_utilization: float) -> tuple[rightsizing.Settings, Duration]:
+    p = "rightsizing."
+    r.positive_duration(p + "window")
+    window = r.get(p + "window")  # as written: the report shows it
+    try:
+        rightsizing.duration_seconds(window)
+    except ValueError:
+        raise ConfigError(f"{p}window: whole seconds only (no ms), got {window!r}") from None
+    interval = r.positive_duration(p + "interval")
+    if interval.seconds > MAX_RIGHTSIZING_INTERVAL:
+        raise ConfigError(
+            f"{p}interval: at most 5m (Prometheus' lookback), or instant queries miss the "
+            f"rightsizing series between evaluations; got {interval.text}"
+        )
+    if interval.seconds != int(interval.seconds):
+        raise ConfigError(f"{p}interval: whole seconds only, got {r.get(p + 'interval')!r}")
+    inf = float("inf")
+    settings = rightsizing.Settings(
+        window=window,
+        cpu_target_ratio=r.number(p + "cpu_target_ratio", 0.01, 1.0),
+        memory_target_ratio=r.number(p + "memory_target_ratio", 0.01, 1.0),
+        idle_cpu_ratio=r.number(p + "idle_cpu_ratio", 0.0, 1.0),
+        idle_network_bytes_per_second=r.number(p + "idle_network_bytes_per_second", 0.0, inf),
+        idle_disk_ops_per_second=r.number(p + "idle_disk_ops_per_second", 0.0, inf),
+        min_coverage_ratio=r.number(p + "min_coverage_ratio", 0.0, 1.0),
+        max_utilization=max_utilization,
+    )
+    return settings, interval
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated config the generator works from."""
 
@@ -262,6 +353,9 @@ class Settings:
     ds_free_min_ratio: float
     ds_free_for: Duration
     ds_inaccessible_for: Duration
+    perf: Performance
+    rightsizing: rightsizing.Settings
+    rightsizing_interval: Duration
     am: dict[str, Any] = field(default_factory=dict)
 
 
@@ -294,6 +388,8 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
             key = f"{who}_{what}"
             am[key] = r.positive_duration(f"alertmanager.{key}").text
 
+    max_utilization = r.number("capacity.max_utilization", 0.01, 1.0)
+    sizing, sizing_interval = _rightsizing(r, max_utilization)
     s = Settings(
         raw=raw,
         profile=profile,
@@ -328,11 +424,14 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
         fd_down_for=r.duration("fault_domains.down_for"),
         fd_min_hosts=r.integer("fault_domains.min_hosts", 1),
         failover_level_exceeded_for=r.duration("fault_domains.failover_level_exceeded_for"),
-        max_utilization=r.number("capacity.max_utilization", 0.01, 1.0),
+        max_utilization=max_utilization,
         failover_headroom_for=r.duration("capacity.failover_headroom_for"),
         ds_free_min_ratio=r.number("datastores.free_space_min_ratio", 0.0, 1.0),
         ds_free_for=r.duration("datastores.free_space_for"),
         ds_inaccessible_for=r.duration("datastores.inaccessible_for"),
+        perf=_performance(r),
+        rightsizing=sizing,
+        rightsizing_interval=sizing_interval,
         am=am,
     )
     # The alerts that inhibit restart_host_vms read recording rules (one evaluation late) and
@@ -451,6 +550,7 @@ GROUPS = {
     "application": "vsphere-application-failure",
     "fault_domain": "vsphere-fault-domain",
     "capacity": "vsphere-capacity",
+    "performance": "vsphere-performance",
 }
 
 # Annotation fragments (Go templates). Standalone hosts and their VMs have cluster="".
@@ -907,7 +1007,7 @@ def build_alerts(s: Settings) -> list[Alert]:
             "restart.",
         ),
     ]
-    return alerts
+    return alerts + performance_alerts(s)
 
 
 # A VM counts as failed only while powered on and past its minimum uptime (vSphere HA's rule).
@@ -999,6 +1099,246 @@ def _host_flag(flag: str) -> str:
         "  max by (vcenter, host_id, host, cluster_id, cluster, fault_domain) (vsphere_host_info)\n"
         f"unless on (vcenter, host_id) ({HOST_IN_MAINTENANCE})"
     )
+
+
+# --- performance ---------------------------------------------------------------------------
+
+
+def vm_perf_expr(value: str) -> str:
+    """``value`` (one series per vcenter/vm_id/vm, perhaps a ``direction``) for VMs not on a
+    host in maintenance mode, with the VM's placement joined in from ``vsphere_vm_info``.
+    Unlike the failure alerts, every VM counts, HA-protected or not."""
+    return (
+        "(\n"
+        f"{_indent(value)}\n"
+        f"  unless on (vcenter, vm_id) {VM_ON_MAINTENANCE_HOST}\n"
+        ")\n"
+        "* on (vcenter, vm_id) group_left (host_id, host, cluster, fault_domain)\n"
+        f"  {VM_PLACEMENT}"
+    )
+
+
+_PERF_ID = {"vm": "vcenter, vm_id, vm", "host": "vcenter, host_id, host"}
+
+
+def _perf(kind: str, metric: str, op: str, threshold: float, window: Duration) -> str:
+    """``<op>_over_time`` of a performance counter over ``window``, per object, above
+    ``threshold`` (aggregated so two scrapes of one exporter count once)."""
+    return (
+        f"max by ({_PERF_ID[kind]}) ({op}_over_time(vsphere_{kind}_{metric}[{window.text}]))"
+        f" > {threshold:g}"
+    )
+
+
+def _disk_latency(kind: str, p: Performance) -> str:
+    """Read or write latency above the threshold, told apart by a ``direction`` label
+    (in parentheses: ``or`` binds more loosely than the ``unless`` that follows)."""
+    either = "\nor\n".join(
+        f"label_replace(\n"
+        f"  {_perf(kind, f'disk_{d}_latency_seconds', 'avg', p.disk_latency_seconds, p.average_over)},\n"  # noqa: E501
+        f'  "direction", "{d}", "", ""\n'
+        ")"
+        for d in ("read", "write")
+    )
+    return f"(\n{_indent(either)}\n)"
+
+
+def performance_alerts(s: Settings) -> list[Alert]:
+    p = s.perf
+    g = GROUPS["performance"]
+    avg = p.average_over
+    over = f"averaged over {avg.text}"
+    degraded_action = (
+        "The remediator moves its VMs to other hosts (evacuate_host)."
+        if p.host_degraded_remediation == "evacuate_host"
+        else "Nothing is done automatically."
+    )
+    ready = _perf("host", "cpu_ready_ratio", "avg", p.cpu_ready_ratio, avg)
+    swap = _perf("host", "memory_swap_in_bytes_per_second", "avg", p.swap_in_bytes_per_second, avg)
+    read = _perf("host", "disk_read_latency_seconds", "avg", p.disk_latency_seconds, avg)
+    write = _perf("host", "disk_write_latency_seconds", "avg", p.disk_latency_seconds, avg)
+    conditions = "\nor\n".join(
+        f'label_replace({c}, "condition", "{name}", "", "")'
+        for name, c in (
+            ("cpu_ready", ready),
+            ("swapping", swap),
+            ("disk_read_latency", read),
+            ("disk_write_latency", write),
+        )
+    )
+
+    def vm(name: str, expr: str, for_: Duration, summary: str, description: str) -> Alert:
+        return Alert(
+            name=name,
+            group=g,
+            scope="vm",
+            expr=vm_perf_expr(expr),
+            for_=for_,
+            severity="warning",
+            remediation="none",
+            summary=summary,
+            description=description,
+        )
+
+    def host(name: str, expr: str, for_: Duration, summary: str, description: str) -> Alert:
+        return Alert(
+            name=name,
+            group=g,
+            scope="host",
+            expr=host_alert_expr(expr),
+            for_=for_,
+            severity="warning",
+            remediation="none",
+            summary=summary,
+            description=description,
+        )
+
+    pct_ready, pct_costop = _pct(p.cpu_ready_ratio), _pct(p.cpu_costop_ratio)
+    latency = f"{p.disk_latency_seconds * 1000:g} ms"
+    drops = f"{p.dropped_packets_per_second:g} packets/s"
+    return [
+        vm(
+            "VsphereVmCpuReadyHigh",
+            _perf("vm", "cpu_ready_ratio", "avg", p.cpu_ready_ratio, avg),
+            p.cpu_ready_for,
+            "VM {{ $labels.vm }} waits for CPU ({{ $value | humanizePercentage }} ready)",
+            f"The vCPUs of {_VM} have been ready to run but not scheduled "
+            f"{{{{ $value | humanizePercentage }}}} of the time ({over}; limit {pct_ready}) for "
+            f"{p.cpu_ready_for.text}: its host's CPUs are overcommitted. Nothing is done "
+            "automatically.",
+        ),
+        host(
+            "VsphereHostCpuReadyHigh",
+            ready,
+            p.cpu_ready_for,
+            "VMs on host {{ $labels.host }} wait for CPU ({{ $value | humanizePercentage }} ready)",
+            f"The vCPUs of the VMs on {_HOST} have been ready to run but not scheduled "
+            f"{{{{ $value | humanizePercentage }}}} of the time ({over}; limit "
+            f"{pct_ready}) for {p.cpu_ready_for.text}. Nothing is done automatically.",
+        ),
+        vm(
+            "VsphereVmCpuCostopHigh",
+            _perf("vm", "cpu_costop_ratio", "avg", p.cpu_costop_ratio, avg),
+            p.cpu_costop_for,
+            "VM {{ $labels.vm }} is held back by co-stop ({{ $value | humanizePercentage }})",
+            f"The vCPUs of {_VM} have been stopped to co-schedule the VM's other vCPUs "
+            f"{{{{ $value | humanizePercentage }}}} of the time ({over}; limit {pct_costop}) for "
+            f"{p.cpu_costop_for.text}: it probably has more vCPUs than it uses. Nothing is done "
+            "automatically.",
+        ),
+        vm(
+            "VsphereVmMemorySwapping",
+            _perf("vm", "memory_swap_in_bytes_per_second", "avg", p.swap_in_bytes_per_second, avg),
+            p.swapping_for,
+            "VM {{ $labels.vm }} is swapping from hypervisor swap",
+            f"The hypervisor has been reading memory of {_VM} back from swap at "
+            f"{{{{ $value | humanize1024 }}}}B/s ({over}) for {p.swapping_for.text}: its host is "
+            "short of memory and the VM runs at disk speed. Nothing is done automatically.",
+        ),
+        host(
+            "VsphereHostMemorySwapping",
+            swap,
+            p.swapping_for,
+            "Host {{ $labels.host }} is swapping VM memory",
+            f"{_HOST_} has been reading VM memory back from swap at "
+            f"{{{{ $value | humanize1024 }}}}B/s ({over}) for {p.swapping_for.text}: it is short "
+            "of memory. Nothing is done automatically.",
+        ),
+        host(
+            "VsphereHostMemoryBallooning",
+            _perf("host", "memory_balloon_bytes", "min", p.balloon_bytes, avg),
+            p.ballooning_for,
+            "Host {{ $labels.host }} is reclaiming VM memory by ballooning",
+            f"Balloon drivers on {_HOST} have held at least {{{{ $value | humanize1024 }}}}B of "
+            f"VM memory throughout the last {avg.text}, for {p.ballooning_for.text}: the host "
+            "is under memory pressure. Nothing is done automatically.",
+        ),
+        vm(
+            "VsphereVmDiskLatencyHigh",
+            _disk_latency("vm", p),
+            p.disk_latency_for,
+            "VM {{ $labels.vm }} waits for disk {{ $labels.direction }}s "
+            "({{ $value | humanizeDuration }})",
+            f"The mean {{{{ $labels.direction }}}} latency of {_VM} has been "
+            f"{{{{ $value | humanizeDuration }}}} ({over}; limit {latency}) for "
+            f"{p.disk_latency_for.text}. Nothing is done automatically.",
+        ),
+        host(
+            "VsphereHostDiskLatencyHigh",
+            _disk_latency("host", p),
+            p.disk_latency_for,
+            "Host {{ $labels.host }} waits for disk {{ $labels.direction }}s "
+            "({{ $value | humanizeDuration }})",
+            f"The mean {{{{ $labels.direction }}}} latency over the datastores of {_HOST} has "
+            f"been {{{{ $value | humanizeDuration }}}} ({over}; limit {latency}) for "
+            f"{p.disk_latency_for.text}. Nothing is done automatically.",
+        ),
+        vm(
+            "VsphereVmNetworkDroppedPackets",
+            _perf(
+                "vm",
+                "network_dropped_packets_per_second",
+                "avg",
+                p.dropped_packets_per_second,
+                avg,
+            ),
+            p.dropped_packets_for,
+            "VM {{ $labels.vm }} drops packets",
+            f"{_VM} has dropped {{{{ $value | humanize }}}} packets/s, received plus "
+            f"transmitted ({over}; limit {drops}), for {p.dropped_packets_for.text}. Nothing is "
+            "done automatically.",
+        ),
+        host(
+            "VsphereHostNetworkDroppedPackets",
+            _perf(
+                "host",
+                "network_dropped_packets_per_second",
+                "avg",
+                p.dropped_packets_per_second,
+                avg,
+            ),
+            p.dropped_packets_for,
+            "Host {{ $labels.host }} drops packets",
+            f"{_HOST_} has dropped {{{{ $value | humanize }}}} packets/s, received plus "
+            f"transmitted ({over}; limit {drops}), for {p.dropped_packets_for.text}. Nothing is "
+            "done automatically.",
+        ),
+        Alert(
+            name="VsphereHostPerformanceDegraded",
+            group=g,
+            scope="host",
+            expr=host_alert_expr(f"count by (vcenter, host_id, host) (\n{_indent(conditions)}\n)"),
+            for_=p.host_degraded_for,
+            severity="warning",
+            remediation=p.host_degraded_remediation,
+            summary="Host {{ $labels.host }} has been slow for " + p.host_degraded_for.text,
+            description=f"{_HOST_} has had high CPU ready (above {pct_ready}), swapping or disk "
+            f"latency (above {latency}), {over}, for {p.host_degraded_for.text} without a "
+            "break; {{ $value }} of these 4 conditions (ready, swapping, read and write "
+            f"latency) hold now. {degraded_action}",
+        ),
+        Alert(
+            name="VspherePerfCollectionStale",
+            group=g,
+            scope="vcenter",
+            expr=_q(
+                """
+                time() - max by (vcenter) (vsphere_perf_last_success_timestamp_seconds) > $stale
+                and on (vcenter) (max by (vcenter) (vsphere_up) == 1)
+                """,
+                stale=p.stale_after.number,
+            ),
+            for_=p.stale_for,
+            severity="warning",
+            remediation="none",
+            summary="Performance counters of vCenter {{ $labels.vcenter }} are stale",
+            description="No performance collection without a failed query from vCenter "
+            "{{ $labels.vcenter }} for {{ $value | humanizeDuration }} (limit "
+            + p.stale_after.text
+            + ") although its session is up. The performance alerts of its hosts and VMs "
+            "go quiet as their series disappear; nothing is remediated.",
+        ),
+    ]
 
 
 # --- recording rules ---------------------------------------------------------------------------
@@ -1178,6 +1518,20 @@ def build_recording(s: Settings) -> dict[str, list[Record]]:
     }
 
 
+def rightsizing_groups(s: Settings) -> list[dict[str, Any]]:
+    """exporter/rightsizing.py's groups: the 5-minute averages at the evaluation interval,
+    the percentiles over the window at ``rightsizing.interval``."""
+    doc = rightsizing.rule_file(s.rightsizing, interval=s.rightsizing_interval.text)
+    return [
+        {
+            "name": g["name"],
+            "interval": g.get("interval", s.evaluation_interval.text),
+            "rules": [{"record": r["record"], "expr": Expr(r["expr"])} for r in g["rules"]],
+        }
+        for g in doc["groups"]
+    ]
+
+
 # --- Alertmanager ------------------------------------------------------------------------------
 
 
@@ -1354,6 +1708,7 @@ def render(s: Settings) -> dict[str, str]:
             }
             for name, records in build_recording(s).items()
         ]
+        + rightsizing_groups(s)
     }
     return {
         ALERTS_FILE: header + _dump(alerts_doc),

@@ -217,6 +217,20 @@ INHIBITS = [
     ("VsphereClusterMassHostFailure", "VsphereHostPoweredOff", {"vcenter", "cluster"}),
     # a hung guest: one reset, not two
     ("VsphereVmHeartbeatFailure", "VsphereVmAppHeartbeatFailure", {"vcenter", "vm_id"}),
+    # performance alerts: a blind watcher holds them back too (no evacuation on stale data)
+    ("VsphereExporterDown", "VsphereHostPerformanceDegraded", set()),
+    ("VsphereVcenterUnreachable", "VsphereHostPerformanceDegraded", {"vcenter"}),
+    ("VsphereSyncStale", "VsphereHostPerformanceDegraded", {"vcenter"}),
+    ("VsphereVcenterUnreachable", "VsphereVmCpuReadyHigh", {"vcenter"}),
+    ("VsphereVcenterUnreachable", "VspherePerfCollectionStale", {"vcenter"}),
+    # ... and so do a failed host (its VMs) and a fault domain down
+    ("VsphereHostNotResponding", "VsphereVmDiskLatencyHigh", {"vcenter", "host_id"}),
+    ("VsphereHostPoweredOff", "VsphereVmCpuReadyHigh", {"vcenter", "host_id"}),
+    (
+        "VsphereFaultDomainDown",
+        "VsphereHostPerformanceDegraded",
+        {"vcenter", "cluster", "fault_domain"},
+    ),
 ]
 
 NOT_INHIBITED = [
@@ -230,6 +244,12 @@ NOT_INHIBITED = [
     # a partitioned host's VMs are still watched
     ("VsphereHostNetworkPartitioned", "VsphereVmHeartbeatFailure"),
     ("VsphereVmAppHeartbeatFailure", "VsphereVmHeartbeatFailure"),
+    # stale performance counters blind nothing else; slow hosts and VMs inhibit nothing
+    ("VspherePerfCollectionStale", "VsphereHostNotResponding"),
+    ("VspherePerfCollectionStale", "VsphereHostCpuReadyHigh"),
+    ("VsphereHostPerformanceDegraded", "VsphereVmCpuReadyHigh"),
+    ("VsphereHostCpuReadyHigh", "VsphereVmCpuReadyHigh"),
+    ("VsphereClusterMassHostFailure", "VsphereHostPerformanceDegraded"),
 ]
 
 

@@ -37,6 +37,8 @@ EXPECTED_VARIABLES = {
     "vha-vm": ["vcenter", "cluster", "host", "vm"],
     "vha-capacity": ["vcenter", "cluster"],
     "vha-remediation": ["vcenter", "cluster"],
+    "vha-performance": ["vcenter", "cluster", "host", "vm"],
+    "vha-cost": ["vcenter", "cluster"],
 }
 
 # Series Prometheus makes itself.

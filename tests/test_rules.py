@@ -36,6 +36,7 @@ IDENTITY = {
     "VsphereDatastore": {"vcenter", "datastore_id", "datastore"},
     "VsphereVcenter": {"vcenter"},
     "VsphereSync": {"vcenter"},
+    "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
 }
 
@@ -171,8 +172,12 @@ def test_test_profile_generates_valid_short_rules(promtool: str, tmp_path: Path)
     assert check.returncode == 0, check.stdout + check.stderr
     for rule in alert_rules(tmp_path / "alerts.yml"):
         assert re.fullmatch(r"[1-5]s", rule.get("for", "0s")), (rule["alert"], rule.get("for"))
-    for path in (tmp_path / "alerts.yml", tmp_path / "recording.yml"):
-        assert {g["interval"] for g in load(path)["groups"]} == {"1s"}
+    intervals = {g["name"]: g["interval"] for g in load(tmp_path / "recording.yml")["groups"]}
+    assert intervals.pop("vsphere-rightsizing.rules") == "5s"
+    assert set(intervals.values()) == {"1s"}
+    assert {g["interval"] for g in load(tmp_path / "alerts.yml")["groups"]} == {"1s"}
+    recording = (tmp_path / "recording.yml").read_text(encoding="utf-8")
+    assert "[2m]" in recording and "[7d]" not in recording  # the rightsizing window
     am = load(tmp_path / "alertmanager.yml")
     remediator = am["route"]["routes"][1]
     assert remediator["receiver"] == "remediator" and remediator["group_wait"] == "1s"
@@ -182,6 +187,8 @@ def test_overrides_file(tmp_path: Path) -> None:
     site = tmp_path / "site.yml"
     site.write_text(
         "hosts: {degraded_remediation: evacuate_host}\n"
+        "performance: {host_degraded_remediation: evacuate_host, cpu_ready_ratio: 0.1}\n"
+        "rightsizing: {window: 14d, cpu_target_ratio: 0.8}\n"
         "vm_monitoring: {sensitivity: low, use_cluster_settings: false}\n"
         "alertmanager:\n"
         "  remediator_url: http://127.0.0.1:19999/api/v1/alerts\n"
@@ -195,8 +202,15 @@ def test_overrides_file(tmp_path: Path) -> None:
         r for r in alert_rules(out / "alerts.yml") if r["alert"] == "VsphereHostDegraded"
     )
     assert degraded["labels"]["remediation"] == "evacuate_host"
+    rules = {r["alert"]: r for r in alert_rules(out / "alerts.yml")}
+    slow = rules["VsphereHostPerformanceDegraded"]
+    assert slow["labels"]["remediation"] == "evacuate_host"
+    assert "(evacuate_host)" in slow["annotations"]["description"]
+    ready = rules["VsphereVmCpuReadyHigh"]
+    assert "> 0.1\n" in ready["expr"] and ready["labels"]["remediation"] == "none"
     recording = (out / "recording.yml").read_text(encoding="utf-8")
     assert "* 0 + 120" in recording and "* 0 + 480" in recording  # the low preset
+    assert "[14d]" in recording and "[7d]" not in recording and "/ 0.8," in recording
     am = load(out / "alertmanager.yml")
     receivers = {r["name"]: r for r in am["receivers"]}
     assert receivers["remediator"]["webhook_configs"][0]["url"].endswith(":19999/api/v1/alerts")
@@ -214,6 +228,15 @@ def test_overrides_file(tmp_path: Path) -> None:
         ("vm_monitoring: {sensitivity: paranoid}\n", "vm_monitoring.sensitivity"),
         ("hosts: {degraded_remediation: restart_vm}\n", "hosts.degraded_remediation"),
         ("capacity: {max_utilization: 2}\n", "capacity.max_utilization"),
+        ("performance: {cpu_ready_ratio: 5}\n", "performance.cpu_ready_ratio"),
+        ("performance: {disk_latency_for: 15}\n", "performance.disk_latency_for"),
+        ("performance: {host_degraded_remediation: reset_vm}\n", "performance.host_degraded"),
+        ("performance: {cpu_redy_ratio: 0.1}\n", "unknown key performance.cpu_redy_ratio"),
+        ("rightsizing: {interval: 10m}\n", "rightsizing.interval: at most 5m"),
+        ("rightsizing: {window: 0s}\n", "rightsizing.window"),
+        ("rightsizing: {window: 1500ms}\n", "rightsizing.window"),
+        ("rightsizing: {min_coverage_ratio: 1.5}\n", "rightsizing.min_coverage_ratio"),
+        ("rightsizing: {cpu_target_ratio: 0}\n", "rightsizing.cpu_target_ratio"),
     ],
 )
 def test_bad_overrides_are_refused(tmp_path: Path, override: str, message: str) -> None:
@@ -223,6 +246,26 @@ def test_bad_overrides_are_refused(tmp_path: Path, override: str, message: str) 
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_recording_rules_hold_the_rightsizing_rules() -> None:
+    """rules/recording.yml carries exporter/rightsizing.py's groups as that module makes them
+    (the report and the dashboards read them), with the config's thresholds."""
+    sys.path.insert(0, str(RULES))
+    try:
+        import generate  # rules/generate.py
+    finally:
+        sys.path.remove(str(RULES))
+    from exporter import rightsizing
+
+    settings = generate.load_settings()
+    assert settings.rightsizing == rightsizing.Settings()  # the shipped config: the defaults
+    expected = rightsizing.rule_file(settings.rightsizing, interval="5m")["groups"]
+    groups = {g["name"]: g for g in load(RULES / "recording.yml")["groups"]}
+    for group in expected:
+        got = groups[group["name"]]
+        assert got["rules"] == group["rules"], group["name"]
+        assert got["interval"] == group.get("interval", "15s"), group["name"]
 
 
 # --- labels, annotations and the runbook -----------------------------------------------------
