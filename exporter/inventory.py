@@ -292,14 +292,11 @@ class Inventory:
             self.generation += 1
             self.synced_generation = self.generation
 
-    def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> int:
-        """Apply (kind, type, moid, [(op, path, value)]) object updates; returns how many."""
-        n = 0
+    def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> None:
+        """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates."""
         with self.lock:
             apply_object_updates(self.objects, self.custom_fields, updates)
             self.updates_total += 1
-            n += 1
-        return n
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(KIND_OF_TYPE.values(), 0)
