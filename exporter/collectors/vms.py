@@ -51,7 +51,8 @@ def _families() -> list[Family]:
 
 
 def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]) -> list[str]:
-    """One VM's lines for each family of :func:`_families`, in that order."""
+    """One VM's lines for each family of :func:`_families`, in that order, then its identity
+    label block (reused for the timestamp families, which change on every heartbeat)."""
     fams = _families()
     (info, protected, priority, power, conn, guest, tools, app, boot, cpus, mem, cpu_use,
      mem_use, mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
@@ -104,7 +105,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     snaps.add(base, snap.get("count", 0))
     if "oldest" in snap:
         oldest.add(base, snap["oldest"])
-    return ["".join(f.lines) for f in fams]
+    return ["".join(f.lines) for f in fams] + [base]
 
 
 def collect(ctx: RenderContext) -> list[Family]:
@@ -148,10 +149,10 @@ def collect(ctx: RenderContext) -> list[Family]:
         if entry is None or entry[0] != key:
             entry = (key, _render_vm(ctx, vm, placement))
         cache[vm.moid] = entry
-        for fam, fragment in zip(families, entry[1], strict=True):
+        *fragments, base = entry[1]
+        for fam, fragment in zip(families, fragments, strict=True):
             if fragment:
                 fam.lines.append(fragment)
-        base = ctx.base("vm", vm)
         if (ts := healthy.get((vm.moid, "guest"))) is not None:
             guest_seen.add(base, ts)
         if (ts := healthy.get((vm.moid, "app"))) is not None:
