@@ -52,26 +52,6 @@ BUILTIN_METRICS = {
     "scrape_series_added",
 }
 
-# TO BE REMOVED once docs/remediator.md exists: the remediator's metrics the dashboards use,
-# until its catalogue is written. Checked against remediator/metrics.py meanwhile.
-REMEDIATOR_METRICS_ALLOW_LIST = {
-    "vha_remediator_actions_total": "counter",
-    "vha_remediator_action_duration_seconds": "histogram",
-    "vha_remediator_decision_duration_seconds": "histogram",
-    "vha_remediator_alerts_received_total": "counter",
-    "vha_remediator_webhook_requests_total": "counter",
-    "vha_remediator_guard_tripped": "gauge",
-    "vha_remediator_guard_failed_hosts": "gauge",
-    "vha_remediator_guard_state": "gauge",
-    "vha_remediator_vcenter_up": "gauge",
-    "vha_remediator_vcenter_errors_total": "counter",
-    "vha_remediator_journal_backlog": "gauge",
-    "vha_remediator_journal_actions": "gauge",
-    "vha_remediator_journal_errors_total": "counter",
-    "vha_remediator_tasks_in_flight": "gauge",
-    "vha_remediator_dry_run": "gauge",
-}
-
 
 def load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("vha_grafana_generate", GRAFANA / "generate.py")
@@ -136,9 +116,9 @@ def recording_rule_names() -> set[str]:
 
 def remediator_metrics() -> dict[str, str]:
     doc = ROOT / "docs" / "remediator.md"
-    if doc.exists():
-        return {k: v for k, v in catalogue(doc).items() if k.startswith("vha_remediator_")}
-    return dict(REMEDIATOR_METRICS_ALLOW_LIST)
+    names = {k: v for k, v in catalogue(doc).items() if k.startswith("vha_remediator_")}
+    assert names, "docs/remediator.md has no vha_remediator_* metric table"
+    return names
 
 
 def known_metric_names() -> set[str]:
@@ -167,17 +147,6 @@ def test_catalogue_parser_reads_names_and_types(tmp_path: Path) -> None:
         "b_seconds_sum",
         "b_seconds_count",
     }
-
-
-def test_remediator_allow_list_matches_the_code() -> None:
-    if (ROOT / "docs" / "remediator.md").exists():
-        pytest.skip("docs/remediator.md exists: remove REMEDIATOR_METRICS_ALLOW_LIST")
-    source = ROOT / "remediator" / "metrics.py"
-    if not source.exists():
-        pytest.skip("remediator/metrics.py not written yet")
-    text = source.read_text(encoding="utf-8")
-    missing = [n for n in REMEDIATOR_METRICS_ALLOW_LIST if f'"{n}"' not in text]
-    assert not missing, f"allow-listed remediator metrics not in remediator/metrics.py: {missing}"
 
 
 # --- generation ----------------------------------------------------------------------------------
