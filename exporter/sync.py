@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from pyVmomi import vim, vmodl
@@ -52,18 +53,26 @@ def _intern(value: Any) -> Any:
     return value
 
 
-def convert_update_set(update_set: Any) -> list[tuple[str, str, str, list[tuple[str, str, Any]]]]:
-    """pyvmomi UpdateSet -> plain (kind, type, moid, [(op, path, value)]) tuples."""
-    out = []
+def convert_update_set(
+    update_set: Any,
+) -> Iterator[tuple[str, str, str, list[tuple[str, str, Any]]]]:
+    """pyvmomi UpdateSet -> plain (kind, type, moid, [(op, path, value)]) tuples.
+
+    Consumes the update set as it goes (each ObjectUpdate is popped once converted), so an
+    initial sync that arrives in one piece (as from the simulator, which ignores
+    ``maxObjectUpdates``) is freed while the inventory fills, instead of both at once.
+    """
     for filter_update in update_set.filterSet or []:
-        for obj_update in filter_update.objectSet or []:
+        pending = filter_update.objectSet or []
+        pending.reverse()
+        while pending:
+            obj_update = pending.pop()
             obj = obj_update.obj
             changes = [
                 (change.op, sys.intern(str(change.name)), _intern(convert(change.name, change.val)))
                 for change in obj_update.changeSet or []
             ]
-            out.append((str(obj_update.kind), obj._wsdlName, str(obj._moId), changes))
-    return out
+            yield (str(obj_update.kind), obj._wsdlName, str(obj._moId), changes)
 
 
 class Follower:
@@ -156,9 +165,10 @@ class Follower:
             result = collector.WaitForUpdatesEx(version, options)
             if result is None:
                 break
+            version, truncated = result.version, result.truncated
             apply_object_updates(objects, fields, convert_update_set(result))
-            version = result.version
-            if not result.truncated:
+            del result  # the raw page is the largest thing this process ever holds
+            if not truncated:
                 break
         self.inventory.replace(objects, fields)
         self.inventory.sync_duration = time.monotonic() - start
@@ -176,6 +186,7 @@ class Follower:
         while not self._stop.is_set():
             result = collector.WaitForUpdatesEx(version, options)
             if result is not None:
-                self.inventory.apply(convert_update_set(result))
                 version = result.version
+                self.inventory.apply(convert_update_set(result))
+                del result
             self.inventory.mark_alive()
