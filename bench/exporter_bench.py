@@ -33,6 +33,8 @@ from exporter.sync import _filter_spec
 from exporter.vcenter import connect, disconnect
 from sim.harness import Simulator
 
+PERF = False  # --perf: collect performance counters too
+
 SIZES = {
     # name: simulator flags (hosts = clusters x hosts; VMs = clusters x vms)
     "small": {"datacenters": 1, "clusters": 2, "hosts": 5, "vms": 50},
@@ -165,6 +167,8 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         "vcenters": [vc],
         "fault_domains": {"custom_attribute": "HA-FaultDomain"},
         "sync": {"max_wait_seconds": 5},
+        # The exporter's own figures; bench/perf_bench.py measures it with counters on.
+        "performance": {"enabled": PERF},
     }
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
@@ -234,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["small", "large"], choices=list(SIZES))
     parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument("--perf", action="store_true", help="also collect performance counters")
     args = parser.parse_args(argv)
+    global PERF  # noqa: PLW0603 - a run-wide switch for run_size
+    PERF = args.perf
     results = {name: run_size(name, SIZES[name], args.scrapes) for name in args.sizes}
     if "small" in results and "large" in results:
         s, lg = results["small"], results["large"]
