@@ -12,9 +12,6 @@ import json
 import signal
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,33 +35,23 @@ def _api_url(args: argparse.Namespace) -> str:
     return str(json.loads(state.read_text())["sim_api_url"])
 
 
-def _post(url: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body or {}).encode()
-    req = urllib.request.Request(url, data=data, method="POST")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        reason = exc.read().decode(errors="replace")
-        raise SystemExit(f"vha demo: the simulator refused: {exc.code} {reason}") from None
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"vha demo: cannot reach the simulator at {url}: {exc.reason}") from None
-
-
 def fault(args: argparse.Namespace) -> int:
+    from sim.harness import SimulatorClient, SimulatorError  # noqa: PLC0415 - demo only
+
     if not args.name:
         raise SystemExit(f"vha demo {args.action}: a host or VM name is required")
-    api = _api_url(args).rstrip("/")
-    name = urllib.parse.quote(args.name, safe="")
-    if args.action == "fail-host":
-        _post(f"{api}/api/v1/hosts/{name}/fail", {"dasHostState": "hostDown"})
-    elif args.action == "recover-host":
-        _post(f"{api}/api/v1/hosts/{name}/recover")
-    elif args.action == "fail-vm-heartbeat":
-        _post(f"{api}/api/v1/vms/{name}", {"guestHeartbeatStatus": "red"})
-    elif args.action == "fail-app-heartbeat":
-        _post(f"{api}/api/v1/vms/{name}", {"appHeartbeatStatus": "appStatusRed"})
+    sim = SimulatorClient(_api_url(args), timeout=10)
+    try:
+        if args.action == "fail-host":
+            sim.fail_host(args.name, das_state="hostDown")
+        elif args.action == "recover-host":
+            sim.recover_host(args.name)
+        elif args.action == "fail-vm-heartbeat":
+            sim.set_vm(args.name, guestHeartbeatStatus="red")
+        elif args.action == "fail-app-heartbeat":
+            sim.set_vm(args.name, appHeartbeatStatus="appStatusRed")
+    except SimulatorError as exc:
+        raise SystemExit(f"vha demo {args.action}: {exc}") from None
     print(f"{args.action} {args.name}: done; watch the demo's output")
     return 0
 
