@@ -26,7 +26,7 @@ def test_fault_commands_change_the_simulator(sim: Any, capsys: pytest.CaptureFix
 
 
 def test_fault_commands_report_errors_without_a_traceback(sim: Any, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r'unknown host \\"NOPE\\"|unknown host "NOPE"'):
+    with pytest.raises(SystemExit, match=r"unknown host.*NOPE"):
         main(["demo", "--api-url", sim.api_url, "fail-host", "NOPE"])
     with pytest.raises(SystemExit, match="no running demo found"):
         main(["demo", "--run-dir", str(tmp_path), "fail-host", "x"])
