@@ -55,7 +55,7 @@ class Exporter:
         for collector in self.perf:
             collector.signal_stop()
         for follower in self.followers:
-            follower._stop.set()  # noqa: SLF001 - signal all first, then wait for each
+            follower.signal_stop()  # signal all first, then wait for each
         for follower in self.followers:
             follower.stop(timeout=2.0)
         for collector in self.perf:

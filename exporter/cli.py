@@ -35,7 +35,6 @@ def _load(path: str) -> Config:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    problems: list[str] = []
     from remediator.config import parse_remediator  # noqa: PLC0415
 
     try:
@@ -43,10 +42,7 @@ def _check_config(args: argparse.Namespace) -> int:
             base = Path(config.path).parent if config.path else None
             parse_remediator(config.section("remediator"), base)
     except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
-        for p in problems:
-            print(f"vha: configuration error: {p}", file=sys.stderr)
+        print(f"vha: configuration error: {exc}", file=sys.stderr)
         return 2
     names = ", ".join(vc.name for vc in config.vcenters) or "none (the demo uses the simulator)"
     print(f"{args.config}: OK; listen {config.listen}; vCenters: {names}")

@@ -50,13 +50,12 @@ class Family:
     type: str = "gauge"
     lines: list[str] = field(default_factory=list)
 
-    def add(self, label_block: str, value: float, suffix: str = "") -> None:
+    def add(self, label_block: str, value: float) -> None:
         """Add a sample; ``label_block`` is the body of ``{...}`` (may be empty)."""
-        name = self.name + suffix
         if label_block:
-            self.lines.append(f"{name}{{{label_block}}} {fmt(value)}\n")
+            self.lines.append(f"{self.name}{{{label_block}}} {fmt(value)}\n")
         else:
-            self.lines.append(f"{name} {fmt(value)}\n")
+            self.lines.append(f"{self.name} {fmt(value)}\n")
 
     def add_enum(
         self, label_block: str, label: str, states: Sequence[str], current: str | None

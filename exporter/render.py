@@ -64,7 +64,9 @@ def status_families(inventories: Sequence[Inventory]) -> list[Family]:
 
 
 def inventory_families(
-    inventories: Sequence[Inventory], config: Config, collector_families: dict[str, list[float]]
+    inventories: Sequence[Inventory],
+    config: Config,
+    collector_results: dict[tuple[str, str], tuple[float, float]],
 ) -> list[Family]:
     """Every collector over every live vCenter; a failing collector is reported, not fatal."""
     out: list[Family] = []
@@ -82,9 +84,7 @@ def inventory_families(
                 except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
                     ok = 0.0
                     log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
-                collector_families.setdefault(f"{inv.vcenter}\0{name}", []).extend(
-                    [ok, time.perf_counter() - start]
-                )
+                collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
     return out
 
 
@@ -162,7 +162,7 @@ class Renderer:
             self._dirty = False
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
-        per_collector: dict[str, list[float]] = {}
+        per_collector: dict[tuple[str, str], tuple[float, float]] = {}
         families = status_families(self.inventories)
         families += inventory_families(self.inventories, self.config, per_collector)
         for source in self.extra_sources:
@@ -176,8 +176,7 @@ class Renderer:
         dur = Family(
             "vsphere_scrape_collector_duration_seconds", "Time the collector took last render."
         )
-        for key, (success, seconds) in per_collector.items():
-            vcenter, name = key.split("\0")
+        for (vcenter, name), (success, seconds) in per_collector.items():
             block = f'vcenter="{escape(vcenter)}",collector="{name}"'
             ok.add(block, success)
             dur.add(block, seconds)

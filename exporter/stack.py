@@ -390,6 +390,4 @@ class Stack:
             f"{self.url('remediator')}/api/v1/actions?{query}",
             headers={"Authorization": f"Bearer {self.token}"},
         )
-        if isinstance(data, dict):
-            return list(data.get("actions", []))
-        return list(data)
+        return list(data["actions"])

@@ -92,6 +92,10 @@ class Follower:
         )
         self._thread.start()
 
+    def signal_stop(self) -> None:
+        """Ask the loop to end; :meth:`stop` also waits for it."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         collector = self._collector
@@ -114,7 +118,7 @@ class Follower:
                     self.vc, timeout=max(self.vc.timeout_seconds, self.sync.max_wait_seconds + 30)
                 )
                 logged_in = True
-                self._follow(si, on_synced=lambda: None)
+                self._follow(si)
             except Exception as exc:  # noqa: BLE001 - every failure means: resync later
                 if self._stop.is_set():
                     break
@@ -140,7 +144,7 @@ class Follower:
             break
         log.info("vcenter=%s follower stopped", self.vc.name)
 
-    def _follow(self, si: Any, on_synced: Any) -> None:
+    def _follow(self, si: Any) -> None:
         content = si.RetrieveContent()
         about = content.about
         self.inventory.about = {
@@ -179,7 +183,6 @@ class Follower:
             self.inventory.sync_duration,
         )
         self.inventory.mark_alive()
-        on_synced()
         options = vmodl.query.PropertyCollector.WaitOptions(
             maxWaitSeconds=self.sync.max_wait_seconds, maxObjectUpdates=PAGE_OBJECTS
         )
