@@ -29,7 +29,7 @@ from exporter.config import parse_config
 from exporter.inventory import Inventory, apply_object_updates, convert
 from exporter.render import Renderer
 from exporter.stack import Process, free_port
-from exporter.sync import _filter_spec
+from exporter.sync import _filter_spec, create_follow_filter, inventory_view
 from exporter.vcenter import connect, disconnect
 from sim.harness import Simulator
 
@@ -68,13 +68,9 @@ def polling_scrape(config: Any) -> float:
     si = connect(vc)
     try:
         content = si.RetrieveContent()
-        from pyVmomi import vim, vmodl  # noqa: PLC0415
+        from pyVmomi import vmodl  # noqa: PLC0415
 
-        from exporter.inventory import PROPERTIES  # noqa: PLC0415
-
-        view = content.viewManager.CreateContainerView(
-            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
-        )
+        view = inventory_view(content)
         spec = _filter_spec(content, view)
         pc = content.propertyCollector
         opts = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=2000)
@@ -102,18 +98,12 @@ def polling_scrape(config: Any) -> float:
 def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[float]:
     """How long the simulator itself takes to deliver a change to a WaitForUpdatesEx client
     following the exporter's filter: the floor under the exporter's change-to-visible time."""
-    from pyVmomi import vim, vmodl  # noqa: PLC0415
-
-    from exporter.inventory import PROPERTIES  # noqa: PLC0415
+    from pyVmomi import vmodl  # noqa: PLC0415
 
     si = connect(config.vcenters[0])
     try:
         content = si.RetrieveContent()
-        pc = content.propertyCollector.CreatePropertyCollector()
-        view = content.viewManager.CreateContainerView(
-            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
-        )
-        pc.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+        pc, _view = create_follow_filter(content)
         version = ""
         opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
         while True:

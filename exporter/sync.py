@@ -46,6 +46,21 @@ def _filter_spec(content: Any, view: Any) -> Any:
     return vmodl.query.PropertyCollector.FilterSpec(objectSet=objects, propSet=props)
 
 
+def inventory_view(content: Any) -> Any:
+    """A ContainerView over every object type the exporter follows."""
+    return content.viewManager.CreateContainerView(
+        content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
+    )
+
+
+def create_follow_filter(content: Any) -> tuple[Any, Any]:
+    """A private PropertyCollector with the exporter's filter: (collector, view)."""
+    collector = content.propertyCollector.CreatePropertyCollector()
+    view = inventory_view(content)
+    collector.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+    return collector, view
+
+
 def _intern(value: Any) -> Any:
     """Share the few distinct short strings (states, statuses) across 10,000 objects."""
     if isinstance(value, str) and len(value) <= 40:
@@ -152,12 +167,8 @@ class Follower:
             "api_version": str(getattr(about, "apiVersion", "") or ""),
             "instance_uuid": str(getattr(about, "instanceUuid", "") or ""),
         }
-        collector = content.propertyCollector.CreatePropertyCollector()
+        collector, _view = create_follow_filter(content)
         self._collector = collector
-        view = content.viewManager.CreateContainerView(
-            content.rootFolder, [getattr(vim, t) for t in PROPERTIES], True
-        )
-        collector.CreateFilter(_filter_spec(content, view), partialUpdates=True)
         start = time.monotonic()
         objects: dict[str, ManagedObject] = {}
         fields: dict[int, str] = {}
