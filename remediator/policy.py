@@ -17,7 +17,7 @@ Nothing here talks to vCenter or the journal; ``engine.py`` feeds it and carries
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,23 @@ def _labels(snap: Snapshot, host: HostState | None, vm: VMState | None = None) -
         out.update(host_id=host.moid, host=host.name, fault_domain=host.fault_domain)
     if vm is not None:
         out.update(vm_id=vm.moid, vm=vm.name, priority=vm.priority)
+    return out
+
+
+def _memory(req: Request, now: float) -> dict[str, Any]:
+    """The decision's memory from earlier looks, stamped with when it was first seen."""
+    memory: dict[str, Any] = dict(req.memory)
+    memory.setdefault("first_seen", now)
+    return memory
+
+
+def _finisher(memory: dict[str, Any], labels: dict[str, str]) -> Callable[[Decision], Decision]:
+    """Every outcome of one decision carries the same memory and resolved labels."""
+
+    def out(d: Decision) -> Decision:
+        d.memory, d.labels = memory, labels
+        return d
+
     return out
 
 
@@ -218,8 +235,7 @@ def decide_host_failure(
 ) -> Decision:
     """``restart_host_vms``: restart the failed host's protected VMs on healthy hosts."""
     host = find_host(snap, req)
-    memory: dict[str, Any] = dict(req.memory)
-    memory.setdefault("first_seen", now)
+    memory = _memory(req, now)
     if host is None:
         return Decision(SKIP, f"host {req.host_id or req.host} is not in vCenter", memory=memory)
     labels = _labels(snap, host)
@@ -230,9 +246,7 @@ def decide_host_failure(
         seen.setdefault(vm.moid, {"name": vm.name, "power": vm.power_state})
     memory["vms"] = seen
 
-    def out(d: Decision) -> Decision:
-        d.memory, d.labels = memory, labels
-        return d
+    out = _finisher(memory, labels)
 
     if not host.down:
         return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
@@ -318,17 +332,14 @@ def decide_vm_failure(
     powered_off_by: str = "",
 ) -> Decision:
     """``restart_vm``: power the VM on where it is if its host is healthy, else elsewhere."""
-    memory: dict[str, Any] = dict(req.memory)
-    memory.setdefault("first_seen", now)
+    memory = _memory(req, now)
     vm = find_vm(snap, req)
     if vm is None:
         return Decision(SKIP, f"VM {req.vm_id or req.vm} is not in vCenter", memory=memory)
     host = snap.hosts.get(vm.host_id)
     labels = _labels(snap, host, vm)
 
-    def out(d: Decision) -> Decision:
-        d.memory, d.labels = memory, labels
-        return d
+    out = _finisher(memory, labels)
 
     unprotected = "VM is not protected (protection rules or priority disabled)"
     if host is not None and not host.down:
@@ -408,17 +419,14 @@ def decide_reset(
     req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float, resets: Sequence[float]
 ) -> Decision:
     """``reset_vm``: reset a VM whose heartbeats failed, within HA's limits."""
-    memory: dict[str, Any] = dict(req.memory)
-    memory.setdefault("first_seen", now)
+    memory = _memory(req, now)
     vm = find_vm(snap, req)
     if vm is None:
         return Decision(SKIP, f"VM {req.vm_id or req.vm} is not in vCenter", memory=memory)
     host = snap.hosts.get(vm.host_id)
     labels = _labels(snap, host, vm)
 
-    def out(d: Decision) -> Decision:
-        d.memory, d.labels = memory, labels
-        return d
+    out = _finisher(memory, labels)
 
     if not vm.running:
         return out(Decision(SKIP, f"VM is {vm.power_state}: nothing to reset"))
@@ -482,16 +490,13 @@ def decide_reset(
 
 def decide_evacuation(req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float) -> Decision:
     """``evacuate_host``: vMotion a degraded host's running VMs away while it still answers."""
-    memory: dict[str, Any] = dict(req.memory)
-    memory.setdefault("first_seen", now)
+    memory = _memory(req, now)
     host = find_host(snap, req)
     if host is None:
         return Decision(SKIP, f"host {req.host_id or req.host} is not in vCenter", memory=memory)
     labels = _labels(snap, host)
 
-    def out(d: Decision) -> Decision:
-        d.memory, d.labels = memory, labels
-        return d
+    out = _finisher(memory, labels)
 
     if not host.responding:
         return out(
