@@ -16,9 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # .dockerignore keeps the virtualenv, caches and build output out of it.
 WORKDIR /tmp/src
 COPY pyproject.toml README.md ./
+COPY vcenter/ vcenter/
 COPY exporter/ exporter/
 COPY remediator/ remediator/
 COPY sim/ sim/
+COPY vha/ vha/
 RUN pip install . \
  && rm -rf /tmp/src
 

@@ -9,7 +9,7 @@ CONFIG ?=
 .PHONY: demo test setup deps venv sim lint unit bench clean
 
 demo: setup
-	$(PY) -m exporter.cli demo $(if $(CONFIG),--config $(CONFIG),)
+	$(PY) -m vha.cli demo $(if $(CONFIG),--config $(CONFIG),)
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -25,13 +25,13 @@ from typing import Any
 
 import yaml
 
-from exporter.config import parse_config
 from exporter.inventory import Inventory, apply_object_updates, convert
 from exporter.render import Renderer
-from exporter.stack import Process, free_port
 from exporter.sync import _filter_spec, create_follow_filter, inventory_view
-from exporter.vcenter import connect, disconnect
 from sim.harness import Simulator
+from vcenter.config import parse_config
+from vcenter.session import connect, disconnect
+from vha.demo.stack import Process, free_port
 
 PERF = False  # --perf: collect performance counters too
 
@@ -164,7 +164,7 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
     config = parse_config(data)
     exporter = Process(
         "exporter",
-        [sys.executable, "-m", "exporter.cli", "exporter", "--config", str(tmp / "config.yml")],
+        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
         tmp / "exporter.log",
         f"http://127.0.0.1:{port}/readyz",
     )

@@ -31,13 +31,13 @@ from typing import Any
 
 import yaml
 
-from exporter.config import Config, load_config, parse_config
 from exporter.inventory import Inventory
 from exporter.perf import PerfCollector, collectors_for, parse_performance_config
 from exporter.perf_counters import COUNTERS
-from exporter.stack import Process, free_port
 from exporter.sync import Follower
 from sim.harness import Simulator
+from vcenter.config import Config, load_config, parse_config
+from vha.demo.stack import Process, free_port
 
 SWEEP = [(250, 1), (250, 4), (100, 4), (500, 4), (250, 8)]  # (batch_size, concurrency)
 

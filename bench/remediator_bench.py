@@ -32,9 +32,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from exporter.config import parse_config
 from remediator.app import create_app
 from sim.harness import Simulator
+from vcenter.config import parse_config
 
 TARGET_SECONDS = 60.0
 TARGET_DECISION_MS = 100.0

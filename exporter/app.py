@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .config import Config
+from vcenter.config import Config
+
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config, _mapping, _number, _str, _unknown_keys
+from vcenter.config import Config, _mapping, _number, _str, _unknown_keys
+
 from .families import Family, escape
 from .inventory import Inventory
 

@@ -30,12 +30,21 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from .config import Config, ConfigError, VCenterConfig, _bool, _mapping, _number, _unknown_keys
+from vcenter.config import (
+    Config,
+    ConfigError,
+    VCenterConfig,
+    _bool,
+    _mapping,
+    _number,
+    _unknown_keys,
+)
+from vcenter.session import classify, connect, describe, disconnect, ssl_context
+
 from .families import Family, escape, fmt
 from .inventory import Inventory
 from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_for, sources_for
 from .perf_soap import SoapQueryPerf, metric_ids_xml
-from .vcenter import classify, connect, describe, disconnect, ssl_context
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
+from vcenter.config import Config
+
 from . import __version__
 from .collectors import COLLECTORS, RenderContext
-from .config import Config
 from .families import Family, escape, merge
 from .inventory import KIND_OF_TYPE, Inventory
 from .topology import Topology

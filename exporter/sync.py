@@ -19,9 +19,10 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from .config import SyncConfig, VCenterConfig
+from vcenter.config import SyncConfig, VCenterConfig
+from vcenter.session import classify, connect, describe, disconnect
+
 from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, convert
-from .vcenter import classify, connect, describe, disconnect
 
 log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .config import Config
+from vcenter.config import Config
+
 from .inventory import Inventory, ManagedObject
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from exporter.config import ConfigError, load_config
+from vcenter.config import ConfigError, load_config
 
 from .journal import JournalError
 

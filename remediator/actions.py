@@ -29,7 +29,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from exporter.vcenter import describe
+from vcenter.session import describe
 
 from .live import CONNECTION_ERRORS, Session
 

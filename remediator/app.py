@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from exporter.config import Config
+from vcenter.config import Config
 
 from .alerts import PayloadError, parse_payload
 from .config import RemediatorConfig, parse_remediator_config

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.config import Config, ConfigError, Secret, parse_listen, read_secret
+from vcenter.config import Config, ConfigError, Secret, parse_listen, read_secret
 
 SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from exporter.config import Config
-from exporter.vcenter import describe
+from vcenter.config import Config
+from vcenter.session import describe
 
 from . import actions as act
 from . import live, policy

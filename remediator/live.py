@@ -18,8 +18,8 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from exporter.config import Config, VCenterConfig
-from exporter.vcenter import connect, disconnect
+from vcenter.config import Config, VCenterConfig
+from vcenter.session import connect, disconnect
 
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
 

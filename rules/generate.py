@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # library only) holds the rightsizing and cost rules, shared with ``vha report``.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from exporter import rightsizing  # noqa: E402
+from vha.report import rightsizing  # noqa: E402
 
 RULES_DIR = ROOT / "rules"
 CONFIG_FILE = RULES_DIR / "config.yml"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from exporter.config import Config, parse_config
+from vcenter.config import Config, parse_config
 
 from .metrics_helpers import Sample, parse
 

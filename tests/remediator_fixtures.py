@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.config import Config, parse_config
 from remediator.config import RemediatorConfig, parse_remediator
 from remediator.model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
+from vcenter.config import Config, parse_config
 
 TOKEN = "test-token-0123456789"
 TOKEN_ENV = "VHA_TEST_REMEDIATOR_TOKEN"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter.config import parse_config
 from exporter.render import Renderer
+from vcenter.config import parse_config
 
 from .test_inventory import _image
 

@@ -363,7 +363,7 @@ def test_commands_use_the_mounted_config() -> None:
 def test_vha_config_is_valid(tmp_path: Path) -> None:
     """deploy/config.compose.yml passes the exporter's and the remediator's validation, with
     its /run/secrets/ files replaced by temporary ones."""
-    from exporter.config import parse_config
+    from vcenter.config import parse_config
 
     raw = vha_config()
     text = json.dumps(raw)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import main
-from exporter.config import ConfigError, Secret, load_config, parse_config
+from vcenter.config import ConfigError, Secret, load_config, parse_config
+from vha.cli import main
 
 
 def vc(**extra: object) -> dict[str, object]:

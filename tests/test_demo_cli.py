@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.cli import main
+from vha.cli import main
 
 
 def test_fault_commands_change_the_simulator(sim: Any, capsys: pytest.CaptureFixture[str]) -> None:

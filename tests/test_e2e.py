@@ -17,7 +17,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from exporter.stack import Stack, StackOptions
+from vha.demo.stack import Stack, StackOptions
 
 from . import dashboard_queries as dq
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from pyVmomi import vim
 
-from exporter.config import parse_config
 from exporter.inventory import Inventory, ManagedObject, apply_object_updates, convert
 from exporter.render import Renderer
+from vcenter.config import parse_config
 
 from .metrics_helpers import current_state, parse, select, value
 

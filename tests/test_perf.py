@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from pyVmomi import vim, vmodl
 
-from exporter.config import ConfigError, parse_config
 from exporter.cost import CostSource, parse_cost_config
 from exporter.families import Family, render
 from exporter.inventory import Inventory
@@ -32,6 +31,7 @@ from exporter.perf_counters import BY_KEY, COUNTERS, KINDS, counters_for
 from exporter.render import Renderer
 from exporter.sync import Follower
 from sim.harness import Simulator
+from vcenter.config import ConfigError, parse_config
 
 from .exporter_fixtures import exporter_config, sim_vcenter
 from .metrics_helpers import Sample as Scraped
@@ -699,7 +699,7 @@ FAULT = """<?xml version="1.0" encoding="UTF-8"?>
 )
 def test_soap_faults_become_pyvmomi_faults(detail: str, kind: type, reason: str) -> None:
     from exporter.perf_soap import fault_from  # noqa: PLC0415
-    from exporter.vcenter import classify  # noqa: PLC0415
+    from vcenter.session import classify  # noqa: PLC0415
 
     exc = fault_from(FAULT.format(message="it failed", detail=detail).encode(), 500)
     assert isinstance(exc, kind) and classify(exc) == reason

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from exporter.vcenter import connect, disconnect
 from remediator.app import create_app
+from vcenter.session import connect, disconnect
 
 from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, value

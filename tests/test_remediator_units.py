@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from exporter.config import ConfigError
 from remediator.alerts import PayloadError, parse_payload, parse_time
 from remediator.config import GuardConfig, RateLimitConfig, parse_remediator
 from remediator.guard import MassFailureGuard, RateLimiter
@@ -29,6 +28,7 @@ from remediator.policy import (
     decide_vm_failure,
     reset_limits,
 )
+from vcenter.config import ConfigError
 
 from .remediator_fixtures import (
     TOKEN_ENV,

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter import report as report_mod
 from exporter.cost import parse_cost_config
-from exporter.report import Prometheus, Report, gather, markdown, terminal
-from exporter.rightsizing import (
+from vha.report import report as report_mod
+from vha.report.report import Prometheus, Report, gather, markdown, terminal
+from vha.report.rightsizing import (
     RIGHTSIZING_GROUP,
     expand,
     recording_rules,

@@ -249,14 +249,14 @@ def test_bad_overrides_are_refused(tmp_path: Path, override: str, message: str) 
 
 
 def test_recording_rules_hold_the_rightsizing_rules() -> None:
-    """rules/recording.yml carries exporter/rightsizing.py's groups as that module makes them
+    """rules/recording.yml carries vha/report/rightsizing.py's groups as that module makes them
     (the report and the dashboards read them), with the config's thresholds."""
     sys.path.insert(0, str(RULES))
     try:
         import generate  # rules/generate.py
     finally:
         sys.path.remove(str(RULES))
-    from exporter import rightsizing
+    from vha.report import rightsizing
 
     settings = generate.load_settings()
     assert settings.rightsizing == rightsizing.Settings()  # the shipped config: the defaults

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config
+from vcenter.config import Config
+
 from ..families import escape
 from ..inventory import Inventory, ManagedObject
 from ..topology import Topology

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .config import Config, ConfigError, load_config
+from exporter import __version__
+from vcenter.config import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -20,8 +20,8 @@ def _setup_logging(level: str) -> None:
 
 def _load(path: str) -> Config:
     """The config with every exporter-side section validated; exit 2 naming the key."""
-    from .cost import parse_cost_config  # noqa: PLC0415
-    from .perf import parse_performance_config  # noqa: PLC0415
+    from exporter.cost import parse_cost_config  # noqa: PLC0415
+    from exporter.perf import parse_performance_config  # noqa: PLC0415
 
     try:
         config = load_config(path)
@@ -50,7 +50,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _exporter(args: argparse.Namespace) -> int:
-    from .app import run  # noqa: PLC0415 - keep `vha --help` fast
+    from exporter.app import run  # noqa: PLC0415 - keep `vha --help` fast
 
     config = _load(args.config)
     if not config.vcenters:
@@ -75,13 +75,13 @@ def _remediator(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import main as report_main  # noqa: PLC0415
+    from vha.report.report import main as report_main  # noqa: PLC0415
 
     return report_main(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo_main  # noqa: PLC0415
+    from vha.demo.run import main as demo_main  # noqa: PLC0415
 
     return demo_main(args)
 
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML configuration file")
     p.set_defaults(func=_check_config)
 
-    from .report import add_arguments as report_arguments  # noqa: PLC0415 - stdlib only
+    from vha.report.report import add_arguments as report_arguments  # noqa: PLC0415 - stdlib only
 
     p = sub.add_parser("report", help="rightsizing and cost report from Prometheus")
     report_arguments(p)

@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from .config import Config, load_config
+from vcenter.config import Config, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_BIN = "prometheus"
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 
@@ -329,7 +329,7 @@ class Stack:
     def _start_processes(self, config_file: Path, timeout: float) -> None:
         logs = self.run_dir / "logs"
         env = dict(os.environ)
-        py = [sys.executable, "-m", "exporter.cli"]
+        py = [sys.executable, "-m", "vha.cli"]
         self.processes["exporter"] = Process(
             "exporter",
             [*py, "exporter", "--config", str(config_file)],

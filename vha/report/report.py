@@ -1,6 +1,6 @@
 """``vha report``: rightsizing and cost, from Prometheus, as tables, Markdown and CSV.
 
-Reads the recording rules of :mod:`exporter.rightsizing` through the Prometheus HTTP API
+Reads the recording rules of :mod:`vha.report.rightsizing` through the Prometheus HTTP API
 (standard library only). When those rules are not loaded it sends the same PromQL with the
 rules inlined (``--source raw``), which is fine for small estates and for trying the report
 before installing the rules; at thousands of VMs load the rules.
@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, load_config
-from .cost import GIB, CostConfig, Prices, parse_cost_config
+from exporter.cost import GIB, CostConfig, Prices, parse_cost_config
+from vcenter.config import ConfigError, load_config
+
 from .rightsizing import Settings, duration_seconds, expand, recording_rules
 
 DEFAULT_URL = "http://127.0.0.1:9090"
@@ -628,7 +629,7 @@ def csv_text(report: Report) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``vha report`` options (for exporter/cli.py)."""
+    """The ``vha report`` options (for vha/cli.py)."""
     p.add_argument(
         "--prometheus-url", default=DEFAULT_URL, help=f"Prometheus base URL ({DEFAULT_URL})"
     )
@@ -691,7 +692,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """``python -m exporter.report`` (the same options as ``vha report``)."""
+    """``python -m vha.report.report`` (the same options as ``vha report``)."""
     parser = argparse.ArgumentParser(prog="vha report", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return main(parser.parse_args(argv))
