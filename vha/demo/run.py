@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .stack import ROOT, Stack, StackError, StackOptions
+from .stack import ROOT, NoSourceTree, Stack, StackError, StackOptions
 
 STATE_FILE = "demo.json"
 
@@ -108,7 +108,7 @@ def up(args: argparse.Namespace) -> int:
         stack.start()
     except StackError as exc:
         print(f"vha demo: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, NoSourceTree) else 1
     state: dict[str, Any] = {"run_dir": str(opts.run_dir), "pids": {}}
     for name, proc in stack.processes.items():
         state["pids"][name] = proc.pid

@@ -37,6 +37,29 @@ class StackError(RuntimeError):
     """A component did not start; the message says which and where its log is."""
 
 
+class NoSourceTree(StackError):
+    """The demo was started without the project's source tree (see :func:`source_dir`)."""
+
+
+def source_dir() -> Path:
+    """The project checkout the demo needs: rules/generate.py makes its rules and
+    Alertmanager config (they are generated per stack, not shipped in the wheel).
+
+    ``VHA_SOURCE_DIR`` first, then the tree this module sits in (a clone or an editable
+    install), then the working directory.  A wheel installed on its own has none of them.
+    """
+    env = os.environ.get("VHA_SOURCE_DIR")
+    candidates = [Path(env)] if env else [ROOT, Path.cwd()]
+    for candidate in candidates:
+        if (candidate / "rules" / "generate.py").is_file():
+            return candidate.resolve()
+    where = f"VHA_SOURCE_DIR={env} has no rules/generate.py" if env else "no source tree found"
+    raise NoSourceTree(
+        f"{where}: vha demo needs a clone of vsphere-ha-stack; run it there (make demo) "
+        "or set VHA_SOURCE_DIR=/path/to/the/clone"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,7 +84,7 @@ class Process:
     ready_url: str | None = None
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> None:
+    def start(self, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(  # noqa: S603 - argv built by us
@@ -70,7 +93,7 @@ class Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             start_new_session=True,
         )
         log.close()
@@ -159,6 +182,7 @@ class Stack:
             "alertmanager": 9093 if fixed else free_port(),
         }
         self.token = secrets.token_urlsafe(24)
+        self.source = ROOT
 
     # --- URLs --------------------------------------------------------------------------
     def url(self, component: str) -> str:
@@ -170,6 +194,7 @@ class Stack:
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> None:
+        self.source = source_dir()
         if shutil.which(PROMETHEUS_BIN) is None or shutil.which(ALERTMANAGER_BIN) is None:
             raise StackError(
                 "prometheus and prometheus-alertmanager are not installed; run `make setup`"
@@ -280,7 +305,7 @@ class Stack:
         result = subprocess.run(  # noqa: S603
             [
                 sys.executable,
-                str(ROOT / "rules" / "generate.py"),
+                str(self.source / "rules" / "generate.py"),
                 "--profile",
                 self.opts.rules_profile,
                 "--config",
@@ -288,7 +313,7 @@ class Stack:
                 "--out",
                 str(gen),
             ],
-            cwd=ROOT,
+            cwd=self.source,
             capture_output=True,
             text=True,
             check=False,
@@ -368,7 +393,7 @@ class Stack:
             f"{self.url('prometheus')}/-/ready",
         )
         for proc in self.processes.values():
-            proc.start(env)
+            proc.start(env, cwd=self.source)
         for proc in self.processes.values():
             proc.wait_ready(timeout)
 
