@@ -226,3 +226,15 @@ def test_shipped_example_token_is_refused_unless_dry_run(tmp_path: Path) -> None
     assert code == 0, err
     code, err = check(tmp_path, text + "  dry_run: false\n")
     assert code == 2 and "remediator.bearer_token_file:" in err and "example" in err
+
+
+def test_user_env_names_the_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "vcenters:\n" + vc_line(user_env="VHA_TEST_USER").replace("user: u, ", "")
+    monkeypatch.delenv("VHA_TEST_USER", raising=False)
+    code, err = check(tmp_path, text)
+    assert code == 2 and "vcenters[0].user_env:" in err
+    assert check(tmp_path, text, "--offline")[0] == 0
+    monkeypatch.setenv("VHA_TEST_USER", "reader@vsphere.local")
+    assert check(tmp_path, text)[0] == 0
+    code, err = check(tmp_path, "vcenters:\n" + vc_line(user_env="VHA_TEST_USER"))
+    assert code == 2 and "only one of user and user_env" in err

@@ -372,6 +372,7 @@ _VCENTER_KEYS = {
     "name",
     "url",
     "user",
+    "user_env",
     "password",
     "password_file",
     "password_env",
@@ -416,6 +417,25 @@ def check_ca_file(path: Path, key: str) -> None:
         raise ConfigError(key, f"{path} is not a PEM CA bundle: {exc}") from None
 
 
+def _user(entry: Mapping[str, Any], key: str, read: bool) -> str:
+    """``user``, or ``user_env`` naming a variable: one config file serves two containers
+    that log in with different accounts (compose gives each its own variable)."""
+    if entry.get("user") is not None and entry.get("user_env") is not None:
+        raise ConfigError(key, "set only one of user and user_env")
+    if entry.get("user_env") is None:
+        user = _str(entry.get("user"), f"{key}.user")
+        assert user is not None
+        return user
+    name = _str(entry["user_env"], f"{key}.user_env")
+    assert name is not None
+    if not read:
+        return f"${name}"
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{key}.user_env", f"environment variable {name} is not set")
+    return value
+
+
 def _vcenter(entry: Any, key: str, base: Path | None, read_secrets: bool = True) -> VCenterConfig:
     entry = _mapping(entry, key)
     c = Collector()
@@ -427,7 +447,7 @@ def _vcenter(entry: Any, key: str, base: Path | None, read_secrets: bool = True)
     url = c.run(None, _str, entry.get("url"), f"{key}.url")
     if url is not None:
         c.run(None, check_url, url, f"{key}.url", insecure_http=insecure_http)
-    user = c.run(None, _str, entry.get("user"), f"{key}.user")
+    user = c.run(None, _user, entry, key, read_secrets)
     ca_file = c.run(None, _str, entry.get("ca_file"), f"{key}.ca_file", required=False)
     if ca_file is not None:
         ca_path = Path(ca_file)
