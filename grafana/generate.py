@@ -32,7 +32,12 @@ OUT_DIR = HERE / "dashboards"
 if str(ROOT) not in sys.path:  # run as a script: python grafana/generate.py
     sys.path.insert(0, str(ROOT))
 
-from grafana_foundation_sdk.cog import builder as cog  # noqa: E402
+try:
+    from grafana_foundation_sdk.cog import builder as cog
+except ModuleNotFoundError as exc:  # pragma: no cover - a setup problem, not a code path
+    raise SystemExit(
+        f"{exc.name} is missing: pip install -e '.[test]' (grafana-foundation-sdk)"
+    ) from exc
 from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
 from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
 
