@@ -7,10 +7,15 @@ import argparse
 # action -> what it does (shown by `vha demo --help`)
 ACTIONS = {
     "up": "start the stack (the default)",
-    "fail-host": "HOST stops answering (notResponding, FDM hostDown)",
-    "recover-host": "HOST answers again",
+    "list": "the simulated hosts and VMs, with their state",
+    "fail-host": "HOST stops answering (notResponding, HA hostDown)",
+    "recover-host": "HOST answers again (says so when it is healthy)",
+    "isolate-host": "HOST is network-isolated (HA networkIsolated)",
     "fail-vm-heartbeat": "VM's VMware Tools heartbeat turns red",
+    "recover-vm-heartbeat": "VM's heartbeat turns green again",
     "fail-app-heartbeat": "VM's application heartbeat turns red",
+    "recover-app-heartbeat": "VM's application heartbeat turns green again",
+    "power-off-vm": "power VM off through the vCenter API, as a person would",
 }
 
 
