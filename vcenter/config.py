@@ -171,6 +171,12 @@ class SyncConfig:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     stale_after_seconds: float = 120.0
+    # Properties that never notify (quickStats, overallStatus) are re-read this often.
+    poll_interval_seconds: float = 20.0
+    # Keep serving the last inventory (with vsphere_up 0) through outages this short.
+    hold_seconds: float = 30.0
+    # A WaitForUpdatesEx silent for max_wait_seconds plus this long means a hung vCenter.
+    hung_margin_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -445,6 +451,9 @@ def _sync(section: Any) -> SyncConfig:
             "backoff_initial_seconds",
             "backoff_max_seconds",
             "stale_after_seconds",
+            "poll_interval_seconds",
+            "hold_seconds",
+            "hung_margin_seconds",
         },
         key,
     )
@@ -463,6 +472,13 @@ def _sync(section: Any) -> SyncConfig:
         ),
         stale_after_seconds=_number(
             section.get("stale_after_seconds"), f"{key}.stale_after_seconds", 120.0, minimum=1
+        ),
+        poll_interval_seconds=_number(
+            section.get("poll_interval_seconds"), f"{key}.poll_interval_seconds", 20.0, minimum=1
+        ),
+        hold_seconds=_number(section.get("hold_seconds"), f"{key}.hold_seconds", 30.0),
+        hung_margin_seconds=_number(
+            section.get("hung_margin_seconds"), f"{key}.hung_margin_seconds", 10.0, minimum=1
         ),
     )
 
