@@ -18,6 +18,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"path"
+	"reflect"
 	"strings"
 	"sync/atomic"
 
@@ -51,11 +53,24 @@ func mapUpdate(obj mo.Reference, changes []types.PropertyChange) {
 		}
 	}
 	if len(quiet) > 0 {
-		mo.ApplyPropertyChange(obj, quiet)
+		mo.ApplyPropertyChange(embeddedMO(obj), quiet)
 	}
 	if len(loud) > 0 {
 		simulator.Map.Update(obj, loud)
 	}
+}
+
+// embeddedMO digs the mo.X struct out of a simulator wrapper (as vcsim's Map.Update does),
+// since ApplyPropertyChange indexes fields by the mo type's layout.
+func embeddedMO(obj mo.Reference) mo.Reference {
+	rval := reflect.ValueOf(obj).Elem()
+	for path.Base(rval.Type().PkgPath()) != "mo" {
+		if rval.Kind() != reflect.Struct || rval.NumField() == 0 {
+			return obj
+		}
+		rval = rval.Field(0)
+	}
+	return rval.Addr().Interface().(mo.Reference)
 }
 
 var (
