@@ -86,19 +86,19 @@ async def test_quick_stats_and_overall_status_change_silently_show_within_poll(
     sim = sim_factory(clusters=1, hosts=2, vms=2, real_vcenter=True)
     inv = sim.inventory()
     vm_name, host = inv["vms"][0]["name"], inv["hosts"][0]["name"]
-    client = await aiohttp_client(
-        create_app(exporter_config(sim_vcenter(sim), sync=sync()))
-    )
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim), sync=sync())))
     await wait_for(client, up, timeout=30)
     sim.set_vm_raw(vm_name, overallCpuUsage=1234, hostMemoryUsage=2048)
     sim.set_host_raw(host, overallCpuUsage=7777, overallStatus="yellow")
     start = time.monotonic()
     _, waited = await wait_for(
         client,
-        lambda s: value(s, "vsphere_vm_cpu_usage_hertz", vm=vm_name) == 1234e6
-        and value(s, "vsphere_vm_memory_consumed_bytes", vm=vm_name) == 2048 * 2**20
-        and value(s, "vsphere_host_cpu_usage_hertz", host=host) == 7777e6
-        and value(s, "vsphere_host_overall_status", host=host, status="yellow") == 1,
+        lambda s: (
+            value(s, "vsphere_vm_cpu_usage_hertz", vm=vm_name) == 1234e6
+            and value(s, "vsphere_vm_memory_consumed_bytes", vm=vm_name) == 2048 * 2**20
+            and value(s, "vsphere_host_cpu_usage_hertz", host=host) == 7777e6
+            and value(s, "vsphere_host_overall_status", host=host, status="yellow") == 1
+        ),
         timeout=POLL + 3,
     )
     assert time.monotonic() - start <= POLL + 3
@@ -173,8 +173,9 @@ async def test_hung_vcenter_goes_down_within_max_wait_plus_margin(
     os.kill(sim.pid, signal.SIGSTOP)
     try:
         samples, waited = await wait_for(client, lambda s: not up(s), timeout=1 + 2 + 1.5)
-        assert (value(samples, "vsphere_sync_errors_total", vcenter="vc1", reason="timeout")
-                or 0) >= 1
+        assert (
+            value(samples, "vsphere_sync_errors_total", vcenter="vc1", reason="timeout") or 0
+        ) >= 1
     finally:
         os.kill(sim.pid, signal.SIGCONT)
     await wait_for(client, up, timeout=15)
@@ -192,14 +193,16 @@ async def test_unknown_enum_value_is_counted_and_known_states_complete(
     sim.set_host_raw(host["name"], dasHostState="someFutureState")
     samples, _ = await wait_for(
         client,
-        lambda s: value(
-            s,
-            "vsphere_unknown_enum_values_total",
-            vcenter="vc1",
-            metric="vsphere_host_ha_state",
-            value="someFutureState",
-        )
-        == 1,
+        lambda s: (
+            value(
+                s,
+                "vsphere_unknown_enum_values_total",
+                vcenter="vc1",
+                metric="vsphere_host_ha_state",
+                value="someFutureState",
+            )
+            == 1
+        ),
         timeout=3,
     )
     # Who reported the state: the cluster's master.
