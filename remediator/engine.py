@@ -416,8 +416,14 @@ class Engine:
 
     async def failed_change(self, s: Action, err: act.StepError, *, target: str = "") -> None:
         self.metrics.vcenter_errors.labels(vcenter=s.vcenter, category=err.category).inc()
-        if err.category == act.GONE:
-            await self.finish(s, SKIPPED, f"no longer in vCenter: {err.message}")
+        if err.category == act.GONE and s.attempts < self.rcfg.retry.max_attempts:
+            # The fault may name the VM, its host, the target or the pool: only the next
+            # pass's fresh read can prove the VM itself gone (and skip it then).
+            await self.finish(
+                s, PENDING, f"{err.message}; re-reading before concluding", not_before=self.clock()
+            )
+        elif err.category == act.GONE:
+            await self.finish(s, FAILED, f"{err.message} (gave up)")
         elif err.category == act.REPLACE and target:
             detail = dict(s.detail)
             detail["excluded"] = sorted({*detail.get("excluded", []), target})
