@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import actions as act
 from .. import live, policy
-from ..journal import DONE, FAILED, UNPLACED, Action
+from ..journal import DONE, FAILED, PENDING, UNPLACED, Action
 from ..model import HostState, Snapshot, VMState
 from ..placement import place
+from ..stranded import is_stranded
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -55,6 +56,19 @@ async def rehome(
             exclude={s.host_id, *excluded},
         )[0]
         if not placed.placed:
+            if is_stranded(s.detail):
+                # Every target was tried: wait, then try them all again.
+                delay = engine.rcfg.retry.delay(max(1, s.attempts))
+                detail = {k: v for k, v in s.detail.items() if k != "excluded"}
+                await engine.finish(
+                    s,
+                    PENDING,
+                    f"VM not registered in vCenter and no host took it ({placed.reason});"
+                    f" trying every host again in {delay:.0f}s",
+                    detail=detail,
+                    not_before=engine.clock() + delay,
+                )
+                return
             await engine.finish(s, UNPLACED, placed.reason)
             return
         target = full.hosts[placed.target_id]
