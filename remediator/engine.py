@@ -48,8 +48,8 @@ from .journal import (
 )
 from .metrics import Metrics
 from .steps import STEPS
-from .stranded import StrandedMetrics, is_stranded
 from .stranded import find as find_stranded
+from .stranded import is_stranded
 
 log = logging.getLogger("remediator")
 T = TypeVar("T")
@@ -86,7 +86,6 @@ class Engine:
         self._pools: dict[tuple[str, str], str] = {}
         self._tasks_running = 0
         self.running = False
-        self.stranded = StrandedMetrics(metrics.registry)
         metrics.dry_run.set(1 if rcfg.dry_run else 0)
 
     # --- plumbing --------------------------------------------------------------------
@@ -216,7 +215,7 @@ class Engine:
         if self.journal is None:
             return
         counts = await self.db(self.j.counts)
-        self.stranded.set(await self.db(find_stranded, self.j))
+        self.metrics.stranded.set(await self.db(find_stranded, self.j))
         for state in STATES:
             self.metrics.journal_actions.labels(state=state).set(counts.get(state, 0))
         self.metrics.backlog.set(counts.get(PENDING, 0) + counts.get("running", 0))

@@ -31,6 +31,14 @@ class HostState:
     memory_capacity_mb: float = 0.0
     cpu_usage_mhz: float = 0.0
     memory_usage_mb: float = 0.0
+    # What the host sees (pre-flight); only meaningful when ``mounts_known``.
+    mounts_known: bool = False
+    datastores: frozenset[str] = frozenset()  # moids mounted and accessible
+    datastore_names: Mapping[str, str] = field(default_factory=dict)  # moid -> name
+    networks: frozenset[str] = frozenset()  # network names
+
+    def datastore_label(self, ds: str) -> str:
+        return self.datastore_names.get(ds, ds)
 
     @property
     def responding(self) -> bool:
@@ -82,6 +90,12 @@ class VMState:
     vmx_path: str = ""
     folder_id: str = ""
     custom_values: Mapping[str, str] = field(default_factory=dict)
+    # Pre-flight inputs: datastores (moids), the .vmx's datastore (name), networks (names),
+    # and why its hardware ties it to its host ("" when nothing does or it was not read).
+    datastores: tuple[str, ...] = ()
+    vmx_datastore: str = ""
+    networks: tuple[str, ...] = ()
+    host_tied: str = ""
 
     @property
     def rank(self) -> int:

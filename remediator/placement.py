@@ -12,6 +12,8 @@ puts a VM where HA itself would refuse to:
   failed host's power feed or switch may take its neighbours next;
 * among those, the *least loaded* host after placement wins, so a failed host's VMs
   spread over the cluster instead of piling onto one survivor;
+* it passes *pre-flight* (:mod:`.preflight`): it sees the VM's datastores and networks,
+  and nothing ties the VM to its current host;
 * VMs are placed *highest restart priority first*, so when capacity runs out it is the
   low-priority VMs that are left unplaced.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from . import preflight
 from .config import PlacementConfig
 from .model import HostState, Snapshot, VMState
 
@@ -134,7 +137,7 @@ def place(
         fitting: list[_Load] = []
         refusals: list[str] = []
         for load in loads:
-            why = load.refusal(vm, cfg)
+            why = preflight.check(vm, load.host) or load.refusal(vm, cfg)
             if why:
                 refusals.append(f"{load.host.name}: {why}")
             else:
@@ -182,6 +185,9 @@ def fits(vm: VMState, host_id: str, snapshot: Snapshot, cfg: PlacementConfig) ->
     if host is None:
         return "host is not in the snapshot"
     why = host.unhealthy_reason()
+    if why:
+        return why
+    why = preflight.check(vm, host)
     if why:
         return why
     loads, _ = _loads(snapshot, set())

@@ -344,6 +344,12 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST")
 		}
+		if n == 3 && parts[2] == "mounts" {
+			if r.Method != http.MethodPost {
+				return 0, nil, methodNotAllowed(r, "POST")
+			}
+			return s.postMounts(r, parts[1])
+		}
 		if n == 3 && (parts[2] == "fail" || parts[2] == "recover") {
 			if r.Method != http.MethodPost {
 				return 0, nil, methodNotAllowed(r, "POST")

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import actions as act
-from .. import live, policy
+from .. import live, policy, preflight
 from ..journal import DONE, FAILED, PENDING, UNPLACED, Action
 from ..model import HostState, Snapshot, VMState
 from ..placement import place
@@ -34,9 +34,18 @@ async def rehome(
     cluster_id: str,
 ) -> None:
     """Move the VM off its (failed) host onto the planned or a re-chosen target, power it on."""
-    # The VM must leave its host: check the planned target, or choose again.
+    # The VM must leave its host.  Pre-flight first: nothing irreversible happens to a VM
+    # that no host can run, and the planned target must still pass (or another is chosen).
+    if vm is not None and vm.host_tied:
+        await engine.finish(s, UNPLACED, f"not moved: the VM {vm.host_tied}")
+        return
     target = snap.hosts.get(s.target_host_id)
     excluded = set(s.detail.get("excluded", []))
+    if target is not None and vm is not None and target.moid not in excluded:
+        why = preflight.check(vm, target)
+        if why:
+            log.info("action %d: %s fails pre-flight: %s", s.id, target.name, why)
+            excluded.add(target.moid)
     if target is None or not target.healthy or target.moid in excluded:
         if not cluster_id:
             await engine.finish(
