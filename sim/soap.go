@@ -189,6 +189,7 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 
 		if m.Name == "UnregisterVM" {
 			s.saveHardware(m.This)
+			s.forgetVM(m.This)
 			s.prepareUnregister(m.This)
 		}
 		rewrite := false

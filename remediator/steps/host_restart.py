@@ -18,6 +18,7 @@ from ..journal import DONE, FAILED, PENDING, UNPLACED, Action
 from ..model import HostState, Snapshot, VMState
 from ..placement import place
 from ..stranded import is_stranded
+from . import reidentify
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -97,9 +98,12 @@ async def rehome(
     try:
         pool = await engine.pool(s, target.cluster_id or cluster_id)
         cur = snap.hosts.get(vm.host_id) if vm is not None else None
-        new_id = await move(engine, s, vm, target.moid, pool, cur is None or cur.down)
+        new_id = await move(
+            engine, s, vm, target.moid, pool, cur is None or cur.down, target.cluster_id
+        )
         # A re-registered VM asks whether it was moved or copied before it boots.
         reregistered = vm is None or new_id != vm.moid
+        note = await reidentify.ensure(engine, s, new_id, target.cluster_id or cluster_id)
         await engine.change(
             s,
             f"power on on {target.name}",
@@ -113,7 +117,7 @@ async def rehome(
     await engine.finish(
         s,
         DONE,
-        f"restarted on {target.name}",
+        f"restarted on {target.name}{note}",
         restarted_by=policy.BY_REMEDIATOR,
         target_host_id=target.moid,
         target_host=target.name,
@@ -121,7 +125,13 @@ async def rehome(
 
 
 async def move(
-    engine: Engine, s: Action, vm: Any, target_id: str, pool: str, source_down: bool
+    engine: Engine,
+    s: Action,
+    vm: Any,
+    target_id: str,
+    pool: str,
+    source_down: bool,
+    cluster_id: str = "",
 ) -> str:
     """Relocate the VM, or re-register it from its datastore, onto ``target_id``.
 
@@ -165,6 +175,8 @@ async def move(
             act.FATAL, "cannot re-register: the VM's .vmx path or folder is unknown"
         )
     detail = dict(s.detail)
+    # Everything that names the VM besides its object: restored after registering.
+    detail["identity"] = await reidentify.capture(engine, s, vm.moid, cluster_id)
     detail["unregistered"] = {
         "vmx_path": vm.vmx_path,
         "folder_id": vm.folder_id,
@@ -194,6 +206,8 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
     """
     info = s.detail["unregistered"]
     attrs = info.get("attributes") or {}
+    # Straight back into its own resource pool or vApp, when it had one.
+    pool = (s.detail.get("identity") or {}).get("pool_id") or pool
     found = ""
     if adopt:
         found = await engine.vc(
