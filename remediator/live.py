@@ -23,7 +23,7 @@ from vcenter.config import Config, VCenterConfig
 from vcenter.faults import checked_contents
 from vcenter.session import connect, disconnect
 
-from . import preflight
+from . import drs_rules, preflight
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
 
 HOST_PROPS = [
@@ -442,6 +442,7 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
                 vm_monitoring=mon,
                 resource_pool=_moid(p.get("resourcePool")),
                 host_ids=tuple(_moid(h) for h in (p.get("host") or [])),
+                rules=drs_rules.from_config(p.get("configurationEx")),
             )
     if datastores:
         hosts = {m: _usable_datastores(h, datastores) for m, h in hosts.items()}

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .drs_rules import DrsRules
+
 # vSphere HA (FDM) states in which a host is a full member of the HA cluster and may take
 # VMs; anything else (election, isolated, partitioned, hostDown, agent errors) may not.
 HEALTHY_DAS_STATES = frozenset({"master", "connectedToMaster"})
@@ -148,6 +150,7 @@ class ClusterState:
     vm_monitoring: VMMonitoring = field(default_factory=VMMonitoring)
     resource_pool: str = ""
     host_ids: tuple[str, ...] = ()
+    rules: DrsRules = field(default_factory=DrsRules)  # DRS rules and groups (placement)
 
 
 @dataclass(frozen=True)
