@@ -458,6 +458,13 @@ class Engine:
                     detail=detail,
                     not_before=self.clock(),
                 )
+        elif err.category == act.LOCKED:
+            await self.hold(
+                s,
+                f"the VM's files are locked ({err.message}): it may still run on the host "
+                "vCenter lost; waiting for that host's isolation response, fencing or lock "
+                "lease to free them",
+            )
         elif is_stranded(s.detail) and target:
             # The VM is out of the inventory: any refusal to register it moves on to the
             # next target; when none is left, placement waits and tries them all again.

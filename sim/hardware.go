@@ -299,6 +299,9 @@ func powerOnCheck(vmRef types.ManagedObjectReference) types.BaseMethodFault {
 	if host == nil {
 		return nil
 	}
+	if f := lockCheck(vm, *host); f != nil {
+		return f
+	}
 	ds, nets, ok := hostMounts(*host)
 	if !ok {
 		return nil

@@ -244,6 +244,11 @@ class SimulatorClient:
             body["networks"] = list(networks)
         return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/mounts", body))
 
+    def set_locks(self, name: str, held: bool) -> JSONDict:
+        """Host ``name`` holds (or releases) the VMFS locks of the VMs on it now."""
+        body: JSONDict = {"held": held}
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/locks", body))
+
     def inject_fault(
         self,
         method: str,
