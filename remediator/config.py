@@ -106,6 +106,8 @@ class RemediatorConfig:
     dry_run: bool
     journal_path: str
     max_body_bytes: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
     workers: int
     max_concurrent_tasks: int
     action_timeout_seconds: float
@@ -135,6 +137,8 @@ _TOP_KEYS = {
     "dry_run",
     "journal",
     "max_body_bytes",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
     "workers",
     "max_concurrent_tasks",
     "action_timeout_seconds",
@@ -428,6 +432,12 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
         dry_run=_bool(section, "dry_run", SECTION, True),
         journal_path=journal_path,
         max_body_bytes=max_body,
+        header_timeout_seconds=_num(
+            section, "header_timeout_seconds", SECTION, 10.0, minimum=0.5, maximum=300.0
+        ),
+        body_timeout_seconds=_num(
+            section, "body_timeout_seconds", SECTION, 10.0, minimum=0.5, maximum=300.0
+        ),
         workers=workers,
         max_concurrent_tasks=max_tasks,
         action_timeout_seconds=_num(section, "action_timeout_seconds", SECTION, 300.0, minimum=1.0),
