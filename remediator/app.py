@@ -418,4 +418,7 @@ def run(config: Config) -> None:
         )
     if rcfg.auth == "none":
         log.warning("authentication is disabled (remediator.auth: none)")
-    asyncio.run(serve(config, rcfg))
+    try:
+        asyncio.run(serve(config, rcfg))
+    except JournalError as exc:  # e.g. another remediator holds the journal: one line
+        raise SystemExit(f"vha-remediator: {exc}") from None

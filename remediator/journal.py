@@ -22,7 +22,9 @@ Two tables carry the work:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -209,6 +211,33 @@ def _target(alert: Alert) -> str:
     return alert.label("vm_id") or "name:" + alert.label("vm")
 
 
+def _take_writer_lock(path: str) -> int:
+    """Hold ``<journal>.lock`` with ``flock`` for as long as this journal is open.
+
+    Two remediators on one journal would each claim the other's work and "recover" its
+    running steps as if it had crashed.  ``flock`` is released by the kernel when the
+    holder dies however it dies (SIGKILL included), so a crash never leaves a stale lock
+    behind; the pid written into the file is only there to name the holder.
+    """
+    lock_path = path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalError(
+            f"journal {path} is in use by another remediator (pid {holder}; lock {lock_path}):"
+            " one journal has one writer"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Journal:
     """All SQLite access; call from one thread at a time (the app uses a 1-thread executor)."""
 
@@ -217,9 +246,11 @@ class Journal:
         self._lock = threading.RLock()
         self._depth = 0
         self._durable = False
+        self._lock_fd: int | None = None
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _take_writer_lock(path)
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -231,11 +262,18 @@ class Journal:
                 (str(SCHEMA_VERSION),),
             )
         except (sqlite3.Error, OSError) as exc:
+            self._release()
             raise JournalError(f"cannot open journal {path}: {exc}") from exc
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def close(self) -> None:
         with self._lock:
             self.db.close()
+            self._release()
 
     # --- transactions --------------------------------------------------------------
 
