@@ -19,6 +19,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from vcenter.config import Config, VCenterConfig
+from vcenter.faults import checked_contents
 from vcenter.session import connect, disconnect
 
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
@@ -88,67 +89,129 @@ def _timestamp(value: Any) -> float | None:
     return None
 
 
+# What makes a login unusable: the session ended, or the transport to vCenter broke.  A
+# fault that vCenter *answered* (SystemError, HostCommunication, ...) leaves the session
+# fine, so it is only retried, never logged out.
+SESSION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+
+
+class _Login:
+    """One vCenter login and the calls using it; logged out only when none is left."""
+
+    def __init__(self, si: Any, content: Any) -> None:
+        self.si = si
+        self.content = content
+        self.fields: dict[int, str] = {}
+        self.users = 0
+        self.retired = False
+
+
 class Session:
     """One vCenter login shared by the remediator's threads, re-established on demand.
 
     pyvmomi's SOAP stub keeps a connection pool, so concurrent calls from the thread pool
-    are safe; only (re)connecting is serialised.
+    are safe; only (re)connecting is serialised.  A login that failed is *retired*, never
+    logged out under the other workers still using it: a Logout in the middle of their
+    calls would turn their reads into NotAuthenticated answers.  It is logged out when its
+    last call returns.
     """
 
     def __init__(self, vc: VCenterConfig, config: Config, pool_size: int = 8) -> None:
         self.vc = vc
         self.config = config
         self.pool_size = pool_size
-        self._si: Any = None
+        self._login: _Login | None = None
         self._lock = threading.Lock()
-        self._fields: dict[int, str] = {}
-        self._content: Any = None
+        self._local = threading.local()
+        self.logins = 0  # how many times this session logged in (tests, logs)
 
     @property
     def name(self) -> str:
         return self.vc.name
 
-    def si(self) -> Any:
+    def _current(self) -> _Login:
+        """The login of the call running on this thread, else the shared one."""
+        login: _Login | None = getattr(self._local, "login", None)
+        if login is not None:
+            return login
         with self._lock:
-            if self._si is None:
-                si = connect(self.vc)
-                # pyvmomi keeps 5 idle connections by default; with more worker threads the
-                # rest would be closed after each call and every call would pay a TLS
-                # handshake.
-                si._stub.poolSize = max(si._stub.poolSize, self.pool_size)
-                self._si = si
-                self._fields = {}
-                # ``si.content`` is a remote property: every access is a round trip that
-                # returns the whole ServiceContent.  Read it once per session.
-                self._content = si.RetrieveContent()
-            return self._si
+            return self._ensure()
+
+    def _ensure(self) -> _Login:
+        """The shared login, logging in first if there is none.  Caller holds the lock."""
+        if self._login is None:
+            si = connect(self.vc)
+            # pyvmomi keeps 5 idle connections by default; with more worker threads the
+            # rest would be closed after each call and every call would pay a TLS
+            # handshake.
+            si._stub.poolSize = max(si._stub.poolSize, self.pool_size)
+            # ``si.content`` is a remote property: every access is a round trip that
+            # returns the whole ServiceContent.  Read it once per login.
+            self._login = _Login(si, si.RetrieveContent())
+            self.logins += 1
+        return self._login
+
+    def si(self) -> Any:
+        return self._current().si
 
     def content(self) -> Any:
-        self.si()
-        return self._content
+        return self._current().content
+
+    def _enter(self) -> _Login:
+        with self._lock:
+            login = self._ensure()
+            login.users += 1
+        return login
+
+    def _leave(self, login: _Login) -> None:
+        with self._lock:
+            login.users -= 1
+            done = login.retired and login.users == 0
+        if done:
+            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
+
+    def _retire(self, login: _Login) -> None:
+        with self._lock:
+            if self._login is login:
+                self._login = None
+            login.retired = True
 
     def drop(self) -> None:
-        """Forget a session that failed, so the next call logs in again."""
+        """Forget the shared login, so the next call logs in again (logged out once idle)."""
         with self._lock:
-            si, self._si = self._si, None
-        if si is not None:
-            threading.Thread(target=disconnect, args=(si,), daemon=True).start()
+            login, self._login = self._login, None
+            if login is None:
+                return
+            login.retired = True
+            idle = login.users == 0
+        if idle:
+            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
-            si, self._si = self._si, None
-        disconnect(si)
+            login, self._login = self._login, None
+        if login is not None:
+            login.retired = True
+            disconnect(login.si)
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(session, *args)``; on a lost session log in once more and retry."""
-        try:
-            return fn(self, *args)
-        except vim.fault.NotAuthenticated:
-            self.drop()
-            return fn(self, *args)
-        except CONNECTION_ERRORS:
-            self.drop()
-            raise
+        for attempt in (1, 2):
+            login = self._enter()
+            self._local.login = login
+            try:
+                return fn(self, *args)
+            except vim.fault.NotAuthenticated:
+                self._retire(login)
+                if attempt == 2:
+                    raise
+            except SESSION_ERRORS:
+                self._retire(login)
+                raise
+            finally:
+                self._local.login = None
+                self._leave(login)
+        raise AssertionError("unreachable")
 
     # --- property collector ------------------------------------------------------------
 
@@ -165,18 +228,21 @@ class Session:
         out: list[Any] = []
         result = pc.RetrievePropertiesEx(specSet=[fspec], options=opts)
         while result is not None:
-            out.extend(result.objects or [])
+            # A read that failed for an object (session ended, no permission, a server
+            # fault) raises here; only omitted or ManagedObjectNotFound objects are gone.
+            out.extend(checked_contents(result.objects or []))
             if not result.token:
                 break
             result = pc.ContinueRetrievePropertiesEx(token=result.token)
         return out
 
     def fields(self) -> dict[int, str]:
-        """Custom attribute key -> name, cached per session."""
-        if not self._fields:
-            cfm = self.content().customFieldsManager
-            self._fields = {int(f.key): str(f.name) for f in (cfm.field or [])} if cfm else {}
-        return self._fields
+        """Custom attribute key -> name, cached per login."""
+        login = self._current()
+        if not login.fields:
+            cfm = login.content.customFieldsManager
+            login.fields = {int(f.key): str(f.name) for f in (cfm.field or [])} if cfm else {}
+        return login.fields
 
     def attributes(self, values: Iterable[Any]) -> dict[str, str]:
         names = self.fields()
@@ -184,7 +250,7 @@ class Session:
         for v in values or []:
             key = int(getattr(v, "key", -1))
             if key not in names:
-                self._fields = {}
+                self._current().fields = {}
                 names = self.fields()
             if key in names:
                 out[names[key]] = str(getattr(v, "value", ""))
@@ -317,8 +383,6 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
     vms: dict[str, VMState] = {}
     cluster: ClusterState | None = None
     for content in contents:
-        if getattr(content, "missingSet", None) and not content.propSet:
-            continue  # deleted between listing and reading
         obj = content.obj
         moid = _moid(obj)
         p = _props(content)

@@ -160,14 +160,18 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 
 		if injected {
 			if rule := s.faults.take(name, s.objectsOf(m)); rule != nil {
-				msg := faultMessage(rule.Fault, rule.Message)
-				f := buildFault(rule.Fault, m.This, s.hostForFault(m))
-				if rule.Mode == "task" {
-					writeFailedTask(w, name, m.This, msg, f)
+				if rule.Mode == "drop-session" {
+					r = drops.drop(r) // served below as a call without a session
 				} else {
-					writeSOAPFault(w, msg, f)
+					msg := faultMessage(rule.Fault, rule.Message)
+					f := buildFault(rule.Fault, m.This, s.hostForFault(m))
+					if rule.Mode == "task" {
+						writeFailedTask(w, name, m.This, msg, f)
+					} else {
+						writeSOAPFault(w, msg, f)
+					}
+					return
 				}
-				return
 			}
 		}
 		if strict {
@@ -368,6 +372,7 @@ func targetHost(m *simulator.Method) *types.ManagedObjectReference {
 // current host and the target host of the call.
 func (s *sim) objectsOf(m *simulator.Method) []types.ManagedObjectReference {
 	objs := []types.ManagedObjectReference{m.This}
+	objs = append(objs, retrievedObjects(m)...)
 	if m.This.Type == "VirtualMachine" {
 		if h := vmHostRef(m.This); h != nil {
 			objs = append(objs, *h)
