@@ -595,11 +595,13 @@ class Journal:
                 (parent_id,),
             ).fetchall()
         )
-        if not counts or any(counts.get(s) for s in ACTIVE):
+        if any(counts.get(s) for s in ACTIVE):
             return None
         order = (FAILED, UNPLACED, DONE, DRY_RUN, REFUSED, SKIPPED, CANCELLED)
-        final = next(state for state in order if counts.get(state))
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        # A decision planned with no steps at all has nothing left to do: it must end,
+        # not stay "planned" for ever.
+        final = next((state for state in order if counts.get(state)), SKIPPED)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
         reason = f"{row[2]}; outcome: {summary}"
         self.db.execute(
             "UPDATE actions SET state = ?, reason = ?, updated_at = ?, finished_at = ?"
