@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 MAX_CHARS = 2048
 
 # C0 controls, DEL and C1 controls, plus the Unicode line and paragraph separators.
@@ -45,7 +47,24 @@ class SafeMessages(logging.Filter):
         return True
 
 
+class QuietBadRequests(logging.Filter):
+    """aiohttp logs every request it cannot parse (a 400 it answers itself) with a full
+    traceback: anyone who can connect could fill the log with them.  Such a record keeps
+    one escaped line naming the client's mistake; other errors keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = escape(f"{record.getMessage()}: bad request: {exc.message}", 300)
+            record.args, record.exc_info, record.exc_text = None, None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def install(logger: logging.Logger) -> None:
-    """Add the filter once (create_app may run many times in one process)."""
+    """Add the filters once (create_app may run many times in one process)."""
     if not any(isinstance(f, SafeMessages) for f in logger.filters):
         logger.addFilter(SafeMessages())
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietBadRequests) for f in server.filters):
+        server.addFilter(QuietBadRequests())

@@ -209,3 +209,21 @@ async def test_slow_clients_are_cut_off_and_do_not_hold_shutdown(
         stop.set()
         if not server.done():
             server.cancel()
+
+
+async def test_malformed_requests_log_one_line_not_a_traceback(
+    aiohttp_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp refuses a request line with raw non-ASCII bytes (400) and logs it with a
+    traceback; anyone could fill the log with those, so it becomes one escaped line."""
+    client = await aiohttp_client(create_app(config(tmp_path)))
+    caplog.set_level(logging.DEBUG)
+    bad = b"GET /api/v1/actions?vm=\x80\n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for _ in range(3):
+        answer = await raw_request(client.server.port, bad)
+        assert status_of(answer) == 400, answer[:200]
+    records = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert records
+    for record in records:
+        assert record.exc_info is None, record.getMessage()
+        assert "\n" not in record.getMessage()
