@@ -42,6 +42,9 @@ METRICS = web.AppKey("metrics", Metrics)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+LINGER_SECONDS = 2.0  # the most an early answer waits for the rest of an unread body
+SHUTDOWN_SECONDS = 2.0  # the most a shutdown waits for requests in flight
+
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"status": "error", "error": message}, status=status, headers=headers)
@@ -380,15 +383,18 @@ async def serve(config: Config, rcfg: RemediatorConfig, stop: asyncio.Event | No
             pass
     app = create_app(config, rcfg)
     # keepalive_timeout also runs from the moment a connection opens until its request's
-    # headers are complete, so it is the header read timeout too; a stalled request holds
-    # a shutdown for at most the body timeout, and lingering on unread bodies likewise.
+    # headers are complete, so it is the header read timeout too.  After an early answer
+    # (401, 408, 413) aiohttp reads and drops the rest of the body for lingering_time so the
+    # client sees the answer; 2 s is enough for that and little for a slow client.  A
+    # stalled request holds a shutdown for at most 2 s: a delivery's journal write takes
+    # milliseconds, and Alertmanager retries what got 503 or no answer.
     runner = web.AppRunner(
         app,
         access_log=None,
         handle_signals=False,
         keepalive_timeout=rcfg.header_timeout_seconds,
-        lingering_time=rcfg.body_timeout_seconds,
-        shutdown_timeout=min(rcfg.body_timeout_seconds, 5.0),
+        lingering_time=min(rcfg.body_timeout_seconds, LINGER_SECONDS),
+        shutdown_timeout=min(rcfg.body_timeout_seconds, SHUTDOWN_SECONDS),
     )
     await runner.setup()
     try:

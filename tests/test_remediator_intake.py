@@ -194,7 +194,8 @@ async def test_slow_clients_are_cut_off_and_do_not_hold_shutdown(
 
     try:
         held = await asyncio.gather(*(slow(i % 2 == 0) for i in range(n)))
-        assert max(held) < 5, sorted(held)
+        # 1 s to headers or body, then at most 1 s of lingering after the 408.
+        assert max(held) < 3.5, sorted(held)
         # A stalled half-request when SIGTERM comes: the server still stops quickly.
         _, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
         writer.write(post(b"x" * 1000)[:-990])
@@ -203,7 +204,7 @@ async def test_slow_clients_are_cut_off_and_do_not_hold_shutdown(
         t0 = time.monotonic()
         stop.set()
         await asyncio.wait_for(server, 30)
-        assert time.monotonic() - t0 < 8
+        assert time.monotonic() - t0 < 4
         writer.close()
     finally:
         stop.set()
