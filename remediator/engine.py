@@ -48,6 +48,8 @@ from .journal import (
 )
 from .metrics import Metrics
 from .steps import STEPS
+from .stranded import find as find_stranded
+from .stranded import is_stranded
 
 log = logging.getLogger("remediator")
 T = TypeVar("T")
@@ -206,6 +208,7 @@ class Engine:
         if self.journal is None:
             return
         counts = await self.db(self.j.counts)
+        self.metrics.stranded.set(await self.db(find_stranded, self.j))
         for state in STATES:
             self.metrics.journal_actions.labels(state=state).set(counts.get(state, 0))
         self.metrics.backlog.set(counts.get(PENDING, 0) + counts.get("running", 0))
@@ -274,6 +277,21 @@ class Engine:
             self._wake.set()
 
     async def finish(self, a: Action, state: str, reason: str, **kw: Any) -> None:
+        if state in TERMINAL and is_stranded(kw.get("detail", a.detail)):
+            # Register or recover, never neither: a VM out of every inventory keeps its
+            # step alive (retrying with backoff) until it is registered again.
+            delay = self.rcfg.retry.delay(max(1, a.attempts))
+            info = (kw.get("detail", a.detail) or {}).get("unregistered", {})
+            log.error(
+                "action %d: %s is not registered in vCenter (%s); not %s: %s",
+                a.id,
+                a.vm,
+                info.get("vmx_path", "?"),
+                state,
+                reason,
+            )
+            reason = f"VM not registered in vCenter: {reason}; retrying in {delay:.0f}s"
+            state, kw["not_before"] = PENDING, self.clock() + delay
         quiet = state == PENDING and reason == a.reason
         settled = await self.db(self.j.finish, a.id, state, reason, self.clock(), quiet=quiet, **kw)
         if state in TERMINAL:
@@ -353,7 +371,8 @@ class Engine:
 
     async def _step(self, s: Action) -> None:
         assert s.parent_id is not None
-        if not await self.db(self.j.alerts_firing, s.parent_id):
+        stranded = is_stranded(s.detail)  # no resolved alert may leave a VM unregistered
+        if not stranded and not await self.db(self.j.alerts_firing, s.parent_id):
             await self.finish(s, CANCELLED, "every alert for this action has resolved")
             return
         if not await self.guarded(s, s.cluster):
@@ -432,6 +451,25 @@ class Engine:
                     detail=detail,
                     not_before=self.clock(),
                 )
+        elif err.category == act.LOCKED:
+            await self.hold(
+                s,
+                f"the VM's files are locked ({err.message}): it may still run on the host "
+                "vCenter lost; waiting for that host's isolation response, fencing or lock "
+                "lease to free them",
+            )
+        elif is_stranded(s.detail) and target:
+            # The VM is out of the inventory: any refusal to register it moves on to the
+            # next target; when none is left, placement waits and tries them all again.
+            detail = dict(s.detail)
+            detail["excluded"] = sorted({*detail.get("excluded", []), target})
+            await self.finish(
+                s,
+                PENDING,
+                f"{target} could not register it: {err.message}; choosing another host",
+                detail=detail,
+                not_before=self.clock(),
+            )
         elif err.category in (act.RETRY, act.TIMEOUT, act.REPLACE):
             await self.retry(s, err.message)
         else:

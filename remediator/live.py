@@ -10,6 +10,7 @@ All functions are blocking pyvmomi; the engine runs them on a thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from vcenter.config import Config, VCenterConfig
 from vcenter.faults import checked_contents
 from vcenter.session import connect, disconnect
 
+from . import drs_rules, preflight
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
 
 HOST_PROPS = [
@@ -33,6 +35,8 @@ HOST_PROPS = [
     "runtime.inMaintenanceMode",
     "runtime.inQuarantineMode",
     "runtime.dasHostState",
+    "datastore",
+    "network",
     "summary.hardware.cpuMhz",
     "summary.hardware.numCpuCores",
     "summary.hardware.memorySize",
@@ -51,6 +55,8 @@ VM_PROPS = [
     "runtime.bootTime",
     "guestHeartbeatStatus",
     "guest.appHeartbeatStatus",
+    "datastore",
+    "network",
     "summary.config.numCpu",
     "summary.config.memorySizeMB",
     "summary.config.cpuReservation",
@@ -62,7 +68,13 @@ CLUSTER_PROPS = ["name", "configurationEx", "resourcePool", "host"]
 # What a step needs to re-check before it acts: state and identity, not capacity.  Reading
 # less matters here, because a host failure means one such read per VM.
 STEP_HOST_PROPS = [p for p in HOST_PROPS if not p.startswith("summary.")]
-STEP_VM_PROPS = [p for p in VM_PROPS if not p.startswith("summary.")]
+# A step also reads what ties the VM to its host (pre-flight); a decision over a whole
+# cluster does not, as devices are the bulk of a VM's config.
+STEP_VM_PROPS = [p for p in VM_PROPS if not p.startswith("summary.")] + [
+    "config.hardware.device",
+    "runtime.faultToleranceState",
+]
+DATASTORE_PROPS = ["name", "summary.accessible", "host"]
 
 # Connection-level failures: vCenter (or our path to it) is down, not the request wrong.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -282,6 +294,9 @@ def host_from(session: Session, moid: str, p: Mapping[str, Any]) -> HostState:
         memory_capacity_mb=float(p.get("summary.hardware.memorySize") or 0) / (1 << 20),
         cpu_usage_mhz=float(p.get("summary.quickStats.overallCpuUsage") or 0),
         memory_usage_mb=float(p.get("summary.quickStats.overallMemoryUsage") or 0),
+        mounts_known="datastore" in p,
+        datastores=frozenset(_moid(d) for d in (p.get("datastore") or [])),
+        networks=frozenset(_moid(n) for n in (p.get("network") or [])),
     )
 
 
@@ -310,7 +325,20 @@ def vm_from(session: Session, moid: str, p: Mapping[str, Any]) -> VMState:
         vmx_path=str(p.get("config.files.vmPathName") or ""),
         folder_id=_moid(p.get("parent")),
         custom_values=attrs,
+        datastores=tuple(_moid(d) for d in (p.get("datastore") or [])),
+        vmx_datastore=_datastore_of(str(p.get("config.files.vmPathName") or "")),
+        networks=tuple(_moid(n) for n in (p.get("network") or [])),
+        host_tied=preflight.host_tied(
+            p.get("config.hardware.device"), str(p.get("runtime.faultToleranceState") or "")
+        ),
     )
+
+
+def _datastore_of(vmx_path: str) -> str:
+    """``[ds-name] dir/vm.vmx`` -> ``ds-name``."""
+    if vmx_path.startswith("[") and "]" in vmx_path:
+        return vmx_path[1 : vmx_path.index("]")]
+    return ""
 
 
 def _monitoring(config_ex: Any) -> tuple[bool, bool, VMMonitoring]:
@@ -343,21 +371,23 @@ def cluster_snapshot(session: Session, cluster_id: str) -> Snapshot:
     TS = vmodl.query.PropertyCollector.TraversalSpec
     SS = vmodl.query.PropertyCollector.SelectionSpec
     to_vms = TS(name="host2vm", type=vim.HostSystem, path="vm", skip=False)
+    to_ds = TS(name="host2ds", type=vim.HostSystem, path="datastore", skip=False)
     to_hosts = TS(
         name="cluster2host",
         type=vim.ClusterComputeResource,
         path="host",
         skip=False,
-        selectSet=[SS(name="host2vm")],
+        selectSet=[SS(name="host2vm"), SS(name="host2ds")],
     )
     obj = vmodl.query.PropertyCollector.ObjectSpec(
-        obj=cluster, skip=False, selectSet=[to_hosts, to_vms]
+        obj=cluster, skip=False, selectSet=[to_hosts, to_vms, to_ds]
     )
     PS = vmodl.query.PropertyCollector.PropertySpec
     specs = [
         PS(type=vim.ClusterComputeResource, pathSet=CLUSTER_PROPS),
         PS(type=vim.HostSystem, pathSet=HOST_PROPS),
         PS(type=vim.VirtualMachine, pathSet=VM_PROPS),
+        PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
     return _build(session, session.retrieve(specs, [obj]))
 
@@ -369,11 +399,19 @@ def objects_snapshot(
     no capacity or cluster settings (a step that must re-place reads the whole cluster)."""
     OS = vmodl.query.PropertyCollector.ObjectSpec
     PS = vmodl.query.PropertyCollector.PropertySpec
+    to_ds = vmodl.query.PropertyCollector.TraversalSpec(
+        name="host2ds", type=vim.HostSystem, path="datastore", skip=False
+    )
     objs = [OS(obj=session.stub_obj(vim.VirtualMachine, m), skip=False) for m in set(vm_ids) if m]
-    objs += [OS(obj=session.stub_obj(vim.HostSystem, m), skip=False) for m in set(host_ids) if m]
+    objs += [
+        OS(obj=session.stub_obj(vim.HostSystem, m), skip=False, selectSet=[to_ds])
+        for m in set(host_ids)
+        if m
+    ]
     specs = [
         PS(type=vim.HostSystem, pathSet=STEP_HOST_PROPS),
         PS(type=vim.VirtualMachine, pathSet=STEP_VM_PROPS),
+        PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
     return _build(session, session.retrieve(specs, objs) if objs else [])
 
@@ -382,8 +420,12 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
     hosts: dict[str, HostState] = {}
     vms: dict[str, VMState] = {}
     cluster: ClusterState | None = None
+    datastores: dict[str, Mapping[str, Any]] = {}
     for content in contents:
         obj = content.obj
+        if isinstance(obj, vim.Datastore):
+            datastores[_moid(obj)] = _props(content)
+            continue
         moid = _moid(obj)
         p = _props(content)
         if isinstance(obj, vim.HostSystem):
@@ -400,8 +442,30 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
                 vm_monitoring=mon,
                 resource_pool=_moid(p.get("resourcePool")),
                 host_ids=tuple(_moid(h) for h in (p.get("host") or [])),
+                rules=drs_rules.from_config(p.get("configurationEx")),
             )
+    if datastores:
+        hosts = {m: _usable_datastores(h, datastores) for m, h in hosts.items()}
     return Snapshot(session.name, time.time(), cluster, hosts, vms)
+
+
+def _usable_datastores(host: HostState, datastores: Mapping[str, Mapping[str, Any]]) -> HostState:
+    """Keep the host's datastores that are accessible and mounted on it (pre-flight)."""
+    usable: dict[str, str] = {}
+    for ds in host.datastores:
+        p = datastores.get(ds)
+        if p is None:
+            continue  # not read: not proved usable
+        if p.get("summary.accessible") is False:
+            continue
+        mount = next((m for m in (p.get("host") or []) if _moid(m.key) == host.moid), None)
+        info = getattr(mount, "mountInfo", None)
+        if info is not None and (
+            getattr(info, "accessible", True) is False or getattr(info, "mounted", True) is False
+        ):
+            continue
+        usable[ds] = str(p.get("name", ds))
+    return dataclasses.replace(host, datastores=frozenset(usable), datastore_names=usable)
 
 
 def _host_parent(session: Session, host_id: str) -> tuple[str, str]:

@@ -188,6 +188,8 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 
 		if m.Name == "UnregisterVM" {
+			s.saveHardware(m.This)
+			s.forgetVM(m.This)
 			s.prepareUnregister(m.This)
 		}
 		rewrite := false
@@ -448,7 +450,10 @@ func (s *sim) strictCheck(m *simulator.Method) types.BaseMethodFault {
 		if h == nil {
 			h = vmHostRef(m.This)
 		}
-		return runHost(h)
+		if f := runHost(h); f != nil {
+			return f
+		}
+		return powerOnCheck(m.This)
 	case *types.ResetVM_Task, *types.PowerOffVM_Task, *types.SuspendVM_Task, *types.StandbyGuest:
 		return connected()
 	case *types.ShutdownGuest, *types.RebootGuest:
@@ -474,8 +479,11 @@ func (s *sim) strictCheck(m *simulator.Method) types.BaseMethodFault {
 		}
 	case *types.RegisterVM_Task:
 		if req.Host != nil {
-			return targetOK(req.Host)
+			if f := targetOK(req.Host); f != nil {
+				return f
+			}
 		}
+		return registerCheck(req)
 	}
 	return nil
 }

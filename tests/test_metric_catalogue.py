@@ -53,9 +53,6 @@ def parse_catalogue(text: str) -> dict[str, Metric]:
 CAT = parse_catalogue(CATALOGUE.read_text(encoding="utf-8"))
 # The remediator's own metrics (rules/rulegen/remediator.py) are catalogued with it.
 REMEDIATOR_CAT = parse_catalogue((ROOT / "docs" / "remediator.md").read_text(encoding="utf-8"))
-# Series the remediator alerts read that another branch adds to the remediator (its row in
-# docs/remediator.md comes with it); drop a name here once its row exists.
-PENDING_REMEDIATOR_METRICS = {"vha_remediator_vms_unregistered": frozenset({"vcenter"})}
 # Alertmanager's own metrics, which the remediator alerts read too.
 ALERTMANAGER_METRICS = {"alertmanager_notifications_failed_total": frozenset({"integration"})}
 
@@ -129,7 +126,6 @@ def test_unit_tests_feed_catalogued_series() -> None:
                 if name.startswith(("vha_remediator_", "alertmanager_")):
                     known = {
                         **{n: m.labels for n, m in REMEDIATOR_CAT.items()},
-                        **PENDING_REMEDIATOR_METRICS,
                         **ALERTMANAGER_METRICS,
                     }
                     assert name in known, f"{path.name}: {name} is not in docs/remediator.md"

@@ -13,10 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import actions as act
-from .. import live, policy
-from ..journal import DONE, FAILED, UNPLACED, Action
+from .. import live, policy, preflight
+from ..journal import DONE, FAILED, PENDING, UNPLACED, Action
 from ..model import HostState, Snapshot, VMState
 from ..placement import place
+from ..stranded import is_stranded
+from . import reidentify
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -33,9 +35,18 @@ async def rehome(
     cluster_id: str,
 ) -> None:
     """Move the VM off its (failed) host onto the planned or a re-chosen target, power it on."""
-    # The VM must leave its host: check the planned target, or choose again.
+    # The VM must leave its host.  Pre-flight first: nothing irreversible happens to a VM
+    # that no host can run, and the planned target must still pass (or another is chosen).
+    if vm is not None and vm.host_tied:
+        await engine.finish(s, UNPLACED, f"not moved: the VM {vm.host_tied}")
+        return
     target = snap.hosts.get(s.target_host_id)
     excluded = set(s.detail.get("excluded", []))
+    if target is not None and vm is not None and target.moid not in excluded:
+        why = preflight.check(vm, target)
+        if why:
+            log.info("action %d: %s fails pre-flight: %s", s.id, target.name, why)
+            excluded.add(target.moid)
     if target is None or not target.healthy or target.moid in excluded:
         if not cluster_id:
             await engine.finish(
@@ -55,6 +66,19 @@ async def rehome(
             exclude={s.host_id, *excluded},
         )[0]
         if not placed.placed:
+            if is_stranded(s.detail):
+                # Every target was tried: wait, then try them all again.
+                delay = engine.rcfg.retry.delay(max(1, s.attempts))
+                detail = {k: v for k, v in s.detail.items() if k != "excluded"}
+                await engine.finish(
+                    s,
+                    PENDING,
+                    f"VM not registered in vCenter and no host took it ({placed.reason});"
+                    f" trying every host again in {delay:.0f}s",
+                    detail=detail,
+                    not_before=engine.clock() + delay,
+                )
+                return
             await engine.finish(s, UNPLACED, placed.reason)
             return
         target = full.hosts[placed.target_id]
@@ -74,9 +98,12 @@ async def rehome(
     try:
         pool = await engine.pool(s, target.cluster_id or cluster_id)
         cur = snap.hosts.get(vm.host_id) if vm is not None else None
-        new_id = await move(engine, s, vm, target.moid, pool, cur is None or cur.down)
+        new_id = await move(
+            engine, s, vm, target.moid, pool, cur is None or cur.down, target.cluster_id
+        )
         # A re-registered VM asks whether it was moved or copied before it boots.
         reregistered = vm is None or new_id != vm.moid
+        note = await reidentify.ensure(engine, s, new_id, target.cluster_id or cluster_id)
         await engine.change(
             s,
             f"power on on {target.name}",
@@ -90,7 +117,7 @@ async def rehome(
     await engine.finish(
         s,
         DONE,
-        f"restarted on {target.name}",
+        f"restarted on {target.name}{note}",
         restarted_by=policy.BY_REMEDIATOR,
         target_host_id=target.moid,
         target_host=target.name,
@@ -98,7 +125,13 @@ async def rehome(
 
 
 async def move(
-    engine: Engine, s: Action, vm: Any, target_id: str, pool: str, source_down: bool
+    engine: Engine,
+    s: Action,
+    vm: Any,
+    target_id: str,
+    pool: str,
+    source_down: bool,
+    cluster_id: str = "",
 ) -> str:
     """Relocate the VM, or re-register it from its datastore, onto ``target_id``.
 
@@ -142,6 +175,8 @@ async def move(
             act.FATAL, "cannot re-register: the VM's .vmx path or folder is unknown"
         )
     detail = dict(s.detail)
+    # Everything that names the VM besides its object: restored after registering.
+    detail["identity"] = await reidentify.capture(engine, s, vm.moid, cluster_id)
     detail["unregistered"] = {
         "vmx_path": vm.vmx_path,
         "folder_id": vm.folder_id,
@@ -171,6 +206,8 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
     """
     info = s.detail["unregistered"]
     attrs = info.get("attributes") or {}
+    # Straight back into its own resource pool or vApp, when it had one.
+    pool = (s.detail.get("identity") or {}).get("pool_id") or pool
     found = ""
     if adopt:
         found = await engine.vc(

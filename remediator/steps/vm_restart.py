@@ -8,13 +8,14 @@ host is powered on where it is; only a VM that must leave its host goes on to
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from .. import actions as act
 from .. import live, policy
 from ..journal import DONE, SKIPPED, Action
 from ..model import Snapshot
-from . import host_restart
+from . import host_restart, reidentify
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -70,11 +71,14 @@ async def run(engine: Engine, s: Action) -> None:
         ):
             if not await engine.admit(s, f"power on {vm.name} on {cur.name}"):
                 return
+            # Registered again by an earlier pass that died before powering it on: its
+            # identity may still be owed to it.
+            note = await reidentify.ensure(engine, s, vm.moid, cur.cluster_id)
             try:
                 await engine.change(
                     s,
                     f"power on on {cur.name}",
-                    act.power_on,
+                    functools.partial(act.power_on, answer=vm.moid != s.vm_id),
                     vm.moid,
                     engine.rcfg.action_timeout_seconds,
                 )
@@ -84,7 +88,7 @@ async def run(engine: Engine, s: Action) -> None:
             await engine.finish(
                 s,
                 DONE,
-                f"powered on on {cur.name}",
+                f"powered on on {cur.name}{note}",
                 restarted_by=policy.BY_REMEDIATOR,
                 target_host_id=cur.moid,
                 target_host=cur.name,

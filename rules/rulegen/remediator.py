@@ -115,15 +115,27 @@ def alerts(s: Settings) -> list[Alert]:
             name="VsphereRemediatorVmUnregistered",
             group=GROUP,
             scope=SCOPE,
-            expr=q("vha_remediator_vms_unregistered{$j} > 0", j=job),
+            # One alert per VM, named with its .vmx path (the info series), while the
+            # remediator counts any VM out of the inventory.
+            expr=q(
+                """
+                max by (job, instance, vcenter, cluster, vm, vmx_path) (
+                  vha_remediator_vm_unregistered_info{$j}
+                )
+                and on (job, instance)
+                (vha_remediator_vms_unregistered{$j} > 0)
+                """,
+                j=job,
+            ),
             for_=unregistered_for,
             severity="critical",
             remediation="none",
-            summary="The remediator left VMs outside vCenter's inventory",
-            description="VMs were unregistered from a failed host and could not "
-            "be registered again (vCenter {{ $labels.vcenter }}). They are in no inventory and "
-            "do not run; the remediator keeps retrying. Its page and journal name each VM and "
-            "its .vmx path: register it by hand if the retries do not succeed.",
+            summary="VM {{ $labels.vm }} is outside vCenter's inventory",
+            description="The remediator unregistered VM {{ $labels.vm }} (vCenter "
+            "{{ $labels.vcenter }}, cluster {{ $labels.cluster }}) from a failed host and "
+            "could not register it again. It is in no inventory and does not run; the "
+            "remediator keeps retrying. Its files: {{ $labels.vmx_path }}. Register it by hand "
+            "if the retries do not succeed.",
         ),
         Alert(
             name="VsphereRemediatorVcenterUnreachable",
