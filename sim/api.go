@@ -398,6 +398,9 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			return 0, nil, methodNotAllowed(r, "GET", "POST")
 		}
 	}
+	if status, body, err, ok := s.routeRaw(r, parts); ok {
+		return status, body, err
+	}
 	return 0, nil, errf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path)
 }
 
@@ -662,7 +665,7 @@ func (s *sim) setVMPower(t *vmTrack, p types.VirtualMachinePowerState) {
 		changes = append(changes, types.PropertyChange{Name: "summary.runtime.bootTime", Val: nil})
 	}
 	simulator.Map.WithLock(t.obj, func() {
-		simulator.Map.Update(t.obj, changes)
+		mapUpdate(t.obj, changes)
 	})
 }
 
@@ -672,6 +675,7 @@ func (s *sim) configJSON() map[string]interface{} {
 	return map[string]interface{}{
 		"strict":            s.strict.Load(),
 		"strictSource":      s.strictSource.Load(),
+		"realVCenter":       realVCenter.Load(),
 		"reconcileInterval": s.cfg.reconcileInterval.String(),
 	}
 }
@@ -681,11 +685,11 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	if err != nil {
 		return 0, nil, err
 	}
-	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource}
+	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter}
 	values := map[string]bool{}
 	for _, k := range sortedKeys(body) {
 		if flags[k] == nil {
-			return 0, nil, unknownKey(k, []string{"strict", "strictSource"})
+			return 0, nil, unknownKey(k, []string{"realVCenter", "strict", "strictSource"})
 		}
 		v, err := boolValue(k, body[k])
 		if err != nil {

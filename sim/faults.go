@@ -250,7 +250,7 @@ func writeFailedTask(w http.ResponseWriter, method string, this types.ManagedObj
 	simulator.Map.WithLock(t, func() {
 		t.Info.DescriptionId = this.Type + "." + strings.ToLower(id[:1]) + id[1:]
 		t.Info.EntityName = name
-		simulator.Map.Update(t, []types.PropertyChange{
+		mapUpdate(t, []types.PropertyChange{
 			{Name: "info.startTime", Val: now},
 			{Name: "info.completeTime", Val: now},
 			{Name: "info.state", Val: types.TaskInfoStateError},

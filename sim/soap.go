@@ -231,7 +231,7 @@ func (s *sim) prepareUnregister(r types.ManagedObjectReference) {
 		if vm.Runtime.PowerState == vmPoweredOff {
 			return
 		}
-		simulator.Map.Update(vm, []types.PropertyChange{
+		mapUpdate(vm, []types.PropertyChange{
 			{Name: "runtime.powerState", Val: vmPoweredOff},
 			{Name: "summary.runtime.powerState", Val: vmPoweredOff},
 			{Name: "summary.runtime.bootTime", Val: nil},
@@ -249,7 +249,7 @@ func (s *sim) announceMaintenance(r types.ManagedObjectReference) {
 	}
 	simulator.Map.WithLock(h, func() {
 		v := h.Runtime.InMaintenanceMode
-		simulator.Map.Update(h, []types.PropertyChange{
+		mapUpdate(h, []types.PropertyChange{
 			{Name: "runtime.inMaintenanceMode", Val: v},
 			{Name: "summary.runtime.inMaintenanceMode", Val: v},
 		})
