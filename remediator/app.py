@@ -16,6 +16,7 @@ import html
 import logging
 import signal
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -443,4 +444,6 @@ def run(config: Config) -> None:
     try:
         asyncio.run(serve(config, rcfg))
     except JournalError as exc:  # e.g. another remediator holds the journal: one line
-        raise SystemExit(f"vha-remediator: {exc}") from None
+        # A start-up error like the CLI's others (one line, exit 2), whichever entry point.
+        print(f"vha-remediator: start-up error: remediator.journal: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

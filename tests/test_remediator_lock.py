@@ -1,7 +1,7 @@
 """One journal, one writer (issue 9, item 9): a second remediator on it refuses to start.
 
 Two real processes (``python -m remediator``) on one journal file: the second must exit
-at once with a one-line message naming the journal and the holder, not serve and
+at once (exit 2) with a one-line message naming the journal and the holder, not serve and
 "recover" the first one's running steps.  The lock dies with its holder, so after the
 first is killed (SIGKILL: no cleanup ran) a new one starts.
 """
@@ -54,7 +54,7 @@ def test_second_remediator_on_one_journal_refuses_to_start(tmp_path: Path) -> No
         procs.append(second)
         code = second.wait(20)
         out = second_log.read_text()
-        assert code == 1, out
+        assert code == 2, out
         lines = [line for line in out.splitlines() if line.strip()]
         refusals = [line for line in lines if "in use by another remediator" in line]
         assert len(refusals) == 1, out
