@@ -222,6 +222,7 @@ var methodPrivileges = map[string]string{
 	"CreateFolder":                    "Folder.Create",
 	"CreateDatacenter":                "Datacenter.Create",
 	"SetCustomValue":                  "Global.SetCustomField",
+	"setCustomValue":                  "Global.SetCustomField", // the WSDL name pyvmomi sends
 	"SetField":                        "Global.SetCustomField",
 	"AddCustomFieldDef":               "Global.ManageCustomFields",
 	"RemoveCustomFieldDef":            "Global.ManageCustomFields",
