@@ -117,6 +117,28 @@ func (l *accountList) Set(v string) error {
 	return nil
 }
 
+// accountFileList is the -account-file flag (repeatable): ROLE:NAME:FILE, the password
+// read from FILE (a container secret), so that it is on no command line.
+type accountFileList struct{ l *accountList }
+
+func (f accountFileList) String() string { return "" }
+
+func (f accountFileList) Set(v string) error {
+	parts := strings.SplitN(v, ":", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		return errors.New("want ROLE:NAME:FILE (ROLE read-only, operator or admin)")
+	}
+	b, err := os.ReadFile(parts[2])
+	if err != nil {
+		return fmt.Errorf("password file: %v", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" || strings.ContainsAny(pw, "\r\n") {
+		return fmt.Errorf("password file %s: want one non-empty line", parts[2])
+	}
+	return f.l.Set(parts[0] + ":" + parts[1] + ":" + pw)
+}
+
 // accountsFromEnv adds the accounts of $VHA_SIM_ACCOUNTS (one ROLE:NAME:PASSWORD a line),
 // so that passwords need not be on the command line.
 func accountsFromEnv(l *accountList) error {

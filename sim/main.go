@@ -70,6 +70,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.username, "username", "user", "login user name (enforced)")
 	fs.StringVar(&cfg.password, "password", "pass", "login password (enforced)")
 	fs.Var(&cfg.accounts, "account", "another user, ROLE:NAME:PASSWORD (ROLE read-only, operator or admin; repeatable; also $VHA_SIM_ACCOUNTS, one a line); the -username user is then the Administrator and calls are checked against the caller's role")
+	fs.Var(accountFileList{&cfg.accounts}, "account-file", "like -account, ROLE:NAME:FILE with the password read from FILE (one line; a container secret)")
 	fs.StringVar(&cfg.certFile, "cert-file", "", "write the server certificate chain (PEM) here; reused with its key across restarts")
 	fs.StringVar(&cfg.keyFile, "key-file", "", "private key file that goes with -cert-file (default: <cert-file>.key)")
 	certHosts := fs.String("cert-hosts", "", "extra comma-separated DNS names / IPs for the TLS certificate (besides 127.0.0.1, ::1, localhost)")

@@ -158,8 +158,16 @@ def banner(stack: Stack, view: ReadOnlyView | None) -> list[str]:
     if stack.sim is not None:
         lines.append(
             f"  simulator      vCenter SDK {stack.sim.sdk_url} (for pyVmomi/govc, user "
-            f"{stack.sim.username}); fault API {stack.sim.api_url}/api/v1/inventory"
+            f"{stack.sim.username}, the Administrator); fault API "
+            f"{stack.sim.api_url}/api/v1/inventory"
         )
+        users = {a.role: a.username for a in stack.sim.accounts}
+        if "read-only" in users and "operator" in users:
+            lines.append(
+                f"                 the exporter logs in as {users['read-only']} (Read-only role), "
+                f"the remediator as {users['operator']} (only its privileges, "
+                "docs/remediator.md)"
+            )
     lines.append(f"  logs           {stack.run_dir / 'logs'}")
     return lines
 
