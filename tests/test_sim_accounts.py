@@ -173,10 +173,19 @@ def test_bad_account_flags_exit_2_with_one_line(sim_binary: Path) -> None:
 
 async def test_exporter_runs_on_the_read_only_account(asim: Simulator, aiohttp_client: Any) -> None:
     entry = account_entry(asim, EXPORTER_ACCOUNT)
-    client = await aiohttp_client(create_app(exporter_config(entry)))
+    cfg = exporter_config(entry, performance={"interval_seconds": 1})
+    client = await aiohttp_client(create_app(cfg))
     samples, _ = await wait_for(
-        client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, timeout=30
-    )
+        client,
+        lambda s: (
+            value(s, "vsphere_up", vcenter="vc1") == 1
+            and bool(value(s, "vsphere_perf_last_success_timestamp_seconds", vcenter="vc1"))
+        ),
+        timeout=30,
+    )  # inventory, updates and QueryPerf all work on the Read-only role
+    assert not any(
+        v for s in samples if s.name == "vsphere_perf_errors_total" for v in [s.value]
+    ), [s for s in samples if s.name == "vsphere_perf_errors_total" and s.value]
     assert value(samples, "vsphere_inventory_objects", vcenter="vc1", type="vm") == 3
     # every read the exporter makes is allowed: nothing counted as an auth or fault error
     for reason in ("auth", "fault"):
