@@ -15,13 +15,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The HA and DRS fields the cluster collector renders.  Under ``configuration`` (a
+# ClusterConfigInfo) rather than ``configurationEx``: the latter is declared as the base type
+# ComputeResourceConfigInfo, which has no dasConfig, so a nested path into it is refused by
+# vCenter's PropertyCollector (InvalidProperty); ClusterConfigInfo declares dasConfig and
+# drsConfig, so these paths are valid and vCenter keeps both views of the same settings.
+CLUSTER_CONFIG_PATHS = [
+    "configuration.dasConfig.enabled",
+    "configuration.dasConfig.admissionControlEnabled",
+    "configuration.dasConfig.admissionControlPolicy",
+    "configuration.dasConfig.failoverLevel",
+    "configuration.dasConfig.vmMonitoring",
+    "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings",
+    "configuration.drsConfig.enabled",
+    "configuration.drsConfig.defaultVmBehavior",
+]
+DAS_REPORTER = "runtime.dasHostState.stateReporter"  # kept beside the state by expand()
+
 # What we ask vCenter for, per managed object type.  Short on purpose: every property here
 # costs memory and update traffic at 10,000 VMs.
 PROPERTIES: dict[str, list[str]] = {
     "Folder": ["parent"],
     "Datacenter": ["name", "parent"],
     "ComputeResource": ["name", "parent"],
-    "ClusterComputeResource": ["name", "parent", "configurationEx", "summary"],
+    # Only the configuration fields used, not the whole configurationEx (every DRS rule,
+    # group and VM override on every edit); see CLUSTER_CONFIG_PATHS.
+    "ClusterComputeResource": ["name", "parent", "summary", *CLUSTER_CONFIG_PATHS],
     "HostSystem": [
         "name",
         "parent",
@@ -44,6 +63,7 @@ PROPERTIES: dict[str, list[str]] = {
         "name",
         "customValue",
         "config.template",
+        "config.instanceUuid",
         "runtime.host",
         "runtime.powerState",
         "runtime.connectionState",
@@ -160,6 +180,22 @@ def _cluster_config(cfg: Any) -> dict[str, Any]:
         level = getattr(das, "failoverLevel", None)
     out["failover_level"] = float(level or 0) if out["admission_control_enabled"] else 0.0
     tools = getattr(getattr(das, "defaultVmSettings", None), "vmToolsMonitoringSettings", None)
+    out.update(_tools_settings(tools))
+    return out
+
+
+def _cluster_summary(summary: Any) -> dict[str, float]:
+    mhz, mib = 1e6, 1024.0 * 1024.0
+    return {
+        "effective_cpu_hz": float(getattr(summary, "effectiveCpu", 0) or 0) * mhz,
+        "effective_memory_bytes": float(getattr(summary, "effectiveMemory", 0) or 0) * mib,
+        "total_cpu_hz": float(getattr(summary, "totalCpu", 0) or 0) * mhz,
+        "total_memory_bytes": float(getattr(summary, "totalMemory", 0) or 0),
+    }
+
+
+def _tools_settings(tools: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
     for attr, key in (
         ("failureInterval", "failure_interval"),
         ("minUpTime", "min_uptime"),
@@ -172,14 +208,45 @@ def _cluster_config(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def _cluster_summary(summary: Any) -> dict[str, float]:
-    mhz, mib = 1e6, 1024.0 * 1024.0
-    return {
-        "effective_cpu_hz": float(getattr(summary, "effectiveCpu", 0) or 0) * mhz,
-        "effective_memory_bytes": float(getattr(summary, "effectiveMemory", 0) or 0) * mib,
-        "total_cpu_hz": float(getattr(summary, "totalCpu", 0) or 0) * mhz,
-        "total_memory_bytes": float(getattr(summary, "totalMemory", 0) or 0),
+def _policy(policy: Any) -> dict[str, Any]:
+    name = _policy_name(policy)
+    level = getattr(policy, "failoverLevel", None)
+    if level is None and name == "failover_hosts":
+        level = len(getattr(policy, "failoverHosts", None) or [])
+    return {"policy": name, "level": level}
+
+
+def cluster_config(obj: ManagedObject) -> dict[str, Any]:
+    """The same settings as :func:`_cluster_config`, from the followed ``configuration.*``
+    fields (or from a whole ``configurationEx``, as an older inventory image holds)."""
+    whole = obj.get("configurationEx")
+    if isinstance(whole, dict):
+        return whole
+    das, drs = "configuration.dasConfig.", "configuration.drsConfig."
+    ac = bool(obj.get(das + "admissionControlEnabled", False))
+    policy = obj.get(das + "admissionControlPolicy") or {}
+    level = policy.get("level")
+    if level is None:
+        level = obj.get(das + "failoverLevel")
+    out: dict[str, Any] = {
+        "ha_enabled": bool(obj.get(das + "enabled", False)),
+        "admission_control_enabled": ac,
+        "vm_monitoring": obj.get(das + "vmMonitoring") or "vmMonitoringDisabled",
+        "drs_enabled": bool(obj.get(drs + "enabled", False)),
+        "drs_behavior": obj.get(drs + "defaultVmBehavior") or "manual",
+        "policy": policy.get("policy", "none") if ac else "none",
+        "failover_level": float(level or 0) if ac else 0.0,
     }
+    out.update(obj.get(das + "defaultVmSettings.vmToolsMonitoringSettings") or {})
+    return out
+
+
+def expand(path: str, value: Any) -> list[tuple[str, Any]]:
+    """One followed property as the (path, plain value) pairs the inventory keeps."""
+    if path == "runtime.dasHostState":
+        reporter = getattr(getattr(value, "stateReporter", None), "_moId", None)
+        return [(path, convert(path, value)), (DAS_REPORTER, str(reporter) if reporter else None)]
+    return [(path, convert(path, value))]
 
 
 def convert(path: str, value: Any) -> Any:
@@ -194,6 +261,10 @@ def convert(path: str, value: Any) -> Any:
         return getattr(value, "state", None)
     if path == "configurationEx":
         return _cluster_config(value)
+    if path == "configuration.dasConfig.admissionControlPolicy":
+        return _policy(value)
+    if path == "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings":
+        return _tools_settings(value)
     if path == "summary":
         return _cluster_summary(value)
     if path == "vm":
@@ -233,6 +304,13 @@ class Inventory:
         self.resyncs_total = 0
         self.errors_total: dict[str, int] = {}
         self.last_error: str | None = None
+        self.down_since: float | None = None  # first failure of the current outage
+        self.polls_total = 0
+        self.poll_duration: float | None = None
+        # Values outside the documented enum of a rendered property: (metric, value) -> n.
+        self.unknown_enums: dict[tuple[str, str], int] = {}
+        # Called with (type, path, value) for every value stored that differs from before.
+        self.observe: Callable[[str, str, Any], None] | None = None
         self.about: dict[str, str] = {}
         # Times the exporter last saw something healthy: (moid, what) -> timestamp.
         self.last_healthy: dict[tuple[str, str], float] = {}
@@ -257,7 +335,22 @@ class Inventory:
             self.errors_total[reason] = self.errors_total.get(reason, 0) + 1
             self.last_error = message
             self.up = False
+            if self.down_since is None:
+                self.down_since = time.time()
         self.touch()
+
+    def holding(self, hold_seconds: float, now: float | None = None) -> bool:
+        """True while a down vCenter's last image is still served (a short outage)."""
+        if self.up or not self.synced or self.down_since is None:
+            return False
+        now = time.time() if now is None else now
+        return now - self.down_since < hold_seconds
+
+    def hold_expiry(self, hold_seconds: float) -> float | None:
+        """When the current hold ends (Unix seconds), None when nothing is held."""
+        if self.up or not self.synced or self.down_since is None:
+            return None
+        return self.down_since + hold_seconds
 
     def mark_alive(self, now: float | None = None) -> None:
         """A successful round trip: everything connected/green is confirmed as of now."""
@@ -288,6 +381,7 @@ class Inventory:
             self.last_healthy = {k: v for k, v in self.last_healthy.items() if k[0] in live}
             self.synced = True
             self.up = True
+            self.down_since = None
             self.resyncs_total += 1
             self.generation += 1
             self.synced_generation = self.generation
@@ -295,8 +389,36 @@ class Inventory:
     def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> None:
         """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates."""
         with self.lock:
-            apply_object_updates(self.objects, self.custom_fields, updates)
+            apply_object_updates(self.objects, self.custom_fields, updates, self.observe)
             self.updates_total += 1
+
+    def apply_polled(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+        """Fold polled values, (type, moid, {path: value}) rows, into known objects.
+
+        Only values that changed bump an object's ``rev``, so a poll of 10,000 unchanged
+        VMs does not invalidate their rendered lines.  Returns the objects changed.
+        """
+        changed = 0
+        with self.lock:
+            for type_name, moid, values in rows:
+                obj = self.objects.get(moid)
+                if obj is None:
+                    continue  # not followed (yet): the filter's enter update brings it
+                dirty = False
+                for path, value in values.items():
+                    if obj.props.get(path) == value:
+                        continue
+                    dirty = True
+                    if value is None:
+                        obj.props.pop(path, None)
+                    else:
+                        obj.props[path] = value
+                        if self.observe is not None:
+                            self.observe(type_name, path, value)
+                if dirty:
+                    obj.rev = next(_REVISIONS)
+                    changed += 1
+        return changed
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(KIND_OF_TYPE.values(), 0)
@@ -315,8 +437,12 @@ def apply_object_updates(
     objects: dict[str, ManagedObject],
     custom_fields: dict[int, str],
     updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]],
+    observe: Callable[[str, str, Any], None] | None = None,
 ) -> None:
-    """Fold property-collector object updates into ``objects`` (and custom field names)."""
+    """Fold property-collector object updates into ``objects`` (and custom field names).
+
+    ``observe(type, path, value)`` sees every value stored that differs from the old one.
+    """
     for kind, type_name, moid, changes in updates:
         if kind == "leave":
             objects.pop(moid, None)
@@ -334,5 +460,7 @@ def apply_object_updates(
             if op in ("remove", "indirectRemove") or value is None:
                 obj.props.pop(path, None)
             else:
+                if observe is not None and obj.props.get(path) != value:
+                    observe(type_name, path, value)
                 obj.props[path] = value
         obj.rev = next(_REVISIONS)

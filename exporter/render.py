@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 ERROR_REASONS = ("connect", "auth", "session", "fault", "timeout", "other")
 
 
-def status_families(inventories: Sequence[Inventory]) -> list[Family]:
+def status_families(inventories: Sequence[Inventory], hold_seconds: float = 0.0) -> list[Family]:
     """Per-vCenter sync health; always present, even when a vCenter is down."""
     up = Family("vsphere_up", "1 while the exporter holds a live, synced vCenter session.")
     last = Family(
@@ -41,6 +41,23 @@ def status_families(inventories: Sequence[Inventory]) -> list[Family]:
     resyncs = Family("vsphere_sync_resyncs_total", "Full syncs, the first included.", "counter")
     objects = Family("vsphere_inventory_objects", "Objects in the in-memory inventory.")
     about = Family("vsphere_vcenter_info", "What the vCenter says about itself; always 1.")
+    held = Family(
+        "vsphere_inventory_held",
+        "1 while a down vCenter's last inventory is still served (an outage shorter than "
+        "sync.hold_seconds); vsphere_sync_last_success_timestamp_seconds tells its age.",
+    )
+    polls = Family(
+        "vsphere_sync_polls_total",
+        "Polls of the properties vCenter does not announce (quickStats, overallStatus).",
+        "counter",
+    )
+    poll_duration = Family("vsphere_sync_poll_duration_seconds", "Duration of the last poll.")
+    unknown = Family(
+        "vsphere_unknown_enum_values_total",
+        "Values seen that the exporter's list of the enum lacks, by metric and value.",
+        "counter",
+    )
+    now = time.time()
     for inv in inventories:
         base = f'vcenter="{escape(inv.vcenter)}"'
         with inv.lock:
@@ -51,6 +68,13 @@ def status_families(inventories: Sequence[Inventory]) -> list[Family]:
                 duration.add(base, inv.sync_duration)
             updates.add(base, inv.updates_total)
             resyncs.add(base, inv.resyncs_total)
+            holding = inv.holding(hold_seconds, now)
+            held.add(base, 1 if holding else 0)
+            polls.add(base, inv.polls_total)
+            if inv.poll_duration is not None:
+                poll_duration.add(base, inv.poll_duration)
+            for (metric, raw), n in sorted(inv.unknown_enums.items()):
+                unknown.add(f'{base},metric="{metric}",value="{escape(raw)}"', n)
             for reason in ERROR_REASONS:
                 errors.add(f'{base},reason="{reason}"', inv.errors_total.get(reason, 0))
             if inv.about:
@@ -58,10 +82,24 @@ def status_families(inventories: Sequence[Inventory]) -> list[Family]:
                     base + "".join(f',{k}="{escape(v)}"' for k, v in sorted(inv.about.items())),
                     1,
                 )
-        counts = inv.counts() if inv.up else dict.fromkeys(KIND_OF_TYPE.values(), 0)
+        shown = inv.up or holding
+        counts = inv.counts() if shown else dict.fromkeys(KIND_OF_TYPE.values(), 0)
         for kind, n in counts.items():
             objects.add(f'{base},type="{kind}"', n)
-    return [up, last, duration, updates, errors, resyncs, objects, about]
+    return [
+        up,
+        last,
+        duration,
+        updates,
+        errors,
+        resyncs,
+        objects,
+        about,
+        held,
+        polls,
+        poll_duration,
+        unknown,
+    ]
 
 
 def inventory_families(
@@ -74,8 +112,12 @@ def inventory_families(
     now = time.time()
     for inv in inventories:
         with inv.lock:
-            if not (inv.up and inv.synced):
-                continue  # a blind watcher claims nothing: only vsphere_up 0 is served
+            if not (inv.up and inv.synced) and not inv.holding(config.sync.hold_seconds, now):
+                # A blind watcher claims nothing beyond a short outage: then only
+                # vsphere_up 0 is served.  Within the hold the last image stays, so a 2 s
+                # reconnect does not resolve and re-fire every alert (rules inhibit on
+                # vsphere_up 0, so nothing acts on the held image).
+                continue
             ctx = RenderContext(inv.vcenter, inv, Topology(inv, config), config, now)
             for name, fn in COLLECTORS.items():
                 start = time.perf_counter()
@@ -164,7 +206,7 @@ class Renderer:
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
-        families = status_families(self.inventories)
+        families = status_families(self.inventories, self.config.sync.hold_seconds)
         families += inventory_families(self.inventories, self.config, per_collector)
         for source in self.extra_sources:
             try:

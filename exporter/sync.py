@@ -3,14 +3,20 @@
 One thread per vCenter (pyvmomi blocks), so a slow or dead vCenter never delays the others
 or the event loop.  A fresh session gets a private PropertyCollector, a ContainerView over
 the whole inventory and one filter; the initial sync is read in pages and swapped into the
-inventory whole, then updates are folded in as they come.  Any failure (lost session,
-restarted vCenter, invalidated filter) marks the vCenter down, backs off, and starts over
-with a full resync, so the image can never drift from vCenter's.
+inventory whole, then updates are folded in as they come, and the properties vCenter never
+announces (quickStats, overallStatus) are re-read every ``poll_interval_seconds`` between
+two rounds (see poller.py).  Any failure (lost session, restarted vCenter, invalidated
+filter, or a ``WaitForUpdatesEx`` silent for longer than ``max_wait_seconds`` plus
+``hung_margin_seconds``: a hung vCenter) marks the vCenter down, backs off, and starts over
+with a full resync, so the image can never drift from vCenter's.  The backoff starts again
+from ``backoff_initial_seconds`` after every successful resync, and the last image keeps
+being served (with ``vsphere_up 0``) for ``hold_seconds`` of an outage.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -22,7 +28,9 @@ from pyVmomi import vim, vmodl
 from vcenter.config import SyncConfig, VCenterConfig
 from vcenter.session import classify, connect, describe, disconnect
 
-from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, convert
+from .enums import enum_observer
+from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, expand
+from .poller import poll
 
 log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page
@@ -85,8 +93,9 @@ def convert_update_set(
             obj_update = pending.pop()
             obj = obj_update.obj
             changes = [
-                (change.op, sys.intern(str(change.name)), _intern(convert(change.name, change.val)))
+                (change.op, sys.intern(path), _intern(value))
                 for change in obj_update.changeSet or []
+                for path, value in expand(str(change.name), change.val)
             ]
             yield (str(obj_update.kind), obj._wsdlName, str(obj._moId), changes)
 
@@ -101,6 +110,13 @@ class Follower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._collector: Any = None
+        self._resynced = False  # a full sync completed since the last failure
+        inventory.observe = enum_observer(inventory)
+
+    @property
+    def hung_after(self) -> float:
+        """Seconds without an answer to a WaitForUpdatesEx after which vCenter is hung."""
+        return self.sync.max_wait_seconds + self.sync.hung_margin_seconds
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -130,9 +146,7 @@ class Follower:
             si = None
             logged_in = False
             try:
-                si = connect(
-                    self.vc, timeout=max(self.vc.timeout_seconds, self.sync.max_wait_seconds + 30)
-                )
+                si = connect(self.vc, timeout=self.vc.timeout_seconds)
                 logged_in = True
                 self._follow(si)
             except Exception as exc:  # noqa: BLE001 - every failure means: resync later
@@ -141,7 +155,13 @@ class Follower:
                 reason = classify(exc)
                 if logged_in and isinstance(exc, vim.fault.NotAuthenticated):
                     reason = "session"
-                message = describe(exc)
+                if logged_in and reason == "timeout":
+                    message = f"no answer within {self.hung_after:g}s (hung vCenter)"
+                else:
+                    message = describe(exc)
+                if self._resynced:  # the last outage is over: start from the first step
+                    backoff = self.sync.backoff_initial_seconds
+                    self._resynced = False
                 log.warning(
                     "vcenter=%s url=%s sync failed (reason=%s): %s; retrying in %.1fs",
                     self.vc.name,
@@ -151,7 +171,7 @@ class Follower:
                     backoff,
                 )
                 self.inventory.record_error(reason, message)
-                self._stop.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, self.sync.backoff_max_seconds)
                 continue
             finally:
@@ -159,6 +179,18 @@ class Follower:
                 disconnect(si)
             break
         log.info("vcenter=%s follower stopped", self.vc.name)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before retrying; wake the renderer when the hold of the last image ends."""
+        deadline = time.monotonic() + seconds
+        expiry = self.inventory.hold_expiry(self.sync.hold_seconds)
+        if expiry is not None:
+            until_expiry = expiry - time.time()
+            if 0 <= until_expiry < seconds:
+                if self._stop.wait(until_expiry + 0.01):
+                    return
+                self.inventory.touch()  # re-render: the held image is dropped now
+        self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def _follow(self, si: Any) -> None:
         content = si.RetrieveContent()
@@ -168,7 +200,7 @@ class Follower:
             "api_version": str(getattr(about, "apiVersion", "") or ""),
             "instance_uuid": str(getattr(about, "instanceUuid", "") or ""),
         }
-        collector, _view = create_follow_filter(content)
+        collector, view = create_follow_filter(content)
         self._collector = collector
         start = time.monotonic()
         objects: dict[str, ManagedObject] = {}
@@ -182,7 +214,9 @@ class Follower:
             if result is None:
                 break
             version, truncated = result.version, result.truncated
-            apply_object_updates(objects, fields, convert_update_set(result))
+            apply_object_updates(
+                objects, fields, convert_update_set(result), self.inventory.observe
+            )
             del result  # the raw page is the largest thing this process ever holds
             if not truncated:
                 break
@@ -194,14 +228,45 @@ class Follower:
             len(objects),
             self.inventory.sync_duration,
         )
+        self._resynced = True
         self.inventory.mark_alive()
-        options = vmodl.query.PropertyCollector.WaitOptions(
-            maxWaitSeconds=self.sync.max_wait_seconds, maxObjectUpdates=PAGE_OBJECTS
-        )
+        # From here on every call must answer within max_wait + margin, or vCenter is hung.
+        _set_socket_timeout(si, self.hung_after)
+        interval = self.sync.poll_interval_seconds
+        next_poll = time.monotonic() + interval  # the initial sync just read everything
         while not self._stop.is_set():
+            remaining = next_poll - time.monotonic()
+            if remaining <= 0:
+                poll(content.propertyCollector, view, self.inventory)
+                next_poll = time.monotonic() + interval
+                continue
+            wait = max(1, min(self.sync.max_wait_seconds, math.ceil(remaining)))
+            options = vmodl.query.PropertyCollector.WaitOptions(
+                maxWaitSeconds=wait, maxObjectUpdates=PAGE_OBJECTS
+            )
             result = collector.WaitForUpdatesEx(version, options)
             if result is not None:
                 version = result.version
                 self.inventory.apply(convert_update_set(result))
                 del result
             self.inventory.mark_alive()
+
+
+def _set_socket_timeout(si: Any, seconds: float) -> None:
+    """Bound every later call of this session (new and pooled connections) to ``seconds``.
+
+    pyvmomi applies ``httpConnectionTimeout`` as the socket timeout of the connections it
+    opens; a vCenter that stops answering (SIGSTOP, a hung vpxd) then raises a timeout
+    instead of blocking until ``timeout_seconds``.
+    """
+    stub = getattr(si, "_stub", None)
+    if stub is None:
+        return
+    args = getattr(stub, "schemeArgs", None)
+    if isinstance(args, dict):
+        args["timeout"] = seconds
+    for conn, _idle in list(getattr(stub, "pool", None) or []):
+        conn.timeout = seconds
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            sock.settimeout(seconds)

@@ -58,6 +58,8 @@ var operatorPrivileges = []string{
 	"Resource.HotMigrate",
 	"Host.Config.Maintenance",
 	"Global.SetCustomField",
+	"Authorization.ModifyPermissions", // the VM's own permissions onto a re-registered VM
+	"Host.Inventory.EditCluster",      // its DRS group / rule / override membership
 }
 
 var roles = map[string]map[string]bool{
@@ -255,6 +257,9 @@ var methodPrivileges = map[string]string{
 	"TerminateSession":                "Sessions.TerminateSession",
 	"UpdateServiceMessage":            "Sessions.GlobalMessage",
 	"UpdateOptions":                   "Global.Settings",
+	"SetEntityPermissions":            "Authorization.ModifyPermissions", // on the entity argument
+	"RemoveEntityPermission":          "Authorization.ModifyPermissions",
+	"ResetEntityPermissions":          "Authorization.ModifyPermissions",
 }
 
 // privilegeFor returns the privilege the call needs on m.This ("" = none beyond
@@ -388,8 +393,17 @@ func (t *accountTable) serve(w http.ResponseWriter, r *http.Request, body []byte
 	if a.has(priv) {
 		return false
 	}
+	obj := m.This
+	switch req := m.Body.(type) { // privileges checked on an argument, not on _this
+	case *types.SetEntityPermissions:
+		obj = req.Entity
+	case *types.RemoveEntityPermission:
+		obj = req.Entity
+	case *types.ResetEntityPermissions:
+		obj = req.Entity
+	}
 	writeSOAPFault(w, "Permission to perform this operation was denied.",
-		&types.NoPermission{Object: m.This, PrivilegeId: priv})
+		&types.NoPermission{Object: obj, PrivilegeId: priv})
 	return true
 }
 

@@ -344,6 +344,18 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST")
 		}
+		if n == 3 && parts[2] == "locks" {
+			if r.Method != http.MethodPost {
+				return 0, nil, methodNotAllowed(r, "POST")
+			}
+			return s.postLocks(r, parts[1])
+		}
+		if n == 3 && parts[2] == "mounts" {
+			if r.Method != http.MethodPost {
+				return 0, nil, methodNotAllowed(r, "POST")
+			}
+			return s.postMounts(r, parts[1])
+		}
 		if n == 3 && (parts[2] == "fail" || parts[2] == "recover") {
 			if r.Method != http.MethodPost {
 				return 0, nil, methodNotAllowed(r, "POST")
@@ -385,6 +397,9 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST")
 		}
+	}
+	if status, body, err, ok := s.routeRaw(r, parts); ok {
+		return status, body, err
 	}
 	return 0, nil, errf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path)
 }
@@ -528,6 +543,7 @@ func (s *sim) postRecover(r *http.Request, name string) (int, interface{}, *apiE
 		return 0, nil, errf(http.StatusBadRequest, "recover takes no properties (got %s)",
 			strings.Join(sortedKeys(body), ", "))
 	}
+	releaseLocks(h.ref) // a host back in vCenter's hands: its VMs are known again
 	s.recoverHost(h)
 	return http.StatusOK, s.hostEntryLocked(h), nil
 }
@@ -649,7 +665,7 @@ func (s *sim) setVMPower(t *vmTrack, p types.VirtualMachinePowerState) {
 		changes = append(changes, types.PropertyChange{Name: "summary.runtime.bootTime", Val: nil})
 	}
 	simulator.Map.WithLock(t.obj, func() {
-		simulator.Map.Update(t.obj, changes)
+		mapUpdate(t.obj, changes)
 	})
 }
 
@@ -659,6 +675,7 @@ func (s *sim) configJSON() map[string]interface{} {
 	return map[string]interface{}{
 		"strict":            s.strict.Load(),
 		"strictSource":      s.strictSource.Load(),
+		"realVCenter":       realVCenter.Load(),
 		"reconcileInterval": s.cfg.reconcileInterval.String(),
 	}
 }
@@ -668,11 +685,11 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	if err != nil {
 		return 0, nil, err
 	}
-	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource}
+	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter}
 	values := map[string]bool{}
 	for _, k := range sortedKeys(body) {
 		if flags[k] == nil {
-			return 0, nil, unknownKey(k, []string{"strict", "strictSource"})
+			return 0, nil, unknownKey(k, []string{"realVCenter", "strict", "strictSource"})
 		}
 		v, err := boolValue(k, body[k])
 		if err != nil {

@@ -260,6 +260,39 @@ class SimulatorClient:
         body = {_camel(k): v for k, v in props.items()}
         return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}", body))
 
+    def set_host_raw(self, name: str, **props: Any) -> JSONDict:
+        """Set values as a (newer) vCenter would report them, unvalidated, no derived effects:
+        overallCpuUsage, overallMemoryUsage (quick stats), overallStatus, dasHostState (any
+        string). In real-vCenter mode quick stats and overallStatus change silently."""
+        body = {_camel(k): v for k, v in props.items()}
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/raw", body))
+
+    def set_vm_raw(self, name: str, **props: Any) -> JSONDict:
+        """Set VM quick stats (overallCpuUsage, overallCpuDemand, guestMemoryUsage,
+        hostMemoryUsage; MHz / MB) without derived effects; silent in real-vCenter mode."""
+        body = {_camel(k): v for k, v in props.items()}
+        return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/raw", body))
+
+    def set_mounts(
+        self,
+        name: str,
+        *,
+        datastores: Sequence[str] | None = None,
+        networks: Sequence[str] | None = None,
+    ) -> JSONDict:
+        """Set exactly which datastores and networks host ``name`` has (names; None: keep)."""
+        body: JSONDict = {}
+        if datastores is not None:
+            body["datastores"] = list(datastores)
+        if networks is not None:
+            body["networks"] = list(networks)
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/mounts", body))
+
+    def set_locks(self, name: str, held: bool) -> JSONDict:
+        """Host ``name`` holds (or releases) the VMFS locks of the VMs on it now."""
+        body: JSONDict = {"held": held}
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/locks", body))
+
     def inject_fault(
         self,
         method: str,
@@ -337,6 +370,7 @@ class Simulator(SimulatorClient):
         api_port: int = 0,
         strict: bool = True,
         strict_source: bool = False,
+        real_vcenter: bool = False,
         reconcile_interval: float | None = None,
         binary: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
@@ -361,6 +395,7 @@ class Simulator(SimulatorClient):
         self._api_port = api_port
         self.strict = strict
         self.strict_source = strict_source
+        self.real_vcenter = real_vcenter
         self.reconcile_interval = reconcile_interval
         self._binary = Path(binary) if binary is not None else None
         self.extra_args = list(extra_args)
@@ -500,6 +535,7 @@ class Simulator(SimulatorClient):
             str(ca_file),
             f"-strict={'true' if self.strict else 'false'}",
             f"-strict-source={'true' if self.strict_source else 'false'}",
+            f"-real-vcenter={'true' if self.real_vcenter else 'false'}",
             "-exit-with-parent",
         ]
         if self.reconcile_interval is not None:

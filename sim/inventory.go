@@ -132,6 +132,7 @@ func buildSimulator(cfg *config) (*sim, error) {
 
 	s := &sim{cfg: cfg, model: m, faults: newFaultTable(), ipByVmx: map[string]string{}}
 	s.strict.Store(cfg.strict)
+	realVCenter.Store(cfg.realVCenter)
 	s.strictSource.Store(cfg.strictSource)
 	s.indexInventory()
 

@@ -308,7 +308,7 @@ func (s *sim) reconcileLocked(discover bool) {
 			if summariesEqual(cur, want) {
 				return
 			}
-			simulator.Map.Update(c.obj, []types.PropertyChange{
+			mapUpdate(c.obj, []types.PropertyChange{
 				{Name: "summary", Val: want},
 				{Name: "overallStatus", Val: want.OverallStatus},
 			})
@@ -401,6 +401,7 @@ func (s *sim) reconcileVM(vm *simulator.VirtualMachine, snaps []hostSnap, moves 
 		sboot := vm.Summary.Runtime.BootTime
 		if first {
 			changes = append(changes, s.guestIdentity(vm, t)...)
+			changes = append(changes, restoreHardware(vm)...)
 			*moves = append(*moves, vmMove{vm: r, to: hostRef})
 		} else if hostRef != t.host {
 			*moves = append(*moves, vmMove{vm: r, from: t.host, to: hostRef})
@@ -490,7 +491,7 @@ func (s *sim) reconcileVM(vm *simulator.VirtualMachine, snaps []hostSnap, moves 
 		add(guest.GuestState, state, "guest.guestState")
 
 		if len(changes) > 0 {
-			simulator.Map.Update(vm, changes)
+			mapUpdate(vm, changes)
 		}
 		t.host = hostRef
 		t.connected = hostConnected
@@ -577,7 +578,7 @@ func (s *sim) refreshCustomValues(r types.ManagedObjectReference) {
 		for _, k := range keys {
 			values = append(values, last[k])
 		}
-		simulator.Map.Update(obj, []types.PropertyChange{
+		mapUpdate(obj, []types.PropertyChange{
 			{Name: "customValue", Val: values},
 			{Name: "value", Val: values},
 		})
@@ -643,7 +644,7 @@ func (s *sim) applyMoves(moves []vmMove) {
 				}
 			}
 			if changed {
-				simulator.Map.Update(h.obj, []types.PropertyChange{{Name: "vm", Val: list}})
+				mapUpdate(h.obj, []types.PropertyChange{{Name: "vm", Val: list}})
 			}
 		})
 	}
@@ -701,7 +702,7 @@ func (s *sim) updateHost(h *hostInfo, u hostUpdate) {
 		return
 	}
 	simulator.Map.WithLock(h.obj, func() {
-		simulator.Map.Update(h.obj, changes)
+		mapUpdate(h.obj, changes)
 	})
 }
 

@@ -48,6 +48,7 @@ async def test_inventory_matches_the_model(sim: Any, aiohttp_client: Any) -> Non
         assert vms[v["name"]]["host"] == v["host"]
         assert vms[v["name"]]["ha_protected"] == "true"
         assert vms[v["name"]]["restart_priority"] in {"high", "medium", "low"}
+        assert len(vms[v["name"]]["instance_uuid"]) == 36  # config.instanceUuid
     for c in inv["clusters"]:
         assert value(samples, "vsphere_cluster_ha_enabled", cluster=c["name"]) == 1
         masters = select(samples, "vsphere_cluster_ha_master_info", cluster=c["name"])
@@ -165,11 +166,14 @@ async def test_vcenter_restart_goes_down_and_recovers(
     sim: Any, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="exporter.sync")
-    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    sync = {"max_wait_seconds": 1, "backoff_initial_seconds": 0.2, "backoff_max_seconds": 1}
+    cfg = exporter_config(sim_vcenter(sim), sync={**sync, "hold_seconds": 1})
+    client = await aiohttp_client(create_app(cfg))
     await wait_for(client, up, timeout=30)
     sim.stop_process()  # vCenter goes away; its certificate and ports stay for the restart
     samples, _ = await wait_for(client, lambda s: not up(s), timeout=15)
-    assert select(samples, "vsphere_host_info") == []  # a blind watcher claims nothing
+    # Past the (here 1 s) hold a blind watcher claims nothing.
+    samples, _ = await wait_for(client, lambda s: select(s, "vsphere_host_info") == [], 5)
     assert (await client.get("/readyz")).status == 503
     assert "vcenter=vc1" in caplog.text and "sync failed" in caplog.text
     sim.restart()

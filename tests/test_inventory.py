@@ -158,12 +158,20 @@ def test_updates_modify_and_leave() -> None:
     assert select(samples, "vsphere_vm_info") == []
 
 
-def test_a_down_vcenter_serves_only_its_status() -> None:
+def test_a_down_vcenter_serves_only_its_status_after_the_hold() -> None:
     inv = _image()
     inv.record_error("connect", "ConnectionRefusedError: refused")
-    samples = parse(Renderer(parse_config({}), [inv]).render_now().decode())
+    renderer = Renderer(parse_config({"sync": {"hold_seconds": 30}}), [inv])
+    samples = parse(renderer.render_now().decode())
     assert value(samples, "vsphere_up", vcenter="vc1") == 0
     assert value(samples, "vsphere_sync_errors_total", vcenter="vc1", reason="connect") == 1
+    assert value(samples, "vsphere_inventory_held", vcenter="vc1") == 1
+    assert select(samples, "vsphere_host_info") != []  # a short outage: the last image stays
+    assert inv.down_since is not None
+    inv.down_since -= 31  # the outage outlasts the hold
+    samples = parse(renderer.render_now().decode())
+    assert value(samples, "vsphere_up", vcenter="vc1") == 0
+    assert value(samples, "vsphere_inventory_held", vcenter="vc1") == 0
     assert select(samples, "vsphere_host_info") == []
 
 

@@ -213,6 +213,12 @@ class SyncConfig:
     max_wait_seconds: int = 10
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+    # Properties that never notify (quickStats, overallStatus) are re-read this often.
+    poll_interval_seconds: float = 20.0
+    # Keep serving the last inventory (with vsphere_up 0) through outages this short.
+    hold_seconds: float = 30.0
+    # A WaitForUpdatesEx silent for max_wait_seconds plus this long means a hung vCenter.
+    hung_margin_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -569,7 +575,14 @@ def _sync(section: Any) -> SyncConfig:
                 "sync_stale_after in rules/config.yml (docs/alerts.md)",
             )
         )
-    allowed = {"max_wait_seconds", "backoff_initial_seconds", "backoff_max_seconds"}
+    allowed = {
+        "max_wait_seconds",
+        "backoff_initial_seconds",
+        "backoff_max_seconds",
+        "poll_interval_seconds",
+        "hold_seconds",
+        "hung_margin_seconds",
+    }
     c.run(
         None,
         _unknown_keys,
@@ -596,11 +609,31 @@ def _sync(section: Any) -> SyncConfig:
         60.0,
         minimum=0.1,
     )
+    poll = c.run(
+        20.0,
+        _number,
+        section.get("poll_interval_seconds"),
+        f"{key}.poll_interval_seconds",
+        20.0,
+        minimum=1,
+    )
+    hold = c.run(30.0, _number, section.get("hold_seconds"), f"{key}.hold_seconds", 30.0)
+    margin = c.run(
+        10.0,
+        _number,
+        section.get("hung_margin_seconds"),
+        f"{key}.hung_margin_seconds",
+        10.0,
+        minimum=1,
+    )
     c.raise_if_any()
     return SyncConfig(
         max_wait_seconds=int(max_wait),
         backoff_initial_seconds=initial,
         backoff_max_seconds=maximum,
+        poll_interval_seconds=poll,
+        hold_seconds=hold,
+        hung_margin_seconds=margin,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..families import Family, escape
+from ..inventory import DAS_REPORTER, cluster_config
 from .context import RenderContext
 from .hosts import CONNECTION_STATES, HA_STATES
 
@@ -30,7 +31,10 @@ def collect(ctx: RenderContext) -> list[Family]:
     )
     uptime = Family("vsphere_cluster_ha_min_uptime_seconds", "VM monitoring: minimum uptime.")
     masters = Family("vsphere_cluster_ha_masters", "Hosts reporting HA state master.")
-    master_info = Family("vsphere_cluster_ha_master_info", "The cluster's HA master host; 1.")
+    master_info = Family(
+        "vsphere_cluster_ha_master_info",
+        "The cluster's HA master host and who reported it (stateReporter); 1.",
+    )
     drs = Family("vsphere_cluster_drs_enabled", "1 when DRS is on.")
     drs_level = Family("vsphere_cluster_drs_automation_level", "DRS automation level.")
     hosts = Family("vsphere_cluster_hosts", "Hosts by connection state.")
@@ -53,7 +57,7 @@ def collect(ctx: RenderContext) -> list[Family]:
     for cluster in ctx.objects("ClusterComputeResource"):
         base = ctx.base("cluster", cluster)
         info.add(f'{base},datacenter="{escape(ctx.topology.datacenter(cluster.moid))}"', 1)
-        cfg = cluster.get("configurationEx") or {}
+        cfg = cluster_config(cluster)
         ha.add(base, 1 if cfg.get("ha_enabled") else 0)
         ac.add(base, 1 if cfg.get("admission_control_enabled") else 0)
         policy.add_enum(base, "policy", POLICIES, cfg.get("policy", "none"))
@@ -77,8 +81,13 @@ def collect(ctx: RenderContext) -> list[Family]:
                 by_ha[das] += 1
             if das == "master":
                 n_masters += 1
+                reporter_id = str(host.get(DAS_REPORTER) or "")
+                reporter = ctx.inventory.objects.get(reporter_id)
                 master_info.add(
-                    f'{base},host_id="{escape(host.moid)}",host="{escape(host.name)}"', 1
+                    f'{base},host_id="{escape(host.moid)}",host="{escape(host.name)}",'
+                    f'reporter_id="{escape(reporter_id)}",'
+                    f'reporter="{escape(reporter.name if reporter else "")}"',
+                    1,
                 )
         for state, n in by_conn.items():
             hosts.add(f'{base},state="{state}"', n)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..families import Family, labels
+from ..families import Family, escape, labels
+from ..inventory import DAS_REPORTER
 from .context import RenderContext
 
 CONNECTION_STATES = ("connected", "disconnected", "notResponding")
@@ -19,6 +20,7 @@ HA_STATES = (
     "initializationError",
     "uninitializationError",
     "uninitialized",
+    "retry",  # vSphere 8.0U1: the host's FDM is being retried
 )
 MHZ = 1e6
 MIB = 1024.0 * 1024.0
@@ -32,6 +34,10 @@ def collect(ctx: RenderContext) -> list[Family]:
     quar = Family("vsphere_host_quarantine_mode", "1 when the host is in quarantine mode.")
     status = Family("vsphere_host_overall_status", "Host overall status (alarm colour).")
     ha = Family("vsphere_host_ha_state", "vSphere HA agent (FDM) state of the host.")
+    reporter_info = Family(
+        "vsphere_host_ha_state_reporter_info",
+        "Who reported the host's HA state (stateReporter: the master, or the host); 1.",
+    )
     boot = Family("vsphere_host_boot_time_seconds", "Host boot time, Unix seconds.")
     seen = Family(
         "vsphere_host_last_connected_timestamp_seconds",
@@ -68,6 +74,13 @@ def collect(ctx: RenderContext) -> list[Family]:
         quar.add(base, 1 if host.get("runtime.inQuarantineMode") else 0)
         status.add_enum(base, "status", OVERALL_STATUSES, host.get("overallStatus"))
         ha.add_enum(base, "state", HA_STATES, host.get("runtime.dasHostState"))
+        if (reporter_id := host.get(DAS_REPORTER)) is not None:
+            reporter = ctx.inventory.objects.get(reporter_id)
+            reporter_info.add(
+                f'{base},reporter_id="{escape(reporter_id)}",'
+                f'reporter="{escape(reporter.name if reporter else "")}"',
+                1,
+            )
         if host.get("runtime.bootTime") is not None:
             boot.add(base, host.get("runtime.bootTime"))
         last = healthy.get((host.moid, "connected"))
@@ -94,6 +107,7 @@ def collect(ctx: RenderContext) -> list[Family]:
         quar,
         status,
         ha,
+        reporter_info,
         boot,
         seen,
         cores,

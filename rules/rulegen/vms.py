@@ -23,6 +23,12 @@ def alerts(s: Settings) -> list[Alert]:
             scope="vm",
             expr=vm_alert_expr(
                 heartbeat_age("vsphere_vm_guest_heartbeat_last_green_timestamp_seconds"),
+                # Red only: the API reference's guest heartbeat colours are gray "VMware
+                # Tools are not installed or not running" (a Tools upgrade), yellow
+                # "Intermittent heartbeat. May be due to guest load", red "No heartbeat.
+                # Guest operating system may have stopped responding". The remediator
+                # resets on red only; paging "it resets the VM" on yellow or gray was false.
+                'vsphere_vm_guest_heartbeat_status{status="red"} == 1',
                 never_green("vsphere_vm_guest_heartbeat_status", window),
                 *VM_RUNNING,
             ),
