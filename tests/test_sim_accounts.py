@@ -239,3 +239,46 @@ async def test_remediator_on_the_read_only_account_reports_the_refusal(
     health = await client.get("/healthz")
     assert health.status == 200  # refused, not crashed
     assert asim.get_vm(target["name"])["bootTime"] == target["bootTime"]  # nothing reset
+
+
+async def test_remediator_on_the_operator_account_restarts_a_failed_hosts_vms(
+    sim_factory: Callable[..., Simulator], aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """The operator role is enough for the whole register path (unregister, register,
+    attributes, permissions, DRS membership, power on): nothing refused."""
+    sim = sim_factory(clusters=1, hosts=3, vms=6, accounts=ACCOUNTS)
+    inv = sim.inventory()
+    failed = next(h for h in inv["hosts"] if h["name"] == "DC0_C0_H0")
+    on_failed = list(failed["vms"])
+    priority = {v["name"]: v["restartPriority"] for v in inv["vms"]}
+    sim.fail_host(failed["name"])
+    cfg = stack_config(
+        [account_entry(sim, REMEDIATOR_ACCOUNT)],
+        remediator_section(str(tmp_path / "journal.sqlite")),
+    )
+    client = await aiohttp_client(create_remediator(cfg))
+    labels = {
+        "host_id": failed["moid"],
+        "host": failed["name"],
+        "cluster": failed["cluster"],
+        "fault_domain": failed["faultDomain"],
+    }
+    resp = await client.post(
+        "/api/v1/alerts", json=payload(alert("restart_host_vms", **labels)), headers=AUTH
+    )
+    assert resp.status == 200, await resp.text()
+
+    async def settled() -> list[dict[str, Any]] | None:
+        r = await client.get("/api/v1/actions", params={"limit": 1000}, headers=AUTH)
+        items: list[dict[str, Any]] = (await r.json())["actions"]
+        busy = [a for a in items if a["state"] in ("pending", "running")]
+        return None if busy or len(items) < 2 else items
+
+    items = await until(settled, 40, what="the restarts to settle")
+    assert "NoPermission" not in str(items), [a for a in items if "NoPermission" in str(a)]
+    vms = {v["name"]: v for v in sim.inventory()["vms"]}
+    for name in on_failed:
+        assert vms[name]["powerState"] == "poweredOn", vms[name]
+        assert vms[name]["host"] != failed["name"], vms[name]
+        # re-registered with its custom attributes copied (Global.SetCustomField)
+        assert vms[name]["restartPriority"] == priority[name], vms[name]
