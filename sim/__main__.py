@@ -168,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rec = client_parser("recover-host", "bring a failed host back")
     rec.add_argument("name")
+    rec.add_argument(
+        "--stale-vms",
+        choices=["poweredOff", "poweredOn", "none"],
+        help="what the host still has registered of VMs unregistered while it was down",
+    )
     sh = client_parser("set-host", "set host properties (key=value ...)")
     sh.add_argument("name")
     sh.add_argument("props", nargs="+", metavar="key=value")
@@ -196,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "fail-host":
             _print(client.fail_host(args.name, das_state=args.das_state))
         elif args.command == "recover-host":
-            _print(client.recover_host(args.name))
+            _print(client.recover_host(args.name, args.stale_vms))
         elif args.command == "set-host":
             _print(client.set_host(args.name, **_props(args.props)))
         elif args.command == "set-vm":

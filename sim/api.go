@@ -539,12 +539,20 @@ func (s *sim) postRecover(r *http.Request, name string) (int, interface{}, *apiE
 	if err != nil {
 		return 0, nil, err
 	}
-	if len(body) > 0 {
-		return 0, nil, errf(http.StatusBadRequest, "recover takes no properties (got %s)",
-			strings.Join(sortedKeys(body), ", "))
+	mode := staleOff // what the host still has registered (duplicates.go)
+	for _, k := range sortedKeys(body) {
+		if k != "staleVms" {
+			return 0, nil, unknownKey(k, []string{"staleVms"})
+		}
+		v, err := enumValue(k, body[k], staleModes)
+		if err != nil {
+			return 0, nil, err
+		}
+		mode = v
 	}
 	releaseLocks(h.ref) // a host back in vCenter's hands: its VMs are known again
 	s.recoverHost(h)
+	s.returnStale(h, mode)
 	return http.StatusOK, s.hostEntryLocked(h), nil
 }
 

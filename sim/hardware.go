@@ -40,12 +40,13 @@ var savedVMs = struct {
 	byVmx map[string]*savedVM
 }{byVmx: map[string]*savedVM{}}
 
-// saveHardware remembers a VM's config before UnregisterVM removes it.
-func (s *sim) saveHardware(r types.ManagedObjectReference) {
+// saveHardware remembers a VM's config before UnregisterVM removes it (and returns it).
+func (s *sim) saveHardware(r types.ManagedObjectReference) *savedVM {
 	vm, ok := simulator.Map.Get(r).(*simulator.VirtualMachine)
 	if !ok {
-		return
+		return nil
 	}
+	var out *savedVM
 	simulator.Map.WithLock(vm, func() {
 		if vm.Config == nil || vm.Config.Files.VmPathName == "" {
 			return
@@ -64,7 +65,9 @@ func (s *sim) saveHardware(r types.ManagedObjectReference) {
 		savedVMs.Lock()
 		savedVMs.byVmx[vm.Config.Files.VmPathName] = saved
 		savedVMs.Unlock()
+		out = saved
 	})
+	return out
 }
 
 // restoreHardware gives a VM registered from a remembered .vmx its config back. Caller

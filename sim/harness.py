@@ -249,9 +249,13 @@ class SimulatorClient:
         path = f"/api/v1/hosts/{self._q(name)}/fail"
         return cast(JSONDict, self._request("POST", path, {"dasHostState": das_state}))
 
-    def recover_host(self, name: str) -> JSONDict:
+    def recover_host(self, name: str, stale_vms: str | None = None) -> JSONDict:
+        """Bring a failed host back.  ``stale_vms``: what it still has registered of VMs
+        unregistered while it was down (``poweredOff``, the default; ``poweredOn``, a split
+        brain; ``none``, a reinstalled host), see docs/simulator.md."""
         path = f"/api/v1/hosts/{self._q(name)}/recover"
-        return cast(JSONDict, self._request("POST", path, {}))
+        body = {} if stale_vms is None else {"staleVms": stale_vms}
+        return cast(JSONDict, self._request("POST", path, body))
 
     def set_vm(self, name: str, **props: Any) -> JSONDict:
         """Set powerState, or inject guest faults: guestHeartbeatStatus, toolsRunningStatus,

@@ -91,7 +91,7 @@ func lockCheck(vm *simulator.VirtualMachine, host types.ManagedObjectReference) 
 	holder, locked := fileLocks.byVmx[vmx]
 	fileLocks.Unlock()
 	if !locked || holder == host {
-		return nil
+		return duplicateLockCheck(vm, host) // two registrations of one .vmx (duplicates.go)
 	}
 	return &types.FileLocked{FileFault: types.FileFault{File: vmx}}
 }

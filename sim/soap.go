@@ -191,7 +191,7 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 
 		if m.Name == "UnregisterVM" {
-			s.saveHardware(m.This)
+			noteUnregister(m.This, s.saveHardware(m.This)) // duplicates.go
 			s.forgetVM(m.This)
 			s.prepareUnregister(m.This)
 		}
