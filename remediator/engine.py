@@ -26,7 +26,7 @@ from vcenter.config import Config
 from vcenter.session import describe
 
 from . import actions as act
-from . import live
+from . import duplicates, live
 from .alerts import Delivery
 from .config import RemediatorConfig
 from .decide import decide
@@ -85,6 +85,7 @@ class Engine:
         self._background: list[asyncio.Task[None]] = []
         self._pools: dict[tuple[str, str], str] = {}
         self._tasks_running = 0
+        self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self.running = False
         metrics.dry_run.set(1 if rcfg.dry_run else 0)
 
@@ -232,8 +233,33 @@ class Engine:
                 health.mark_up(now)
                 for name, hosts in clusters.values():
                     self.guard.observe(vcenter, name, hosts, now)
+                await self._duplicates(vcenter, clusters)
             self.guard_metrics(now)
             await asyncio.sleep(self.rcfg.state_refresh_seconds)
+
+    async def _duplicates(self, vcenter: str, clusters: Any) -> None:
+        """Stale copies on hosts that came back (:mod:`.duplicates`); never stops the watch."""
+        connected = {h.moid for _, hosts in clusters.values() for h in hosts if h.responding}
+        try:
+            unsure = await duplicates.check(self, vcenter, connected)
+        except Exception as exc:  # noqa: BLE001 - the next pass looks again
+            log.warning("vCenter %s: looking for duplicate registrations failed: %s",
+                        vcenter, describe(exc))  # fmt: skip
+            return
+        known = {d.stale.moid for d in self._unsure.get(vcenter, [])}
+        for d in unsure:
+            if d.stale.moid not in known:
+                log.error(
+                    "%s is registered twice (%s): %s on %s and %s; left for a person (%s)",
+                    d.stale.name, d.watch.vmx_path, d.stale.moid, d.stale.host_id,
+                    d.running.moid if d.running else "?", d.why,
+                )  # fmt: skip
+        self._unsure[vcenter] = unsure
+        self.metrics.duplicates.set(d for ds in self._unsure.values() for d in ds)
+
+    def wake(self) -> None:
+        """Make the scheduler look at the journal now (new work was added)."""
+        self._wake.set()
 
     def guard_metrics(self, now: float) -> None:
         any_tripped = False
@@ -262,6 +288,8 @@ class Engine:
         try:
             if action.is_step:
                 await self._step(action)
+            elif action.kind == duplicates.KIND:
+                await duplicates.run(self, action)
             else:
                 await decide(self, action)
         except asyncio.CancelledError:

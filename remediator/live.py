@@ -514,19 +514,30 @@ def _find_by_name(session: Session, kind: type, name: str) -> str:
     raise NotFoundError(f"no {kind.__name__.split('.')[-1]} named {name!r} in vCenter")
 
 
-def find_registered(session: Session, name: str, vmx_path: str, original: str) -> str:
+def find_registered(
+    session: Session, name: str, vmx_path: str, original: str, source_host: str = ""
+) -> str:
     """The moid of a VM already registered from ``vmx_path`` under ``name``, or ``""``.
 
     After a crash between registering a VM and journaling it, the retry must adopt that
-    VM instead of registering the same files a second time.
+    VM instead of registering the same files a second time.  Its failed host may have come
+    back meanwhile with its own, stale registration of the same files (duplicates.py):
+    a copy on another host is always preferred; one on ``source_host`` is taken only when
+    it is the only registration (then it is the VM, back with its host).
     """
-    found = _everything(session, {vim.VirtualMachine: ["name", "config.files.vmPathName"]})
+    found = _everything(
+        session, {vim.VirtualMachine: ["name", "config.files.vmPathName", "runtime.host"]}
+    )
+    elsewhere: list[str] = []
+    on_source: list[str] = []
     for c in found:
         p = _props(c)
         same = p.get("name") == name and p.get("config.files.vmPathName") == vmx_path
-        if same and _moid(c.obj) != original:
-            return _moid(c.obj)
-    return ""
+        if not same or _moid(c.obj) == original:
+            continue
+        on = source_host and _moid(p.get("runtime.host")) == source_host
+        (on_source if on else elsewhere).append(_moid(c.obj))
+    return min(elsewhere or on_source or [""], key=lambda m: (len(m), m))
 
 
 def _standalone(session: Session, host_id: str) -> Snapshot:

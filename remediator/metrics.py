@@ -10,6 +10,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from .duplicates import DuplicateMetrics
 from .journal import STATES
 from .stranded import StrandedMetrics
 
@@ -127,6 +128,7 @@ class Metrics:
             registry=r,
         )
         self.stranded = StrandedMetrics(r)  # VMs out of vCenter's inventory (stranded.py)
+        self.duplicates = DuplicateMetrics(r)  # VMs registered twice (duplicates.py)
         for code in ("200", "400", "401", "405", "413", "415", "503"):
             self.webhook_requests.labels(code=code)
         for state in ("ok", "tripped", "unreachable"):

@@ -45,9 +45,7 @@ def _reregister(si: Any, sim: Simulator, name: str, target: str) -> Any:
 
 
 def _hosts(si: Any) -> list[Any]:
-    view = si.content.viewManager.CreateContainerView(
-        si.content.rootFolder, [vim.HostSystem], True
-    )
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.HostSystem], True)
     try:
         return list(view.view)
     finally:

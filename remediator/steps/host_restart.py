@@ -211,7 +211,7 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
     found = ""
     if adopt:
         found = await engine.vc(
-            s.vcenter, live.find_registered, info["name"], info["vmx_path"], s.vm_id
+            s.vcenter, live.find_registered, info["name"], info["vmx_path"], s.vm_id, s.host_id
         )
     if found:
         log.info("action %d: adopting %s, registered before a restart", s.id, found)
@@ -235,6 +235,7 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
     detail = dict(s.detail)
     detail.pop("unregistered", None)
     detail["new_vm_id"] = new_id
+    detail["vmx_path"] = info["vmx_path"]  # its old host may come back with it (duplicates.py)
     await engine.db(
         engine.j.finish, s.id, "running", f"registered as {new_id}", engine.clock(), detail=detail
     )
