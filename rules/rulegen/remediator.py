@@ -2,7 +2,8 @@
 
 The remediator acts on vSphere alerts; these say when it could not: steps that failed, VMs
 no host could take, work a limit refused, a mass-failure guard holding a cluster, a VM it
-left outside vCenter's inventory, a vCenter it cannot reach, and webhook deliveries that do
+left outside vCenter's inventory, a VM registered twice that it left for a person (a failed
+host came back with a copy), a vCenter it cannot reach, and webhook deliveries that do
 not get through (refused by the remediator, or never arriving from Alertmanager).
 
 All carry ``remediation="none"``: they go to people only, never back to the remediator (a
@@ -47,6 +48,7 @@ def alerts(s: Settings) -> list[Alert]:
     window = s.read.positive_duration("remediator.actions_window")
     actions_for = s.read.duration("remediator.actions_for")
     unregistered_for = s.read.duration("remediator.unregistered_for")
+    duplicated_for = s.read.duration("remediator.duplicated_for")
     guard_for = s.read.duration("remediator.guard_tripped_for")
     unreachable_for = s.read.duration("remediator.vcenter_unreachable_for")
     webhook_for = s.read.duration("remediator.webhook_failing_for")
@@ -136,6 +138,34 @@ def alerts(s: Settings) -> list[Alert]:
             "could not register it again. It is in no inventory and does not run; the "
             "remediator keeps retrying. Its files: {{ $labels.vmx_path }}. Register it by hand "
             "if the retries do not succeed.",
+        ),
+        Alert(
+            name="VsphereRemediatorVmDuplicated",
+            group=GROUP,
+            scope=SCOPE,
+            # One alert per copy left for a person (the info series), while the remediator
+            # counts any; clearly stale copies it removes itself and never show here.
+            expr=q(
+                """
+                max by (job, instance, vcenter, cluster, vm, vmx_path, stale_vm_id,
+                        running_vm_id, why) (
+                  vha_remediator_vm_duplicated_info{$j}
+                )
+                and on (job, instance)
+                (vha_remediator_vms_duplicated{$j} > 0)
+                """,
+                j=job,
+            ),
+            for_=duplicated_for,
+            severity="critical",
+            remediation="none",
+            summary="VM {{ $labels.vm }} is registered twice",
+            description="A host that failed came back still holding VM {{ $labels.vm }} "
+            "(vCenter {{ $labels.vcenter }}, cluster {{ $labels.cluster }}), which the "
+            "remediator had registered again elsewhere: {{ $labels.stale_vm_id }} (the copy "
+            "that came back) and {{ $labels.running_vm_id }} share {{ $labels.vmx_path }}. "
+            "The remediator left both alone ({{ $labels.why }}): decide which one runs, then "
+            "remove the other from the inventory (never delete from disk: the files are shared).",
         ),
         Alert(
             name="VsphereRemediatorVcenterUnreachable",
