@@ -207,13 +207,13 @@ def register(
     host_id: str,
     pool_id: str,
     timeout: float,
-    attributes: dict[str, str] | None = None,
 ) -> str:
     """Register a VM's .vmx on ``host_id``; returns the new VM's moid.
 
     This is how a VM leaves a dead host on a real vCenter (which will not relocate off a
-    host it cannot reach).  Custom attributes belong to the inventory object, so they are
-    copied onto the new one to keep its restart priority and protection.
+    host it cannot reach).  Custom attributes belong to the inventory object: the caller
+    copies them onto the new one (:func:`set_attributes`) to keep its restart priority
+    and protection.
     """
     folder = session.stub_obj(vim.Folder, folder_id)
     result = _run(
@@ -228,19 +228,24 @@ def register(
         timeout,
         target=host_id,
     )
-    new_id = str(getattr(result, "_moId", ""))
-    set_attributes(session, new_id, attributes or {})
-    return new_id
+    return str(getattr(result, "_moId", ""))
 
 
-def set_attributes(session: Session, vm_id: str, attributes: dict[str, str]) -> None:
-    """Best effort: a VM that runs without its attributes beats one that does not run."""
+def set_attributes(session: Session, vm_id: str, attributes: dict[str, str]) -> list[str]:
+    """Copy custom attributes onto ``vm_id``; returns what could not be set, and why.
+
+    Best effort: a VM that runs without its attributes beats one that does not run, but a
+    missing attribute (a refused ``Global.SetCustomField``, say) is reported, never
+    swallowed: the restart priority and protection of the VM may hang on it.
+    """
     vm = session.stub_obj(vim.VirtualMachine, vm_id)
+    errors = []
     for key, value in attributes.items():
         try:
             vm.setCustomValue(key=key, value=value)
-        except vmodl.MethodFault:
-            pass
+        except vmodl.MethodFault as exc:
+            errors.append(f"custom attribute {key}: {describe(exc)}")
+    return errors
 
 
 def reset(session: Session, vm_id: str, timeout: float) -> None:

@@ -112,6 +112,23 @@ def _cluster_part(cfg: Any, vm_id: str) -> dict[str, Any]:
     return {"groups": groups, "rules": rules, "das_override": das, "drs_override": drs}
 
 
+# What a "not restored" message is about (its prefix), for the metric's ``part`` label.
+PARTS = (
+    ("custom attribute", "custom_attributes"),
+    ("permissions", "permissions"),
+    ("cluster rules", "cluster"),
+    ("DRS VM group", "cluster"),
+    ("could not read", "capture"),
+)
+
+
+def classify(message: str) -> tuple[str, str]:
+    """(part, cause) of a not-restored message: cause ``no_permission`` when vCenter
+    refused for a missing privilege (describe() names it), else ``other``."""
+    part = next((p for prefix, p in PARTS if message.startswith(prefix)), "other")
+    return part, "no_permission" if "NoPermission" in message else "other"
+
+
 def restore(
     session: Session, new_id: str, cluster_id: str, ident: dict[str, Any], timeout: float
 ) -> list[str]:
@@ -126,7 +143,7 @@ def restore(
     ):
         try:
             _restore_cluster(session, vm, cluster_id, ident, timeout, errors)
-        except vmodl.MethodFault as exc:
+        except Exception as exc:  # noqa: BLE001 - a fault or a failed task: reported
             errors.append(f"cluster rules and overrides: {describe(exc)}")
     perms = ident.get("permissions") or []
     if perms:

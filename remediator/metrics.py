@@ -129,6 +129,13 @@ class Metrics:
         )
         self.stranded = StrandedMetrics(r)  # VMs out of vCenter's inventory (stranded.py)
         self.duplicates = DuplicateMetrics(r)  # VMs registered twice (duplicates.py)
+        self.identity_errors = Counter(
+            "vha_remediator_identity_not_restored_total",
+            "Parts of a re-registered VM's identity that could not be read or restored, by"
+            " part and cause (no_permission: a privilege the vCenter role lacks)",
+            ["part", "cause"],
+            registry=r,
+        )
         for code in ("200", "400", "401", "405", "413", "415", "503"):
             self.webhook_requests.labels(code=code)
         for state in ("ok", "tripped", "unreachable"):

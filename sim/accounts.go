@@ -111,7 +111,11 @@ func (l *accountList) Set(v string) error {
 		return errors.New("want ROLE:NAME:PASSWORD (ROLE read-only, operator or admin)")
 	}
 	if _, ok := roles[parts[0]]; !ok {
-		return fmt.Errorf("unknown role %q (read-only, operator or admin)", parts[0])
+		if ok, err := derivedRole(parts[0]); err != nil { // roles.go: operator-PRIV,...
+			return err
+		} else if !ok {
+			return fmt.Errorf("unknown role %q (read-only, operator or admin)", parts[0])
+		}
 	}
 	for _, a := range *l {
 		if a.Username == parts[1] {

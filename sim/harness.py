@@ -65,7 +65,8 @@ class Account:
     role: str
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
+        # operator-PRIV[,PRIV...]: the operator role without those privileges (sim/roles.go)
+        if self.role not in ROLES and not self.role.startswith("operator-"):
             raise ValueError(f"role {self.role!r}: want one of {', '.join(ROLES)}")
         if not self.username or not self.password or "\n" in self.username + self.password:
             raise ValueError("account user name and password must be non-empty single lines")

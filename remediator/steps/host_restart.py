@@ -215,7 +215,6 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
         )
     if found:
         log.info("action %d: adopting %s, registered before a restart", s.id, found)
-        await engine.vc(s.vcenter, act.set_attributes, found, attrs)
         new_id = found
     else:
         new_id = await engine.change(
@@ -229,13 +228,17 @@ async def register(engine: Engine, s: Action, target_id: str, pool: str, *, adop
                 host_id=target_id,
                 pool_id=pool,
                 timeout=engine.rcfg.action_timeout_seconds,
-                attributes=attrs,
             ),
         )
+    # Attributes belong to the inventory object; what cannot be copied is reported with
+    # the rest of the identity (reidentify.ensure), never dropped.
+    attr_errors = await engine.vc(s.vcenter, act.set_attributes, new_id, attrs) if attrs else []
     detail = dict(s.detail)
     detail.pop("unregistered", None)
     detail["new_vm_id"] = new_id
     detail["vmx_path"] = info["vmx_path"]  # its old host may come back with it (duplicates.py)
+    if attr_errors:
+        detail["attribute_errors"] = attr_errors
     await engine.db(
         engine.j.finish, s.id, "running", f"registered as {new_id}", engine.clock(), detail=detail
     )

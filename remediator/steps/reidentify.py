@@ -46,12 +46,16 @@ async def ensure(engine: Engine, s: Action, new_id: str, cluster_id: str) -> str
             engine.rcfg.action_timeout_seconds,
         )
     except Exception as exc:  # noqa: BLE001 - journaled, the VM still starts
-        errors = [describe(exc)]
-    restored = {
-        "old_vm_id": s.vm_id,
-        "new_vm_id": new_id,
-        "errors": list(ident.get("errors") or []) + list(errors),
-    }
+        errors = [f"identity restore: {describe(exc)}"]
+    every = (
+        list(ident.get("errors") or [])
+        + list(s.detail.get("attribute_errors") or [])
+        + list(errors)
+    )
+    for err in every:
+        part, cause = identity.classify(err)
+        engine.metrics.identity_errors.labels(part=part, cause=cause).inc()
+    restored = {"old_vm_id": s.vm_id, "new_vm_id": new_id, "errors": every}
     detail = dict(s.detail)
     detail["identity_restored"] = restored
     await engine.db(
