@@ -50,6 +50,9 @@ KIND = "unregister_duplicate"
 # How long after re-registering a VM the remediator watches its old host for a stale copy:
 # a failed host may be repaired days later.
 WATCH_SECONDS = 7 * 86400
+# ...and how long after that host is seen connected again: vCenter imports the host's VMs
+# while it reconnects, so a copy shows within seconds; after this the host is not read.
+SETTLE_SECONDS = 600.0
 VM_PROPS = [
     "name",
     "config.files.vmPathName",
@@ -118,7 +121,8 @@ def watches(journal: Journal, since: float) -> list[Watch]:
         rows = journal.db.execute(
             "SELECT id, vcenter, cluster, vm, host_id, detail FROM actions"
             " WHERE parent_id IS NOT NULL AND created_at >= ?"
-            " AND detail LIKE '%\"new_vm_id\"%' AND detail LIKE '%\"vmx_path\"%' ORDER BY id",
+            " AND detail LIKE '%\"left_down_host\": true%' AND detail LIKE '%\"new_vm_id\"%'"
+            " ORDER BY id",
             (since,),
         ).fetchall()
     out = []
@@ -279,15 +283,44 @@ def add_action(journal: Journal, d: Duplicate, now: float, dry_run: bool) -> int
         return aid
 
 
-async def check(engine: Engine, vcenter: str, connected: set[str]) -> list[Duplicate]:
-    """One watcher pass: journal removals for clear duplicates, return the unsure ones."""
+class Watcher:
+    """What the watcher passes remember: when each watched host was first seen back."""
+
+    def __init__(self) -> None:
+        self.back_since: dict[tuple[str, str], float] = {}
+
+    def due(
+        self, vcenter: str, connected: set[str], watched: Sequence[Watch], now: float
+    ) -> set[str]:
+        """Watched hosts connected again and not yet settled (read them this pass)."""
+        out = set()
+        for h in {w.source_host_id for w in watched}:
+            key = (vcenter, h)
+            if h not in connected:
+                self.back_since.pop(key, None)
+                continue
+            since = self.back_since.setdefault(key, now)
+            if now - since <= SETTLE_SECONDS:
+                out.add(h)
+        return out
+
+
+async def check(
+    engine: Engine, watcher: Watcher, vcenter: str, connected: set[str], unsure_now: set[str]
+) -> list[Duplicate]:
+    """One watcher pass: journal removals for clear duplicates, return the unsure ones.
+
+    Hosts with a duplicate still left for a person (``unsure_now``: their moids) keep being
+    read past :data:`SETTLE_SECONDS`, so the alert clears when a person settles it.
+    """
     now = engine.clock()
     watched = [
         w for w in await engine.db(watches, engine.j, now - WATCH_SECONDS) if w.vcenter == vcenter
     ]
-    if not watched or not connected & {w.source_host_id for w in watched}:
+    hosts = watcher.due(vcenter, connected, watched, now) | (unsure_now & connected)
+    if not watched or not hosts:
         return []
-    found = await engine.vc(vcenter, find, watched, connected)
+    found = await engine.vc(vcenter, find, watched, hosts)
     unsure = []
     for d in found:
         if d.why:

@@ -86,6 +86,7 @@ class Engine:
         self._pools: dict[tuple[str, str], str] = {}
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
+        self._dup_watch = duplicates.Watcher()
         self.running = False
         metrics.dry_run.set(1 if rcfg.dry_run else 0)
 
@@ -240,8 +241,9 @@ class Engine:
     async def _duplicates(self, vcenter: str, clusters: Any) -> None:
         """Stale copies on hosts that came back (:mod:`.duplicates`); never stops the watch."""
         connected = {h.moid for _, hosts in clusters.values() for h in hosts if h.responding}
+        left = {d.stale.host_id for d in self._unsure.get(vcenter, [])}
         try:
-            unsure = await duplicates.check(self, vcenter, connected)
+            unsure = await duplicates.check(self, self._dup_watch, vcenter, connected, left)
         except Exception as exc:  # noqa: BLE001 - the next pass looks again
             log.warning("vCenter %s: looking for duplicate registrations failed: %s",
                         vcenter, describe(exc))  # fmt: skip

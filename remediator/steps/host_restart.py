@@ -183,6 +183,10 @@ async def move(
         "name": vm.name,
         "attributes": dict(vm.custom_values),
     }
+    if source_down:
+        # A host that is down never hears of the unregister: it may come back with the VM
+        # still registered (duplicates.py watches it).
+        detail["left_down_host"] = True
     # Record what is needed to register again *before* the VM leaves the inventory,
     # so a crash in between cannot lose it.
     await engine.db(
