@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from remediator import live
+from remediator import duplicates, live
 from vcenter.config import parse_config
 
 from .exporter_fixtures import sim_vcenter
@@ -131,3 +131,14 @@ async def test_crash_recovery_lookup_never_adopts_the_stale_copy(
             assert only == stale[0]["moid"]
     finally:
         session.close()
+
+
+def test_a_returning_host_is_read_only_while_its_copies_may_still_show() -> None:
+    w = duplicates.Watcher()
+    watched = [duplicates.Watch("vc1", "c1", "vm", "host-1", "vm-9", "[ds] vm/vm.vmx", 1)]
+    assert w.due("vc1", set(), watched, 0.0) == set()  # still down: nothing to read
+    assert w.due("vc1", {"host-1"}, watched, 100.0) == {"host-1"}  # back
+    assert w.due("vc1", {"host-1"}, watched, 100.0 + duplicates.SETTLE_SECONDS) == {"host-1"}
+    assert w.due("vc1", {"host-1"}, watched, 101.0 + duplicates.SETTLE_SECONDS) == set()
+    assert w.due("vc1", set(), watched, 2000.0) == set()  # down again...
+    assert w.due("vc1", {"host-1"}, watched, 2001.0) == {"host-1"}  # ...and back: read again
