@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vcenter.config import Config
 
-from . import stranded
+from . import duplicates, stranded
 from .alerts import PayloadError, parse_payload
 from .config import RemediatorConfig, parse_remediator_config
 from .engine import Engine
@@ -348,7 +348,8 @@ async def index(request: web.Request) -> web.Response:
         backlog=backlog,
         guard=e("tripped on " + ", ".join(tripped)) if tripped else "ok",
         rows=rows,
-        stranded=stranded.banner(await engine.db(stranded.find, engine.j)),
+        stranded=stranded.banner(await engine.db(stranded.find, engine.j))
+        + duplicates.banner(engine.duplicates_left()),
     )
     return web.Response(text=page, content_type="text/html")
 

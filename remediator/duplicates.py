@@ -376,3 +376,23 @@ async def run(engine: Engine, a: Any) -> None:
         f"removed the stale copy {a.vm_id} on {stale.host_id} from the inventory (files kept);"
         f" {d.running.moid} keeps running on {d.running.host_id}",
     )
+
+
+def banner(unsure: Iterable[Duplicate]) -> str:
+    """The page's warning: every VM registered twice that was left for a person (HTML)."""
+    items = list(unsure)
+    if not items:
+        return ""
+    from html import escape as e
+
+    rows = "".join(
+        f"<li>{e(d.stale.name or d.watch.vm)} (<code>{e(d.watch.vmx_path)}</code>, "
+        f"{e(d.watch.vcenter)}): {e(d.stale.moid)} on {e(d.stale.host_id)} and "
+        f"{e(d.running.moid if d.running else '?')}: {e(d.why.replace('_', ' '))}</li>"
+        for d in items
+    )
+    return (
+        f'<div class="failed"><b>{len(items)} VM(s) registered twice</b> (a failed host came'
+        " back with a copy; left for a person: power off the copy that must not run, then"
+        f" remove it from the inventory, never from disk):<ul>{rows}</ul></div>"
+    )

@@ -257,7 +257,11 @@ class Engine:
                     d.running.moid if d.running else "?", d.why,
                 )  # fmt: skip
         self._unsure[vcenter] = unsure
-        self.metrics.duplicates.set(d for ds in self._unsure.values() for d in ds)
+        self.metrics.duplicates.set(self.duplicates_left())
+
+    def duplicates_left(self) -> list[duplicates.Duplicate]:
+        """VMs registered twice that the last watcher passes left for a person."""
+        return [d for ds in self._unsure.values() for d in ds]
 
     def wake(self) -> None:
         """Make the scheduler look at the journal now (new work was added)."""

@@ -15,7 +15,7 @@ from vcenter.config import parse_config
 
 from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, select, value
-from .remediator_fixtures import alert, remediator_section, until
+from .remediator_fixtures import AUTH, alert, remediator_section, until
 from .test_remediator_sim import actions, host_labels, inventory, send, settled, start, steps
 
 pytestmark = pytest.mark.slow
@@ -92,6 +92,8 @@ async def test_both_copies_running_is_left_for_a_person(
     assert {s.labels["why"] for s in info} == {"both_powered_on"}
     assert sorted(s.labels["running_vm_id"] for s in info) == sorted(new.values())
     assert all(s.labels["vmx_path"].endswith(".vmx") for s in info)
+    page = await (await client.get("/", headers=AUTH)).text()
+    assert "registered twice" in page and all(n in page for n in names)
     # Nothing was touched: both copies of every VM are still registered and running.
     assert await actions(client, kind="unregister_duplicate") == []
     for n in names:
