@@ -48,6 +48,8 @@ type config struct {
 	exitWithParent    bool
 	reconcileInterval time.Duration
 	verbose           bool
+	vapi              bool
+	tags              bool
 }
 
 // logf writes the simulator's own diagnostics to stderr (vcsim's chatter is discarded
@@ -76,6 +78,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.exitWithParent, "exit-with-parent", false, "exit when the parent process goes away")
 	fs.DurationVar(&cfg.reconcileInterval, "reconcile-interval", 0, "period of the guest-agent safety-net reconciler (0 = auto: 200ms, longer above 2,000 VMs)")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log vcsim's own messages to stderr")
+	fs.BoolVar(&cfg.vapi, "vapi", true, "serve the vAPI REST endpoint (/rest: sessions, tags); false answers 404 like a vCenter without it")
+	fs.BoolVar(&cfg.tags, "tags", true, "seed demo tag categories and tags (see docs/simulator.md)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,12 +237,18 @@ func run(cfg *config) error {
 	svc := s.model.Service
 	svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	svc.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(cfg.username, cfg.password)}
+	svc.RegisterEndpoints = true // the vAPI REST endpoint (sim/vapi.go)
 	if err := initService(svc, sdkAddr); err != nil {
 		return err
 	}
+	if cfg.vapi && cfg.tags {
+		if err := s.seedTags(svc.ServeMux); err != nil {
+			return fmt.Errorf("seeding tags: %v", err)
+		}
+	}
 
 	sdkServer := &http.Server{
-		Handler:           s.sdkMiddleware(svc.ServeMux),
+		Handler:           s.vapiMiddleware(s.sdkMiddleware(svc.ServeMux)),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
