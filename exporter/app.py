@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from vcenter.config import Config
+from vcenter.config import Config, parse_collectors_config
 
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
@@ -19,6 +19,7 @@ from .inventory import Inventory
 from .perf import collectors_for
 from .render import Renderer
 from .sync import Follower
+from .tagging import TagSource
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
+        # vSphere tags: the vAPI REST endpoint, refreshed on a schedule in its own thread.
+        self.tags = TagSource(
+            config.vcenters, self.inventories, parse_collectors_config(config).tags
+        )
 
     def start(self) -> None:
         self.renderer.start()
@@ -51,6 +56,7 @@ class Exporter:
             follower.start()
         for collector in self.perf:
             collector.start()
+        self.tags.start()
 
     def stop(self) -> None:
         for collector in self.perf:
@@ -61,6 +67,7 @@ class Exporter:
             follower.stop(timeout=2.0)
         for collector in self.perf:
             collector.stop(timeout=2.0)
+        self.tags.stop(timeout=2.0)
         self.renderer.stop()
 
     def ready(self) -> bool:

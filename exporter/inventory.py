@@ -238,6 +238,8 @@ class Inventory:
         self.last_healthy: dict[tuple[str, str], float] = {}
         # Per-object rendered fragments, owned by the collectors (see collectors/vms.py).
         self.render_cache: dict[str, Any] = {}
+        # The latest vAPI tag snapshot (exporter/tagging.py), replaced whole; None until read.
+        self.tags: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------

@@ -4,6 +4,7 @@
 //   - a session needs the same user name and password as the SOAP login (vcsim's vAPI
 //     accepts any non-empty pair; vCenter answers 401);
 //   - -vapi=false answers 404 on /rest, like a vCenter or ESXi without the endpoint;
+//   - answers carry Content-Type application/json, as vCenter's do;
 //   - -tags seeds a few categories and tags on VMs, hosts, clusters and datastores.
 //
 // See docs/simulator.md ("vAPI tagging").
@@ -46,6 +47,7 @@ func (s *sim) vapiMiddleware(next http.Handler) http.Handler {
 				return
 			}
 		}
+		w.Header().Set("Content-Type", "application/json") // vcsim leaves it to sniffing
 		next.ServeHTTP(w, r)
 	})
 }

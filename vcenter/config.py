@@ -31,6 +31,7 @@ KNOWN_SECTIONS = {
     "performance",
     "cost",
     "demo",
+    "collectors",
 }
 
 
@@ -512,3 +513,61 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError("", f"{p}: invalid YAML{where}: {problem}") from None
     return parse_config(data, base=p.parent, path=str(p))
+
+
+# --- collectors: (issue 13) ----------------------------------------------------------
+# Kept in one block so the validation framework can absorb it whole.
+
+
+@dataclass(frozen=True)
+class TagsConfig:
+    """vSphere tags read through the vAPI REST endpoint, off the scrape path."""
+
+    enabled: bool = True
+    refresh_seconds: float = 300.0  # tags rarely change
+    categories: tuple[str, ...] = ()  # allow-list of category names; empty = all
+    vms: bool = True  # per-VM tags: one series per VM and tag
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class CollectorsConfig:
+    """Optional and switchable metric families (see docs/metrics.md for their cost)."""
+
+    tags: TagsConfig = field(default_factory=TagsConfig)
+
+
+def _str_list(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(key, "must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _tags(section: Any) -> TagsConfig:
+    key = "collectors.tags"
+    section = _mapping(section, key)
+    _unknown_keys(
+        section, {"enabled", "refresh_seconds", "categories", "vms", "timeout_seconds"}, key
+    )
+    return TagsConfig(
+        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
+        refresh_seconds=_number(
+            section.get("refresh_seconds"), f"{key}.refresh_seconds", 300.0, minimum=0.1
+        ),
+        categories=_str_list(section.get("categories"), f"{key}.categories"),
+        vms=_bool(section.get("vms"), f"{key}.vms", True),
+        timeout_seconds=_number(
+            section.get("timeout_seconds"), f"{key}.timeout_seconds", 30.0, minimum=1
+        ),
+    )
+
+
+def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> CollectorsConfig:
+    """Validate ``collectors:`` (a :class:`Config` or the section); errors name the key."""
+    key = "collectors"
+    raw = source.raw.get(key) if isinstance(source, Config) else source
+    section = _mapping(raw, key)
+    _unknown_keys(section, {"tags"}, key)
+    return CollectorsConfig(tags=_tags(section.get("tags")))

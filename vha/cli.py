@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exporter import __version__
-from vcenter.config import Config, ConfigError, load_config
+from vcenter.config import Config, ConfigError, load_config, parse_collectors_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -27,6 +27,7 @@ def _load(path: str) -> Config:
         config = load_config(path)
         parse_performance_config(config)
         parse_cost_config(config)
+        parse_collectors_config(config)
         return config
     except ConfigError as exc:
         print(f"vha: configuration error: {exc}", file=sys.stderr)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import clusters, datastores, hosts, vms
-from .context import RenderContext
+from . import clusters, datastores, hosts, tags, vms
+from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
 
@@ -19,6 +19,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "vm": vms.collect,
     "cluster": clusters.collect,
     "datastore": datastores.collect,
+    "tags": tags.collect,
 }
 
-__all__ = ["COLLECTORS", "CollectorFn", "RenderContext"]
+__all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]
