@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from exporter.render import Renderer
+from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
 
 from .test_inventory import _image
@@ -31,7 +32,9 @@ def catalogue() -> set[str]:
 
 
 def rendered() -> set[str]:
-    body = Renderer(parse_config({}), [_image()]).render_now().decode()
+    inv = _image()
+    inv.tags = TagSnapshot(ok=True, attachments={m: (("Env", "prod"),) for m in inv.objects})
+    body = Renderer(parse_config({}), [inv]).render_now().decode()
     return {m.group(1) for m in re.finditer(r"^# TYPE (vsphere_\w+) ", body, re.M)}
 
 
