@@ -375,6 +375,8 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST", "DELETE")
 		}
+	case "alarms":
+		return s.routeAlarms(r, parts[1:]) // sim/alarms.go
 	case "config":
 		if n == 1 {
 			switch r.Method {
