@@ -13,6 +13,7 @@ from aiohttp import web
 
 from vcenter.config import Config, parse_collectors_config
 
+from .alarms import AlarmPoller
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory
@@ -45,10 +46,14 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
-        # vSphere tags: the vAPI REST endpoint, refreshed on a schedule in its own thread.
-        self.tags = TagSource(
-            config.vcenters, self.inventories, parse_collectors_config(config).tags
-        )
+        # vSphere tags (the vAPI REST endpoint) and triggered alarms (not notified): each
+        # refreshed on a schedule in threads of their own, never on the scrape path.
+        collectors = parse_collectors_config(config)
+        self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
+        self.alarms = [
+            AlarmPoller(vc, inv, collectors.alarms, config.sync)
+            for vc, inv in zip(config.vcenters, self.inventories, strict=True)
+        ]
 
     def start(self) -> None:
         self.renderer.start()
@@ -57,6 +62,8 @@ class Exporter:
         for collector in self.perf:
             collector.start()
         self.tags.start()
+        for poller in self.alarms:
+            poller.start()
 
     def stop(self) -> None:
         for collector in self.perf:
@@ -67,7 +74,11 @@ class Exporter:
             follower.stop(timeout=2.0)
         for collector in self.perf:
             collector.stop(timeout=2.0)
+        for poller in self.alarms:
+            poller.signal_stop()
         self.tags.stop(timeout=2.0)
+        for poller in self.alarms:
+            poller.stop(timeout=2.0)
         self.renderer.stop()
 
     def ready(self) -> bool:

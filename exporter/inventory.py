@@ -240,6 +240,8 @@ class Inventory:
         self.render_cache: dict[str, Any] = {}
         # The latest vAPI tag snapshot (exporter/tagging.py), replaced whole; None until read.
         self.tags: Any = None
+        # The latest triggered-alarm snapshot (exporter/alarms.py), replaced whole.
+        self.alarms: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------

@@ -270,6 +270,25 @@ class SimulatorClient:
             body["strictSource"] = strict_source
         return cast(JSONDict, self._request("POST", "/api/v1/config", body))
 
+    # vCenter alarms (sim/alarms.go): entity_type is host, vm, cluster, datastore, datacenter.
+    def alarms(self) -> JSONDict:
+        return cast(JSONDict, self._request("GET", "/api/v1/alarms"))
+
+    def trigger_alarm(
+        self, alarm: str, entity_type: str, entity: str, status: str = "red", **extra: Any
+    ) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        body.update(status=status, **extra)
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/trigger", body))
+
+    def acknowledge_alarm(self, alarm: str, entity_type: str, entity: str) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/acknowledge", body))
+
+    def clear_alarms(self, **match: str) -> JSONDict:
+        """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))
+
 
 # ---- process management ---------------------------------------------------------------------
 

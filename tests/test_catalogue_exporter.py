@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from exporter.alarms import AlarmSnapshot, AlarmState
 from exporter.render import Renderer
 from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
@@ -34,6 +35,8 @@ def catalogue() -> set[str]:
 def rendered() -> set[str]:
     inv = _image()
     inv.tags = TagSnapshot(ok=True, attachments={m: (("Env", "prod"),) for m in inv.objects})
+    alarm = AlarmState("HostSystem", "host-1", "alarm-1", "red", acknowledged=False)
+    inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
     body = Renderer(parse_config({}), [inv]).render_now().decode()
     return {m.group(1) for m in re.finditer(r"^# TYPE (vsphere_\w+) ", body, re.M)}
 

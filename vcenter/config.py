@@ -531,10 +531,19 @@ class TagsConfig:
 
 
 @dataclass(frozen=True)
+class AlarmsConfig:
+    """Triggered vCenter alarms, polled (``triggeredAlarmState`` does not notify)."""
+
+    enabled: bool = True
+    interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     """Optional and switchable metric families (see docs/metrics.md for their cost)."""
 
     tags: TagsConfig = field(default_factory=TagsConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
 
 
 def _str_list(value: Any, key: str) -> tuple[str, ...]:
@@ -564,10 +573,22 @@ def _tags(section: Any) -> TagsConfig:
     )
 
 
+def _alarms(section: Any) -> AlarmsConfig:
+    key = "collectors.alarms"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled", "interval_seconds"}, key)
+    return AlarmsConfig(
+        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
+        interval_seconds=_number(
+            section.get("interval_seconds"), f"{key}.interval_seconds", 60.0, minimum=0.1
+        ),
+    )
+
+
 def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> CollectorsConfig:
     """Validate ``collectors:`` (a :class:`Config` or the section); errors name the key."""
     key = "collectors"
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
-    _unknown_keys(section, {"tags"}, key)
-    return CollectorsConfig(tags=_tags(section.get("tags")))
+    _unknown_keys(section, {"tags", "alarms"}, key)
+    return CollectorsConfig(tags=_tags(section.get("tags")), alarms=_alarms(section.get("alarms")))

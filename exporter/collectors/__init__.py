@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import clusters, datastores, hosts, tags, vms
+from . import alarms, clusters, datastores, hosts, tags, vms
 from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
@@ -20,6 +20,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "cluster": clusters.collect,
     "datastore": datastores.collect,
     "tags": tags.collect,
+    "alarms": alarms.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]
