@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .properties_extra import EXTRA_CONVERTERS, EXTRA_PROPERTIES
+
 # What we ask vCenter for, per managed object type.  Short on purpose: every property here
 # costs memory and update traffic at 10,000 VMs.
 PROPERTIES: dict[str, list[str]] = {
@@ -72,6 +74,10 @@ PROPERTIES: dict[str, list[str]] = {
         "vm",
     ],
 }
+
+# --- issue 13 (observability breadth): extra properties, one contained block -----------
+for _type, _paths in EXTRA_PROPERTIES.items():
+    PROPERTIES.setdefault(_type, []).extend(p for p in _paths if p not in PROPERTIES[_type])
 
 KIND_OF_TYPE = {
     "Datacenter": "datacenter",
@@ -186,6 +192,8 @@ def convert(path: str, value: Any) -> Any:
     """Turn a pyvmomi property value into the plain form the inventory keeps."""
     if value is None:
         return None
+    if path in EXTRA_CONVERTERS:
+        return EXTRA_CONVERTERS[path](value)
     if path == "customValue":
         return {int(v.key): str(getattr(v, "value", "")) for v in value}
     if path == "snapshot":

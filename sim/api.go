@@ -377,6 +377,8 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 		}
 	case "alarms":
 		return s.routeAlarms(r, parts[1:]) // sim/alarms.go
+	case "datastores":
+		return s.routeDatastores(r, parts[1:]) // sim/datastores.go
 	case "config":
 		if n == 1 {
 			switch r.Method {

@@ -285,6 +285,13 @@ class SimulatorClient:
         body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
         return cast(JSONDict, self._request("POST", "/api/v1/alarms/acknowledge", body))
 
+    def datastores(self) -> list[JSONDict]:
+        return cast(list[JSONDict], self._request("GET", "/api/v1/datastores")["datastores"])
+
+    def set_datastore(self, name: str, **props: Any) -> JSONDict:
+        """``maintenanceMode``, ``freeSpace``, ``uncommitted`` (bytes), ``accessible``."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/datastores/{self._q(name)}", props))
+
     def clear_alarms(self, **match: str) -> JSONDict:
         """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
         return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))

@@ -241,7 +241,8 @@ func run(cfg *config) error {
 	if err := initService(svc, sdkAddr); err != nil {
 		return err
 	}
-	s.createAlarms() // sim/alarms.go
+	s.createAlarms()   // sim/alarms.go
+	s.initDatastores() // sim/datastores.go
 	if cfg.vapi && cfg.tags {
 		if err := s.seedTags(svc.ServeMux); err != nil {
 			return fmt.Errorf("seeding tags: %v", err)
