@@ -12,11 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+SENSORS = "runtime.healthSystemRuntime.systemHealthInfo.numericSensorInfo"
+
 EXTRA_PROPERTIES: dict[str, list[str]] = {
     # DatastoreSummary.uncommitted (optional: absent without thin provisioning support),
     # .maintenanceMode (normal / enteringMaintenance / inMaintenance, vSphere 5.0+);
     # Datastore.host: DatastoreHostMount[] (hosts and their mount state).
     "Datastore": ["summary.uncommitted", "summary.maintenanceMode", "host"],
+    # HostRuntimeInfo.healthSystemRuntime.systemHealthInfo.numericSensorInfo: the IPMI/CIM
+    # sensors (HostNumericSensorInfo: name, healthState.key green/yellow/red/unknown, optional
+    # "populated only for sensors that support threshold settings"; currentReading x 10^
+    # unitModifier in baseUnits); HostHardwareSummary vendor/model/cpuModel; BIOS version.
+    "HostSystem": [
+        SENSORS,
+        "summary.hardware.vendor",
+        "summary.hardware.model",
+        "summary.hardware.cpuModel",
+        "hardware.biosInfo.biosVersion",
+    ],
 }
 
 
@@ -31,6 +44,49 @@ def _mounted_hosts(value: Any) -> int:
     return count
 
 
+# baseUnits as ESXi reports them -> (unit label, factor, offset) to base units.
+_UNITS: dict[str, tuple[str, float, float]] = {
+    "degrees c": ("celsius", 1.0, 0.0),
+    "degrees f": ("celsius", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
+    "volts": ("volts", 1.0, 0.0),
+    "amps": ("amperes", 1.0, 0.0),
+    "watts": ("watts", 1.0, 0.0),
+    "rpm": ("rpm", 1.0, 0.0),
+    "percent": ("ratio", 0.01, 0.0),
+}
+SensorReading = tuple[str, str, str, float | None, str]  # name, type, status, value, unit
+
+
+def _sensors(value: Any) -> tuple[SensorReading, ...]:
+    """HostNumericSensorInfo[] -> (name, type, status, value in base units or None, unit).
+
+    Discrete sensors (no ``baseUnits``, or ``unspecified``) keep their status only.
+    """
+    out: list[SensorReading] = []
+    for sensor in value or []:
+        health = getattr(getattr(sensor, "healthState", None), "key", None)
+        status = str(health).lower() if health else "unknown"
+        units = str(getattr(sensor, "baseUnits", "") or "").strip().lower()
+        reading: float | None = None
+        unit = ""
+        if units and units != "unspecified" and not getattr(sensor, "rateUnits", None):
+            raw = float(getattr(sensor, "currentReading", 0) or 0)
+            scaled = raw * 10.0 ** int(getattr(sensor, "unitModifier", 0) or 0)
+            unit, factor, offset = _UNITS.get(units, (units.replace(" ", "_"), 1.0, 0.0))
+            reading = scaled * factor + offset
+        out.append(
+            (
+                str(getattr(sensor, "name", "")),
+                str(getattr(sensor, "sensorType", "") or "other"),
+                status,
+                reading,
+                unit,
+            )
+        )
+    return tuple(out)
+
+
 EXTRA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "host": _mounted_hosts,
+    SENSORS: _sensors,
 }

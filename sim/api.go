@@ -379,6 +379,8 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 		return s.routeAlarms(r, parts[1:]) // sim/alarms.go
 	case "datastores":
 		return s.routeDatastores(r, parts[1:]) // sim/datastores.go
+	case "sensors":
+		return s.routeSensors(r, parts[1:]) // sim/sensors.go
 	case "config":
 		if n == 1 {
 			switch r.Method {

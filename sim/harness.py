@@ -292,6 +292,16 @@ class SimulatorClient:
         """``maintenanceMode``, ``freeSpace``, ``uncommitted`` (bytes), ``accessible``."""
         return cast(JSONDict, self._request("POST", f"/api/v1/datastores/{self._q(name)}", props))
 
+    def sensors(self, host: str) -> list[JSONDict]:
+        return cast(
+            list[JSONDict], self._request("GET", f"/api/v1/sensors/{self._q(host)}")["sensors"]
+        )
+
+    def set_sensor(self, host: str, sensor: str, **props: Any) -> JSONDict:
+        """``health`` (green, yellow, red, unknown) and/or ``reading`` (base units)."""
+        body: JSONDict = {"sensor": sensor, **props}
+        return cast(JSONDict, self._request("POST", f"/api/v1/sensors/{self._q(host)}", body))
+
     def clear_alarms(self, **match: str) -> JSONDict:
         """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
         return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))

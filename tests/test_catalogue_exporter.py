@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from exporter.alarms import AlarmSnapshot, AlarmState
+from exporter.properties_extra import SENSORS
 from exporter.render import Renderer
 from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
@@ -35,6 +36,9 @@ def catalogue() -> set[str]:
 def rendered() -> set[str]:
     inv = _image()
     inv.tags = TagSnapshot(ok=True, attachments={m: (("Env", "prod"),) for m in inv.objects})
+    for obj in inv.objects.values():  # breadth properties the base image lacks
+        if obj.type == "HostSystem":
+            obj.props[SENSORS] = (("Inlet Temp", "temperature", "green", 24.0, "celsius"),)
     alarm = AlarmState("HostSystem", "host-1", "alarm-1", "red", acknowledged=False)
     inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
     body = Renderer(parse_config({}), [inv]).render_now().decode()

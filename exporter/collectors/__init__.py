@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import alarms, clusters, datastores, hosts, tags, vms
+from . import alarms, clusters, datastores, hardware, hosts, tags, vms
 from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
@@ -21,6 +21,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "datastore": datastores.collect,
     "tags": tags.collect,
     "alarms": alarms.collect,
+    "hardware": hardware.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]
