@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+GUEST_DISKS = "guest.disk"
 SENSORS = "runtime.healthSystemRuntime.systemHealthInfo.numericSensorInfo"
 
 EXTRA_PROPERTIES: dict[str, list[str]] = {
@@ -23,6 +24,10 @@ EXTRA_PROPERTIES: dict[str, list[str]] = {
     # sensors (HostNumericSensorInfo: name, healthState.key green/yellow/red/unknown, optional
     # "populated only for sensors that support threshold settings"; currentReading x 10^
     # unitModifier in baseUnits); HostHardwareSummary vendor/model/cpuModel; BIOS version.
+    # GuestInfo.toolsVersionStatus2 (VirtualMachineToolsVersionStatus, vSphere 5.0+),
+    # .toolsVersion (string), .disk (GuestDiskInfo[]: diskPath, capacity, freeSpace; reported
+    # by VMware Tools, empty without it).
+    "VirtualMachine": ["guest.toolsVersionStatus2", "guest.toolsVersion", GUEST_DISKS],
     "HostSystem": [
         SENSORS,
         "summary.hardware.vendor",
@@ -86,7 +91,19 @@ def _sensors(value: Any) -> tuple[SensorReading, ...]:
     return tuple(out)
 
 
+def _guest_disks(value: Any) -> tuple[tuple[str, float, float], ...]:
+    """GuestDiskInfo[] -> ((mount, capacity, free), ...), one entry per mount point."""
+    seen: dict[str, tuple[str, float, float]] = {}
+    for disk in value or []:
+        path = str(getattr(disk, "diskPath", "") or "")
+        if path:
+            capacity = float(getattr(disk, "capacity", 0) or 0)
+            seen[path] = (path, capacity, float(getattr(disk, "freeSpace", 0) or 0))
+    return tuple(sorted(seen.values()))
+
+
 EXTRA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    GUEST_DISKS: _guest_disks,
     "host": _mounted_hosts,
     SENSORS: _sensors,
 }

@@ -302,6 +302,13 @@ class SimulatorClient:
         body: JSONDict = {"sensor": sensor, **props}
         return cast(JSONDict, self._request("POST", f"/api/v1/sensors/{self._q(host)}", body))
 
+    def guest(self, vm: str) -> JSONDict:
+        return cast(JSONDict, self._request("GET", f"/api/v1/guest/{self._q(vm)}"))
+
+    def set_guest(self, vm: str, **props: Any) -> JSONDict:
+        """``toolsVersionStatus2``, ``toolsVersion``, ``disks`` ([{path, capacity, free}])."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/guest/{self._q(vm)}", props))
+
     def clear_alarms(self, **match: str) -> JSONDict:
         """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
         return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))

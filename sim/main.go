@@ -244,6 +244,7 @@ func run(cfg *config) error {
 	s.createAlarms()   // sim/alarms.go
 	s.initDatastores() // sim/datastores.go
 	s.initSensors()    // sim/sensors.go
+	s.initGuests()     // sim/guest.go
 	if cfg.vapi && cfg.tags {
 		if err := s.seedTags(svc.ServeMux); err != nil {
 			return fmt.Errorf("seeding tags: %v", err)

@@ -41,7 +41,9 @@ def rendered() -> set[str]:
             obj.props[SENSORS] = (("Inlet Temp", "temperature", "green", 24.0, "celsius"),)
     alarm = AlarmState("HostSystem", "host-1", "alarm-1", "red", acknowledged=False)
     inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
-    body = Renderer(parse_config({}), [inv]).render_now().decode()
+    on = {"enabled": True}
+    config = parse_config({"collectors": {"guest_disks": on, "custom_attributes": on}})
+    body = Renderer(config, [inv]).render_now().decode()
     return {m.group(1) for m in re.finditer(r"^# TYPE (vsphere_\w+) ", body, re.M)}
 
 

@@ -539,11 +539,28 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class GuestDisksConfig:
+    """Guest filesystems (``guest.disk``): two series per VM and filesystem, so off by default."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class CustomAttributesConfig:
+    """Custom attributes as info metrics: opt-in, optionally limited to some attributes."""
+
+    enabled: bool = False
+    attributes: tuple[str, ...] = ()  # allow-list of attribute names; empty = all
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     """Optional and switchable metric families (see docs/metrics.md for their cost)."""
 
     tags: TagsConfig = field(default_factory=TagsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    guest_disks: GuestDisksConfig = field(default_factory=GuestDisksConfig)
+    custom_attributes: CustomAttributesConfig = field(default_factory=CustomAttributesConfig)
 
 
 def _str_list(value: Any, key: str) -> tuple[str, ...]:
@@ -585,10 +602,32 @@ def _alarms(section: Any) -> AlarmsConfig:
     )
 
 
+def _guest_disks(section: Any) -> GuestDisksConfig:
+    key = "collectors.guest_disks"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled"}, key)
+    return GuestDisksConfig(enabled=_bool(section.get("enabled"), f"{key}.enabled", False))
+
+
+def _custom_attributes(section: Any) -> CustomAttributesConfig:
+    key = "collectors.custom_attributes"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled", "attributes"}, key)
+    return CustomAttributesConfig(
+        enabled=_bool(section.get("enabled"), f"{key}.enabled", False),
+        attributes=_str_list(section.get("attributes"), f"{key}.attributes"),
+    )
+
+
 def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> CollectorsConfig:
     """Validate ``collectors:`` (a :class:`Config` or the section); errors name the key."""
     key = "collectors"
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
-    _unknown_keys(section, {"tags", "alarms"}, key)
-    return CollectorsConfig(tags=_tags(section.get("tags")), alarms=_alarms(section.get("alarms")))
+    _unknown_keys(section, {"tags", "alarms", "guest_disks", "custom_attributes"}, key)
+    return CollectorsConfig(
+        tags=_tags(section.get("tags")),
+        alarms=_alarms(section.get("alarms")),
+        guest_disks=_guest_disks(section.get("guest_disks")),
+        custom_attributes=_custom_attributes(section.get("custom_attributes")),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import alarms, clusters, datastores, hardware, hosts, tags, vms
+from . import alarms, attributes, clusters, datastores, guest, hardware, hosts, tags, tools, vms
 from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
@@ -22,6 +22,9 @@ COLLECTORS: dict[str, CollectorFn] = {
     "tags": tags.collect,
     "alarms": alarms.collect,
     "hardware": hardware.collect,
+    "tools": tools.collect,
+    "guest_disks": guest.collect,
+    "custom_attributes": attributes.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]

@@ -76,6 +76,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
                 ("guest_os", str(vm.get("summary.config.guestFullName") or "")),
                 ("ha_protected", "true" if is_protected else "false"),
                 ("restart_priority", prio),
+                ("tools_version", str(vm.get("guest.toolsVersion") or "")),
             )
         ),
         1,
