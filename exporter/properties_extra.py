@@ -28,6 +28,19 @@ EXTRA_PROPERTIES: dict[str, list[str]] = {
     # .toolsVersion (string), .disk (GuestDiskInfo[]: diskPath, capacity, freeSpace; reported
     # by VMware Tools, empty without it).
     "VirtualMachine": ["guest.toolsVersionStatus2", "guest.toolsVersion", GUEST_DISKS],
+    # ResourcePool (VirtualApp is a subtype: the same spec covers it): owner is the cluster;
+    # summary.quickStats is ResourcePoolQuickStats (MHz, MB; vSphere 4.0+); config.*Allocation
+    # is ResourceAllocationInfo (reservation, limit -1 = unlimited, shares.level/.shares).
+    "ResourcePool": [
+        "name",
+        "parent",
+        "owner",
+        "summary.quickStats.overallCpuUsage",
+        "summary.quickStats.guestMemoryUsage",
+        "summary.quickStats.hostMemoryUsage",
+        "config.cpuAllocation",
+        "config.memoryAllocation",
+    ],
     "HostSystem": [
         SENSORS,
         "summary.hardware.vendor",
@@ -102,7 +115,22 @@ def _guest_disks(value: Any) -> tuple[tuple[str, float, float], ...]:
     return tuple(sorted(seen.values()))
 
 
+def _allocation(value: Any) -> dict[str, Any]:
+    """ResourceAllocationInfo -> {reservation, limit (None = unlimited), shares, level}."""
+    shares = getattr(value, "shares", None)
+    limit = getattr(value, "limit", None)
+    return {
+        "reservation": float(getattr(value, "reservation", 0) or 0),
+        "limit": None if limit is None or limit < 0 else float(limit),
+        "shares": float(getattr(shares, "shares", 0) or 0),
+        "level": str(getattr(shares, "level", "") or ""),
+        "expandable": bool(getattr(value, "expandableReservation", False)),
+    }
+
+
 EXTRA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "config.cpuAllocation": _allocation,
+    "config.memoryAllocation": _allocation,
     GUEST_DISKS: _guest_disks,
     "host": _mounted_hosts,
     SENSORS: _sensors,

@@ -241,10 +241,14 @@ func run(cfg *config) error {
 	if err := initService(svc, sdkAddr); err != nil {
 		return err
 	}
-	s.createAlarms()   // sim/alarms.go
-	s.initDatastores() // sim/datastores.go
-	s.initSensors()    // sim/sensors.go
-	s.initGuests()     // sim/guest.go
+	s.createAlarms()                      // sim/alarms.go
+	s.initDatastores()                    // sim/datastores.go
+	s.initSensors()                       // sim/sensors.go
+	s.initGuests()                        // sim/guest.go
+	s.initLicenses()                      // sim/licenses.go
+	if err := s.initPools(); err != nil { // sim/pools.go
+		return fmt.Errorf("creating resource pools: %v", err)
+	}
 	if cfg.vapi && cfg.tags {
 		if err := s.seedTags(svc.ServeMux); err != nil {
 			return fmt.Errorf("seeding tags: %v", err)
@@ -270,6 +274,7 @@ func run(cfg *config) error {
 	s.mu.Lock()
 	s.reconcileAllLocked()
 	s.mu.Unlock()
+	s.refreshPoolStats() // sim/pools.go: from the VMs' reconciled quick stats
 	stop := make(chan struct{})
 	go s.reconcileLoop(cfg.reconcileInterval, stop)
 

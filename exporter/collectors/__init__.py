@@ -9,7 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import alarms, attributes, clusters, datastores, guest, hardware, hosts, tags, tools, vms
+from . import (
+    alarms,
+    attributes,
+    clusters,
+    datastores,
+    guest,
+    hardware,
+    hosts,
+    pools,
+    tags,
+    tools,
+    vms,
+)
 from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
@@ -25,6 +37,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "tools": tools.collect,
     "guest_disks": guest.collect,
     "custom_attributes": attributes.collect,
+    "resource_pool": pools.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]
