@@ -4,27 +4,19 @@
 an entity *or its descendants* ("propagated up the inventory hierarchy"), and "vSphere
 Servers might not generate property collector update notifications for this property"
 (vSphere API reference), so following it with the inventory filter would miss changes.
-Instead one thread per vCenter reads the root folder's ``triggeredAlarmState`` every
-``collectors.alarms.interval_seconds`` (default 60 s): one ``RetrievePropertiesEx`` returns
+Instead a poller reads the root folder's ``triggeredAlarmState`` every
+``collectors.alarms.interval_seconds`` (default 60 s, exporter/pollers.py): one
+``RetrievePropertiesEx`` returns
 every triggered alarm of the vCenter, each naming its own entity.  Alarm names
 (``Alarm.info.name``) are read once per alarm definition and cached.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyVmomi import vim, vmodl
-
-from vcenter.config import AlarmsConfig, SyncConfig, VCenterConfig
-from vcenter.session import classify, connect, describe, disconnect
-
-from .inventory import Inventory
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,8 @@ class AlarmSnapshot:
     error: str = ""
 
 
-def _retrieve(content: Any, objects: list[Any], type_: Any, paths: list[str]) -> list[Any]:
+def retrieve(content: Any, objects: list[Any], type_: Any, paths: list[str]) -> list[Any]:
+    """``RetrievePropertiesEx`` of ``paths`` on ``objects``, following continuation tokens."""
     pc = vmodl.query.PropertyCollector
     spec = pc.FilterSpec(
         objectSet=[pc.ObjectSpec(obj=o) for o in objects],
@@ -68,7 +61,7 @@ def read_alarms(
     """Every triggered alarm of the vCenter, and the names of their definitions."""
     states: dict[tuple[str, str], AlarmState] = {}
     alarms: dict[str, Any] = {}
-    for obj in _retrieve(content, [content.rootFolder], vim.Folder, ["triggeredAlarmState"]):
+    for obj in retrieve(content, [content.rootFolder], vim.Folder, ["triggeredAlarmState"]):
         for prop in obj.propSet or []:
             for st in prop.val or []:
                 entity, alarm = st.entity, st.alarm
@@ -86,86 +79,7 @@ def read_alarms(
     known = {k: v for k, v in names.items() if k in alarms}
     missing = [a for moid, a in alarms.items() if moid not in known]
     if missing:
-        for obj in _retrieve(content, missing, vim.alarm.Alarm, ["info.name"]):
+        for obj in retrieve(content, missing, vim.alarm.Alarm, ["info.name"]):
             for prop in obj.propSet or []:
                 known[str(obj.obj._moId)] = str(prop.val)
     return tuple(sorted(states.values(), key=lambda s: (s.entity_id, s.alarm_id))), known
-
-
-class AlarmPoller:
-    """One vCenter's triggered alarms, polled in a thread with a session of its own."""
-
-    def __init__(
-        self, vc: VCenterConfig, inventory: Inventory, config: AlarmsConfig, sync: SyncConfig
-    ) -> None:
-        self.vc = vc
-        self.inventory = inventory
-        self.config = config
-        self.sync = sync
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if not self.config.enabled:
-            return
-        self._thread = threading.Thread(
-            target=self.run, name=f"vha-alarms-{self.vc.name}", daemon=True
-        )
-        self._thread.start()
-
-    def signal_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-
-    def _publish(self, snapshot: AlarmSnapshot) -> None:
-        if snapshot != self.inventory.alarms:  # re-render only when something changed
-            self.inventory.alarms = snapshot
-            self.inventory.touch()
-
-    def run(self) -> None:
-        backoff = self.sync.backoff_initial_seconds
-        reported = False
-        while not self._stop.is_set():
-            si = None
-            try:
-                si = connect(self.vc, timeout=self.vc.timeout_seconds)
-                content = si.RetrieveContent()
-                while not self._stop.is_set():
-                    previous = self.inventory.alarms
-                    names = previous.names if previous is not None else {}
-                    states, names = read_alarms(content, names)
-                    self._publish(AlarmSnapshot(ok=True, states=states, names=names))
-                    if reported:
-                        log.info("vcenter=%s triggered alarms readable again", self.vc.name)
-                        reported = False
-                    backoff = self.sync.backoff_initial_seconds
-                    self._stop.wait(self.config.interval_seconds)
-            except Exception as exc:  # noqa: BLE001 - report, keep the last states, retry
-                if self._stop.is_set():
-                    break
-                message = describe(exc)
-                if not reported:
-                    log.warning(
-                        "vcenter=%s reading triggered alarms failed (reason=%s): %s",
-                        self.vc.name,
-                        classify(exc),
-                        message,
-                    )
-                    reported = True
-                previous = self.inventory.alarms
-                self._publish(
-                    AlarmSnapshot(
-                        ok=False,
-                        states=previous.states if previous is not None else (),
-                        names=previous.names if previous is not None else {},
-                        error=message,
-                    )
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.sync.backoff_max_seconds)
-            finally:
-                disconnect(si)

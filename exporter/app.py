@@ -13,11 +13,11 @@ from aiohttp import web
 
 from vcenter.config import Config, parse_collectors_config
 
-from .alarms import AlarmPoller
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory
 from .perf import collectors_for
+from .pollers import Poller, tasks_for
 from .render import Renderer
 from .sync import Follower
 from .tagging import TagSource
@@ -46,12 +46,12 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
-        # vSphere tags (the vAPI REST endpoint) and triggered alarms (not notified): each
+        # vSphere tags (the vAPI REST endpoint) triggered alarms (not notified) and licences: each
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
         self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
-        self.alarms = [
-            AlarmPoller(vc, inv, collectors.alarms, config.sync)
+        self.pollers = [  # triggered alarms and licences: polled, a session per vCenter
+            Poller(vc, inv, tasks_for(collectors), config.sync)
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
 
@@ -62,7 +62,7 @@ class Exporter:
         for collector in self.perf:
             collector.start()
         self.tags.start()
-        for poller in self.alarms:
+        for poller in self.pollers:
             poller.start()
 
     def stop(self) -> None:
@@ -74,10 +74,10 @@ class Exporter:
             follower.stop(timeout=2.0)
         for collector in self.perf:
             collector.stop(timeout=2.0)
-        for poller in self.alarms:
+        for poller in self.pollers:
             poller.signal_stop()
         self.tags.stop(timeout=2.0)
-        for poller in self.alarms:
+        for poller in self.pollers:
             poller.stop(timeout=2.0)
         self.renderer.stop()
 

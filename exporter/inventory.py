@@ -250,6 +250,8 @@ class Inventory:
         self.tags: Any = None
         # The latest triggered-alarm snapshot (exporter/alarms.py), replaced whole.
         self.alarms: Any = None
+        # The latest licence snapshot (exporter/licenses.py), replaced whole.
+        self.licenses: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------

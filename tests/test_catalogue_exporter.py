@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from exporter.alarms import AlarmSnapshot, AlarmState
+from exporter.licenses import License, LicenseSnapshot
 from exporter.properties_extra import SENSORS
 from exporter.render import Renderer
 from exporter.tagging import TagSnapshot
@@ -40,6 +41,8 @@ def rendered() -> set[str]:
         if obj.type == "HostSystem":
             obj.props[SENSORS] = (("Inlet Temp", "temperature", "green", 24.0, "celsius"),)
     alarm = AlarmState("HostSystem", "host-1", "alarm-1", "red", acknowledged=False)
+    lic = License("1ESXP", "vSphere Enterprise Plus", "esx.enterprisePlus", "cpuPackage", 8, 4, 1e9)
+    inv.licenses = LicenseSnapshot(ok=True, licenses=(lic,))
     inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
     on = {"enabled": True}
     config = parse_config({"collectors": {"guest_disks": on, "custom_attributes": on}})

@@ -539,6 +539,14 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class LicensesConfig:
+    """Licences (LicenseManager), polled; details need the Global.Licenses privilege."""
+
+    enabled: bool = True
+    interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class GuestDisksConfig:
     """Guest filesystems (``guest.disk``): two series per VM and filesystem, so off by default."""
 
@@ -559,6 +567,7 @@ class CollectorsConfig:
 
     tags: TagsConfig = field(default_factory=TagsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    licenses: LicensesConfig = field(default_factory=LicensesConfig)
     guest_disks: GuestDisksConfig = field(default_factory=GuestDisksConfig)
     custom_attributes: CustomAttributesConfig = field(default_factory=CustomAttributesConfig)
 
@@ -602,6 +611,18 @@ def _alarms(section: Any) -> AlarmsConfig:
     )
 
 
+def _licenses(section: Any) -> LicensesConfig:
+    key = "collectors.licenses"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled", "interval_seconds"}, key)
+    return LicensesConfig(
+        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
+        interval_seconds=_number(
+            section.get("interval_seconds"), f"{key}.interval_seconds", 300.0, minimum=0.1
+        ),
+    )
+
+
 def _guest_disks(section: Any) -> GuestDisksConfig:
     key = "collectors.guest_disks"
     section = _mapping(section, key)
@@ -624,10 +645,11 @@ def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> Collec
     key = "collectors"
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
-    _unknown_keys(section, {"tags", "alarms", "guest_disks", "custom_attributes"}, key)
+    _unknown_keys(section, {"tags", "alarms", "licenses", "guest_disks", "custom_attributes"}, key)
     return CollectorsConfig(
         tags=_tags(section.get("tags")),
         alarms=_alarms(section.get("alarms")),
+        licenses=_licenses(section.get("licenses")),
         guest_disks=_guest_disks(section.get("guest_disks")),
         custom_attributes=_custom_attributes(section.get("custom_attributes")),
     )

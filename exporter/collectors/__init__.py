@@ -17,6 +17,7 @@ from . import (
     guest,
     hardware,
     hosts,
+    licenses,
     pools,
     tags,
     tools,
@@ -38,6 +39,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "guest_disks": guest.collect,
     "custom_attributes": attributes.collect,
     "resource_pool": pools.collect,
+    "licenses": licenses.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]
