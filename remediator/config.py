@@ -9,19 +9,24 @@ default.
 
 from __future__ import annotations
 
+import math
 import shlex
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vcenter.config import Config, ConfigError, Secret, parse_listen, read_secret
+from vcenter.config import Collector, Config, ConfigError, Secret, parse_listen, read_secret
 
 SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"
 DEFAULT_JOURNAL = "run/remediator.sqlite"
 MOVE_METHODS = ("auto", "relocate", "register")
 AUTH_MODES = ("bearer", "basic", "none")
+# The token files the project ships (deploy/secrets/*.example) start with this: they are
+# public, so a remediator that may change vCenter (dry_run false) refuses them.
+EXAMPLE_TOKEN_PREFIX = "example-"
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,8 @@ def _num(
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key}.{name}", f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}.{name}", f"must be a finite number, got {value}")
     if value < minimum:
         raise ConfigError(f"{key}.{name}", f"must be >= {minimum:g}, got {value:g}")
     if maximum is not None and value > maximum:
@@ -238,7 +245,7 @@ def _existing_file(section: Mapping[str, Any], name: str, key: str, base: Path |
 
 
 def _auth(
-    section: Mapping[str, Any], base: Path | None
+    section: Mapping[str, Any], base: Path | None, read_secrets: bool = True
 ) -> tuple[str, Secret | None, str | None, Secret | None]:
     key = SECTION
     mode = _str(section, "auth", key)
@@ -266,7 +273,7 @@ def _auth(
             raise ConfigError(_key("auth"), "is none but credentials are configured")
         return mode, None, None, None
     if mode == "bearer":
-        return mode, read_secret(section, key, base, "bearer_token"), None, None
+        return mode, read_secret(section, key, base, "bearer_token", read=read_secrets), None, None
     basic = _mapping(section.get("basic_auth"), _key("basic_auth"))
     if not basic:
         raise ConfigError(_key("basic_auth"), "is required when auth is basic")
@@ -277,20 +284,38 @@ def _auth(
         raise ConfigError(f"{bkey}.user", "is required")
     if ":" in user:
         raise ConfigError(f"{bkey}.user", "must not contain ':'")
-    return mode, None, user, read_secret(basic, bkey, base, "password")
+    return mode, None, user, read_secret(basic, bkey, base, "password", read=read_secrets)
 
 
-def _tls(section: Mapping[str, Any], base: Path | None) -> TLSConfig | None:
+def _tls(
+    section: Mapping[str, Any], base: Path | None, read_secrets: bool = True
+) -> TLSConfig | None:
+    """The listener's certificate and key, loaded now (not at bind time) so a wrong file is a
+    check-config error naming the key.  Offline, the key (a secret) is not read."""
     raw = section.get("tls")
     if raw is None:
         return None
     key = _key("tls")
     tls = _mapping(raw, key)
     _only(tls, {"cert_file", "key_file"}, key)
-    return TLSConfig(
+    if not read_secrets:
+        for name in ("cert_file", "key_file"):
+            if _str(tls, name, key) is None:
+                raise ConfigError(f"{key}.{name}", "is required")
+        return TLSConfig(str(_path(tls["cert_file"], base)), str(_path(tls["key_file"], base)))
+    config = TLSConfig(
         cert_file=_existing_file(tls, "cert_file", key, base),
         key_file=_existing_file(tls, "key_file", key, base),
     )
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            config.cert_file, config.key_file
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(
+            key, f"cannot load cert_file {config.cert_file} with key_file {config.key_file}: {exc}"
+        ) from None
+    return config
 
 
 def _fencing(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -311,36 +336,99 @@ def _fencing(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> RemediatorConfig:
-    """Validate the raw ``remediator:`` mapping; relative paths resolve against ``base``."""
-    section = _mapping(section, SECTION)
-    _only(section, _TOP_KEYS, SECTION)
-    listen_host, listen_port = parse_listen(section.get("listen", DEFAULT_LISTEN), _key("listen"))
-    auth, bearer, basic_user, basic_password = _auth(section, base)
+def parse_remediator(
+    section: Mapping[str, Any], base: Path | None = None, *, read_secrets: bool = True
+) -> RemediatorConfig:
+    """Validate the raw ``remediator:`` mapping; relative paths resolve against ``base``.
 
-    journal_text = _str(section, "journal", SECTION) or DEFAULT_JOURNAL
+    Every error is reported (one per key or sub-section), not just the first."""
+    section = _mapping(section, SECTION)
+    c = Collector()
+    c.run(None, _only, section, _TOP_KEYS, SECTION)
+    listen_host, listen_port = c.run(
+        ("127.0.0.1", 9273), parse_listen, section.get("listen", DEFAULT_LISTEN), _key("listen")
+    )
+    no_auth: tuple[str, Secret | None, str | None, Secret | None] = ("none", None, None, None)
+    auth, bearer, basic_user, basic_password = c.run(no_auth, _auth, section, base, read_secrets)
+    dry_run = c.run(True, _bool, section, "dry_run", SECTION, True)
+    if bearer is not None and bearer.get().startswith(EXAMPLE_TOKEN_PREFIX) and not dry_run:
+        c.add(
+            ConfigError(
+                _key("bearer_token_file"),
+                "is the public example token shipped with the project; write a new one "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') or keep "
+                "dry_run: true",
+            )
+        )
+
+    journal_text = c.run(None, _str, section, "journal", SECTION) or DEFAULT_JOURNAL
     journal_path = journal_text if journal_text == ":memory:" else str(_path(journal_text, base))
 
-    workers = _int(section, "workers", SECTION, 16, minimum=1)
-    max_tasks = _int(section, "max_concurrent_tasks", SECTION, 8, minimum=1)
+    workers = c.run(16, _int, section, "workers", SECTION, 16, minimum=1)
+    max_tasks = c.run(8, _int, section, "max_concurrent_tasks", SECTION, 8, minimum=1)
+    tls = c.run(None, _tls, section, base, read_secrets)
+    max_body = c.run(4 << 20, _int, section, "max_body_bytes", SECTION, 4 << 20, minimum=1024)
+    action_timeout = c.run(
+        300.0, _num, section, "action_timeout_seconds", SECTION, 300.0, minimum=1.0
+    )
+    ha_grace = c.run(180.0, _num, section, "ha_grace_seconds", SECTION, 180.0)
+    state_refresh = c.run(5.0, _num, section, "state_refresh_seconds", SECTION, 5.0, minimum=0.1)
+    retry = c.run(RetryConfig(), _retry, section)
+    rate = c.run(RateLimitConfig(), _rate_limit, section)
+    guard = c.run(GuardConfig(), _guard, section)
+    host_failure = c.run(HostFailureConfig(), _host_failure, section)
+    vm_monitoring = c.run(VMMonitoringConfig(), _vm_monitoring, section)
+    enter_maintenance = c.run(False, _evacuate, section)
+    placement = c.run(PlacementConfig(), _placement, section)
+    c.raise_if_any()
+    return RemediatorConfig(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        auth=auth,
+        bearer_token=bearer,
+        basic_user=basic_user,
+        basic_password=basic_password,
+        tls=tls,
+        dry_run=dry_run,
+        journal_path=journal_path,
+        max_body_bytes=max_body,
+        workers=workers,
+        max_concurrent_tasks=max_tasks,
+        action_timeout_seconds=action_timeout,
+        ha_grace_seconds=ha_grace,
+        enter_maintenance=enter_maintenance,
+        retry=retry,
+        rate_limit=rate,
+        guard=guard,
+        host_failure=host_failure,
+        vm_monitoring=vm_monitoring,
+        placement=placement,
+        state_refresh_seconds=state_refresh,
+    )
 
+
+def _retry(section: Mapping[str, Any]) -> RetryConfig:
     retry_raw = _mapping(section.get("retry"), _key("retry"))
     rkey = _key("retry")
     _only(retry_raw, {"max_attempts", "backoff_initial_seconds", "backoff_max_seconds"}, rkey)
-    retry = RetryConfig(
+    return RetryConfig(
         max_attempts=_int(retry_raw, "max_attempts", rkey, 5, minimum=1),
         backoff_initial_seconds=_num(retry_raw, "backoff_initial_seconds", rkey, 2.0, minimum=0.01),
         backoff_max_seconds=_num(retry_raw, "backoff_max_seconds", rkey, 60.0, minimum=0.01),
     )
 
+
+def _rate_limit(section: Mapping[str, Any]) -> RateLimitConfig:
     rate_raw = _mapping(section.get("rate_limit"), _key("rate_limit"))
     rlkey = _key("rate_limit")
     _only(rate_raw, {"max_actions", "window_seconds"}, rlkey)
-    rate = RateLimitConfig(
+    return RateLimitConfig(
         max_actions=_int(rate_raw, "max_actions", rlkey, 500, minimum=1),
         window_seconds=_num(rate_raw, "window_seconds", rlkey, 600.0, minimum=1.0),
     )
 
+
+def _guard(section: Mapping[str, Any]) -> GuardConfig:
     guard_raw = _mapping(section.get("guard"), _key("guard"))
     gkey = _key("guard")
     _only(
@@ -348,13 +436,15 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
         {"max_failed_hosts", "max_failed_share", "window_seconds", "max_hold_seconds"},
         gkey,
     )
-    guard = GuardConfig(
+    return GuardConfig(
         max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, 2, minimum=1),
         max_failed_share=_num(guard_raw, "max_failed_share", gkey, 0.5, minimum=0.01, maximum=1.0),
         window_seconds=_num(guard_raw, "window_seconds", gkey, 600.0, minimum=1.0),
         max_hold_seconds=_num(guard_raw, "max_hold_seconds", gkey, 3600.0, minimum=1.0),
     )
 
+
+def _host_failure(section: Mapping[str, Any]) -> HostFailureConfig:
     hf_raw = _mapping(section.get("host_failure"), _key("host_failure"))
     hkey = _key("host_failure")
     _only(
@@ -374,7 +464,7 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
         raise ConfigError(
             f"{hkey}.move_method", f"must be one of {', '.join(MOVE_METHODS)}, got {move_method!r}"
         )
-    host_failure = HostFailureConfig(
+    return HostFailureConfig(
         confirm_seconds=_num(hf_raw, "confirm_seconds", hkey, 60.0),
         require_fdm_host_down=_bool(hf_raw, "require_fdm_host_down", hkey, True),
         max_unconfirmed_seconds=_num(hf_raw, "max_unconfirmed_seconds", hkey, 900.0, minimum=1.0),
@@ -383,6 +473,8 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
         move_method=move_method,
     )
 
+
+def _vm_monitoring(section: Mapping[str, Any]) -> VMMonitoringConfig:
     vm_raw = _mapping(section.get("vm_monitoring"), _key("vm_monitoring"))
     vkey = _key("vm_monitoring")
     _only(
@@ -390,23 +482,28 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
         {"max_resets", "window_seconds", "min_uptime_seconds", "prefer_cluster_settings"},
         vkey,
     )
-    vm_monitoring = VMMonitoringConfig(
+    return VMMonitoringConfig(
         max_resets=_int(vm_raw, "max_resets", vkey, 3, minimum=1),
         window_seconds=_num(vm_raw, "window_seconds", vkey, 3600.0, minimum=1.0),
         min_uptime_seconds=_num(vm_raw, "min_uptime_seconds", vkey, 120.0),
         prefer_cluster_settings=_bool(vm_raw, "prefer_cluster_settings", vkey, True),
     )
 
+
+def _evacuate(section: Mapping[str, Any]) -> bool:
     ev_raw = _mapping(section.get("evacuate"), _key("evacuate"))
     ekey = _key("evacuate")
     _only(ev_raw, {"enter_maintenance"}, ekey)
+    return _bool(ev_raw, "enter_maintenance", ekey, False)
 
+
+def _placement(section: Mapping[str, Any]) -> PlacementConfig:
     pl_raw = _mapping(section.get("placement"), _key("placement"))
     pkey = _key("placement")
     _only(
         pl_raw, {"max_cpu_utilization", "max_memory_utilization", "prefer_other_fault_domain"}, pkey
     )
-    placement = PlacementConfig(
+    return PlacementConfig(
         max_cpu_utilization=_num(
             pl_raw, "max_cpu_utilization", pkey, 0.9, minimum=0.05, maximum=1.0
         ),
@@ -414,32 +511,6 @@ def parse_remediator(section: Mapping[str, Any], base: Path | None = None) -> Re
             pl_raw, "max_memory_utilization", pkey, 0.9, minimum=0.05, maximum=1.0
         ),
         prefer_other_fault_domain=_bool(pl_raw, "prefer_other_fault_domain", pkey, True),
-    )
-
-    max_body = _int(section, "max_body_bytes", SECTION, 4 << 20, minimum=1024)
-    return RemediatorConfig(
-        listen_host=listen_host,
-        listen_port=listen_port,
-        auth=auth,
-        bearer_token=bearer,
-        basic_user=basic_user,
-        basic_password=basic_password,
-        tls=_tls(section, base),
-        dry_run=_bool(section, "dry_run", SECTION, True),
-        journal_path=journal_path,
-        max_body_bytes=max_body,
-        workers=workers,
-        max_concurrent_tasks=max_tasks,
-        action_timeout_seconds=_num(section, "action_timeout_seconds", SECTION, 300.0, minimum=1.0),
-        ha_grace_seconds=_num(section, "ha_grace_seconds", SECTION, 180.0),
-        enter_maintenance=_bool(ev_raw, "enter_maintenance", ekey, False),
-        retry=retry,
-        rate_limit=rate,
-        guard=guard,
-        host_failure=host_failure,
-        vm_monitoring=vm_monitoring,
-        placement=placement,
-        state_refresh_seconds=_num(section, "state_refresh_seconds", SECTION, 5.0, minimum=0.1),
     )
 
 

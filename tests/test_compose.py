@@ -190,7 +190,6 @@ def test_documented_ports_are_published() -> None:
         "exporter": 9272,
         "remediator": 9273,
         "prometheus": 9090,
-        "alertmanager": 9093,
         "grafana": 3000,
         "simulator": 8989,
     }
@@ -370,6 +369,7 @@ def test_vha_config_is_valid(tmp_path: Path) -> None:
     for secret in set(re.findall(r"/run/secrets/(\w+)", text)):
         (tmp_path / secret).write_text("example\n", encoding="utf-8")
         text = text.replace(f"/run/secrets/{secret}", str(tmp_path / secret))
+    os.environ["VHA_VCENTER_USER"] = "vha"
     config = parse_config(json.loads(text), base=tmp_path)
     assert config.listen_host == "0.0.0.0" and config.listen_port == 9272
     try:
@@ -387,8 +387,8 @@ def test_vha_config_points_at_the_compose_services() -> None:
     url = urlparse(vcenter["url"])
     assert url.hostname == "simulator"
     assert url.port in {c for _, _, c in published_ports(services()["simulator"])}
-    for name in ("exporter", "remediator"):
-        assert vcenter["password_file"] == secret_path(name, "vcenter_password")
+    assert vcenter["password_file"] == secret_path("exporter", "vcenter_exporter_password")
+    assert vcenter["password_file"] == secret_path("remediator", "vcenter_remediator_password")
     assert config["remediator"]["bearer_token_file"] == secret_path(
         "remediator", "remediator_token"
     )

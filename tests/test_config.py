@@ -149,5 +149,7 @@ def test_check_config_validates_the_remediator_section(
 ) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("remediator:\n  dry_run: maybe\n  bearer_token_env: VHA_TEST_PW\n")
-    assert main(["check-config", str(bad)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["check-config", str(bad)])
+    assert exc.value.code == 2
     assert "remediator.dry_run" in capsys.readouterr().err

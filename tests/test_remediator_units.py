@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,14 @@ def test_config_errors_name_the_key(section: dict[str, Any], key: str, fragment:
 
 def test_config_basic_auth_and_tls(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("secret\n")
-    (tmp_path / "c.pem").write_text("x")
-    (tmp_path / "k.pem").write_text("x")
+    # A real pair: the config loads the certificate and key at check time.
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "k.pem"),
+         "-out", str(tmp_path / "c.pem")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
     cfg = parse_remediator(
         {
             "basic_auth": {"user": "am", "password_file": "pw"},

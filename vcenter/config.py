@@ -8,12 +8,14 @@ environment only, and are wrapped in :class:`Secret` so they never reach a log l
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -36,11 +38,51 @@ KNOWN_SECTIONS = {
 
 
 class ConfigError(ValueError):
-    """A configuration problem, always naming the offending key."""
+    """A configuration problem, always naming the offending key.
+
+    One error, or several (``errors``): a check collects every problem of a file so a user
+    fixes them in one round instead of one per run.  ``key`` is the first error's key.
+    """
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
+        self.errors: list[ConfigError] = [self]
+
+    @classmethod
+    def combine(cls, errors: Iterable[ConfigError]) -> ConfigError:
+        """One error carrying all of ``errors`` (flattened); its text is one line each."""
+        flat = [e for err in errors for e in err.errors]
+        if len(flat) == 1:
+            return flat[0]
+        combined = cls(flat[0].key, "\n".join(str(e) for e in flat))
+        combined.args = ("\n".join(str(e) for e in flat),)
+        combined.errors = flat
+        return combined
+
+
+_T = TypeVar("_T")
+
+
+class Collector:
+    """Runs validators and keeps every :class:`ConfigError` instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def run(self, default: _T, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            self.errors.extend(exc.errors)
+            return default
+
+    def add(self, error: ConfigError) -> None:
+        self.errors.extend(error.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigError.combine(self.errors)
 
 
 class Secret:
@@ -75,6 +117,7 @@ class VCenterConfig:
     verify_tls: bool = True
     ca_file: str | None = None
     timeout_seconds: float = 60.0
+    insecure_http: bool = False
 
     @property
     def host(self) -> str:
@@ -171,7 +214,6 @@ class SyncConfig:
     max_wait_seconds: int = 10
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
-    stale_after_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -242,6 +284,8 @@ def _number(value: Any, key: str, default: float, *, minimum: float = 0.0) -> fl
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, "must be a number")
+    if not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number, got {value}")
     if value < minimum:
         raise ConfigError(key, f"must be >= {minimum:g}")
     return float(value)
@@ -273,8 +317,19 @@ def parse_listen(value: Any, key: str = "listen") -> tuple[str, int]:
     return host, port_num
 
 
-def read_secret(entry: Mapping[str, Any], key: str, base: Path | None, what: str) -> Secret:
-    """A secret from ``<what>_file`` or ``<what>_env``; inline values are refused."""
+def read_secret(
+    entry: Mapping[str, Any],
+    key: str,
+    base: Path | None,
+    what: str,
+    *,
+    read: bool = True,
+) -> Secret:
+    """A secret from ``<what>_file`` or ``<what>_env``; inline values are refused.
+
+    With ``read=False`` (``check-config --offline``) the shape is checked but neither the
+    file nor the environment is looked at, so a config can be checked away from its secrets.
+    """
     if what in entry:
         raise ConfigError(
             f"{key}.{what}",
@@ -289,16 +344,22 @@ def read_secret(entry: Mapping[str, Any], key: str, base: Path | None, what: str
         path = Path(path_text)
         if base is not None and not path.is_absolute():
             path = base / path
+        if not read:
+            return Secret("")
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{key}.{file_key}", f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}.{file_key}", f"{path} is not UTF-8 text") from None
         if not value:
             raise ConfigError(f"{key}.{file_key}", f"{path} is empty")
         return Secret(value)
     if entry.get(env_key) is not None:
         name = _str(entry[env_key], f"{key}.{env_key}")
         assert name is not None
+        if not read:
+            return Secret("")
         value = os.environ.get(name, "")
         if not value:
             raise ConfigError(f"{key}.{env_key}", f"environment variable {name} is not set")
@@ -312,48 +373,108 @@ _VCENTER_KEYS = {
     "name",
     "url",
     "user",
+    "user_env",
     "password",
     "password_file",
     "password_env",
     "verify_tls",
     "ca_file",
     "timeout_seconds",
+    "insecure_http",
 }
 
 
-def _vcenter(entry: Any, key: str, base: Path | None) -> VCenterConfig:
-    entry = _mapping(entry, key)
-    _unknown_keys(entry, _VCENTER_KEYS, key)
-    name = _str(entry.get("name"), f"{key}.name")
-    if name and not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
-        raise ConfigError(f"{key}.name", "may contain only letters, digits and _ . : -")
-    url = _str(entry.get("url"), f"{key}.url")
-    assert name is not None and url is not None
+def check_url(url: str, key: str, *, insecure_http: bool) -> None:
+    """https:// (http:// only with ``insecure_http: true``), a host, a port 1..65535 and
+    no user:password@ (it would be printed on /readyz and in every log line)."""
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ConfigError(key, f"must be an https:// URL such as https://vc/sdk, got {url!r}")
+    if "@" in parsed.netloc:
         raise ConfigError(
-            f"{key}.url", f"must be an https:// URL such as https://vc/sdk, got {url!r}"
+            key, "must not contain userinfo (user:password@); use user and password_file"
         )
-    user = _str(entry.get("user"), f"{key}.user")
-    assert user is not None
-    ca_file = _str(entry.get("ca_file"), f"{key}.ca_file", required=False)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(key, f"port must be 1..65535 in {url!r}")
+    if parsed.scheme == "http" and not insecure_http:
+        raise ConfigError(
+            key,
+            "http:// sends the password in clear; use https://, or set insecure_http: true "
+            "for this vCenter (lab and simulator only)",
+        )
+
+
+def check_ca_file(path: Path, key: str) -> None:
+    """The CA bundle is parsed now, so a wrong file fails the check, not the first connect."""
+    if not path.is_file():
+        raise ConfigError(key, f"no such file: {path}")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ConfigError(key, f"{path} is not a PEM CA bundle: {exc}") from None
+
+
+def _user(entry: Mapping[str, Any], key: str, read: bool) -> str:
+    """``user``, or ``user_env`` naming a variable: one config file serves two containers
+    that log in with different accounts (compose gives each its own variable)."""
+    if entry.get("user") is not None and entry.get("user_env") is not None:
+        raise ConfigError(key, "set only one of user and user_env")
+    if entry.get("user_env") is None:
+        user = _str(entry.get("user"), f"{key}.user")
+        assert user is not None
+        return user
+    name = _str(entry["user_env"], f"{key}.user_env")
+    assert name is not None
+    if not read:
+        return f"${name}"
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{key}.user_env", f"environment variable {name} is not set")
+    return value
+
+
+def _vcenter(entry: Any, key: str, base: Path | None, read_secrets: bool = True) -> VCenterConfig:
+    entry = _mapping(entry, key)
+    c = Collector()
+    c.run(None, _unknown_keys, entry, _VCENTER_KEYS, key)
+    name = c.run(None, _str, entry.get("name"), f"{key}.name")
+    if name and not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+        c.add(ConfigError(f"{key}.name", "may contain only letters, digits and _ . : -"))
+    insecure_http = c.run(False, _bool, entry.get("insecure_http"), f"{key}.insecure_http", False)
+    url = c.run(None, _str, entry.get("url"), f"{key}.url")
+    if url is not None:
+        c.run(None, check_url, url, f"{key}.url", insecure_http=insecure_http)
+    user = c.run(None, _user, entry, key, read_secrets)
+    ca_file = c.run(None, _str, entry.get("ca_file"), f"{key}.ca_file", required=False)
     if ca_file is not None:
         ca_path = Path(ca_file)
         if base is not None and not ca_path.is_absolute():
             ca_path = base / ca_path
-        if not ca_path.is_file():
-            raise ConfigError(f"{key}.ca_file", f"no such file: {ca_path}")
+        # Offline (away from the deployment) an absent CA file is not an error; a present
+        # one is parsed all the same.
+        if read_secrets or ca_path.exists():
+            c.run(None, check_ca_file, ca_path, f"{key}.ca_file")
         ca_file = str(ca_path)
+    password = c.run(Secret(""), read_secret, entry, key, base, "password", read=read_secrets)
+    verify_tls = c.run(True, _bool, entry.get("verify_tls"), f"{key}.verify_tls", True)
+    timeout = c.run(
+        60.0, _number, entry.get("timeout_seconds"), f"{key}.timeout_seconds", 60.0, minimum=1.0
+    )
+    c.raise_if_any()
+    assert name is not None and url is not None and user is not None
     return VCenterConfig(
         name=name,
         url=url,
         user=user,
-        password=read_secret(entry, key, base, "password"),
-        verify_tls=_bool(entry.get("verify_tls"), f"{key}.verify_tls", True),
+        password=password,
+        verify_tls=verify_tls,
         ca_file=ca_file,
-        timeout_seconds=_number(
-            entry.get("timeout_seconds"), f"{key}.timeout_seconds", 60.0, minimum=1.0
-        ),
+        timeout_seconds=timeout,
+        insecure_http=insecure_http,
     )
 
 
@@ -439,72 +560,111 @@ def _restart_priority(section: Any) -> RestartPriorityConfig:
 def _sync(section: Any) -> SyncConfig:
     key = "sync"
     section = _mapping(section, key)
-    _unknown_keys(
-        section,
-        {
-            "max_wait_seconds",
-            "backoff_initial_seconds",
-            "backoff_max_seconds",
-            "stale_after_seconds",
-        },
+    c = Collector()
+    if "stale_after_seconds" in section:
+        # Never read by anything: the rules' threshold is sync_stale_after in rules/config.yml.
+        c.add(
+            ConfigError(
+                f"{key}.stale_after_seconds",
+                "removed: nothing read it; the staleness alert's threshold is "
+                "sync_stale_after in rules/config.yml (docs/alerts.md)",
+            )
+        )
+    allowed = {"max_wait_seconds", "backoff_initial_seconds", "backoff_max_seconds"}
+    c.run(
+        None,
+        _unknown_keys,
+        {k: v for k, v in section.items() if k != "stale_after_seconds"},
+        allowed,
         key,
     )
+    max_wait = c.run(
+        10.0, _number, section.get("max_wait_seconds"), f"{key}.max_wait_seconds", 10, minimum=1
+    )
+    initial = c.run(
+        1.0,
+        _number,
+        section.get("backoff_initial_seconds"),
+        f"{key}.backoff_initial_seconds",
+        1.0,
+        minimum=0.05,
+    )
+    maximum = c.run(
+        60.0,
+        _number,
+        section.get("backoff_max_seconds"),
+        f"{key}.backoff_max_seconds",
+        60.0,
+        minimum=0.1,
+    )
+    c.raise_if_any()
     return SyncConfig(
-        max_wait_seconds=int(
-            _number(section.get("max_wait_seconds"), f"{key}.max_wait_seconds", 10, minimum=1)
-        ),
-        backoff_initial_seconds=_number(
-            section.get("backoff_initial_seconds"),
-            f"{key}.backoff_initial_seconds",
-            1.0,
-            minimum=0.05,
-        ),
-        backoff_max_seconds=_number(
-            section.get("backoff_max_seconds"), f"{key}.backoff_max_seconds", 60.0, minimum=0.1
-        ),
-        stale_after_seconds=_number(
-            section.get("stale_after_seconds"), f"{key}.stale_after_seconds", 120.0, minimum=1
-        ),
+        max_wait_seconds=int(max_wait),
+        backoff_initial_seconds=initial,
+        backoff_max_seconds=maximum,
     )
 
 
-def parse_config(data: Any, *, base: Path | None = None, path: str | None = None) -> Config:
-    """Validate a parsed YAML document; raises :class:`ConfigError` naming the key."""
+def parse_config(
+    data: Any,
+    *,
+    base: Path | None = None,
+    path: str | None = None,
+    read_secrets: bool = True,
+) -> Config:
+    """Validate a parsed YAML document; raises :class:`ConfigError` naming the key (every
+    error found, see :meth:`ConfigError.combine`).  ``read_secrets=False`` checks the shape
+    of secret references without reading files or the environment."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError("", "the configuration must be a YAML mapping at the top level")
-    _unknown_keys(data, KNOWN_SECTIONS, "")
-    host, port = parse_listen(data.get("listen", DEFAULT_LISTEN))
+    c = Collector()
+    c.run(None, _unknown_keys, data, KNOWN_SECTIONS, "")
+    host, port = c.run(("127.0.0.1", 9272), parse_listen, data.get("listen", DEFAULT_LISTEN))
     raw_vcenters = data.get("vcenters") or []
     if not isinstance(raw_vcenters, list):
-        raise ConfigError("vcenters", "must be a list")
-    vcenters = tuple(_vcenter(v, f"vcenters[{i}]", base) for i, v in enumerate(raw_vcenters))
+        c.add(ConfigError("vcenters", "must be a list"))
+        raw_vcenters = []
+    vcenters: list[VCenterConfig] = []
     seen: set[str] = set()
-    for i, vc in enumerate(vcenters):
+    for i, raw in enumerate(raw_vcenters):
+        vc = c.run(None, _vcenter, raw, f"vcenters[{i}]", base, read_secrets)
+        if vc is None:
+            continue
         if vc.name in seen:
-            raise ConfigError(f"vcenters[{i}].name", f"duplicate vCenter name {vc.name!r}")
+            c.add(ConfigError(f"vcenters[{i}].name", f"duplicate vCenter name {vc.name!r}"))
         seen.add(vc.name)
+        vcenters.append(vc)
+    fault_domains = c.run(FaultDomainConfig(), _fault_domains, data.get("fault_domains"))
+    protection = c.run(ProtectionConfig(), _protection, data.get("protection"))
+    priority = c.run(RestartPriorityConfig(), _restart_priority, data.get("restart_priority"))
+    sync = c.run(SyncConfig(), _sync, data.get("sync"))
+    c.raise_if_any()
     return Config(
         listen_host=host,
         listen_port=port,
-        vcenters=vcenters,
-        fault_domains=_fault_domains(data.get("fault_domains")),
-        protection=_protection(data.get("protection")),
-        restart_priority=_restart_priority(data.get("restart_priority")),
-        sync=_sync(data.get("sync")),
+        vcenters=tuple(vcenters),
+        fault_domains=fault_domains,
+        protection=protection,
+        restart_priority=priority,
+        sync=sync,
         raw=dict(data),
         path=path,
     )
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, read_secrets: bool = True) -> Config:
     """Read and validate a config file; every failure is a :class:`ConfigError`."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -512,7 +672,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError("", f"{p}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, base=p.parent, path=str(p))
+    return parse_config(data, base=p.parent, path=str(p), read_secrets=read_secrets)
 
 
 # --- collectors: (issue 13) ----------------------------------------------------------

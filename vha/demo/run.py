@@ -1,67 +1,54 @@
 """``vha demo``: the whole stack on loopback, and fault injection a person can drive.
 
-``vha demo`` (``make demo``) starts the stack, prints every URL and the fault commands, and
-then reports, as it happens, each stage of a failure: detected (alert pending), alerted
-(firing), delivered and acted on (remediator journal).  Ctrl-C stops everything it started.
+``vha demo`` (``make demo``) starts the stack, prints every URL (each answers 200 with
+something useful) and the fault commands, then reports, as it happens, each stage of a
+failure: detected (alert pending), alerted (firing), held back (inhibited or silenced in
+Alertmanager, with the alert that inhibits it), delivered and acted on (remediator journal,
+with the reason for a hold).  Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .stack import ROOT, Stack, StackError, StackOptions
+from . import faults
+from .stack import ROOT, NoSourceTree, Stack, StackError, StackOptions, get_json
+from .view import ReadOnlyView
 
-STATE_FILE = "demo.json"
+STATE_FILE = faults.STATE_FILE
+VIEW_PORT = 9274
 
 
 def _say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
 
 
-def _api_url(args: argparse.Namespace) -> str:
-    if args.api_url:
-        return str(args.api_url)
-    state = Path(args.run_dir) / STATE_FILE
-    if not state.exists():
-        raise SystemExit(
-            f"vha demo: no running demo found ({state} missing); start `make demo` first"
-        )
-    return str(json.loads(state.read_text())["sim_api_url"])
-
-
-def fault(args: argparse.Namespace) -> int:
-    from sim.harness import SimulatorClient, SimulatorError  # noqa: PLC0415 - demo only
-
-    if not args.name:
-        raise SystemExit(f"vha demo {args.action}: a host or VM name is required")
-    sim = SimulatorClient(_api_url(args), timeout=10)
-    try:
-        if args.action == "fail-host":
-            sim.fail_host(args.name, das_state="hostDown")
-        elif args.action == "recover-host":
-            sim.recover_host(args.name)
-        elif args.action == "fail-vm-heartbeat":
-            sim.set_vm(args.name, guestHeartbeatStatus="red")
-        elif args.action == "fail-app-heartbeat":
-            sim.set_vm(args.name, appHeartbeatStatus="appStatusRed")
-    except SimulatorError as exc:
-        raise SystemExit(f"vha demo {args.action}: {exc}") from None
-    print(f"{args.action} {args.name}: done; watch the demo's output")
-    return 0
+def _subject(labels: dict[str, str]) -> str:
+    """What an alert is about: the VM, else the host, else the cluster (with its cluster)."""
+    cluster = labels.get("cluster", "")
+    for key in ("vm", "host"):
+        if labels.get(key):
+            return f"{key} {labels[key]}" + (f" (cluster {cluster})" if cluster else "")
+    if cluster:
+        return f"cluster {cluster}"
+    return labels.get("vcenter", "") and f"vcenter {labels['vcenter']}"
 
 
 class Progress:
-    """Prints what changed since the last look: alerts and remediator actions."""
+    """Prints what changed since the last look: alerts, their Alertmanager state (inhibited
+    or silenced, and by what) and remediator actions."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.alerts: dict[tuple[str, str], str] = {}
+        self.suppressed: dict[tuple[str, str], str] = {}
         self.actions: dict[str, str] = {}
 
     def poll(self) -> None:
@@ -72,7 +59,7 @@ class Progress:
         seen = set()
         for a in alerts:
             labels = a.get("labels", {})
-            key = (labels.get("alertname", "?"), labels.get("vm") or labels.get("host") or "")
+            key = (labels.get("alertname", "?"), _subject(labels))
             seen.add(key)
             state = a.get("state", "")
             if self.alerts.get(key) != state:
@@ -81,7 +68,38 @@ class Progress:
                 _say(f"{stage}: {key[0]} {key[1]} remediation={labels.get('remediation', '')}")
         for key in [k for k in self.alerts if k not in seen]:
             del self.alerts[key]
+            self.suppressed.pop(key, None)
             _say(f"resolved: {key[0]} {key[1]}")
+        self._alertmanager()
+        self._actions()
+
+    def _alertmanager(self) -> None:
+        """Alerts Alertmanager holds back: inhibited by another alert, or silenced."""
+        try:
+            am = get_json(f"{self.stack.url('alertmanager')}/api/v2/alerts")
+        except (OSError, ValueError):
+            return
+        names = {a.get("fingerprint"): a.get("labels", {}) for a in am}
+        for a in am:
+            labels = a.get("labels", {})
+            key = (labels.get("alertname", "?"), _subject(labels))
+            status = a.get("status", {})
+            why = ""
+            if status.get("inhibitedBy"):
+                by = sorted(
+                    f"{names.get(f, {}).get('alertname', f)} {_subject(names.get(f, {}))}".strip()
+                    for f in status["inhibitedBy"]
+                )
+                why = "inhibited by " + ", ".join(by)
+            elif status.get("silencedBy"):
+                why = "silenced (" + ", ".join(status["silencedBy"]) + ")"
+            if why and self.suppressed.get(key) != why:
+                self.suppressed[key] = why
+                _say(f"held back: {key[0]} {key[1]}: {why}; the remediator is not called")
+            elif not why and key in self.suppressed:
+                del self.suppressed[key]
+
+    def _actions(self) -> None:
         if "remediator" not in self.stack.processes:
             return
         try:
@@ -93,49 +111,105 @@ class Progress:
             state = str(act.get("state", ""))
             if self.actions.get(ident) != state:
                 self.actions[ident] = state
-                target = act.get("vm") or act.get("host") or ""
+                target = act.get("vm") or act.get("host") or act.get("cluster") or ""
                 why = act.get("reason") or act.get("detail") or ""
-                _say(f"remediator: {act.get('kind', '')} {target} -> {state} {why}".rstrip())
+                why = f": {why}" if why else ""
+                _say(f"remediator: {act.get('kind', '')} {target} -> {state}{why}")
+
+
+def banner(stack: Stack, view: ReadOnlyView | None) -> list[str]:
+    """The lines `vha demo` prints; every URL in them answers 200 (tests/test_demo.py)."""
+    versions = stack.versions()
+    lines = [
+        "vsphere-ha-stack demo is up "
+        f"(Prometheus {versions['Prometheus']}, Alertmanager {versions['Alertmanager']}: "
+        "Debian's packages; docker-compose.yml pins its own images):",
+        f"  exporter       {stack.url('exporter')}/  (metrics: {stack.url('exporter')}/metrics)",
+    ]
+    if view is not None:
+        lines.append(
+            f"  remediator     http://127.0.0.1:{view.port}/  (read-only demo view of its page "
+            f"and journal; the webhook itself is {stack.url('remediator')}, token in "
+            f"{stack.token_file})"
+        )
+    prom = stack.url("prometheus")
+    lines.append(f"  Prometheus     {prom}/classic/alerts  (queries: {prom}/classic/graph)")
+    am = stack.url("alertmanager")
+    lines += [
+        f"  Alertmanager   API only (Debian's build has no web UI): {am}/api/v2/status",
+        f"                 prometheus-alertmanager's amtool: amtool --alertmanager.url={am} "
+        "alert query   (silences: amtool ... silence query)",
+    ]
+    if stack.sim is not None:
+        lines.append(
+            f"  simulator      vCenter SDK {stack.sim.sdk_url} (for pyVmomi/govc, user "
+            f"{stack.sim.username}); fault API {stack.sim.api_url}/api/v1/inventory"
+        )
+    lines.append(f"  logs           {stack.run_dir / 'logs'}")
+    return lines
+
+
+def _examples(stack: Stack) -> list[str]:
+    inv = stack.sim.inventory()
+    hosts = inv["hosts"]
+    host = hosts[1]["name"] if len(hosts) > 1 else hosts[0]["name"]
+    # Three different VMs, none on the host suggested for failing, so each fault shows alone.
+    vms = [v["name"] for v in inv["vms"] if v.get("host") != host] or [inv["vms"][0]["name"]]
+    vm1, vm2, vm3 = (vms * 3)[0], (vms * 3)[1], (vms * 3)[2]
+    local = ROOT / ".venv" / "bin" / "vha"
+    vha = f"{local if local.exists() else 'vha'} demo"
+    return [
+        "Try, in another terminal:",
+        f"  {vha} list",
+        f"  {vha} fail-host {host}            (then: recover-host {host})",
+        f"  {vha} isolate-host {host}",
+        f"  {vha} fail-vm-heartbeat {vm1}     (then: recover-vm-heartbeat {vm1})",
+        f"  {vha} fail-app-heartbeat {vm2}    (then: recover-app-heartbeat {vm2})",
+        f"  {vha} power-off-vm {vm3}          (as a person: the remediator leaves it off)",
+    ]
 
 
 def up(args: argparse.Namespace) -> int:
     opts = StackOptions(
-        run_dir=Path(args.run_dir).resolve(), config_path=args.config, fixed_ports=True
+        run_dir=Path(args.run_dir).resolve(),
+        config_path=args.config,
+        fixed_ports=True,
+        fast_vm_monitoring=True,
     )
     stack = Stack(opts)
-    _say("starting simulator, exporter, remediator, Prometheus and Alertmanager ...")
+    _say("starting simulator, exporter, remediator, Alertmanager, then Prometheus ...")
     try:
         stack.start()
     except StackError as exc:
         print(f"vha demo: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, NoSourceTree) else 1
+    view = None
+    if "remediator" in stack.processes:
+        try:
+            view = ReadOnlyView(stack.url("remediator"), stack.token, VIEW_PORT).start()
+        except OSError as exc:
+            _say(f"read-only remediator view not started: port {VIEW_PORT}: {exc.strerror}")
     state: dict[str, Any] = {"run_dir": str(opts.run_dir), "pids": {}}
     for name, proc in stack.processes.items():
         state["pids"][name] = proc.pid
     if stack.sim is not None:
         state["sim_api_url"] = stack.sim.api_url
         state["sim_sdk_url"] = stack.sim.sdk_url
-    (opts.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        state["sim_user"] = stack.sim.username
+        state["sim_password_file"] = str(opts.run_dir / "secrets" / "vcsim-password")
+        state["sim_ca_file"] = stack.sim.ca_file or ""
+    state_file = opts.run_dir / STATE_FILE
+    state_file.write_text(json.dumps(state, indent=2))
+    os.chmod(state_file, 0o600)
+    if not stack.wait_first_scrape():
+        _say("Prometheus has not scraped the exporter yet; alerts may open with it down")
     print()
-    print("vsphere-ha-stack demo is up:")
-    print(f"  exporter       {stack.url('exporter')}/  (metrics: /metrics)")
-    if "remediator" in stack.processes:
-        print(f"  remediator     {stack.url('remediator')}/  (journal: /api/v1/actions)")
-    print(f"  Prometheus     {stack.url('prometheus')}/alerts")
-    print(f"  Alertmanager   {stack.url('alertmanager')}/")
+    for line in banner(stack, view):
+        print(line)
     if stack.sim is not None:
-        inv = stack.sim.inventory()
-        host = inv["hosts"][1]["name"] if len(inv["hosts"]) > 1 else inv["hosts"][0]["name"]
-        vm = inv["vms"][0]["name"]
-        print(f"  simulator      {stack.sim.sdk_url}  (fault API: {stack.sim.api_url})")
-        print(f"  logs           {opts.run_dir / 'logs'}")
         print()
-        print("Try, in another terminal:")
-        vha = f"{ROOT / '.venv' / 'bin' / 'vha'} demo"
-        print(f"  {vha} fail-host {host}")
-        print(f"  {vha} recover-host {host}")
-        print(f"  {vha} fail-vm-heartbeat {vm}")
-        print(f"  {vha} fail-app-heartbeat {vm}")
+        for line in _examples(stack):
+            print(line)
     print("\nCtrl-C stops everything.\n", flush=True)
     progress = Progress(stack)
     stopping = False
@@ -157,12 +231,14 @@ def up(args: argparse.Namespace) -> int:
         pass
     finally:
         _say("stopping ...")
+        if view is not None:
+            view.stop()
         stack.stop()
-        (opts.run_dir / STATE_FILE).unlink(missing_ok=True)
+        state_file.unlink(missing_ok=True)
     return 0
 
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "up":
         return up(args)
-    return fault(args)
+    return faults.run(args)

@@ -37,6 +37,29 @@ class StackError(RuntimeError):
     """A component did not start; the message says which and where its log is."""
 
 
+class NoSourceTree(StackError):
+    """The demo was started without the project's source tree (see :func:`source_dir`)."""
+
+
+def source_dir() -> Path:
+    """The project checkout the demo needs: rules/generate.py makes its rules and
+    Alertmanager config (they are generated per stack, not shipped in the wheel).
+
+    ``VHA_SOURCE_DIR`` first, then the tree this module sits in (a clone or an editable
+    install), then the working directory.  A wheel installed on its own has none of them.
+    """
+    env = os.environ.get("VHA_SOURCE_DIR")
+    candidates = [Path(env)] if env else [ROOT, Path.cwd()]
+    for candidate in candidates:
+        if (candidate / "rules" / "generate.py").is_file():
+            return candidate.resolve()
+    where = f"VHA_SOURCE_DIR={env} has no rules/generate.py" if env else "no source tree found"
+    raise NoSourceTree(
+        f"{where}: vha demo needs a clone of vsphere-ha-stack; run it there (make demo) "
+        "or set VHA_SOURCE_DIR=/path/to/the/clone"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,7 +84,7 @@ class Process:
     ready_url: str | None = None
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> None:
+    def start(self, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(  # noqa: S603 - argv built by us
@@ -70,7 +93,7 @@ class Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             start_new_session=True,
         )
         log.close()
@@ -140,6 +163,11 @@ class StackOptions:
     remediator_overrides: dict[str, Any] = field(default_factory=dict)
     with_remediator: bool = True
     fixed_ports: bool = False  # demo: well-known ports; tests: free ports
+    # The simulated clusters carry vSphere HA's default VM-monitoring settings (failure
+    # interval 30 s, minimum uptime 120 s), which win over the test profile's seconds, as
+    # on a real vCenter. The demo turns the cluster settings off so a heartbeat fault shows
+    # within seconds: rules use the profile's 5 s / 10 s, the remediator a 10 s uptime.
+    fast_vm_monitoring: bool = False
 
 
 class Stack:
@@ -159,6 +187,7 @@ class Stack:
             "alertmanager": 9093 if fixed else free_port(),
         }
         self.token = secrets.token_urlsafe(24)
+        self.source = ROOT
 
     # --- URLs --------------------------------------------------------------------------
     def url(self, component: str) -> str:
@@ -170,6 +199,7 @@ class Stack:
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> None:
+        self.source = source_dir()
         if shutil.which(PROMETHEUS_BIN) is None or shutil.which(ALERTMANAGER_BIN) is None:
             raise StackError(
                 "prometheus and prometheus-alertmanager are not installed; run `make setup`"
@@ -221,6 +251,7 @@ class Stack:
             self.sim.start()
             pw = self.run_dir / "secrets" / "vcsim-password"
             pw.write_text(self.sim.password + "\n")
+            pw.chmod(0o600)
             vc: dict[str, Any] = {
                 "name": "vcsim",
                 "url": self.sim.sdk_url,
@@ -256,6 +287,10 @@ class Stack:
             rem.setdefault("dry_run", False)
             rem.setdefault("host_failure", {"confirm_seconds": 5})
             rem.setdefault("ha_grace_seconds", 5)
+            if self.opts.fast_vm_monitoring:
+                rem.setdefault(
+                    "vm_monitoring", {"prefer_cluster_settings": False, "min_uptime_seconds": 10}
+                )
         rem.update(self.opts.remediator_overrides)
         data["remediator"] = rem
         path = self.run_dir / "config.yml"
@@ -267,20 +302,19 @@ class Stack:
         """Rules and Alertmanager config from the generator, pointed at this stack."""
         gen = self.run_dir / "generated"
         overrides = self.run_dir / "rules-overrides.yml"
-        overrides.write_text(
-            yaml.safe_dump(
-                {
-                    "alertmanager": {
-                        "remediator_url": f"{self.url('remediator')}/api/v1/alerts",
-                        "remediator_credentials_file": str(self.token_file),
-                    }
-                }
-            )
-        )
+        values: dict[str, Any] = {
+            "alertmanager": {
+                "remediator_url": f"{self.url('remediator')}/api/v1/alerts",
+                "remediator_credentials_file": str(self.token_file),
+            }
+        }
+        if self.opts.fast_vm_monitoring:
+            values["vm_monitoring"] = {"use_cluster_settings": False}
+        overrides.write_text(yaml.safe_dump(values))
         result = subprocess.run(  # noqa: S603
             [
                 sys.executable,
-                str(ROOT / "rules" / "generate.py"),
+                str(self.source / "rules" / "generate.py"),
                 "--profile",
                 self.opts.rules_profile,
                 "--config",
@@ -288,7 +322,7 @@ class Stack:
                 "--out",
                 str(gen),
             ],
-            cwd=ROOT,
+            cwd=self.source,
             capture_output=True,
             text=True,
             check=False,
@@ -362,17 +396,48 @@ class Stack:
                 f"--config.file={self.run_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.run_dir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
-                "--web.enable-lifecycle",
             ],
             logs / "prometheus.log",
             f"{self.url('prometheus')}/-/ready",
         )
-        for proc in self.processes.values():
-            proc.start(env)
-        for proc in self.processes.values():
+        # Prometheus last, once the exporter answers: started together, its first scrapes
+        # would fail and the demo would open with a false VsphereExporterDown.
+        first = [p for name, p in self.processes.items() if name != "prometheus"]
+        for proc in first:
+            proc.start(env, cwd=self.source)
+        for proc in first:
             proc.wait_ready(timeout)
+        self.processes["prometheus"].start(env, cwd=self.source)
+        self.processes["prometheus"].wait_ready(timeout)
 
     # --- queries -----------------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        """The Prometheus and Alertmanager versions this stack runs (Debian's packages here;
+        docker-compose.yml pins its own images)."""
+        out = {}
+        for name, binary in (("Prometheus", PROMETHEUS_BIN), ("Alertmanager", ALERTMANAGER_BIN)):
+            try:
+                text = subprocess.run(  # noqa: S603
+                    [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+                )
+                line = (text.stdout or text.stderr).splitlines()[0]
+                out[name] = line.split("version", 1)[1].split()[0]
+            except (OSError, IndexError, subprocess.TimeoutExpired):
+                out[name] = "unknown"
+        return out
+
+    def wait_first_scrape(self, timeout: float = 30.0) -> bool:
+        """Until Prometheus has scraped the exporter successfully once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.query('up{job="vsphere-exporter"} == 1'):
+                    return True
+            except (OSError, StackError, ValueError):
+                pass
+            time.sleep(0.2)
+        return False
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query against the stack's Prometheus."""
         url = f"{self.url('prometheus')}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
