@@ -38,6 +38,8 @@ IDENTITY = {
     "VsphereSync": {"vcenter"},
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
+    "VsphereAlarm": {"vcenter", "entity_type", "entity_id", "entity", "alarm"},
+    "VsphereLicense": {"vcenter", "license", "key_suffix"},
 }
 
 

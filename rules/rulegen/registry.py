@@ -15,6 +15,7 @@ from . import (
     capacity,
     fault_domains,
     ha_master,
+    health,
     hosts,
     performance,
     recording,
@@ -50,6 +51,7 @@ ALERT_GROUPS: tuple[AlertGroup, ...] = (
     fault_domains,
     capacity,
     performance,
+    health,
 )
 
 RECORDING_GROUPS: tuple[RecordingRules, ...] = (
