@@ -44,6 +44,7 @@ from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
 from grafana.dashboards_src import (  # noqa: E402
     capacity,
     cost,
+    health,
     host,
     overview,
     performance,
@@ -64,6 +65,7 @@ DASHBOARDS: dict[str, Callable[[], cog.Builder[dm.Dashboard]]] = {
     "remediation.json": remediation.build,
     "performance.json": performance.build,
     "cost.json": cost.build,
+    "health.json": health.build,
 }
 
 

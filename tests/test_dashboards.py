@@ -39,6 +39,7 @@ EXPECTED_VARIABLES = {
     "vha-remediation": ["vcenter", "cluster"],
     "vha-performance": ["vcenter", "cluster", "host", "vm"],
     "vha-cost": ["vcenter", "cluster"],
+    "vha-health": ["vcenter"],
 }
 
 # Series Prometheus makes itself.

@@ -248,7 +248,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
             f"{board.get('uid')}: {p}"
             for p in dq.check_dashboard(stack.url("prometheus"), board, variables)
         ]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def test_blind_watcher_moves_nothing_and_pages(stack: Stack) -> None:
