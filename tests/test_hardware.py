@@ -67,3 +67,13 @@ def test_the_sensor_fault_api_refuses_bad_requests(sim: Any) -> None:
         sim.set_sensor(host, "Flux capacitor", health="red")
     with pytest.raises(SimulatorError, match="unknown host"):
         sim.set_sensor("nope", TEMP, health="red")
+
+
+async def test_sensors_can_be_switched_off(sim: Any, aiohttp_client: Any) -> None:
+    config = exporter_config(sim_vcenter(sim), collectors={"host_sensors": {"enabled": False}})
+    client = await aiohttp_client(create_app(config))
+    samples, _ = await wait_for(
+        client, lambda s: up(s) and bool(select(s, "vsphere_host_hardware_info")), timeout=30
+    )
+    assert select(samples, "vsphere_host_sensor_status") == []
+    assert select(samples, "vsphere_host_sensor_value") == []

@@ -707,6 +707,13 @@ class LicensesConfig:
 
 
 @dataclass(frozen=True)
+class HostSensorsConfig:
+    """Host hardware sensors: about 5 series per sensor, 50-200 sensors per real host."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class GuestDisksConfig:
     """Guest filesystems (``guest.disk``): two series per VM and filesystem, so off by default."""
 
@@ -728,6 +735,7 @@ class CollectorsConfig:
     tags: TagsConfig = field(default_factory=TagsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     licenses: LicensesConfig = field(default_factory=LicensesConfig)
+    host_sensors: HostSensorsConfig = field(default_factory=HostSensorsConfig)
     guest_disks: GuestDisksConfig = field(default_factory=GuestDisksConfig)
     custom_attributes: CustomAttributesConfig = field(default_factory=CustomAttributesConfig)
 
@@ -783,6 +791,13 @@ def _licenses(section: Any) -> LicensesConfig:
     )
 
 
+def _host_sensors(section: Any) -> HostSensorsConfig:
+    key = "collectors.host_sensors"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled"}, key)
+    return HostSensorsConfig(enabled=_bool(section.get("enabled"), f"{key}.enabled", True))
+
+
 def _guest_disks(section: Any) -> GuestDisksConfig:
     key = "collectors.guest_disks"
     section = _mapping(section, key)
@@ -805,11 +820,13 @@ def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> Collec
     key = "collectors"
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
-    _unknown_keys(section, {"tags", "alarms", "licenses", "guest_disks", "custom_attributes"}, key)
+    allowed = {"tags", "alarms", "licenses", "host_sensors", "guest_disks", "custom_attributes"}
+    _unknown_keys(section, allowed, key)
     return CollectorsConfig(
         tags=_tags(section.get("tags")),
         alarms=_alarms(section.get("alarms")),
         licenses=_licenses(section.get("licenses")),
+        host_sensors=_host_sensors(section.get("host_sensors")),
         guest_disks=_guest_disks(section.get("guest_disks")),
         custom_attributes=_custom_attributes(section.get("custom_attributes")),
     )

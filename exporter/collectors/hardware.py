@@ -8,6 +8,8 @@ A real host reports 50-200 sensors: about 5 series each, per host, never per VM.
 
 from __future__ import annotations
 
+from vcenter.config import parse_collectors_config
+
 from ..families import Family, labels
 from ..properties_extra import SENSORS
 from .context import RenderContext
@@ -19,6 +21,7 @@ def collect(ctx: RenderContext) -> list[Family]:
     info = Family("vsphere_host_hardware_info", "Host hardware identity; always 1.")
     status = Family("vsphere_host_sensor_status", "Host hardware sensor health state.")
     reading = Family("vsphere_host_sensor_value", "Host hardware sensor reading, base units.")
+    sensors_on = parse_collectors_config(ctx.config).host_sensors.enabled
     for host in ctx.objects("HostSystem"):
         base = ctx.base("host", host)
         info.add(
@@ -34,7 +37,7 @@ def collect(ctx: RenderContext) -> list[Family]:
             ),
             1,
         )
-        if host.get("runtime.connectionState") != "connected":
+        if not sensors_on or host.get("runtime.connectionState") != "connected":
             continue  # a disconnected host's sensors are its last known state: not claimed
         seen: set[str] = set()
         for name, kind, state, value, unit in host.get(SENSORS) or ():
