@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from vcenter.config import Config
+from vcenter.config import Config, parse_collectors_config
 
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory
 from .perf import collectors_for
+from .pollers import Poller, tasks_for
 from .render import Renderer
 from .sync import Follower
+from .tagging import TagSource
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
+        # vSphere tags (the vAPI REST endpoint) triggered alarms (not notified) and licences: each
+        # refreshed on a schedule in threads of their own, never on the scrape path.
+        collectors = parse_collectors_config(config)
+        self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
+        self.pollers = [  # triggered alarms and licences: polled, a session per vCenter
+            Poller(vc, inv, tasks_for(collectors), config.sync)
+            for vc, inv in zip(config.vcenters, self.inventories, strict=True)
+        ]
 
     def start(self) -> None:
         self.renderer.start()
@@ -51,6 +61,9 @@ class Exporter:
             follower.start()
         for collector in self.perf:
             collector.start()
+        self.tags.start()
+        for poller in self.pollers:
+            poller.start()
 
     def stop(self) -> None:
         for collector in self.perf:
@@ -61,6 +74,11 @@ class Exporter:
             follower.stop(timeout=2.0)
         for collector in self.perf:
             collector.stop(timeout=2.0)
+        for poller in self.pollers:
+            poller.signal_stop()
+        self.tags.stop(timeout=2.0)
+        for poller in self.pollers:
+            poller.stop(timeout=2.0)
         self.renderer.stop()
 
     def ready(self) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .properties_extra import EXTRA_CONVERTERS, EXTRA_PROPERTIES
+
 # The HA and DRS fields the cluster collector renders.  Under ``configuration`` (a
 # ClusterConfigInfo) rather than ``configurationEx``: the latter is declared as the base type
 # ComputeResourceConfigInfo, which has no dasConfig, so a nested path into it is refused by
@@ -92,6 +94,10 @@ PROPERTIES: dict[str, list[str]] = {
         "vm",
     ],
 }
+
+# --- issue 13 (observability breadth): extra properties, one contained block -----------
+for _type, _paths in EXTRA_PROPERTIES.items():
+    PROPERTIES.setdefault(_type, []).extend(p for p in _paths if p not in PROPERTIES[_type])
 
 KIND_OF_TYPE = {
     "Datacenter": "datacenter",
@@ -253,6 +259,8 @@ def convert(path: str, value: Any) -> Any:
     """Turn a pyvmomi property value into the plain form the inventory keeps."""
     if value is None:
         return None
+    if path in EXTRA_CONVERTERS:
+        return EXTRA_CONVERTERS[path](value)
     if path == "customValue":
         return {int(v.key): str(getattr(v, "value", "")) for v in value}
     if path == "snapshot":
@@ -316,6 +324,12 @@ class Inventory:
         self.last_healthy: dict[tuple[str, str], float] = {}
         # Per-object rendered fragments, owned by the collectors (see collectors/vms.py).
         self.render_cache: dict[str, Any] = {}
+        # The latest vAPI tag snapshot (exporter/tagging.py), replaced whole; None until read.
+        self.tags: Any = None
+        # The latest triggered-alarm snapshot (exporter/alarms.py), replaced whole.
+        self.alarms: Any = None
+        # The latest licence snapshot (exporter/licenses.py), replaced whole.
+        self.licenses: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from vcenter.config import Config
 
 from . import __version__
-from .collectors import COLLECTORS, RenderContext
+from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .families import Family, escape, merge
 from .inventory import KIND_OF_TYPE, Inventory
 from .topology import Topology
@@ -124,6 +124,9 @@ def inventory_families(
                 ok = 1.0
                 try:
                     out.extend(fn(ctx))
+                except CollectorUnavailable as exc:  # known and logged once by its source
+                    ok = 0.0
+                    out.extend(exc.families)
                 except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
                     ok = 0.0
                     log.exception("collector %s failed for vCenter %s", name, inv.vcenter)

@@ -387,6 +387,14 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST", "DELETE")
 		}
+	case "alarms":
+		return s.routeAlarms(r, parts[1:]) // sim/alarms.go
+	case "datastores":
+		return s.routeDatastores(r, parts[1:]) // sim/datastores.go
+	case "sensors":
+		return s.routeSensors(r, parts[1:]) // sim/sensors.go
+	case "guest":
+		return s.routeGuest(r, parts[1:]) // sim/guest.go
 	case "config":
 		if n == 1 {
 			switch r.Method {

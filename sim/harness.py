@@ -334,6 +334,49 @@ class SimulatorClient:
             body["strictSource"] = strict_source
         return cast(JSONDict, self._request("POST", "/api/v1/config", body))
 
+    # vCenter alarms (sim/alarms.go): entity_type is host, vm, cluster, datastore, datacenter.
+    def alarms(self) -> JSONDict:
+        return cast(JSONDict, self._request("GET", "/api/v1/alarms"))
+
+    def trigger_alarm(
+        self, alarm: str, entity_type: str, entity: str, status: str = "red", **extra: Any
+    ) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        body.update(status=status, **extra)
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/trigger", body))
+
+    def acknowledge_alarm(self, alarm: str, entity_type: str, entity: str) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/acknowledge", body))
+
+    def datastores(self) -> list[JSONDict]:
+        return cast(list[JSONDict], self._request("GET", "/api/v1/datastores")["datastores"])
+
+    def set_datastore(self, name: str, **props: Any) -> JSONDict:
+        """``maintenanceMode``, ``freeSpace``, ``uncommitted`` (bytes), ``accessible``."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/datastores/{self._q(name)}", props))
+
+    def sensors(self, host: str) -> list[JSONDict]:
+        return cast(
+            list[JSONDict], self._request("GET", f"/api/v1/sensors/{self._q(host)}")["sensors"]
+        )
+
+    def set_sensor(self, host: str, sensor: str, **props: Any) -> JSONDict:
+        """``health`` (green, yellow, red, unknown) and/or ``reading`` (base units)."""
+        body: JSONDict = {"sensor": sensor, **props}
+        return cast(JSONDict, self._request("POST", f"/api/v1/sensors/{self._q(host)}", body))
+
+    def guest(self, vm: str) -> JSONDict:
+        return cast(JSONDict, self._request("GET", f"/api/v1/guest/{self._q(vm)}"))
+
+    def set_guest(self, vm: str, **props: Any) -> JSONDict:
+        """``toolsVersionStatus2``, ``toolsVersion``, ``disks`` ([{path, capacity, free}])."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/guest/{self._q(vm)}", props))
+
+    def clear_alarms(self, **match: str) -> JSONDict:
+        """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))
+
 
 # ---- process management ---------------------------------------------------------------------
 

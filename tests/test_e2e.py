@@ -255,7 +255,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
             f"{board.get('uid')}: {p}"
             for p in dq.check_dashboard(stack.url("prometheus"), board, variables)
         ]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def test_no_alert_resolves_and_refires_across_a_short_reconnect(stack: Stack) -> None:

@@ -40,6 +40,8 @@ IDENTITY = {
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
     "VsphereRemediator": {"job", "instance"},
+    "VsphereAlarm": {"vcenter", "entity_type", "entity_id", "entity", "alarm"},
+    "VsphereLicense": {"vcenter", "license", "key_suffix"},
 }
 
 

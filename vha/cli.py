@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
-from vcenter.config import Collector, Config, ConfigError, load_config
+from vcenter.config import Collector, Config, ConfigError, load_config, parse_collectors_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -51,6 +51,7 @@ def validate(path: str, *, read_secrets: bool = True, remediator: bool | None = 
     c = Collector()
     c.run(None, parse_performance_config, config)
     c.run(None, parse_cost_config, config)
+    c.run(None, parse_collectors_config, config)
     if remediator or (remediator is None and config.raw.get("remediator") is not None):
         base = Path(config.path).parent if config.path else None
         empty: Mapping[str, Any] = {}

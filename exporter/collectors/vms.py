@@ -77,6 +77,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
                 ("instance_uuid", str(vm.get("config.instanceUuid") or "")),
                 ("ha_protected", "true" if is_protected else "false"),
                 ("restart_priority", prio),
+                ("tools_version", str(vm.get("guest.toolsVersion") or "")),
             )
         ),
         1,
