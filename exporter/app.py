@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from vcenter.config import Config, parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
+from vcenter.config import Config
 
 from .cost import CostSource, parse_cost_config
 from .families import CONTENT_TYPE

@@ -19,7 +19,8 @@ from typing import Any
 
 from pyVmomi import vim
 
-from vcenter.config import CollectorsConfig, SyncConfig, VCenterConfig
+from exporter.collectors_config import CollectorsConfig
+from vcenter.config import SyncConfig, VCenterConfig
 from vcenter.session import classify, connect, describe, disconnect
 
 from .alarms import AlarmSnapshot, read_alarms

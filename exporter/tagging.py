@@ -24,7 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from vcenter.config import TagsConfig, VCenterConfig
+from exporter.collectors_config import TagsConfig
+from vcenter.config import VCenterConfig
 from vcenter.session import ssl_context
 
 from .inventory import Inventory

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from exporter.app import create_app
-from vcenter.config import ConfigError, parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
+from vcenter.config import ConfigError
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, select, value

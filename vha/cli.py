@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
-from vcenter.config import Collector, Config, ConfigError, load_config, parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
+from vcenter.config import Collector, Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 

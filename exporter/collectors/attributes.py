@@ -4,7 +4,7 @@ series per object and set attribute, optionally only for an allow-list of attrib
 
 from __future__ import annotations
 
-from vcenter.config import parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..inventory import ManagedObject

@@ -3,7 +3,7 @@ default: two series per VM and mount point (``collectors.guest_disks.enabled``).
 
 from __future__ import annotations
 
-from vcenter.config import parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..inventory import ManagedObject

@@ -8,7 +8,7 @@ A real host reports 50-200 sensors: about 5 series each, per host, never per VM.
 
 from __future__ import annotations
 
-from vcenter.config import parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..properties_extra import SENSORS

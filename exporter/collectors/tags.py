@@ -7,7 +7,7 @@ per object and attached tag: per-VM tags are switchable (``collectors.tags.vms``
 
 from __future__ import annotations
 
-from vcenter.config import parse_collectors_config
+from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from .context import CollectorUnavailable, RenderContext
