@@ -14,6 +14,7 @@ from aiohttp import web
 from vcenter.config import Config
 
 from .cost import CostSource, parse_cost_config
+from .exposition import ShardError, parse_shard
 from .families import CONTENT_TYPE
 from .inventory import Inventory
 from .perf import collectors_for
@@ -96,9 +97,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    """The latest body, or one shard of it with ``?shard=i&total_shards=n`` (see
+    exposition.py); bad shard parameters are a 400 with a one-line reason."""
     exporter = request.app[EXPORTER]
+    try:
+        shard = parse_shard(request.query.get("shard"), request.query.get("total_shards"))
+    except ShardError as exc:
+        return web.Response(status=400, text=f"{exc}\n")
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    chunks = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped)
+    chunks = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped, shard=shard)
     headers = {"Content-Type": CONTENT_TYPE}
     if gzipped:
         headers["Content-Encoding"] = "gzip"

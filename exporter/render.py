@@ -3,16 +3,20 @@
 A background thread re-renders when an inventory changes (debounced, and never sooner after
 the previous render than that render took, so a flood of updates costs at most half a core), and
 ``/metrics`` always answers with the latest body from memory.
+
+The body is one :class:`~exporter.exposition.Piece` per family.  A family whose sources
+are the very objects of the previous render (the performance counters' snapshot, between
+two collections) is not rendered again, and a piece whose bytes did not change is the
+previous piece itself, so its gzip member and shard splits are never rebuilt: a change
+costs the families it touches, and a scrape only concatenates.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
@@ -20,7 +24,8 @@ from vcenter.config import Config
 
 from . import __version__
 from .collectors import COLLECTORS, RenderContext
-from .families import Family, escape, merge
+from .exposition import Piece, chunks, reuse
+from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .topology import Topology
 
@@ -132,7 +137,15 @@ def inventory_families(
 
 
 class Body(tuple[bytes, ...]):
-    """A rendered ``/metrics`` body: one bytes chunk per metric family."""
+    """A rendered ``/metrics`` body: one bytes chunk per metric family (its pieces' bytes)."""
+
+    pieces: tuple[Piece, ...]
+
+    def __new__(cls, pieces: Iterable[Piece]) -> Body:
+        items = tuple(pieces)
+        body = super().__new__(cls, (p.plain for p in items))
+        body.pieces = items
+        return body
 
     def decode(self) -> str:
         return b"".join(self).decode()
@@ -142,8 +155,11 @@ class Body(tuple[bytes, ...]):
         return sum(len(c) for c in self)
 
 
+_MAX_SHARD_TOTALS = 4  # distinct total_shards values whose splits are kept built
+
+
 class Renderer:
-    """Keeps the latest ``/metrics`` body (plain and gzipped) in memory."""
+    """Keeps the latest ``/metrics`` body (plain, gzip members, shards) in memory."""
 
     def __init__(
         self,
@@ -154,15 +170,20 @@ class Renderer:
         self.config = config
         self.inventories = list(inventories)
         # Other in-memory sources (e.g. performance counters) rendered into the same body;
-        # each returns families from its own snapshot and must not block.
+        # each returns families from its own snapshot and must not block, and must not
+        # change a family after handing it out (an unchanged family is not rendered again).
         self.extra_sources = list(extra_sources)
         self._cond = threading.Condition()
         self._dirty = True
         self._stop = False
         self._body: Body | None = None
-        self._gzip: tuple[Body, bytes] | None = None
+        # name -> (the source families it was rendered from, with their sizes; the piece)
+        self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        self._gzip_wanted = False
+        self._shard_totals: list[int] = []  # recently asked total_shards, newest last
         self._render_seconds = 0.0
         self.renders_total = 0
+        self.families_rendered_total = 0  # families whose text was built (not reused)
         self.rendered_generations = [-1] * len(self.inventories)
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
@@ -195,10 +216,48 @@ class Renderer:
                     return
             time.sleep(0.02)  # let a burst of updates land in one render
             try:
-                self.render_now()
+                body = self.render_now()
+                self.prepare(body)
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
             time.sleep(max(0.0, min(self._render_seconds, 5.0) - 0.02))
+
+    def _pieces(self, families: list[Family]) -> list[Piece]:
+        """One piece per family name (several vCenters' families joined, first-seen order);
+        a name whose source families are the same objects as last time keeps its piece."""
+        groups: dict[str, list[Family]] = {}
+        for fam in families:
+            groups.setdefault(fam.name, []).append(fam)
+        previous = self._by_sources
+        cache: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        out = []
+        for name, group in groups.items():
+            sizes = tuple(len(f.lines) for f in group)
+            old = previous.get(name)
+            if (
+                old is not None
+                and old[1] == sizes
+                and len(old[0]) == len(group)
+                and all(a is b for a, b in zip(old[0], group, strict=True))
+            ):
+                piece = old[2]
+            else:
+                first = group[0]
+                merged = Family(first.name, first.help, first.type, [])
+                for fam in group:
+                    merged.lines.extend(fam.lines)
+                piece = Piece(name, merged.render().encode())
+                self.families_rendered_total += 1
+            cache[name] = (group, sizes, piece)
+            out.append(piece)
+        with self._cond:
+            old_body = self._body
+        out = reuse(out, old_body.pieces if old_body is not None else ())
+        for name, piece in zip(groups, out, strict=True):
+            group, sizes, _ = cache[name]
+            cache[name] = (group, sizes, piece)
+        self._by_sources = cache
+        return out
 
     def render_now(self) -> Body:
         with self._cond:
@@ -229,14 +288,25 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
-        body = Body(f.render().encode() for f in merge([*families, ok, dur, build, took]))
+        body = Body(self._pieces([*families, ok, dur, build, took]))
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         self.rendered_generations = generations
         with self._cond:
             self._body = body
-            self._gzip = None
         return body
+
+    def prepare(self, body: Body) -> None:
+        """Build, after publishing ``body``, what scrapes asked for before: the gzip member
+        of every new piece and its shard splits (a scrape arriving first builds its own)."""
+        with self._cond:
+            gzipped, totals = self._gzip_wanted, list(self._shard_totals)
+        for piece in body.pieces:
+            if gzipped:
+                piece.gzip()
+            for n in totals:
+                for i in range(n):
+                    piece.shard(i, n, gzipped=gzipped)
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""
@@ -245,25 +315,19 @@ class Renderer:
             for rendered, inv in zip(self.rendered_generations, self.inventories, strict=True)
         )
 
-    def body(self, *, gzipped: bool = False) -> list[bytes]:
-        """The latest body as chunks, plus process metrics; renders only the first time.
+    def body(self, *, gzipped: bool = False, shard: tuple[int, int] | None = None) -> list[bytes]:
+        """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
-        body at 10,000 VMs is never copied into one buffer per scrape.
+        body at 10,000 VMs is never copied into one buffer per scrape; gzipped, each chunk
+        is the family's gzip member, compressed once per change of that family.
         """
         with self._cond:
             body = self._body
+            self._gzip_wanted = self._gzip_wanted or gzipped
+            if shard is not None and shard[1] > 1 and shard[1] not in self._shard_totals:
+                self._shard_totals = [*self._shard_totals, shard[1]][-_MAX_SHARD_TOTALS:]
         if body is None:
             body = self.render_now()
-        process = generate_latest(self._process)
-        if not gzipped:
-            return [*body, process]
-        with self._cond:
-            cached = self._gzip
-        if cached is None or cached[0] is not body:
-            packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # one gzip member over all chunks
-            packed = b"".join([*(packer.compress(c) for c in body), packer.flush()])
-            cached = (body, packed)
-            with self._cond:
-                self._gzip = cached
-        return [cached[1], gzip.compress(process, compresslevel=1)]
+        process = Piece("process", generate_latest(self._process), shard0=True)
+        return chunks([*body.pieces, process], gzipped=gzipped, shard=shard)

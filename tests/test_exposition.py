@@ -1,0 +1,208 @@
+"""The body as per-family pieces: gzip members reused, shards that add up to the body.
+
+Against the real simulator (performance counters on, the default), and Prometheus (the
+Debian package) scraping gzip and two shards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import shutil
+import time
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.app import EXPORTER, create_app
+from exporter.exposition import chunks, parse_shard, shard_of
+from vha.demo.stack import Process, free_port, get_json
+
+from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
+from .metrics_helpers import Sample, parse, select
+
+
+def up(samples: list[Sample]) -> bool:
+    return any(s.value == 1 for s in select(samples, "vsphere_up", vcenter="vc1"))
+
+
+def keyed(samples: list[Sample]) -> Counter[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """A multiset of samples without the exporter's process metrics (measured per scrape)."""
+    return Counter(
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for s in samples
+        if not s.name.startswith("process_")
+    )
+
+
+async def _exporter(sim: Any, aiohttp_client: Any) -> tuple[Any, Any]:
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    await wait_for(
+        client,
+        lambda s: up(s) and any(x.name == "vsphere_perf_entities" and x.value > 0 for x in s),
+        timeout=60,
+    )
+    return client, client.server.app[EXPORTER]
+
+
+async def test_gzip_body_is_the_plain_body_and_unchanged_pieces_are_reused(
+    sim: Any, aiohttp_client: Any
+) -> None:
+    _client, exporter = await _exporter(sim, aiohttp_client)
+    renderer = exporter.renderer
+    body = await asyncio.to_thread(renderer.render_now)
+    packed = chunks(body.pieces, gzipped=True)
+    assert gzip.decompress(b"".join(packed)) == b"".join(body)  # members concatenate
+    assert len(packed) == len([p for p in body.pieces if p.plain])  # one member per family
+    # One host changes: only the families it touches get new pieces.
+    host = sim.inventory()["hosts"][0]["name"]
+    before = {p.name: p for p in body.pieces}
+    members = {p.name: p.gzip() for p in body.pieces}
+    sim.set_host(host, inMaintenanceMode=True)
+    deadline = time.monotonic() + 10
+    while True:
+        after = await asyncio.to_thread(renderer.render_now)
+        shown = select(parse(after.decode()), "vsphere_host_maintenance_mode", host=host)
+        if shown and shown[0].value == 1:
+            break
+        assert time.monotonic() < deadline, "the change never reached the body"
+        await asyncio.sleep(0.1)
+    pieces = {p.name: p for p in after.pieces}
+    assert pieces["vsphere_host_maintenance_mode"] is not before["vsphere_host_maintenance_mode"]
+    for name in ("vsphere_host_info", "vsphere_vm_info", "vsphere_cluster_info"):
+        assert pieces[name] is before[name], name
+        assert pieces[name].gzip() is members[name], name  # never compressed again
+    assert gzip.decompress(b"".join(chunks(after.pieces, gzipped=True))) == b"".join(after)
+
+
+async def test_gzip_over_http_is_the_same_body(sim: Any, aiohttp_client: Any) -> None:
+    client, _exporter_obj = await _exporter(sim, aiohttp_client)
+    resp = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"
+    raw = await resp.read()
+    assert len(raw) == int(resp.headers["Content-Length"])
+    text = gzip.decompress(raw).decode()
+    assert select(parse(text), "vsphere_up", vcenter="vc1")[0].value == 1
+
+
+async def test_union_of_shards_is_the_body(sim: Any, aiohttp_client: Any) -> None:
+    _client, exporter = await _exporter(sim, aiohttp_client)
+    renderer = exporter.renderer
+    body = await asyncio.to_thread(renderer.render_now)  # one body, held still
+    plain = b"".join(body)
+    whole = keyed(parse(plain.decode()))
+    vms = {s.labels["vm_id"] for s in parse(plain.decode()) if "vm_id" in s.labels}
+    assert len(vms) > 4
+    for n in (1, 2, 4):
+        union: Counter[tuple[str, tuple[tuple[str, str], ...], float]] = Counter()
+        vm_shard: dict[str, int] = {}
+        for i in range(n):
+            data = b"".join(chunks(body.pieces, gzipped=False, shard=(i, n)))
+            packed = b"".join(chunks(body.pieces, gzipped=True, shard=(i, n)))
+            assert gzip.decompress(packed) == data
+            samples = parse(data.decode())
+            union += keyed(samples)
+            names = {s.name for s in samples}
+            if i == 0:  # vCenter-level and cluster-level families live in shard 0
+                assert {"vsphere_up", "vsphere_cluster_info", "vsphere_sync_updates_total"} <= names
+            else:
+                assert not names & {"vsphere_up", "vsphere_cluster_info"}
+            for s in samples:
+                if "vm_id" in s.labels and s.name.startswith("vsphere_vm_"):
+                    assert vm_shard.setdefault(s.labels["vm_id"], i) == i  # one shard per VM
+                    assert shard_of(b"vc1", s.labels["vm_id"].encode(), n) == i
+        assert union == whole, n
+        assert len(vm_shard) == len(vms)
+        if n > 1:
+            assert len(set(vm_shard.values())) > 1  # the VMs spread out
+    # The exporter's process metrics: shard 0 only.
+    for i, expected in ((0, True), (1, False)):
+        text = b"".join(renderer.body(shard=(i, 2))).decode()
+        assert ("process_resident_memory_bytes" in text) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("shard=0", "shard and total_shards go together"),
+        ("total_shards=2", "shard and total_shards go together"),
+        ("shard=a&total_shards=2", "must be whole numbers"),
+        ("shard=2&total_shards=2", "shard must be between 0 and total_shards-1 (1), got 2"),
+        ("shard=-1&total_shards=2", "shard must be between 0"),
+        ("shard=0&total_shards=0", "total_shards must be between 1 and 256, got 0"),
+        ("shard=0&total_shards=1000", "total_shards must be between 1 and 256"),
+    ],
+)
+async def test_bad_shard_parameters_are_a_400(
+    sim: Any, aiohttp_client: Any, query: str, message: str
+) -> None:
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    resp = await client.get(f"/metrics?{query}")
+    text = await resp.text()
+    assert resp.status == 400, text
+    assert message in text and "Traceback" not in text and text.count("\n") == 1
+
+
+def test_parse_shard() -> None:
+    assert parse_shard(None, None) is None
+    assert parse_shard("3", "4") == (3, 4)
+    assert shard_of(b"vc1", b"vm-42", 4) == shard_of(b"vc1", b"vm-42", 4)  # no salt
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
+async def test_prometheus_scrapes_two_gzip_shards(
+    sim: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client, exporter = await _exporter(sim, aiohttp_client)
+    target = f"127.0.0.1:{client.server.port}"
+    port = free_port()
+    jobs = [
+        {
+            "job_name": f"vsphere-shard-{i}",
+            "scrape_interval": "1s",
+            "scrape_timeout": "1s",
+            "params": {"shard": [str(i)], "total_shards": ["2"]},
+            "static_configs": [{"targets": [target]}],
+        }
+        for i in range(2)
+    ]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"scrape_configs": jobs}))
+    prom = Process(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path / "prometheus.log",
+        f"http://127.0.0.1:{port}/-/ready",
+    )
+    prom.start()
+    try:
+        await asyncio.to_thread(prom.wait_ready, 60)
+        vms = len([v for v in sim.inventory()["vms"] if not v.get("template")])
+
+        def query(q: str) -> list[dict[str, Any]]:
+            url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(q)}"
+            return list(get_json(url)["data"]["result"])
+
+        deadline = time.monotonic() + 30
+        while True:
+            ups = await asyncio.to_thread(query, "up")
+            per_job = await asyncio.to_thread(query, "count by (job) (vsphere_vm_info)")
+            counted = {r["metric"]["job"]: int(r["value"][1]) for r in per_job}
+            if len(ups) == 2 and all(r["value"][1] == "1" for r in ups) and len(counted) == 2:
+                break
+            assert time.monotonic() < deadline, f"up={ups} counts={counted}\n{prom.tail()}"
+            await asyncio.sleep(0.5)
+        assert sum(counted.values()) == vms  # each VM in exactly one shard
+        assert exporter.renderer._gzip_wanted  # Prometheus asked for gzip  # noqa: SLF001
+        cluster = await asyncio.to_thread(query, "count by (job) (vsphere_cluster_info)")
+        assert [r["metric"]["job"] for r in cluster] == ["vsphere-shard-0"]
+    finally:
+        prom.stop()
