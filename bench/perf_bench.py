@@ -18,21 +18,19 @@ Figures only; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from exporter.inventory import Inventory
-from exporter.perf import PerfCollector, collectors_for, parse_performance_config
+from exporter.perf import PerfCollector, parse_performance_config
 from exporter.perf_counters import COUNTERS
 from exporter.sync import Follower
 from sim.harness import Simulator
@@ -155,27 +153,15 @@ def serve(config_path: str) -> None:
     """Run the exporter with performance collection wired in as exporter/app.py does."""
     from aiohttp import web  # noqa: PLC0415
 
-    from exporter.app import EXPORTER, create_app  # noqa: PLC0415
+    from exporter.app import create_app  # noqa: PLC0415
 
     if os.environ.get("VHA_BENCH_ZERO_FILL"):
         zero_fill()
 
     config = load_config(config_path)
+    # create_app wires the collectors in itself (exporter/app.py); adding a second set here
+    # (as this benchmark once did) doubled the counters' CPU and series.
     app = create_app(config)
-    exporter = app[EXPORTER]
-    collectors = collectors_for(config, exporter.inventories)
-    exporter.renderer.extra_sources.extend(c.families for c in collectors)
-    for c in collectors:
-        c.add_listener(exporter.renderer.mark_dirty)
-
-    async def perf(app: web.Application) -> AsyncIterator[None]:
-        for c in collectors:
-            c.start()
-        yield
-        for c in collectors:
-            await asyncio.to_thread(c.stop)
-
-    app.cleanup_ctx.append(perf)
     web.run_app(app, host=config.listen_host, port=config.listen_port, print=None, access_log=None)
 
 

@@ -136,6 +136,45 @@ def inventory_families(
     return out
 
 
+class LagHistogram:
+    """``vsphere_render_lag_seconds``: how long an inventory change waited for the body.
+
+    The exporter's own share of a change's way to ``/metrics`` (vCenter's share is before
+    the update reaches the follower): from the update being applied to the first body
+    rendered after it being published.  Observed after publishing, so a body shows the lag
+    of the renders before it.
+    """
+
+    BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(self.BUCKETS)
+        self.count = 0
+        self.sum = 0.0
+        self.last = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(self.BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.count += 1
+        self.sum += seconds
+        self.last = seconds
+
+    def family(self) -> Family:
+        fam = Family(
+            "vsphere_render_lag_seconds",
+            "From an inventory change applied to the first /metrics body showing it published.",
+            "histogram",
+        )
+        for bound, n in zip(self.BUCKETS, self.counts, strict=True):
+            fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="{bound}"}} {n}\n')
+        fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="+Inf"}} {self.count}\n')
+        fam.lines.append(f"vsphere_render_lag_seconds_sum {self.sum!r}\n")
+        fam.lines.append(f"vsphere_render_lag_seconds_count {self.count}\n")
+        return fam
+
+
 class Body(tuple[bytes, ...]):
     """A rendered ``/metrics`` body: one bytes chunk per metric family (its pieces' bytes)."""
 
@@ -188,24 +227,40 @@ class Renderer:
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._thread: threading.Thread | None = None
+        self._packer: threading.Thread | None = None
+        self._to_pack: Body | None = None  # the newest body the packer has not prepared
+        # Detection latency, the exporter's own share: from the first inventory change
+        # after a render started to the body that shows it being published.
+        self._changed_since: float | None = None
+        self.lag = LagHistogram()
         for inv in self.inventories:
-            inv.add_listener(self.mark_dirty)
+            inv.add_listener(self._inventory_changed)
 
     def mark_dirty(self) -> None:
         with self._cond:
             self._dirty = True
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def _inventory_changed(self) -> None:
+        with self._cond:
+            if self._changed_since is None:
+                self._changed_since = time.monotonic()
+            self._dirty = True
+            self._cond.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="vha-render", daemon=True)
         self._thread.start()
+        self._packer = threading.Thread(target=self._pack_loop, name="vha-pack", daemon=True)
+        self._packer.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._cond.notify_all()
+        for thread in (self._thread, self._packer):
+            if thread is not None:
+                thread.join(timeout=5)
 
     def _loop(self) -> None:
         while True:
@@ -217,10 +272,27 @@ class Renderer:
             time.sleep(0.02)  # let a burst of updates land in one render
             try:
                 body = self.render_now()
-                self.prepare(body)
+                with self._cond:
+                    self._to_pack = body
+                    self._cond.notify_all()
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
             time.sleep(max(0.0, min(self._render_seconds, 5.0) - 0.02))
+
+    def _pack_loop(self) -> None:
+        """Compress and split new pieces on a thread of their own (zlib releases the GIL),
+        so the next inventory change is never rendered behind the last one's gzip."""
+        while True:
+            with self._cond:
+                while self._to_pack is None and not self._stop:
+                    self._cond.wait()
+                body, self._to_pack = self._to_pack, None
+                if self._stop or body is None:
+                    return
+            try:
+                self.prepare(body)
+            except Exception:  # noqa: BLE001 - a scrape builds what is missing itself
+                log.exception("compressing /metrics failed")
 
     def _pieces(self, families: list[Family]) -> list[Piece]:
         """One piece per family name (several vCenters' families joined, first-seen order);
@@ -262,6 +334,7 @@ class Renderer:
     def render_now(self) -> Body:
         with self._cond:
             self._dirty = False
+            changed, self._changed_since = self._changed_since, None
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
@@ -288,12 +361,15 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
-        body = Body(self._pieces([*families, ok, dur, build, took]))
+        lag = self.lag.family()
+        body = Body(self._pieces([*families, ok, dur, build, took, lag]))
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         self.rendered_generations = generations
         with self._cond:
             self._body = body
+        if changed is not None:
+            self.lag.observe(time.monotonic() - changed)
         return body
 
     def prepare(self, body: Body) -> None:

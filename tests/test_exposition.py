@@ -206,3 +206,19 @@ async def test_prometheus_scrapes_two_gzip_shards(
         assert [r["metric"]["job"] for r in cluster] == ["vsphere-shard-0"]
     finally:
         prom.stop()
+
+
+async def test_render_lag_histogram_counts_inventory_changes(sim: Any, aiohttp_client: Any) -> None:
+    client, _exporter_obj = await _exporter(sim, aiohttp_client)
+
+    def count(samples: list[Sample]) -> float:
+        found = select(samples, "vsphere_render_lag_seconds_count")
+        return found[0].value if found else -1
+
+    samples, _ = await wait_for(client, lambda s: count(s) >= 1, timeout=10)
+    before = count(samples)
+    sim.set_host(sim.inventory()["hosts"][0]["name"], inMaintenanceMode=True)
+    samples, _ = await wait_for(client, lambda s: count(s) > before, timeout=10)
+    inf = select(samples, "vsphere_render_lag_seconds_bucket", le="+Inf")[0].value
+    assert inf == count(samples)
+    assert (select(samples, "vsphere_render_lag_seconds_sum")[0].value or 0) > 0
