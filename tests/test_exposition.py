@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import shutil
+import subprocess
 import time
 import urllib.parse
 from collections import Counter
@@ -153,24 +155,45 @@ def test_parse_shard() -> None:
     assert shard_of(b"vc1", b"vm-42", 4) == shard_of(b"vc1", b"vm-42", 4)  # no salt
 
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "exporter.md"
+
+
+def documented_scrape_configs() -> list[dict[str, Any]]:
+    """The Prometheus scrape configs docs/exporter.md gives for 1, 2 and 4 shards."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", DOCS.read_text(), re.S | re.M)
+    return [d for d in map(yaml.safe_load, blocks) if isinstance(d, dict) and "scrape_configs" in d]
+
+
+def test_documented_scrape_configs_pass_promtool(tmp_path: Path) -> None:
+    configs = documented_scrape_configs()
+    shards = [len(c["scrape_configs"][0]["static_configs"]) for c in configs]
+    assert shards == [1, 2, 4]
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    for n, config in zip(shards, configs, strict=True):
+        path = tmp_path / f"prometheus-{n}.yml"
+        path.write_text(yaml.safe_dump(config))
+        proc = subprocess.run(
+            ["promtool", "check", "config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
-async def test_prometheus_scrapes_two_gzip_shards(
+async def test_prometheus_scrapes_the_documented_four_shards_with_gzip(
     sim: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     client, exporter = await _exporter(sim, aiohttp_client)
-    target = f"127.0.0.1:{client.server.port}"
+    config = documented_scrape_configs()[2]  # four shards, as documented
+    text = yaml.safe_dump(config).replace("127.0.0.1:9272", f"127.0.0.1:{client.server.port}")
+    config = yaml.safe_load(text)
+    config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s"}
     port = free_port()
-    jobs = [
-        {
-            "job_name": f"vsphere-shard-{i}",
-            "scrape_interval": "1s",
-            "scrape_timeout": "1s",
-            "params": {"shard": [str(i)], "total_shards": ["2"]},
-            "static_configs": [{"targets": [target]}],
-        }
-        for i in range(2)
-    ]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"scrape_configs": jobs}))
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prom = Process(
         "prometheus",
         [
@@ -185,7 +208,7 @@ async def test_prometheus_scrapes_two_gzip_shards(
     prom.start()
     try:
         await asyncio.to_thread(prom.wait_ready, 60)
-        vms = len([v for v in sim.inventory()["vms"] if not v.get("template")])
+        vms = len(sim.inventory()["vms"])
 
         def query(q: str) -> list[dict[str, Any]]:
             url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(q)}"
@@ -193,17 +216,23 @@ async def test_prometheus_scrapes_two_gzip_shards(
 
         deadline = time.monotonic() + 30
         while True:
-            ups = await asyncio.to_thread(query, "up")
-            per_job = await asyncio.to_thread(query, "count by (job) (vsphere_vm_info)")
-            counted = {r["metric"]["job"]: int(r["value"][1]) for r in per_job}
-            if len(ups) == 2 and all(r["value"][1] == "1" for r in ups) and len(counted) == 2:
+            ups = await asyncio.to_thread(query, 'up{job="vsphere-exporter"}')
+            per_shard = await asyncio.to_thread(query, "count by (shard) (vsphere_vm_info)")
+            counted = {r["metric"]["shard"]: int(r["value"][1]) for r in per_shard}
+            if len(ups) == 4 and all(r["value"][1] == "1" for r in ups) and len(counted) == 4:
                 break
             assert time.monotonic() < deadline, f"up={ups} counts={counted}\n{prom.tail()}"
             await asyncio.sleep(0.5)
         assert sum(counted.values()) == vms  # each VM in exactly one shard
         assert exporter.renderer._gzip_wanted  # Prometheus asked for gzip  # noqa: SLF001
-        cluster = await asyncio.to_thread(query, "count by (job) (vsphere_cluster_info)")
-        assert [r["metric"]["job"] for r in cluster] == ["vsphere-shard-0"]
+        cluster = await asyncio.to_thread(query, "count by (shard) (vsphere_cluster_info)")
+        assert [r["metric"]["shard"] for r in cluster] == ["0"]
+        # A cross-shard join as the rules write them: every VM finds its host.
+        joined = await asyncio.to_thread(
+            query,
+            "count(vsphere_vm_info * on (vcenter, host_id) group_left vsphere_host_info)",
+        )
+        assert int(joined[0]["value"][1]) == vms
     finally:
         prom.stop()
 
