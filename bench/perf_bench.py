@@ -153,7 +153,7 @@ def serve(config_path: str) -> None:
     """Run the exporter with performance collection wired in as exporter/app.py does."""
     from aiohttp import web  # noqa: PLC0415
 
-    from exporter.app import create_app  # noqa: PLC0415
+    from exporter.app import create_app, tune_interpreter  # noqa: PLC0415
 
     if os.environ.get("VHA_BENCH_ZERO_FILL"):
         zero_fill()
@@ -162,6 +162,7 @@ def serve(config_path: str) -> None:
     # create_app wires the collectors in itself (exporter/app.py); adding a second set here
     # (as this benchmark once did) doubled the counters' CPU and series.
     app = create_app(config)
+    tune_interpreter()  # as exporter.app.run does
     web.run_app(app, host=config.listen_host, port=config.listen_port, print=None, access_log=None)
 
 

@@ -1,7 +1,8 @@
 """Turns the inventories into the ``/metrics`` body, off the request path.
 
 A background thread re-renders when an inventory changes (debounced, and never sooner after
-the previous render than that render took, so a flood of updates costs at most half a core), and
+the previous render than that render took, so a flood of updates costs at most half a core,
+while a change after a quiet spell is rendered at once), and
 ``/metrics`` always answers with the latest body from memory.
 
 The body is one :class:`~exporter.exposition.Piece` per family.  A family whose sources
@@ -220,6 +221,7 @@ class Renderer:
         self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
         self._gzip_wanted = False
         self._shard_totals: list[int] = []  # recently asked total_shards, newest last
+        self._ready: dict[tuple[bool, int], Body] = {}  # (gzip, total) -> newest built
         self._render_seconds = 0.0
         self.renders_total = 0
         self.families_rendered_total = 0  # families whose text was built (not reused)
@@ -263,13 +265,18 @@ class Renderer:
                 thread.join(timeout=5)
 
     def _loop(self) -> None:
+        ended = 0.0  # monotonic time the last render finished
         while True:
             with self._cond:
                 while not self._dirty and not self._stop:
                     self._cond.wait()
                 if self._stop:
                     return
-            time.sleep(0.02)  # let a burst of updates land in one render
+            # Let a burst of updates land in one render; and in a storm (a change within a
+            # render's time of the last one) wait out that time, so rendering takes at most
+            # half a core. A change after a quiet spell, the detection case, renders at once.
+            quiet = time.monotonic() - ended
+            time.sleep(max(0.02, min(self._render_seconds, 5.0) - quiet))
             try:
                 body = self.render_now()
                 with self._cond:
@@ -277,7 +284,7 @@ class Renderer:
                     self._cond.notify_all()
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
-            time.sleep(max(0.0, min(self._render_seconds, 5.0) - 0.02))
+            ended = time.monotonic()
 
     def _pack_loop(self) -> None:
         """Compress and split new pieces on a thread of their own (zlib releases the GIL),
@@ -374,15 +381,23 @@ class Renderer:
 
     def prepare(self, body: Body) -> None:
         """Build, after publishing ``body``, what scrapes asked for before: the gzip member
-        of every new piece and its shard splits (a scrape arriving first builds its own)."""
+        of every new piece, then its shard splits; each variant, once built, is what its
+        scrapes are served (see :meth:`body`)."""
         with self._cond:
             gzipped, totals = self._gzip_wanted, list(self._shard_totals)
-        for piece in body.pieces:
-            if gzipped:
+        if gzipped:
+            for piece in body.pieces:
                 piece.gzip()
-            for n in totals:
+            with self._cond:
+                self._ready[(True, 1)] = body
+        for n in totals:
+            for piece in body.pieces:
                 for i in range(n):
                     piece.shard(i, n, gzipped=gzipped)
+            with self._cond:
+                self._ready[(False, n)] = body
+                if gzipped:
+                    self._ready[(True, n)] = body
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""
@@ -398,11 +413,18 @@ class Renderer:
         body at 10,000 VMs is never copied into one buffer per scrape; gzipped, each chunk
         is the family's gzip member, compressed once per change of that family.
         """
+        total = shard[1] if shard is not None else 1
         with self._cond:
             body = self._body
+            if gzipped or total > 1:
+                # The newest body whose gzip members / splits the packer has built, so a
+                # scrape never waits on compression or splitting (only the very first does).
+                body = self._ready.get((gzipped, total)) or body
             self._gzip_wanted = self._gzip_wanted or gzipped
-            if shard is not None and shard[1] > 1 and shard[1] not in self._shard_totals:
-                self._shard_totals = [*self._shard_totals, shard[1]][-_MAX_SHARD_TOTALS:]
+            if total > 1 and total not in self._shard_totals:
+                self._shard_totals = [*self._shard_totals, total][-_MAX_SHARD_TOTALS:]
+                kept = {1, *self._shard_totals}
+                self._ready = {k: v for k, v in self._ready.items() if k[1] in kept}
         if body is None:
             body = self.render_now()
         process = Piece("process", generate_latest(self._process), shard0=True)
