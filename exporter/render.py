@@ -124,16 +124,19 @@ def inventory_families(
                 # reconnect does not resolve and re-fire every alert (rules inhibit on
                 # vsphere_up 0, so nothing acts on the held image).
                 continue
-            ctx = RenderContext(inv.vcenter, inv, Topology(inv, config), config, now)
-            for name, fn in COLLECTORS.items():
-                start = time.perf_counter()
-                ok = 1.0
-                try:
-                    out.extend(fn(ctx))
-                except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
-                    ok = 0.0
-                    log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
-                collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
+            # Detection first: the collectors run on a snapshot, outside the lock, so the
+            # follower applies the next update while this render runs.
+            snap = inv.snapshot()
+        ctx = RenderContext(inv.vcenter, snap, Topology(snap, config), config, now)
+        for name, fn in COLLECTORS.items():
+            start = time.perf_counter()
+            ok = 1.0
+            try:
+                out.extend(fn(ctx))
+            except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
+                ok = 0.0
+                log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
+            collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
     return out
 
 

@@ -11,6 +11,7 @@ import gzip
 import re
 import shutil
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from exporter.app import EXPORTER, create_app
+from exporter.collectors import COLLECTORS
 from exporter.exposition import chunks, parse_shard, shard_of
 from vha.demo.stack import Process, free_port, get_json
 
@@ -251,3 +253,41 @@ async def test_render_lag_histogram_counts_inventory_changes(sim: Any, aiohttp_c
     inf = select(samples, "vsphere_render_lag_seconds_bucket", le="+Inf")[0].value
     assert inf == count(samples)
     assert (select(samples, "vsphere_render_lag_seconds_sum")[0].value or 0) > 0
+
+
+async def test_follower_applies_updates_while_a_render_runs(
+    sim: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection first: a slow render never holds the inventory, so vCenter's next update is
+    applied (and rendered right after) instead of waiting behind it."""
+    _client, exporter = await _exporter(sim, aiohttp_client)
+    inv = exporter.inventories[0]
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(ctx: Any) -> list[Any]:  # a collector that takes as long as the test says
+        if threading.current_thread().name == "vha-render":
+            entered.set()
+            release.wait(30)
+        return []
+
+    monkeypatch.setitem(COLLECTORS, "slow", slow)
+    host = sim.inventory()["hosts"][1]
+    exporter.renderer.mark_dirty()
+    try:
+        assert await asyncio.to_thread(entered.wait, 10), "no render started"
+        sim.set_host(host["name"], inMaintenanceMode=True)
+
+        def applied() -> bool:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with inv.lock:
+                    obj = next(o for o in inv.objects.values() if o.name == host["name"])
+                    if obj.get("runtime.inMaintenanceMode") is True:
+                        return True
+                time.sleep(0.05)
+            return False
+
+        assert await asyncio.to_thread(applied), "the update waited behind the render"
+        assert not release.is_set() and entered.is_set()
+    finally:
+        release.set()
