@@ -106,14 +106,15 @@ class Piece:
     ``shard0`` pieces (the exporter's process metrics) belong to shard 0 whole.
     """
 
-    __slots__ = ("_gzip", "_lock", "_shards", "name", "plain", "shard0")
+    __slots__ = ("_gzip", "_lock", "_packed", "_shards", "name", "plain", "shard0")
 
     def __init__(self, name: str, plain: bytes, *, shard0: bool = False) -> None:
         self.name = name
         self.plain = plain
         self.shard0 = shard0
         self._gzip: bytes | None = None
-        self._shards: dict[int, tuple[list[bytes], list[bytes | None]]] = {}
+        self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
+        self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
         self._lock = threading.Lock()
 
     def gzip(self) -> bytes:
@@ -126,32 +127,37 @@ class Piece:
                 member = self._gzip
         return member
 
-    def _split(self, total: int) -> tuple[list[bytes], list[bytes | None]]:
-        split = self._shards.get(total)
-        if split is None:
+    def _split(self, total: int) -> list[bytes]:
+        """The plain parts of ``total`` shards (split on first use, kept until dropped)."""
+        plain = self._shards.get(total)
+        if plain is None:
             with self._lock:
-                split = self._shards.get(total)
-                if split is None:
+                plain = self._shards.get(total)
+                if plain is None:
                     if self.shard0:
                         plain = [self.plain] + [b""] * (total - 1)
                     else:
                         plain = split_lines(self.plain, total)
-                    split = (plain, [None] * total)
-                    self._shards[total] = split
-        return split
+                    self._shards[total] = plain
+        return plain
 
     def shard(self, index: int, total: int, *, gzipped: bool = False) -> bytes:
         """This piece's part of shard ``index`` of ``total`` (plain or as a gzip member)."""
         if total == 1:
             return self.gzip() if gzipped else self.plain
-        plain, packed = self._split(total)
         if not gzipped:
-            return plain[index]
-        member = packed[index]
-        if member is None:
-            member = gzip_member(plain[index]) if plain[index] else b""
-            packed[index] = member  # a race compresses twice, never wrongly
-        return member
+            return self._split(total)[index]
+        packed = self._packed.get(total)
+        if packed is None:
+            packed = [gzip_member(p) if p else b"" for p in self._split(total)]
+            self._packed[total] = packed  # a race compresses twice, never wrongly
+        return packed[index]
+
+    def drop_plain_split(self, total: int) -> None:
+        """Free the plain parts once their gzip members exist (Prometheus only asks for
+        gzip; at 40,000 VMs the parts are another copy of the body per ``total``)."""
+        if total in self._packed:
+            self._shards.pop(total, None)
 
 
 def reuse(pieces: Iterable[Piece], previous: Sequence[Piece]) -> list[Piece]:

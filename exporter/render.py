@@ -223,6 +223,7 @@ class Renderer:
         # name -> (the source families it was rendered from, with their sizes; the piece)
         self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
         self._gzip_wanted = False
+        self._plain_shards_wanted = False  # plain shards asked: keep their parts built
         self._shard_totals: list[int] = []  # recently asked total_shards, newest last
         self._ready: dict[tuple[bool, int], Body] = {}  # (gzip, total) -> newest built
         self._render_seconds = 0.0
@@ -388,6 +389,7 @@ class Renderer:
         scrapes are served (see :meth:`body`)."""
         with self._cond:
             gzipped, totals = self._gzip_wanted, list(self._shard_totals)
+            plain_shards = self._plain_shards_wanted
         if gzipped:
             for piece in body.pieces:
                 piece.gzip()
@@ -397,6 +399,8 @@ class Renderer:
             for piece in body.pieces:
                 for i in range(n):
                     piece.shard(i, n, gzipped=gzipped)
+                if gzipped and not plain_shards:
+                    piece.drop_plain_split(n)
             with self._cond:
                 self._ready[(False, n)] = body
                 if gzipped:
@@ -424,6 +428,7 @@ class Renderer:
                 # scrape never waits on compression or splitting (only the very first does).
                 body = self._ready.get((gzipped, total)) or body
             self._gzip_wanted = self._gzip_wanted or gzipped
+            self._plain_shards_wanted = self._plain_shards_wanted or (total > 1 and not gzipped)
             if total > 1 and total not in self._shard_totals:
                 self._shard_totals = [*self._shard_totals, total][-_MAX_SHARD_TOTALS:]
                 kept = {1, *self._shard_totals}

@@ -123,6 +123,13 @@ async def test_union_of_shards_is_the_body(sim: Any, aiohttp_client: Any) -> Non
         assert len(vm_shard) == len(vms)
         if n > 1:
             assert len(set(vm_shard.values())) > 1  # the VMs spread out
+    # A shard's gzip member is built once per piece, then reused (and survives its plain
+    # parts being freed, as the packer does when only gzip is asked).
+    vm_info = next(p for p in body.pieces if p.name == "vsphere_vm_info")
+    member = vm_info.shard(1, 4, gzipped=True)
+    vm_info.drop_plain_split(4)
+    assert vm_info.shard(1, 4, gzipped=True) is member
+    assert gzip.decompress(member) == vm_info.shard(1, 4)
     # The exporter's process metrics: shard 0 only.
     for i, expected in ((0, True), (1, False)):
         text = b"".join(renderer.body(shard=(i, 2))).decode()
