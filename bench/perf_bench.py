@@ -129,10 +129,11 @@ def sweep(config: Config) -> None:
 def zero_fill() -> None:
     """Make every counter report a value, as a real vCenter does.
 
-    govmomi's simulator drops zero values from its XML (``omitempty`` on each element), so
-    counters that are 0 (balloon, swap, drops, the datastore ones it has no data for) have
-    no series there; a real vCenter sends the zeros. This fills them in after conversion so
-    the benchmark serves as many series as a real estate would.
+    govmomi's simulator dropped zero values from its XML (``omitempty`` on each element), so
+    counters that are 0 (balloon, swap, drops, the datastore ones it has no data for) had no
+    series there; a real vCenter sends the zeros. sim/perfzeros.go now sends them too, so
+    this is a no-op against the current simulator; it stays for comparing with the figures
+    of docs/performance.md, measured before.
     """
     from exporter import perf  # noqa: PLC0415
 
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--zero-fill",
         action="store_true",
-        help="serve every counter as a real vCenter would (the simulator drops zero values)",
+        help="fill in every counter after conversion (a no-op now that the simulator sends zeros)",
     )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

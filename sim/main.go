@@ -254,6 +254,7 @@ func run(cfg *config) error {
 		return err
 	}
 	s.createAlarms()                      // sim/alarms.go
+	s.initPerf()                          // sim/perfzeros.go
 	s.initDatastores()                    // sim/datastores.go
 	s.initSensors()                       // sim/sensors.go
 	s.initGuests()                        // sim/guest.go
