@@ -315,12 +315,16 @@ func (s *sim) haAfterReconfigure(r types.ManagedObjectReference) {
 }
 
 func (s *sim) vmCluster(t *vmTrack) *clusterInfo {
-	if t.hostIdx >= 0 && t.hostIdx < len(s.hosts) && s.hosts[t.hostIdx].ref == t.host {
+	h := vmHostRef(t.ref) // the object, not the reconciler's memory (set at the first pass)
+	if h == nil {
+		return nil
+	}
+	if t.hostIdx >= 0 && t.hostIdx < len(s.hosts) && s.hosts[t.hostIdx].ref == *h {
 		return s.hosts[t.hostIdx].cluster
 	}
-	for _, h := range s.hosts {
-		if h.ref == t.host {
-			return h.cluster
+	for _, hi := range s.hosts {
+		if hi.ref == *h {
+			return hi.cluster
 		}
 	}
 	return nil
@@ -358,9 +362,13 @@ func (s *sim) deriveProtectionLocked(t *vmTrack) {
 		if (cur == nil) == (val == nil) && (cur == nil || cur.DasProtected == val.DasProtected) {
 			return
 		}
+		var v interface{} // an untyped nil unsets the property; a typed nil would not
+		if val != nil {
+			v = val
+		}
 		mapUpdate(t.obj, []types.PropertyChange{
-			{Name: "runtime.dasVmProtection", Val: val},
-			{Name: "summary.runtime.dasVmProtection", Val: val},
+			{Name: "runtime.dasVmProtection", Val: v},
+			{Name: "summary.runtime.dasVmProtection", Val: v},
 		})
 	})
 }
