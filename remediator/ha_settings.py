@@ -369,9 +369,9 @@ def parse_vm(moid: str, p: Mapping[str, Any], datastore_hosts: Mapping[str, int]
     """One VM's properties (``VM_PATHS``); ``datastore_hosts``: datastore -> hosts mounting it."""
     prot = p.get("summary.runtime.dasVmProtection")
     mb = p.get("config.managedBy")
-    managed = ""
-    if mb is not None and getattr(mb, "extensionKey", ""):
-        managed = str(mb.extensionKey) + (f"/{mb.type}" if getattr(mb, "type", "") else "")
+    key = str(getattr(mb, "extensionKey", None) or "")
+    kind = str(getattr(mb, "type", None) or "")
+    managed = key + (f"/{kind}" if key and kind else "")
     ft = p.get("config.ftInfo")
     role = getattr(ft, "role", None) if ft is not None else None
     stores = [_moid(d) for d in (p.get("datastore") or [])]

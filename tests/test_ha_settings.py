@@ -184,7 +184,8 @@ def test_invalid_value_is_refused_like_vcenter(live: tuple[Any, Session]) -> Non
 def vmodl_fault(name: str) -> type[BaseException]:
     from pyVmomi import vmodl
 
-    return getattr(vmodl.fault, name)  # type: ignore[no-any-return]
+    fault: type[BaseException] = getattr(vmodl.fault, name)
+    return fault
 
 
 def test_orchestration_and_dependency_rules(live: tuple[Any, Session]) -> None:
