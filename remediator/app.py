@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vcenter.config import Config
 
+from . import stranded
 from .alerts import PayloadError, parse_payload
 from .config import RemediatorConfig, parse_remediator_config
 from .engine import Engine
@@ -218,6 +219,18 @@ async def get_action(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def list_unregistered(request: web.Request) -> web.Response:
+    """VMs the remediator unregistered and could not register again yet."""
+    rcfg = request.app[RCONFIG]
+    if not authorized(request, rcfg):
+        return _error(401, "authentication required", **_challenge(rcfg))
+    engine = request.app[ENGINE]
+    if engine.journal is None:
+        return _error(503, "journal not open")
+    vms = await engine.db(stranded.find, engine.j)
+    return web.json_response({"count": len(vms), "vms": vms})
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     try:
         await request.app[ENGINE].refresh_counts()
@@ -268,6 +281,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}
 </head><body><h1>vSphere HA remediator</h1>
 <p>{mode} &middot; backlog {backlog} &middot; guard: {guard} &middot;
 <a href="api/v1/actions">JSON</a> &middot; <a href="metrics">metrics</a></p>
+{stranded}
 <table><tr><th>id</th><th>parent</th><th>kind</th><th>state</th><th>vCenter</th><th>cluster</th>
 <th>VM</th><th>host</th><th>target</th><th>priority</th><th>by</th><th>updated</th><th>reason</th></tr>
 {rows}</table></body></html>
@@ -302,6 +316,7 @@ async def index(request: web.Request) -> web.Response:
         backlog=backlog,
         guard=e("tripped on " + ", ".join(tripped)) if tripped else "ok",
         rows=rows,
+        stranded=stranded.banner(await engine.db(stranded.find, engine.j)),
     )
     return web.Response(text=page, content_type="text/html")
 
@@ -326,6 +341,7 @@ def create_app(config: Config, rcfg: RemediatorConfig | None = None) -> web.Appl
     app.router.add_post("/api/v1/alerts", receive_alerts)
     app.router.add_get("/api/v1/actions", list_actions)
     app.router.add_get("/api/v1/actions/{id}", get_action)
+    app.router.add_get("/api/v1/unregistered", list_unregistered)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -429,7 +429,8 @@ class Journal:
             for tid in targets:
                 cur = self.db.execute(
                     "UPDATE actions SET state = 'cancelled', reason = ?, updated_at = ?,"
-                    " finished_at = ? WHERE id = ? AND state = 'pending'",
+                    " finished_at = ? WHERE id = ? AND state = 'pending'"
+                    " AND detail NOT LIKE '%\"unregistered\"%'",  # a VM out of vCenter
                     (why, now, now, tid),
                 )
                 if cur.rowcount:

@@ -258,6 +258,26 @@ class SimulatorClient:
             body["user"] = user
         return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/power-off", body))
 
+    def set_mounts(
+        self,
+        name: str,
+        *,
+        datastores: Sequence[str] | None = None,
+        networks: Sequence[str] | None = None,
+    ) -> JSONDict:
+        """Set exactly which datastores and networks host ``name`` has (names; None: keep)."""
+        body: JSONDict = {}
+        if datastores is not None:
+            body["datastores"] = list(datastores)
+        if networks is not None:
+            body["networks"] = list(networks)
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/mounts", body))
+
+    def set_locks(self, name: str, held: bool) -> JSONDict:
+        """Host ``name`` holds (or releases) the VMFS locks of the VMs on it now."""
+        body: JSONDict = {"held": held}
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/locks", body))
+
     def inject_fault(
         self,
         method: str,

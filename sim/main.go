@@ -240,7 +240,7 @@ func run(cfg *config) error {
 	}
 
 	sdkServer := &http.Server{
-		Handler:           s.sdkMiddleware(svc.ServeMux),
+		Handler:           sessionMiddleware(s.sdkMiddleware(svc.ServeMux)),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
