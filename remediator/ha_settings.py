@@ -193,6 +193,19 @@ class VmHAFacts:
 
 
 @dataclass(frozen=True)
+class IOActivity:
+    """A VM's disk and network throughput over the I/O stats interval (KB/s, averaged)."""
+
+    disk_kbps: float
+    net_kbps: float
+    window_seconds: float
+
+    @property
+    def idle(self) -> bool:
+        return self.disk_kbps <= 0 and self.net_kbps <= 0
+
+
+@dataclass(frozen=True)
 class HAView:
     cluster: ClusterHA | None
     vms: Mapping[str, VmHAFacts]
@@ -458,3 +471,52 @@ def read_ha(session: PropertySession, cluster_id: str) -> HAView:
                 mounted.setdefault(_moid(d), set()).add(moid)
     ds_hosts = {d: len(hosts) for d, hosts in mounted.items()}
     return HAView(cluster, {m: parse_vm(m, p, ds_hosts) for m, p in raw_vms})
+
+
+# --- guest I/O (HA's VM-monitoring I/O check) ---------------------------------------------
+
+IO_COUNTERS = ("disk.usage.average", "net.usage.average")  # KB/s, real-time (20 s) samples
+REALTIME_INTERVAL = 20
+
+
+class PerfSession(Protocol):
+    def stub_obj(self, kind: type, moid: str) -> Any: ...
+
+    def content(self) -> Any: ...
+
+
+def read_io(session: PerfSession, vm_id: str, window_seconds: float) -> IOActivity | None:
+    """The VM's disk and network I/O over the last ``window_seconds`` (QueryPerf, real-time
+    20 s samples), or ``None`` when vCenter has no such counters or samples for it.
+
+    The peak sample counts, not the mean: HA resets only a VM that did *no* I/O at all in
+    the interval.
+    """
+    from pyVmomi import vim, vmodl
+
+    pm = session.content().perfManager
+    ids = {f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}": c.key for c in pm.perfCounter or []}
+    if not all(k in ids for k in IO_COUNTERS):
+        return None
+    samples = max(1, int(window_seconds // REALTIME_INTERVAL))
+    spec = vim.PerformanceManager.QuerySpec(
+        entity=session.stub_obj(vim.VirtualMachine, vm_id),
+        intervalId=REALTIME_INTERVAL,
+        maxSample=samples,
+        metricId=[vim.PerformanceManager.MetricId(counterId=ids[k], instance="") for k in IO_COUNTERS],
+    )
+    try:
+        result = pm.QueryPerf(querySpec=[spec]) or []
+    except vmodl.MethodFault:
+        return None
+    peak: dict[int, float] = {}
+    for entity in result:
+        for series in getattr(entity, "value", None) or []:
+            values = [float(v) for v in (series.value or []) if v is not None and v >= 0]
+            if values:
+                cid = int(series.id.counterId)
+                peak[cid] = max(peak.get(cid, 0.0), max(values))
+    disk, net = (peak.get(ids[k]) for k in IO_COUNTERS)
+    if disk is None or net is None:
+        return None
+    return IOActivity(disk_kbps=disk, net_kbps=net, window_seconds=samples * REALTIME_INTERVAL)

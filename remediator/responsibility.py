@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .ha_settings import ClusterHA, ToolsMonitoring, VmHAFacts
+from .ha_settings import ClusterHA, IOActivity, ToolsMonitoring, VmHAFacts
+
+__all__ = ["IOActivity"]  # re-exported: reset_verdict takes one
 
 HA = "vsphere-ha"
 REMEDIATOR = "remediator"
@@ -222,19 +224,6 @@ def reset_responsibility(
 
 
 # --- HA's reset semantics ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IOActivity:
-    """A VM's disk and network throughput over the I/O stats interval (KB/s, averaged)."""
-
-    disk_kbps: float
-    net_kbps: float
-    window_seconds: float
-
-    @property
-    def idle(self) -> bool:
-        return self.disk_kbps <= 0 and self.net_kbps <= 0
 
 
 @dataclass(frozen=True)

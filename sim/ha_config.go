@@ -39,7 +39,7 @@ var (
 	haReadiness       = []string{"none", "poweredOn", "guestHbStatusGreen", "appHbStatusGreen", "useClusterDefault"}
 	haAppStates       = []string{"none", "appStateOk", "appStateNeedReset"}
 	haDeviceKinds     = []string{"pciPassthrough", "vgpu", "sriov"}
-	haVMKeys          = []string{"appState", "dasProtected", "devices", "ftRole", "managedBy"}
+	haVMKeys          = []string{"appState", "dasProtected", "devices", "ftRole", "io", "managedBy"}
 	powerOffCauses    = []string{"guest", "user", "guestShutdownByUser", "isolation", "ftTerminated", "silent"}
 )
 
@@ -495,6 +495,18 @@ func (s *sim) postVMHA(r *http.Request, name string) (int, interface{}, *apiErro
 					mapUpdate(t.obj, []types.PropertyChange{{Name: "guest.appState", Val: v}})
 				})
 			})
+		case "io": // sim/guest_io.go
+			v, err := enumValue(k, raw, ioModes)
+			if err != nil {
+				return 0, nil, err
+			}
+			apply = append(apply, func() {
+				if v == "auto" {
+					delete(ioPinned, t.ref)
+				} else {
+					ioPinned[t.ref] = v
+				}
+			})
 		case "devices":
 			var kinds []string
 			if err := json.Unmarshal(raw, &kinds); err != nil {
@@ -545,6 +557,10 @@ func (s *sim) haEntry(t *vmTrack) map[string]interface{} {
 			if cfg.FtInfo != nil {
 				out["ftRole"] = cfg.FtInfo.GetFaultToleranceConfigInfo().Role
 			}
+		}
+		out["io"] = "auto"
+		if m, ok := ioPinned[t.ref]; ok {
+			out["io"] = m
 		}
 		out["appState"] = ""
 		if t.obj.Guest != nil {

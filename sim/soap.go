@@ -144,6 +144,10 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		name := soapMethodName(body)
 		injected := name != "" && s.faults.hasMethod(name)
 		strict := s.strict.Load() && strictMethods[name]
+		if name == "QueryPerf" && !injected { // sim/guest_io.go
+			s.serveQueryPerf(w, r, next)
+			return
+		}
 		if name == "" || (readOnlyMethods[name] && !injected) {
 			next.ServeHTTP(w, r)
 			return

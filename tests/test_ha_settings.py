@@ -269,3 +269,24 @@ def test_sim_ha_api_rejects_bad_input(sim: Any) -> None:
     with pytest.raises(SimulatorError) as err:
         sim.power_off_vm("DC0_C0_VM0", "meteor")
     assert err.value.status == 400
+
+
+def test_guest_io_as_ha_reads_it(live: tuple[Any, Session]) -> None:
+    """A healthy guest does I/O; a hung one (red heartbeat injected) or a powered-off one
+    does none; a busy guest whose Tools service hung keeps its I/O."""
+    from remediator.ha_settings import read_io
+
+    sim, session = live
+    ids = {n: vm_id(sim, n) for n in ("DC0_C0_VM0", "DC0_C0_VM1", "DC0_C0_VM2", "DC0_C0_VM3")}
+    healthy = read_io(session, ids["DC0_C0_VM0"], 120)
+    assert healthy is not None and not healthy.idle and healthy.window_seconds == 120
+    sim.set_vm("DC0_C0_VM1", guestHeartbeatStatus="red")
+    hung = read_io(session, ids["DC0_C0_VM1"], 120)
+    assert hung is not None and hung.idle
+    sim.set_vm("DC0_C0_VM2", guestHeartbeatStatus="red")
+    sim.set_vm_ha("DC0_C0_VM2", io="busy")
+    busy = read_io(session, ids["DC0_C0_VM2"], 120)
+    assert busy is not None and busy.disk_kbps >= 1 and busy.net_kbps >= 1
+    sim.set_vm("DC0_C0_VM3", powerState="poweredOff")
+    off = read_io(session, ids["DC0_C0_VM3"], 60)
+    assert off is not None and off.idle and off.window_seconds == 60
