@@ -495,7 +495,9 @@ def read_io(session: PerfSession, vm_id: str, window_seconds: float) -> IOActivi
     from pyVmomi import vim, vmodl
 
     pm = session.content().perfManager
-    ids = {f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}": c.key for c in pm.perfCounter or []}
+    ids = {
+        f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}": c.key for c in pm.perfCounter or []
+    }
     if not all(k in ids for k in IO_COUNTERS):
         return None
     samples = max(1, int(window_seconds // REALTIME_INTERVAL))
@@ -503,7 +505,9 @@ def read_io(session: PerfSession, vm_id: str, window_seconds: float) -> IOActivi
         entity=session.stub_obj(vim.VirtualMachine, vm_id),
         intervalId=REALTIME_INTERVAL,
         maxSample=samples,
-        metricId=[vim.PerformanceManager.MetricId(counterId=ids[k], instance="") for k in IO_COUNTERS],
+        metricId=[
+            vim.PerformanceManager.MetricId(counterId=ids[k], instance="") for k in IO_COUNTERS
+        ],
     )
     try:
         result = pm.QueryPerf(querySpec=[spec]) or []
