@@ -53,9 +53,18 @@ async def decide(engine: Engine, a: Action) -> None:
         vm=a.vm,
         since=a.starts_ts,
         memory=a.detail,
+        last_connected=engine.guard.last_connected(a.vcenter),
     )
     decision = await _policy(engine, a, req, snap, now)
     memory = dict(decision.memory)
+    clamped = memory.get("start_clamped")
+    if clamped and not a.detail.get("start_clamped"):
+        engine.metrics.implausible_starts.labels(reason=clamped["reason"]).inc()
+        log.warning(
+            "action %d %s %s: alert startsAt %s is implausible (%s); brakes count from "
+            "the failure this remediator saw itself",
+            a.id, a.kind, a.vm or a.host, a.starts_at, clamped["reason"],
+        )  # fmt: skip
     fields = {k: v for k, v in decision.labels.items() if v or k == "cluster"}
     if decision.outcome == policy.SKIP:
         await engine.finish(

@@ -169,14 +169,7 @@ class Engine:
             dry_run=self.rcfg.dry_run,
         )
         for alert in delivery.alerts:
-            if (
-                alert.status == "firing"
-                and alert.remediation == "restart_host_vms"
-                and alert.label("host_id")
-            ):
-                self.guard.note(
-                    alert.label("vcenter"), alert.label("cluster"), alert.label("host_id"), now
-                )
+            # No guard count here: only a live read counts a host as failed (guard.observe).
             outcome = "action" if alert.wants_action else "ignored"
             self.metrics.alerts_received.labels(status=alert.status, outcome=outcome).inc()
         self._wake.set()

@@ -109,6 +109,13 @@ class Metrics:
             "vCenter tasks the remediator is running now",
             registry=r,
         )
+        self.implausible_starts = Counter(
+            "vha_remediator_implausible_starts_total",
+            "Alerts whose startsAt could not be when the failure began (zero time, in the "
+            "future, before the host was last seen connected); brakes ignored it",
+            ["reason"],
+            registry=r,
+        )
         self.journal_errors = Counter(
             "vha_remediator_journal_errors_total",
             "Journal writes that failed (deliveries answered 503)",

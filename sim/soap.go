@@ -142,6 +142,9 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 		r.Body = ioutil.NopCloser(bytes.NewReader(body))
 		name := soapMethodName(body)
+		if accounts.serve(w, r, body, name, next) { // users and roles (accounts.go)
+			return
+		}
 		injected := name != "" && s.faults.hasMethod(name)
 		strict := s.strict.Load() && strictMethods[name]
 		if name == "QueryPerf" && !injected { // sim/guest_io.go

@@ -264,6 +264,11 @@ NOT_INHIBITED = [
     ("VsphereHostPerformanceDegraded", "VsphereVmCpuReadyHigh"),
     ("VsphereHostCpuReadyHigh", "VsphereVmCpuReadyHigh"),
     ("VsphereClusterMassHostFailure", "VsphereHostPerformanceDegraded"),
+    # alerts on the remediator itself are not about what the exporter saw
+    ("VsphereExporterDown", "VsphereRemediatorVmUnregistered"),
+    ("VsphereExporterDown", "VsphereRemediatorActionsFailed"),
+    ("VsphereVcenterUnreachable", "VsphereRemediatorVcenterUnreachable"),
+    ("VsphereSyncStale", "VsphereRemediatorGuardTripped"),
 ]
 
 

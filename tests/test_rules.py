@@ -38,6 +38,7 @@ IDENTITY = {
     "VsphereSync": {"vcenter"},
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
+    "VsphereRemediator": {"job", "instance"},
 }
 
 

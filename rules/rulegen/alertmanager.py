@@ -32,7 +32,10 @@ def alertmanager(s: Settings, alerts: Sequence[Alert]) -> dict[str, Any]:
     host_restarts = [a.name for a in alerts if a.host_failure and a.remediation != "none"]
     host_echoes = [a.name for a in alerts if a.host_failure and a.remediation == "none"]
     vm_alerts = [a.name for a in alerts if a.scope == "vm"]
-    not_watcher = f'alertname!~"{_alternation(watcher)}"'
+    # Alerts about the remediator itself are not about what the exporter reported: a blind
+    # watcher must not hide that the remediator left a VM unregistered.
+    exempt = watcher + [a.name for a in alerts if a.scope == "remediator"]
+    not_watcher = f'alertname!~"{_alternation(exempt)}"'
     inhibit_rules = [
         {
             # The exporter is down: nothing it reported can be trusted, for any vCenter.
