@@ -13,18 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .config import HAWatchConfig
 from .ha_settings import ClusterHA, HAView, VmHAFacts
+
+__all__ = ["HAWatchConfig", "Annotated", "annotate", "next_look"]
 from .model import PRIORITY_RANK, Snapshot, VMState
 from .responsibility import HA, NOBODY, REMEDIATOR, Responsibility, restart_responsibility
-
-
-@dataclass(frozen=True)
-class HAWatchConfig:
-    """``remediator.ha`` (phase 2 moves it into remediator/config.py)."""
-
-    overdue_seconds: float | None = None  # None: HA's whole retry schedule
-    act_when_overdue: bool = False  # off: alert only, never race HA
-    io_check_required: bool = True  # unknown guest I/O holds a reset
 
 
 @dataclass(frozen=True)

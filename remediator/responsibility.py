@@ -28,7 +28,7 @@ clusters without HA, and only when the VM's own override or the stack's config a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .ha_settings import ClusterHA, IOActivity, ToolsMonitoring, VmHAFacts
 
@@ -56,6 +56,7 @@ class Responsibility:
     priority_source: str = ""
     overdue_after: float | None = None  # seconds after the failure HA counts as overdue
     act_when_overdue: bool = False
+    rule: str = ""  # a short code for metrics: system-vm, priority-disabled, ha-protected...
 
     @property
     def remediator_acts(self) -> bool:
@@ -123,20 +124,33 @@ def restart_responsibility(
     act_when_overdue: bool = False,
 ) -> Responsibility:
     """Who restarts ``vm`` after its host failed (or it went down with it)."""
+    r, rule = _restart(cluster, vm, stack_priority, overdue_seconds, act_when_overdue)
+    return replace(r, rule=rule)
+
+
+def _restart(
+    cluster: ClusterHA | None,
+    vm: VmHAFacts,
+    stack_priority: str,
+    overdue_seconds: float | None,
+    act_when_overdue: bool,
+) -> tuple[Responsibility, str]:
     priority, source = resolve_priority(cluster, vm.moid, stack_priority)
     system = system_vm_reason(vm)
     if system:
-        return Responsibility(NOBODY, system, priority, source)
+        return Responsibility(NOBODY, system, priority, source), "system-vm"
     if priority == "disabled":
         return Responsibility(
             NOBODY, f"restart priority disabled ({source}): nobody restarts it", priority, source
-        )
+        ), "priority-disabled"
     if cluster is None:
-        return Responsibility(REMEDIATOR, "not in a cluster: no vSphere HA", priority, source)
+        return Responsibility(
+            REMEDIATOR, "not in a cluster: no vSphere HA", priority, source
+        ), "no-cluster"
     if not cluster.enabled:
         return Responsibility(
             REMEDIATOR, f"vSphere HA is off on cluster {cluster.name}", priority, source
-        )
+        ), "ha-off"
     if not cluster.host_monitoring:
         return Responsibility(
             NOBODY,
@@ -144,7 +158,7 @@ def restart_responsibility(
             "nothing and neither does the remediator (report only)",
             priority,
             source,
-        )
+        ), "host-monitoring-off"
     if vm.das_protected:
         window = ha_overdue_seconds(cluster.max_restart_count, overdue_seconds)
         then = "acts (ha.act_when_overdue)" if act_when_overdue else "alerts only"
@@ -156,14 +170,14 @@ def restart_responsibility(
             source,
             overdue_after=window,
             act_when_overdue=act_when_overdue,
-        )
+        ), "ha-protected"
     state = "not protected" if vm.das_protected is False else "reports no HA protection state"
     return Responsibility(
         REMEDIATOR,
         f"on HA cluster {cluster.name} but {state} (dasVmProtection): HA will not restart it",
         priority,
         source,
-    )
+    ), "ha-unprotected"
 
 
 def overdue(resp: Responsibility, failed_for: float) -> bool:
