@@ -531,7 +531,7 @@ def _ha(section: Mapping[str, Any]) -> HAWatchConfig:
     _only(raw, {"defer_to_ha", "overdue_seconds", "act_when_overdue", "io_check_required"}, key)
     overdue = None
     if raw.get("overdue_seconds") is not None:
-        overdue = _num(raw, "overdue_seconds", key, 2100.0, minimum=60.0)
+        overdue = _num(raw, "overdue_seconds", key, 2100.0, minimum=1.0)
     return HAWatchConfig(
         defer_to_ha=_bool(raw, "defer_to_ha", key, True),
         overdue_seconds=overdue,

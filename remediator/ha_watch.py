@@ -86,6 +86,7 @@ def annotate(
         "ha": {
             m: {
                 "actor": r.actor,
+                "rule": r.rule,
                 "reason": r.reason,
                 "priority": r.priority,
                 "source": r.priority_source,
