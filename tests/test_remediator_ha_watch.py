@@ -23,7 +23,7 @@ from vcenter.session import connect, disconnect
 
 from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, value
-from .remediator_fixtures import alert, remediator_section, stack_config, until
+from .remediator_fixtures import AUTH, alert, remediator_section, stack_config, until
 from .test_remediator_sim import actions, host_labels, inventory, send, settled, steps, vm_labels
 
 pytestmark = pytest.mark.slow
@@ -155,6 +155,8 @@ async def test_per_vm_priority_disabled_without_ha_and_a_vcls_vm(
         and "restart priority disabled" in by_vm[keep]["reason"]
     )
     assert after[vcls]["host"] == failed["name"] and "vCLS" in by_vm[vcls]["reason"]
+    page = await (await client.get("/", headers=AUTH)).text()  # item 8: who and why, per VM
+    assert "nobody: restart priority disabled" in page and "remediator: vSphere HA is off" in page
     assert others and all(
         after[n]["powerState"] == "poweredOn" and after[n]["host"] != failed["name"] for n in others
     )
