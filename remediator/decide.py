@@ -129,7 +129,14 @@ async def _policy(
     # vSphere HA's settings and the VMs' HA facts: one more property-collector call
     view: HAView | None = None
     if defer and snap.cluster is not None and a.kind != "evacuate_host":
-        view = await engine.vc(a.vcenter, read_ha, snap.cluster.moid)
+        if a.kind in HOST_KINDS:
+            host = policy.find_host(snap, req)
+            ids = set(a.detail.get("vms") or {}) | {
+                v.moid for v in (snap.vms_on(host.moid) if host is not None else [])
+            }
+        else:
+            ids = {vm.moid} if vm is not None else set()
+        view = await engine.vc(a.vcenter, read_ha, snap.cluster.moid, sorted(ids))
     if a.kind == "restart_vm" and vm is not None and vm.power_state == "poweredOff":
         host = snap.hosts.get(vm.host_id)
         if host is not None and host.responding:

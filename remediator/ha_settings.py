@@ -416,8 +416,12 @@ def _props(content: Any) -> dict[str, Any]:
     return {p.name: p.val for p in (content.propSet or [])}
 
 
-def read_ha(session: PropertySession, cluster_id: str) -> HAView:
-    """A cluster's HA settings and the HA facts of every VM on its hosts, in one call."""
+def read_ha(
+    session: PropertySession, cluster_id: str, vm_ids: Iterable[str] | None = None
+) -> HAView:
+    """A cluster's HA settings and the HA facts of its VMs, in one call: every VM on its
+    hosts, or only ``vm_ids`` (a decision's VMs: a VM's device list is the bulk of the
+    read, ~3 s for 1,000 VMs in the simulator)."""
     from pyVmomi import vim, vmodl
 
     pc = vmodl.query.PropertyCollector
@@ -429,18 +433,25 @@ def read_ha(session: PropertySession, cluster_id: str) -> HAView:
         skip=False,
         selectSet=[pc.SelectionSpec(name="vm2ds")],
     )
+    only = sorted(set(vm_ids)) if vm_ids is not None else None
     to_hosts = pc.TraversalSpec(
         name="cluster2host",
         type=vim.ClusterComputeResource,
         path="host",
         skip=False,
-        selectSet=[pc.SelectionSpec(name="host2vm")],
+        selectSet=[pc.SelectionSpec(name="host2vm")] if only is None else [],
     )
-    obj = pc.ObjectSpec(
-        obj=session.stub_obj(vim.ClusterComputeResource, cluster_id),
-        skip=False,
-        selectSet=[to_hosts, to_vms, to_ds],
-    )
+    objs = [
+        pc.ObjectSpec(
+            obj=session.stub_obj(vim.ClusterComputeResource, cluster_id),
+            skip=False,
+            selectSet=[to_hosts, to_vms, to_ds] if only is None else [to_hosts],
+        )
+    ]
+    objs += [
+        pc.ObjectSpec(obj=session.stub_obj(vim.VirtualMachine, m), skip=False, selectSet=[to_ds])
+        for m in only or []
+    ]
     specs = [
         pc.PropertySpec(type=vim.ClusterComputeResource, pathSet=CLUSTER_PATHS),
         pc.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PATHS),
@@ -450,7 +461,7 @@ def read_ha(session: PropertySession, cluster_id: str) -> HAView:
     cluster: ClusterHA | None = None
     raw_vms: list[tuple[str, dict[str, Any]]] = []
     mounted: dict[str, set[str]] = {}  # datastore -> hosts mounting it (either side's view)
-    for content in session.retrieve(specs, [obj]):
+    for content in session.retrieve(specs, objs):
         if not content.propSet:
             continue
         p = _props(content)

@@ -290,3 +290,13 @@ def test_guest_io_as_ha_reads_it(live: tuple[Any, Session]) -> None:
     sim.set_vm("DC0_C0_VM3", powerState="poweredOff")
     off = read_io(session, ids["DC0_C0_VM3"], 60)
     assert off is not None and off.idle and off.window_seconds == 60
+
+
+def test_read_only_some_vms(live: tuple[Any, Session]) -> None:
+    sim, session = live
+    sim.set_vm_ha("DC0_C0_VM2", devices=["vgpu"])
+    ids = [vm_id(sim, "DC0_C0_VM2"), vm_id(sim, "DC0_C0_VM3")]
+    v = read_ha(session, cluster_id(sim), ids)
+    assert v.cluster is not None and v.cluster.enabled
+    assert sorted(v.vms) == sorted(ids)
+    assert v.vms[ids[0]].host_tied_devices == ("vgpu",) and not v.vms[ids[1]].local_only_storage
