@@ -21,6 +21,7 @@ from pyVmomi import vim, vmodl
 
 from vcenter.config import Config, VCenterConfig
 from vcenter.faults import checked_contents
+from vcenter.properties import retrieve_pages
 from vcenter.session import connect, disconnect
 
 from . import drs_rules, preflight
@@ -236,16 +237,11 @@ class Session:
         fspec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=list(objects), propSet=list(specs), reportMissingObjectsInResults=True
         )
-        opts = vmodl.query.PropertyCollector.RetrieveOptions()
         out: list[Any] = []
-        result = pc.RetrievePropertiesEx(specSet=[fspec], options=opts)
-        while result is not None:
+        for page in retrieve_pages(pc, fspec):
             # A read that failed for an object (session ended, no permission, a server
             # fault) raises here; only omitted or ManagedObjectNotFound objects are gone.
-            out.extend(checked_contents(result.objects or []))
-            if not result.token:
-                break
-            result = pc.ContinueRetrievePropertiesEx(token=result.token)
+            out.extend(checked_contents(page))
         return out
 
     def fields(self) -> dict[int, str]:

@@ -32,7 +32,12 @@ CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 ALERTS = ROOT / "rules" / "alerts.yml"
 GENERATE = ROOT / "rules" / "generate.py"
 ACTIONS = {"restart_host_vms", "restart_vm", "reset_vm", "evacuate_host"}
-WATCHER = {"VsphereExporterDown", "VsphereVcenterUnreachable", "VsphereSyncStale"}
+WATCHER = {
+    "VsphereExporterDown",
+    "VsphereVcenterUnreachable",
+    "VsphereInventoryHeld",
+    "VsphereSyncStale",
+}
 
 
 def tool(*names: str) -> str:
@@ -195,6 +200,10 @@ INHIBITS = [
     ("VsphereVcenterUnreachable", "VsphereVmPoweredOffUnexpectedly", {"vcenter"}),
     ("VsphereVcenterUnreachable", "VsphereVmAppHeartbeatFailure", {"vcenter"}),
     ("VsphereSyncStale", "VsphereHostNotResponding", {"vcenter"}),
+    # the exporter serving a vCenter's last inventory through a short outage: a frozen image
+    ("VsphereInventoryHeld", "VsphereHostNotResponding", {"vcenter"}),
+    ("VsphereInventoryHeld", "VsphereVmHeartbeatFailure", {"vcenter"}),
+    ("VsphereInventoryHeld", "VsphereVmAppHeartbeatFailure", {"vcenter"}),
     ("VsphereSyncStale", "VsphereVmHeartbeatFailure", {"vcenter"}),
     ("VsphereExporterDown", "VsphereHostNotResponding", set()),
     ("VsphereExporterDown", "VsphereVmHeartbeatFailure", set()),
@@ -243,6 +252,7 @@ NOT_INHIBITED = [
     # the watcher's own alerts always get through
     ("VsphereExporterDown", "VsphereVcenterUnreachable"),
     ("VsphereVcenterUnreachable", "VsphereSyncStale"),
+    ("VsphereInventoryHeld", "VsphereVcenterUnreachable"),
     ("VsphereHostNotResponding", "VsphereVcenterUnreachable"),
     # mass failure holds back host restarts only, and reports itself
     ("VsphereClusterMassHostFailure", "VsphereVmHeartbeatFailure"),

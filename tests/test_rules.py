@@ -36,6 +36,7 @@ IDENTITY = {
     "VsphereDatastore": {"vcenter", "datastore_id", "datastore"},
     "VsphereVcenter": {"vcenter"},
     "VsphereSync": {"vcenter"},
+    "VsphereInventory": {"vcenter"},
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
     "VsphereRemediator": {"job", "instance"},

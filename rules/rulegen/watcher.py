@@ -52,6 +52,25 @@ def alerts(s: Settings) -> list[Alert]:
             "remediated.",
         ),
         Alert(
+            # The exporter keeps serving a vCenter's last inventory through a short outage
+            # (sync.hold_seconds) so that a reconnect does not resolve and re-fire every alert.
+            # That image is frozen while the clock runs on (heartbeat ages grow), so nothing of
+            # this vCenter may page or act on it: a watcher alert from the first evaluation,
+            # inhibiting like VsphereVcenterUnreachable does after its `for:`.
+            name="VsphereInventoryHeld",
+            group=GROUP,
+            scope="watcher",
+            expr="max by (vcenter) (vsphere_inventory_held) == 1",
+            for_=s.read.duration("watcher.inventory_held_for"),
+            severity="warning",
+            remediation="none",
+            summary="vCenter {{ $labels.vcenter }} is out of reach; its last inventory is held",
+            description="The exporter lost its session to vCenter {{ $labels.vcenter }} and "
+            "serves the last inventory it saw (for up to sync.hold_seconds) so alerts do not "
+            "flap across a reconnect. Its alerts are inhibited meanwhile; nothing is "
+            "remediated.",
+        ),
+        Alert(
             name="VsphereSyncStale",
             group=GROUP,
             scope="watcher",
