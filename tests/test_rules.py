@@ -40,6 +40,7 @@ IDENTITY = {
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
     "VsphereRemediator": {"job", "instance"},
+    "VsphereHa": {"job", "instance", "vcenter", "cluster"},
 }
 
 
