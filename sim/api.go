@@ -409,6 +409,9 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 	if status, body, err, ok := s.routeRaw(r, parts); ok {
 		return status, body, err
 	}
+	if status, body, err, ok := s.routeHA(r, parts); ok { // sim/ha_config.go
+		return status, body, err
+	}
 	return 0, nil, errf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path)
 }
 

@@ -273,6 +273,22 @@ class SimulatorClient:
         body = {_camel(k): v for k, v in props.items()}
         return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/raw", body))
 
+    def set_vm_ha(self, name: str, **props: Any) -> JSONDict:
+        """Set the VM facts vSphere HA decisions depend on (sim/ha_config.go): dasProtected
+        (bool, None = derived), managedBy ({"extensionKey", "type"} or None), ftRole (1
+        primary, 2-3 secondary, None), appState, devices (["pciPassthrough", "vgpu",
+        "sriov"])."""
+        body = {_camel(k): v for k, v in props.items()}
+        return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/ha", body))
+
+    def power_off_vm(self, name: str, cause: str, user: str | None = None) -> JSONDict:
+        """Power a running VM off as ``cause`` would, with the events vCenter records for it:
+        guest, user, guestShutdownByUser, isolation, ftTerminated, silent."""
+        body: JSONDict = {"cause": cause}
+        if user is not None:
+            body["user"] = user
+        return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/power-off", body))
+
     def set_mounts(
         self,
         name: str,

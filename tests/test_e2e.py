@@ -25,6 +25,7 @@ HOST_VMS = 20  # VMs per host: the issue's target is a 20-VM host back in <= 30 
 SIM = {"datacenters": 1, "clusters": 2, "hosts": 4, "vms": 4 * HOST_VMS, "fault_domains": 2}
 REMEDIATOR = {
     "ha_grace_seconds": 1,
+    "ha": {"defer_to_ha": False},  # the simulator has no vSphere HA agent
     "host_failure": {"confirm_seconds": 1, "require_fdm_host_down": True},
     "vm_monitoring": {"min_uptime_seconds": 5, "prefer_cluster_settings": False},
     "retry": {"backoff_initial_seconds": 0.5, "backoff_max_seconds": 2},

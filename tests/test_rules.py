@@ -42,6 +42,7 @@ IDENTITY = {
     "VsphereRemediator": {"job", "instance"},
     "VsphereAlarm": {"vcenter", "entity_type", "entity_id", "entity", "alarm"},
     "VsphereLicense": {"vcenter", "license", "key_suffix"},
+    "VsphereHa": {"job", "instance", "vcenter", "cluster"},
 }
 
 
