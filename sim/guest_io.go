@@ -33,11 +33,16 @@ var ioGroups = map[string]bool{"disk": true, "virtualDisk": true, "datastore": t
 func ioCounters() map[int32]bool {
 	out := map[int32]bool{}
 	ref := types.ManagedObjectReference{Type: "PerformanceManager", Value: "PerfMgr"}
-	pm, ok := simulator.Map.Get(ref).(*simulator.PerformanceManager)
-	if !ok {
+	var counters []types.PerfCounterInfo
+	switch pm := simulator.Map.Get(ref).(type) {
+	case *simulator.PerformanceManager:
+		counters = pm.PerfCounter
+	case *perfManager: // sim/perfzeros.go: vcsim's, with zero samples kept
+		counters = pm.PerfCounter
+	default:
 		return out
 	}
-	for _, c := range pm.PerfCounter {
+	for _, c := range counters {
 		if ioGroups[c.GroupInfo.GetElementDescription().Key] {
 			out[c.Key] = true
 		}
