@@ -277,17 +277,19 @@ class SimulatorClient:
         *,
         max_object_updates: int | None = None,
         max_objects: int | None = None,
+        max_objects_cap: int | None = None,
         page_delay_ms: int | None = None,
     ) -> JSONDict:
         """Change vCenter-style paging at run time (docs/simulator.md): on/off, the policy
         cap of a WaitForUpdatesEx page, the cap of a RetrievePropertiesEx page when the
-        client sets no maxObjects, and a delay before each stored page (so a test can land
+        client sets no maxObjects, a cap even when it does (0 = none), and a delay before each stored page (so a test can land
         a change between pages). Returns the ``paging`` part of the config."""
         body: JSONDict = {}
         for key, value in (
             ("enabled", enabled),
             ("maxObjectUpdates", max_object_updates),
             ("maxObjects", max_objects),
+            ("maxObjectsCap", max_objects_cap),
             ("pageDelayMs", page_delay_ms),
         ):
             if value is not None:
@@ -296,7 +298,8 @@ class SimulatorClient:
         return cast(JSONDict, out["paging"])
 
     def paging_state(self) -> JSONDict:
-        """Paging settings and counters: truncatedPages, continuedPages, tokensIssued."""
+        """Paging settings and counters: truncatedPages, continuedPages, tokensIssued,
+        pendingUpdates and pendingRetrievals (paged results not yet read to the end)."""
         return cast(JSONDict, self.config()["paging"])
 
     def set_strict(

@@ -55,6 +55,7 @@ type pagingConfig struct {
 	Enabled          bool          // page at all (-paging; POST /api/v1/config {"paging": ...})
 	MaxObjectUpdates int           // policy cap of a WaitForUpdatesEx page
 	MaxObjects       int           // policy cap of a RetrievePropertiesEx page when unset
+	MaxObjectsCap    int           // policy cap even when maxObjects is set (0 = honour it)
 	PageDelay        time.Duration // before each stored page: lets tests land a change between pages
 }
 
@@ -119,14 +120,20 @@ func (p *pager) setEnabled(on bool) {
 
 func (p *pager) json() map[string]interface{} {
 	c := p.config()
+	p.mu.Lock()
+	pendingUpdates, pendingRetrievals := len(p.updates), len(p.retrievals)
+	p.mu.Unlock()
 	return map[string]interface{}{
-		"enabled":          c.Enabled,
-		"maxObjectUpdates": c.MaxObjectUpdates,
-		"maxObjects":       c.MaxObjects,
-		"pageDelayMs":      c.PageDelay.Milliseconds(),
-		"truncatedPages":   p.truncatedPages.Load(),
-		"continuedPages":   p.continuedPages.Load(),
-		"tokensIssued":     p.tokensIssued.Load(),
+		"pendingUpdates":    pendingUpdates,
+		"pendingRetrievals": pendingRetrievals,
+		"maxObjectsCap":     c.MaxObjectsCap,
+		"enabled":           c.Enabled,
+		"maxObjectUpdates":  c.MaxObjectUpdates,
+		"maxObjects":        c.MaxObjects,
+		"pageDelayMs":       c.PageDelay.Milliseconds(),
+		"truncatedPages":    p.truncatedPages.Load(),
+		"continuedPages":    p.continuedPages.Load(),
+		"tokensIssued":      p.tokensIssued.Load(),
 	}
 }
 
@@ -138,7 +145,7 @@ func (p *pager) parseConfig(raw json.RawMessage) (pagingConfig, *apiError) {
 	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
 		return c, errf(http.StatusBadRequest, "paging: expected an object")
 	}
-	allowed := []string{"enabled", "maxObjectUpdates", "maxObjects", "pageDelayMs"}
+	allowed := []string{"enabled", "maxObjectUpdates", "maxObjects", "maxObjectsCap", "pageDelayMs"}
 	for _, k := range sortedKeys(body) {
 		v := body[k]
 		switch k {
@@ -158,6 +165,12 @@ func (p *pager) parseConfig(raw json.RawMessage) (pagingConfig, *apiError) {
 			} else {
 				c.MaxObjectUpdates = n
 			}
+		case "maxObjectsCap":
+			var n int
+			if err := json.Unmarshal(v, &n); err != nil || n < 0 || n > 1000000 {
+				return c, errf(http.StatusBadRequest, "paging.maxObjectsCap: expected an integer from 0 (none) to 1000000")
+			}
+			c.MaxObjectsCap = n
 		case "pageDelayMs":
 			var n int
 			if err := json.Unmarshal(v, &n); err != nil || n < 0 || n > 60000 {
@@ -422,6 +435,9 @@ func (p *pager) retrievePropertiesEx(w http.ResponseWriter, r *http.Request, nex
 		return
 	} else if n > 0 {
 		limit = int(n)
+	}
+	if cap := p.config().MaxObjectsCap; cap > 0 && cap < limit {
+		limit = cap // "PropertyCollector policy may still limit the count to something less"
 	}
 	rec := forward(next, r)
 	out := rec.body.Bytes()
