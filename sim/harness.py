@@ -282,8 +282,9 @@ class SimulatorClient:
     ) -> JSONDict:
         """Change vCenter-style paging at run time (docs/simulator.md): on/off, the policy
         cap of a WaitForUpdatesEx page, the cap of a RetrievePropertiesEx page when the
-        client sets no maxObjects, a cap even when it does (0 = none), and a delay before each stored page (so a test can land
-        a change between pages). Returns the ``paging`` part of the config."""
+        client sets no maxObjects, a cap even when it does (0 = none), and a delay before
+        each stored page (so a test can land a change between pages).
+        Returns the ``paging`` part of the config."""
         body: JSONDict = {}
         for key, value in (
             ("enabled", enabled),

@@ -328,19 +328,28 @@ func (p *pager) waitForUpdatesEx(w http.ResponseWriter, r *http.Request, next ht
 	}
 	p.mu.Lock()
 	pending := p.updates[owner]
+	p.mu.Unlock()
 	if pending != nil && req.Version == pending.version {
-		delete(p.updates, owner)
-		p.mu.Unlock()
-		if c.PageDelay > 0 {
+		if c.PageDelay > 0 { // the rest stays pending (and visible) during the delay
 			time.Sleep(c.PageDelay)
 		}
-		p.serveUpdatePage(w, owner, pending, limit)
-		return
+		p.mu.Lock()
+		taken := p.updates[owner] == pending
+		if taken {
+			delete(p.updates, owner)
+		}
+		p.mu.Unlock()
+		if taken {
+			p.serveUpdatePage(w, owner, pending, limit)
+			return
+		}
+	} else if pending != nil { // the client gave up on the rest: vCenter forgets it too
+		p.mu.Lock()
+		if p.updates[owner] == pending {
+			delete(p.updates, owner)
+		}
+		p.mu.Unlock()
 	}
-	if pending != nil { // the client gave up on the rest: vCenter forgets it too
-		delete(p.updates, owner)
-	}
-	p.mu.Unlock()
 	if strings.HasPrefix(req.Version, truncatedPrefix) {
 		writeSOAPFault(w, "The collector version is not valid: a truncated data version is used once, for the next WaitForUpdatesEx",
 			&types.InvalidCollectorVersion{})
