@@ -242,8 +242,16 @@ func (p *pager) handler(next http.Handler) http.Handler {
 		case *types.RetrievePropertiesEx:
 			p.retrievePropertiesEx(w, r, next, owner, req)
 		case *types.ContinueRetrievePropertiesEx:
+			if f := sessionFault(next, r); f != nil {
+				f.flush(w, f.body.Bytes())
+				return
+			}
 			p.continueRetrieve(w, owner, req.Token)
 		case *types.CancelRetrievePropertiesEx:
+			if f := sessionFault(next, r); f != nil {
+				f.flush(w, f.body.Bytes())
+				return
+			}
 			p.cancelRetrieve(w, owner, req.Token)
 		default:
 			next.ServeHTTP(w, r)
@@ -303,6 +311,22 @@ func (p *pager) nextID() string {
 	return fmt.Sprintf("%d-%d", time.Now().UnixNano(), p.seq)
 }
 
+// sessionFault asks vcsim whether the caller's session is still logged in (CurrentTime
+// with the same cookie) before anything is served from memory; it returns vcsim's fault
+// answer (NotAuthenticated for an expired, terminated or unknown session), or nil.
+func sessionFault(next http.Handler, r *http.Request) *bufferedResponse {
+	body := []byte(envelopeStart + `<CurrentTime xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></CurrentTime>` + envelopeEnd)
+	probe := r.Clone(r.Context())
+	probe.Body = ioutil.NopCloser(bytes.NewReader(body))
+	probe.ContentLength = int64(len(body))
+	probe.Header.Set("SOAPAction", "urn:vim25/"+"CurrentTime")
+	rec := forward(next, probe)
+	if rec.status == http.StatusOK {
+		return nil
+	}
+	return rec
+}
+
 // forward lets vcsim answer and returns its response, unsent.
 func forward(next http.Handler, r *http.Request) *bufferedResponse {
 	rec := newBufferedResponse()
@@ -332,6 +356,10 @@ func (p *pager) waitForUpdatesEx(w http.ResponseWriter, r *http.Request, next ht
 	if pending != nil && req.Version == pending.version {
 		if c.PageDelay > 0 { // the rest stays pending (and visible) during the delay
 			time.Sleep(c.PageDelay)
+		}
+		if f := sessionFault(next, r); f != nil {
+			f.flush(w, f.body.Bytes())
+			return
 		}
 		p.mu.Lock()
 		taken := p.updates[owner] == pending

@@ -88,6 +88,15 @@ def test_simulator_pages_like_vcenter(sim_factory: Any) -> None:
         with pytest.raises(vmodl.query.InvalidProperty):
             root.ContinueRetrievePropertiesEx(token=result.token)
         assert sim.paging_state()["pendingRetrievals"] == 0
+        # a logged-out session gets NotAuthenticated, never a page from memory
+        result = root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=7))
+        content.sessionManager.Logout()
+        with pytest.raises(vim.fault.NotAuthenticated):
+            root.ContinueRetrievePropertiesEx(token=result.token)
+        si = SmartConnect(**sim.connection_kwargs())
+        content = si.RetrieveContent()
+        _, spec = _view_spec(content)  # views belong to the session that made them
+        root = content.propertyCollector
         # the off switch: one piece, as Debian's govmomi answers
         sim.set_paging(enabled=False)
         result = root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=7))
