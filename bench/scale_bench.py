@@ -121,8 +121,8 @@ def run(size: str, window: float, scrapes: int, changes: int) -> dict[str, float
         "vcenters": [vc],
         "fault_domains": {"custom_attribute": "HA-FaultDomain"},
         # vcsim 0.24 answers the first WaitForUpdatesEx after a long (paged) sync by
-        # re-collecting the whole filter once per change queued meanwhile (views the poller
-        # and the counter collector create, ...): at 10,000 VMs on a loaded machine that
+        # re-collecting the whole filter once per change queued meanwhile (any object's
+        # change is queued for every listening collector): at 10,000 VMs on a loaded machine that
         # took over 15 s, which the default margin (max_wait 5 s + 10 s) calls a hung
         # vCenter, and the exporter resynced in a loop. A real vCenter sends per-object
         # changes; the wider margin keeps the simulator's cost from measuring a hang.
