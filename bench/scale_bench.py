@@ -50,6 +50,14 @@ SIZES = {
 }
 
 
+class Figures(dict[str, float]):
+    """The figures, each printed as soon as it is measured (a maximum-size run is long)."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        print(f"  {key:32s} {value:12.3f}", flush=True)
+
+
 def scrape(url: str, gzipped: bool = False) -> tuple[float, bytes]:
     """One /metrics scrape (as Prometheus asks, with gzip if ``gzipped``); seconds, body."""
     req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gzipped else {})
@@ -137,7 +145,8 @@ def run(size: str, window: float, scrapes: int, changes: int) -> dict[str, float
         tmp / "exporter.log",
         f"http://127.0.0.1:{port}/readyz",
     )
-    out: dict[str, float] = {"hosts": len(hosts), "vms": len(inv["vms"])}
+    out = Figures()
+    out["hosts"], out["vms"] = len(hosts), len(inv["vms"])
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         pages0 = sim.paging_state()["truncatedPages"]
@@ -177,14 +186,12 @@ def run(size: str, window: float, scrapes: int, changes: int) -> dict[str, float
         out["polling_over_gzip_p50_ratio"] = out["polling_fetch_s"] / (
             out["metrics_gzip_p50_ms"] / 1000
         )
-        out["exporter_peak_rss_mib"] = peak_rss_mib(pid)
+        out["exporter_peak_rss_mib_end"] = peak_rss_mib(pid)
     finally:
         exporter.stop()
         sim.close()
     if not sharding_available():
         print("  sharding: not available (issue 15 item 6 has not landed on this branch)")
-    for key, value in out.items():
-        print(f"  {key:32s} {value:12.3f}")
     print(f"  load average at the end: {loadavg()} (2 cores, shared)", flush=True)
     return out
 
