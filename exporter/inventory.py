@@ -63,6 +63,7 @@ PROPERTIES: dict[str, list[str]] = {
         "name",
         "customValue",
         "config.template",
+        "config.instanceUuid",
         "runtime.host",
         "runtime.powerState",
         "runtime.connectionState",

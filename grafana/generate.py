@@ -4,7 +4,7 @@
     python grafana/generate.py           # rewrite grafana/dashboards/*.json
     python grafana/generate.py --check   # exit 1 when a committed dashboard differs
 
-Why generated: the seven dashboards share their variables, selectors and joins (a host's
+Why generated: the eight dashboards share their variables, selectors and joins (a host's
 cluster and fault domain are on ``vsphere_host_info`` only, a VM's placement on
 ``vsphere_vm_info`` only, see docs/metrics.md), and writing each join once keeps every panel
 consistent. tests/test_dashboards.py fails when the committed JSON differs from this output,
@@ -44,6 +44,7 @@ from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
 from grafana.dashboards_src import (  # noqa: E402
     capacity,
     cost,
+    datastore,
     host,
     overview,
     performance,
@@ -64,6 +65,7 @@ DASHBOARDS: dict[str, Callable[[], cog.Builder[dm.Dashboard]]] = {
     "remediation.json": remediation.build,
     "performance.json": performance.build,
     "cost.json": cost.build,
+    "datastore.json": datastore.build,
 }
 
 

@@ -16,6 +16,8 @@ category           engine reaction
 ``already``        the change is already true (powering on a VM that is on): done
 ``gone``           the object no longer exists: skip
 ``timeout``        the deadline passed (task cancelled if it could be): retry
+``locked``         the VM's files are locked (``FileLocked``): it still runs on a host
+                   vCenter lost; held, never retried elsewhere, until the lock is freed
 ``fatal``          anything else (permissions, bad arguments): fail, a person looks
 =================  ==================================================================
 
@@ -33,7 +35,7 @@ from vcenter.session import describe
 
 from .live import CONNECTION_ERRORS, Session
 
-RETRY, REPLACE, FALLBACK, ALREADY, GONE, TIMEOUT, FATAL = (
+RETRY, REPLACE, FALLBACK, ALREADY, GONE, TIMEOUT, FATAL, LOCKED = (
     "retry",
     "replace",
     "fallback",
@@ -41,6 +43,7 @@ RETRY, REPLACE, FALLBACK, ALREADY, GONE, TIMEOUT, FATAL = (
     "gone",
     "timeout",
     "fatal",
+    "locked",
 )
 
 
@@ -71,6 +74,10 @@ def classify_fault(exc: BaseException, *, target: str = "", source: str = "") ->
         return StepError(RETRY, text)
     if isinstance(exc, vim.fault.TaskInProgress):
         return StepError(RETRY, text)
+    if isinstance(exc, vim.fault.FileLocked):
+        # The files are in use: the VM still runs on a host vCenter lost (its isolation
+        # response, fencing or the lock lease will free them).  Another host would not help.
+        return StepError(LOCKED, text)
     if isinstance(exc, vim.fault.InvalidHostState | vmodl.fault.HostNotConnected):
         host = _fault_host(exc)
         if host and host == source and host != target:

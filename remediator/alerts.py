@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from vcenter.moid import valid_moid
+
 HOST_KINDS = ("restart_host_vms", "evacuate_host")
 VM_KINDS = ("restart_vm", "reset_vm")
 KINDS = HOST_KINDS + VM_KINDS
+
+# Labels that name a managed object: they become managed-object references in SOAP
+# requests, which pyVmomi does not escape, so they must look like vCenter's ids.
+MOID_LABELS = ("host_id", "vm_id", "cluster_id", "datastore_id")
+MAX_LABEL_CHARS = 4096  # a label is a name or an id; more is an attack or a bug
+MAX_ANNOTATION_CHARS = 65536
 
 
 class PayloadError(ValueError):
@@ -40,14 +48,35 @@ def parse_time(value: Any, where: str) -> tuple[str, float]:
         digits = len(rest) - len(rest.lstrip("0123456789"))
         frac, tail = rest[:digits], rest[digits:]
         text = f"{head}.{(frac + '000000')[:6]}{tail}" if frac else head + tail
+    shown = _shown(value)
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise PayloadError(f"{where}: not an RFC 3339 timestamp: {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.isoformat(timespec="microseconds"), parsed.timestamp()
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Year 1 east of UTC or year 9999 west of it does not fit a datetime in UTC.
+        parsed = parsed.astimezone(UTC)
+        return parsed.isoformat(timespec="microseconds"), parsed.timestamp()
+    except (ValueError, OverflowError):
+        raise PayloadError(f"{where}: not a usable RFC 3339 timestamp: {shown}") from None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message: printable, one line, short."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _text(value: Any, where: str, limit: int) -> str:
+    """A string SQLite, logs and vCenter can carry: UTF-8 encodable and of sane length."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError(f"{where}: not valid Unicode (lone surrogate)") from None
+    if len(value) > limit:
+        raise PayloadError(f"{where}: longer than {limit} characters")
+    return value
 
 
 @dataclass(frozen=True)
@@ -102,16 +131,24 @@ class Delivery:
     alerts: tuple[Alert, ...]
 
 
-def _labels(value: Any, where: str) -> dict[str, str]:
+def _labels(
+    value: Any, where: str, limit: int = MAX_LABEL_CHARS, *, moids: bool = True
+) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise PayloadError(f"{where}: must be an object of strings")
     out: dict[str, str] = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise PayloadError(f"{where}.{k}: must be a string")
-        out[k] = v
+        name = _text(k, f"{where}: a label name", 256)
+        out[name] = _text(v, f"{where}.{name}", limit)
+    for name in MOID_LABELS if moids else ():
+        moid = out.get(name, "")
+        if moid and not valid_moid(moid.strip()):
+            raise PayloadError(
+                f"{where}.{name}: {_shown(moid)} is not a vCenter managed-object id "
+                "(letters, digits and _.:- only)"
+            )
     return out
 
 
@@ -140,13 +177,17 @@ def parse_alert(raw: Any, where: str) -> Alert:
         fingerprint = _fingerprint(labels)
     elif not isinstance(fingerprint, str) or len(fingerprint) > 128:
         raise PayloadError(f"{where}.fingerprint: must be a string of at most 128 characters")
+    else:
+        fingerprint = _text(fingerprint, f"{where}.fingerprint", 128)
     return Alert(
         fingerprint=fingerprint,
         status=status,
         starts_at=starts_at,
         starts_ts=starts_ts,
         labels=labels,
-        annotations=_labels(raw.get("annotations"), f"{where}.annotations"),
+        annotations=_labels(
+            raw.get("annotations"), f"{where}.annotations", MAX_ANNOTATION_CHARS, moids=False
+        ),
         ends_at=ends_at,
     )
 
@@ -161,6 +202,10 @@ def parse_payload(body: bytes) -> Delivery:
         raise PayloadError(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise PayloadError("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise PayloadError(f"malformed JSON: {str(exc).split(';')[0]}") from None
     if not isinstance(data, Mapping):
         raise PayloadError("body must be a JSON object")
     version = data.get("version")
@@ -170,9 +215,7 @@ def parse_payload(body: bytes) -> Delivery:
     if not isinstance(alerts, list):
         raise PayloadError("alerts: must be a list")
     for name in ("receiver", "status", "groupKey"):
-        value = data.get(name, "")
-        if not isinstance(value, str):
-            raise PayloadError(f"{name}: must be a string")
+        _text(data.get(name, ""), name, MAX_ANNOTATION_CHARS)
     return Delivery(
         receiver=str(data.get("receiver", "")),
         status=str(data.get("status", "")),

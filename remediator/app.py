@@ -16,6 +16,7 @@ import html
 import logging
 import signal
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,13 +26,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vcenter.config import Config
 
+from . import stranded
 from .alerts import PayloadError, parse_payload
 from .config import RemediatorConfig, parse_remediator_config
 from .engine import Engine
 from .journal import STATES, Action, JournalError
+from .logsafe import install as install_safe_logging
 from .metrics import Metrics
 
 log = logging.getLogger("remediator")
+install_safe_logging(log)
 
 CONFIG = web.AppKey("config", Config)
 RCONFIG = web.AppKey("rconfig", RemediatorConfig)
@@ -40,9 +44,18 @@ METRICS = web.AppKey("metrics", Metrics)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+LINGER_SECONDS = 2.0  # the most an early answer waits for the rest of an unread body
+SHUTDOWN_SECONDS = 2.0  # the most a shutdown waits for requests in flight
+
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"status": "error", "error": message}, status=status, headers=headers)
+
+
+def _raw(text: str) -> bytes:
+    """A header value as the bytes that were sent (aiohttp keeps non-UTF-8 bytes as
+    surrogate escapes, which a plain ``encode()`` refuses)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def authorized(request: web.Request, rcfg: RemediatorConfig) -> bool:
@@ -56,12 +69,12 @@ def authorized(request: web.Request, rcfg: RemediatorConfig) -> bool:
         assert rcfg.bearer_token is not None
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(value.encode(), rcfg.bearer_token.get().encode())
+        return hmac.compare_digest(_raw(value), rcfg.bearer_token.get().encode())
     if scheme.lower() != "basic":
         return False
     try:
-        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        user, _, password = base64.b64decode(_raw(value), validate=True).decode().partition(":")
+    except (binascii.Error, ValueError):  # not base64, or not UTF-8 inside
         return False
     assert rcfg.basic_user is not None and rcfg.basic_password is not None
     user_ok = hmac.compare_digest(user.encode(), rcfg.basic_user.encode())
@@ -91,17 +104,30 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, "internal error (see the remediator's log)")
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it exceeds ``limit`` (declared or streamed)."""
+class _SlowBody(Exception):
+    """The client did not send its whole body within the body timeout."""
+
+
+async def _read_body(request: web.Request, limit: int, timeout: float) -> bytes | None:
+    """The body, or None as soon as it exceeds ``limit`` (declared or streamed).
+
+    Raises :class:`_SlowBody` when it takes longer than ``timeout`` in all: a client that
+    trickles its body would otherwise hold a connection (and a shutdown) for as long as
+    it likes.
+    """
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _SlowBody from None
     return b"".join(chunks)
 
 
@@ -115,7 +141,12 @@ async def _receive(request: web.Request) -> web.Response:
     rcfg = request.app[RCONFIG]
     if not authorized(request, rcfg):
         return _error(401, "authentication required", **_challenge(rcfg))
-    body = await _read_body(request, rcfg.max_body_bytes)
+    try:
+        body = await _read_body(request, rcfg.max_body_bytes, rcfg.body_timeout_seconds)
+    except _SlowBody:
+        resp = _error(408, f"body not received within {rcfg.body_timeout_seconds:.0f}s")
+        resp.force_close()
+        return resp
     if body is None:
         return _error(413, f"body larger than {rcfg.max_body_bytes} bytes")
     try:
@@ -202,10 +233,12 @@ async def get_action(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     if engine.journal is None:
         return _error(503, "journal not open")
-    try:
-        action_id = int(request.match_info["id"])
-    except ValueError:
-        return _error(400, "action id must be a number")
+    raw_id = request.match_info["id"]
+    if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 19:
+        return _error(400, "action id must be a whole number of at most 19 digits")
+    action_id = int(raw_id)
+    if action_id >= 1 << 63:  # SQLite's integers are 64-bit
+        return _error(404, f"no action {action_id}")
     action = await engine.db(engine.j.get, action_id)
     if action is None:
         return _error(404, f"no action {action_id}")
@@ -216,6 +249,18 @@ async def get_action(request: web.Request) -> web.Response:
     if not action.is_step:
         out["steps"] = [_public(s) for s in await engine.db(engine.j.siblings, action.id)]
     return web.json_response(out)
+
+
+async def list_unregistered(request: web.Request) -> web.Response:
+    """VMs the remediator unregistered and could not register again yet."""
+    rcfg = request.app[RCONFIG]
+    if not authorized(request, rcfg):
+        return _error(401, "authentication required", **_challenge(rcfg))
+    engine = request.app[ENGINE]
+    if engine.journal is None:
+        return _error(503, "journal not open")
+    vms = await engine.db(stranded.find, engine.j)
+    return web.json_response({"count": len(vms), "vms": vms})
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -268,6 +313,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}
 </head><body><h1>vSphere HA remediator</h1>
 <p>{mode} &middot; backlog {backlog} &middot; guard: {guard} &middot;
 <a href="api/v1/actions">JSON</a> &middot; <a href="metrics">metrics</a></p>
+{stranded}
 <table><tr><th>id</th><th>parent</th><th>kind</th><th>state</th><th>vCenter</th><th>cluster</th>
 <th>VM</th><th>host</th><th>target</th><th>priority</th><th>by</th><th>updated</th><th>reason</th></tr>
 {rows}</table></body></html>
@@ -302,6 +348,7 @@ async def index(request: web.Request) -> web.Response:
         backlog=backlog,
         guard=e("tripped on " + ", ".join(tripped)) if tripped else "ok",
         rows=rows,
+        stranded=stranded.banner(await engine.db(stranded.find, engine.j)),
     )
     return web.Response(text=page, content_type="text/html")
 
@@ -326,6 +373,7 @@ def create_app(config: Config, rcfg: RemediatorConfig | None = None) -> web.Appl
     app.router.add_post("/api/v1/alerts", receive_alerts)
     app.router.add_get("/api/v1/actions", list_actions)
     app.router.add_get("/api/v1/actions/{id}", get_action)
+    app.router.add_get("/api/v1/unregistered", list_unregistered)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -351,7 +399,20 @@ async def serve(config: Config, rcfg: RemediatorConfig, stop: asyncio.Event | No
         except (NotImplementedError, RuntimeError):
             pass
     app = create_app(config, rcfg)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout also runs from the moment a connection opens until its request's
+    # headers are complete, so it is the header read timeout too.  After an early answer
+    # (401, 408, 413) aiohttp reads and drops the rest of the body for lingering_time so the
+    # client sees the answer; 2 s is enough for that and little for a slow client.  A
+    # stalled request holds a shutdown for at most 2 s: a delivery's journal write takes
+    # milliseconds, and Alertmanager retries what got 503 or no answer.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=rcfg.header_timeout_seconds,
+        lingering_time=min(rcfg.body_timeout_seconds, LINGER_SECONDS),
+        shutdown_timeout=min(rcfg.body_timeout_seconds, SHUTDOWN_SECONDS),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, rcfg.listen_host, rcfg.listen_port, ssl_context=server_ssl(rcfg))
@@ -380,4 +441,9 @@ def run(config: Config) -> None:
         )
     if rcfg.auth == "none":
         log.warning("authentication is disabled (remediator.auth: none)")
-    asyncio.run(serve(config, rcfg))
+    try:
+        asyncio.run(serve(config, rcfg))
+    except JournalError as exc:  # e.g. another remediator holds the journal: one line
+        # A start-up error like the CLI's others (one line, exit 2), whichever entry point.
+        print(f"vha-remediator: start-up error: remediator.journal: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -111,6 +111,8 @@ class RemediatorConfig:
     dry_run: bool
     journal_path: str
     max_body_bytes: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
     workers: int
     max_concurrent_tasks: int
     action_timeout_seconds: float
@@ -140,6 +142,8 @@ _TOP_KEYS = {
     "dry_run",
     "journal",
     "max_body_bytes",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
     "workers",
     "max_concurrent_tasks",
     "action_timeout_seconds",
@@ -368,6 +372,12 @@ def parse_remediator(
     max_tasks = c.run(8, _int, section, "max_concurrent_tasks", SECTION, 8, minimum=1)
     tls = c.run(None, _tls, section, base, read_secrets)
     max_body = c.run(4 << 20, _int, section, "max_body_bytes", SECTION, 4 << 20, minimum=1024)
+    header_timeout = c.run(
+        10.0, _num, section, "header_timeout_seconds", SECTION, 10.0, minimum=0.5, maximum=300.0
+    )
+    body_timeout = c.run(
+        10.0, _num, section, "body_timeout_seconds", SECTION, 10.0, minimum=0.5, maximum=300.0
+    )
     action_timeout = c.run(
         300.0, _num, section, "action_timeout_seconds", SECTION, 300.0, minimum=1.0
     )
@@ -392,6 +402,8 @@ def parse_remediator(
         dry_run=dry_run,
         journal_path=journal_path,
         max_body_bytes=max_body,
+        header_timeout_seconds=header_timeout,
+        body_timeout_seconds=body_timeout,
         workers=workers,
         max_concurrent_tasks=max_tasks,
         action_timeout_seconds=action_timeout,

@@ -51,9 +51,20 @@ class MassFailureGuard:
         self.cfg = cfg
         self._clusters: dict[tuple[str, str], _ClusterWatch] = {}
         self._logged: dict[tuple[str, str], bool] = {}
+        self._connected: dict[str, dict[str, float]] = {}
 
     def observe(self, vcenter: str, cluster: str, hosts: Iterable[HostState], now: float) -> None:
-        """Feed a live read of a cluster's hosts (all of them, so the share is right)."""
+        """Feed a live read of a cluster's hosts (all of them, so the share is right).
+
+        Only this counts a host as failed: an alert alone never does, because an alert
+        can name a host that does not exist (or is in another cluster), and counting it
+        would let made-up alerts hold back the restart of a real failure.
+        """
+        connected = self._connected.setdefault(vcenter, {})
+        hosts = list(hosts)
+        for host in hosts:
+            if host.responding:
+                connected[host.moid] = now
         if not cluster:
             return  # standalone hosts have no cluster to storm
         watch = self._clusters.setdefault((vcenter, cluster), _ClusterWatch())
@@ -64,11 +75,9 @@ class MassFailureGuard:
                 watch.failed_at[host.moid] = now
         watch.total = total
 
-    def note(self, vcenter: str, cluster: str, host: str, now: float) -> None:
-        """Count a host-failure alert even before a live read confirms it."""
-        if cluster and host:
-            watch = self._clusters.setdefault((vcenter, cluster), _ClusterWatch())
-            watch.failed_at[host] = max(now, watch.failed_at.get(host, 0.0))
+    def last_connected(self, vcenter: str) -> dict[str, float]:
+        """Host moid -> when a live read last showed it connected (for implausible starts)."""
+        return dict(self._connected.get(vcenter, {}))
 
     def verdict(self, vcenter: str, cluster: str, now: float) -> Verdict:
         watch = self._clusters.get((vcenter, cluster))

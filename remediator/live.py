@@ -10,6 +10,7 @@ All functions are blocking pyvmomi; the engine runs them on a thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,8 +20,10 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from vcenter.config import Config, VCenterConfig
+from vcenter.faults import checked_contents
 from vcenter.session import connect, disconnect
 
+from . import drs_rules, preflight
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
 
 HOST_PROPS = [
@@ -32,6 +35,8 @@ HOST_PROPS = [
     "runtime.inMaintenanceMode",
     "runtime.inQuarantineMode",
     "runtime.dasHostState",
+    "datastore",
+    "network",
     "summary.hardware.cpuMhz",
     "summary.hardware.numCpuCores",
     "summary.hardware.memorySize",
@@ -50,6 +55,8 @@ VM_PROPS = [
     "runtime.bootTime",
     "guestHeartbeatStatus",
     "guest.appHeartbeatStatus",
+    "datastore",
+    "network",
     "summary.config.numCpu",
     "summary.config.memorySizeMB",
     "summary.config.cpuReservation",
@@ -61,7 +68,13 @@ CLUSTER_PROPS = ["name", "configurationEx", "resourcePool", "host"]
 # What a step needs to re-check before it acts: state and identity, not capacity.  Reading
 # less matters here, because a host failure means one such read per VM.
 STEP_HOST_PROPS = [p for p in HOST_PROPS if not p.startswith("summary.")]
-STEP_VM_PROPS = [p for p in VM_PROPS if not p.startswith("summary.")]
+# A step also reads what ties the VM to its host (pre-flight); a decision over a whole
+# cluster does not, as devices are the bulk of a VM's config.
+STEP_VM_PROPS = [p for p in VM_PROPS if not p.startswith("summary.")] + [
+    "config.hardware.device",
+    "runtime.faultToleranceState",
+]
+DATASTORE_PROPS = ["name", "summary.accessible", "host"]
 
 # Connection-level failures: vCenter (or our path to it) is down, not the request wrong.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -88,67 +101,129 @@ def _timestamp(value: Any) -> float | None:
     return None
 
 
+# What makes a login unusable: the session ended, or the transport to vCenter broke.  A
+# fault that vCenter *answered* (SystemError, HostCommunication, ...) leaves the session
+# fine, so it is only retried, never logged out.
+SESSION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+
+
+class _Login:
+    """One vCenter login and the calls using it; logged out only when none is left."""
+
+    def __init__(self, si: Any, content: Any) -> None:
+        self.si = si
+        self.content = content
+        self.fields: dict[int, str] = {}
+        self.users = 0
+        self.retired = False
+
+
 class Session:
     """One vCenter login shared by the remediator's threads, re-established on demand.
 
     pyvmomi's SOAP stub keeps a connection pool, so concurrent calls from the thread pool
-    are safe; only (re)connecting is serialised.
+    are safe; only (re)connecting is serialised.  A login that failed is *retired*, never
+    logged out under the other workers still using it: a Logout in the middle of their
+    calls would turn their reads into NotAuthenticated answers.  It is logged out when its
+    last call returns.
     """
 
     def __init__(self, vc: VCenterConfig, config: Config, pool_size: int = 8) -> None:
         self.vc = vc
         self.config = config
         self.pool_size = pool_size
-        self._si: Any = None
+        self._login: _Login | None = None
         self._lock = threading.Lock()
-        self._fields: dict[int, str] = {}
-        self._content: Any = None
+        self._local = threading.local()
+        self.logins = 0  # how many times this session logged in (tests, logs)
 
     @property
     def name(self) -> str:
         return self.vc.name
 
-    def si(self) -> Any:
+    def _current(self) -> _Login:
+        """The login of the call running on this thread, else the shared one."""
+        login: _Login | None = getattr(self._local, "login", None)
+        if login is not None:
+            return login
         with self._lock:
-            if self._si is None:
-                si = connect(self.vc)
-                # pyvmomi keeps 5 idle connections by default; with more worker threads the
-                # rest would be closed after each call and every call would pay a TLS
-                # handshake.
-                si._stub.poolSize = max(si._stub.poolSize, self.pool_size)
-                self._si = si
-                self._fields = {}
-                # ``si.content`` is a remote property: every access is a round trip that
-                # returns the whole ServiceContent.  Read it once per session.
-                self._content = si.RetrieveContent()
-            return self._si
+            return self._ensure()
+
+    def _ensure(self) -> _Login:
+        """The shared login, logging in first if there is none.  Caller holds the lock."""
+        if self._login is None:
+            si = connect(self.vc)
+            # pyvmomi keeps 5 idle connections by default; with more worker threads the
+            # rest would be closed after each call and every call would pay a TLS
+            # handshake.
+            si._stub.poolSize = max(si._stub.poolSize, self.pool_size)
+            # ``si.content`` is a remote property: every access is a round trip that
+            # returns the whole ServiceContent.  Read it once per login.
+            self._login = _Login(si, si.RetrieveContent())
+            self.logins += 1
+        return self._login
+
+    def si(self) -> Any:
+        return self._current().si
 
     def content(self) -> Any:
-        self.si()
-        return self._content
+        return self._current().content
+
+    def _enter(self) -> _Login:
+        with self._lock:
+            login = self._ensure()
+            login.users += 1
+        return login
+
+    def _leave(self, login: _Login) -> None:
+        with self._lock:
+            login.users -= 1
+            done = login.retired and login.users == 0
+        if done:
+            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
+
+    def _retire(self, login: _Login) -> None:
+        with self._lock:
+            if self._login is login:
+                self._login = None
+            login.retired = True
 
     def drop(self) -> None:
-        """Forget a session that failed, so the next call logs in again."""
+        """Forget the shared login, so the next call logs in again (logged out once idle)."""
         with self._lock:
-            si, self._si = self._si, None
-        if si is not None:
-            threading.Thread(target=disconnect, args=(si,), daemon=True).start()
+            login, self._login = self._login, None
+            if login is None:
+                return
+            login.retired = True
+            idle = login.users == 0
+        if idle:
+            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
-            si, self._si = self._si, None
-        disconnect(si)
+            login, self._login = self._login, None
+        if login is not None:
+            login.retired = True
+            disconnect(login.si)
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(session, *args)``; on a lost session log in once more and retry."""
-        try:
-            return fn(self, *args)
-        except vim.fault.NotAuthenticated:
-            self.drop()
-            return fn(self, *args)
-        except CONNECTION_ERRORS:
-            self.drop()
-            raise
+        for attempt in (1, 2):
+            login = self._enter()
+            self._local.login = login
+            try:
+                return fn(self, *args)
+            except vim.fault.NotAuthenticated:
+                self._retire(login)
+                if attempt == 2:
+                    raise
+            except SESSION_ERRORS:
+                self._retire(login)
+                raise
+            finally:
+                self._local.login = None
+                self._leave(login)
+        raise AssertionError("unreachable")
 
     # --- property collector ------------------------------------------------------------
 
@@ -165,18 +240,21 @@ class Session:
         out: list[Any] = []
         result = pc.RetrievePropertiesEx(specSet=[fspec], options=opts)
         while result is not None:
-            out.extend(result.objects or [])
+            # A read that failed for an object (session ended, no permission, a server
+            # fault) raises here; only omitted or ManagedObjectNotFound objects are gone.
+            out.extend(checked_contents(result.objects or []))
             if not result.token:
                 break
             result = pc.ContinueRetrievePropertiesEx(token=result.token)
         return out
 
     def fields(self) -> dict[int, str]:
-        """Custom attribute key -> name, cached per session."""
-        if not self._fields:
-            cfm = self.content().customFieldsManager
-            self._fields = {int(f.key): str(f.name) for f in (cfm.field or [])} if cfm else {}
-        return self._fields
+        """Custom attribute key -> name, cached per login."""
+        login = self._current()
+        if not login.fields:
+            cfm = login.content.customFieldsManager
+            login.fields = {int(f.key): str(f.name) for f in (cfm.field or [])} if cfm else {}
+        return login.fields
 
     def attributes(self, values: Iterable[Any]) -> dict[str, str]:
         names = self.fields()
@@ -184,7 +262,7 @@ class Session:
         for v in values or []:
             key = int(getattr(v, "key", -1))
             if key not in names:
-                self._fields = {}
+                self._current().fields = {}
                 names = self.fields()
             if key in names:
                 out[names[key]] = str(getattr(v, "value", ""))
@@ -216,6 +294,9 @@ def host_from(session: Session, moid: str, p: Mapping[str, Any]) -> HostState:
         memory_capacity_mb=float(p.get("summary.hardware.memorySize") or 0) / (1 << 20),
         cpu_usage_mhz=float(p.get("summary.quickStats.overallCpuUsage") or 0),
         memory_usage_mb=float(p.get("summary.quickStats.overallMemoryUsage") or 0),
+        mounts_known="datastore" in p,
+        datastores=frozenset(_moid(d) for d in (p.get("datastore") or [])),
+        networks=frozenset(_moid(n) for n in (p.get("network") or [])),
     )
 
 
@@ -244,7 +325,20 @@ def vm_from(session: Session, moid: str, p: Mapping[str, Any]) -> VMState:
         vmx_path=str(p.get("config.files.vmPathName") or ""),
         folder_id=_moid(p.get("parent")),
         custom_values=attrs,
+        datastores=tuple(_moid(d) for d in (p.get("datastore") or [])),
+        vmx_datastore=_datastore_of(str(p.get("config.files.vmPathName") or "")),
+        networks=tuple(_moid(n) for n in (p.get("network") or [])),
+        host_tied=preflight.host_tied(
+            p.get("config.hardware.device"), str(p.get("runtime.faultToleranceState") or "")
+        ),
     )
+
+
+def _datastore_of(vmx_path: str) -> str:
+    """``[ds-name] dir/vm.vmx`` -> ``ds-name``."""
+    if vmx_path.startswith("[") and "]" in vmx_path:
+        return vmx_path[1 : vmx_path.index("]")]
+    return ""
 
 
 def _monitoring(config_ex: Any) -> tuple[bool, bool, VMMonitoring]:
@@ -277,21 +371,23 @@ def cluster_snapshot(session: Session, cluster_id: str) -> Snapshot:
     TS = vmodl.query.PropertyCollector.TraversalSpec
     SS = vmodl.query.PropertyCollector.SelectionSpec
     to_vms = TS(name="host2vm", type=vim.HostSystem, path="vm", skip=False)
+    to_ds = TS(name="host2ds", type=vim.HostSystem, path="datastore", skip=False)
     to_hosts = TS(
         name="cluster2host",
         type=vim.ClusterComputeResource,
         path="host",
         skip=False,
-        selectSet=[SS(name="host2vm")],
+        selectSet=[SS(name="host2vm"), SS(name="host2ds")],
     )
     obj = vmodl.query.PropertyCollector.ObjectSpec(
-        obj=cluster, skip=False, selectSet=[to_hosts, to_vms]
+        obj=cluster, skip=False, selectSet=[to_hosts, to_vms, to_ds]
     )
     PS = vmodl.query.PropertyCollector.PropertySpec
     specs = [
         PS(type=vim.ClusterComputeResource, pathSet=CLUSTER_PROPS),
         PS(type=vim.HostSystem, pathSet=HOST_PROPS),
         PS(type=vim.VirtualMachine, pathSet=VM_PROPS),
+        PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
     return _build(session, session.retrieve(specs, [obj]))
 
@@ -303,11 +399,19 @@ def objects_snapshot(
     no capacity or cluster settings (a step that must re-place reads the whole cluster)."""
     OS = vmodl.query.PropertyCollector.ObjectSpec
     PS = vmodl.query.PropertyCollector.PropertySpec
+    to_ds = vmodl.query.PropertyCollector.TraversalSpec(
+        name="host2ds", type=vim.HostSystem, path="datastore", skip=False
+    )
     objs = [OS(obj=session.stub_obj(vim.VirtualMachine, m), skip=False) for m in set(vm_ids) if m]
-    objs += [OS(obj=session.stub_obj(vim.HostSystem, m), skip=False) for m in set(host_ids) if m]
+    objs += [
+        OS(obj=session.stub_obj(vim.HostSystem, m), skip=False, selectSet=[to_ds])
+        for m in set(host_ids)
+        if m
+    ]
     specs = [
         PS(type=vim.HostSystem, pathSet=STEP_HOST_PROPS),
         PS(type=vim.VirtualMachine, pathSet=STEP_VM_PROPS),
+        PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
     return _build(session, session.retrieve(specs, objs) if objs else [])
 
@@ -316,10 +420,12 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
     hosts: dict[str, HostState] = {}
     vms: dict[str, VMState] = {}
     cluster: ClusterState | None = None
+    datastores: dict[str, Mapping[str, Any]] = {}
     for content in contents:
-        if getattr(content, "missingSet", None) and not content.propSet:
-            continue  # deleted between listing and reading
         obj = content.obj
+        if isinstance(obj, vim.Datastore):
+            datastores[_moid(obj)] = _props(content)
+            continue
         moid = _moid(obj)
         p = _props(content)
         if isinstance(obj, vim.HostSystem):
@@ -336,8 +442,30 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
                 vm_monitoring=mon,
                 resource_pool=_moid(p.get("resourcePool")),
                 host_ids=tuple(_moid(h) for h in (p.get("host") or [])),
+                rules=drs_rules.from_config(p.get("configurationEx")),
             )
+    if datastores:
+        hosts = {m: _usable_datastores(h, datastores) for m, h in hosts.items()}
     return Snapshot(session.name, time.time(), cluster, hosts, vms)
+
+
+def _usable_datastores(host: HostState, datastores: Mapping[str, Mapping[str, Any]]) -> HostState:
+    """Keep the host's datastores that are accessible and mounted on it (pre-flight)."""
+    usable: dict[str, str] = {}
+    for ds in host.datastores:
+        p = datastores.get(ds)
+        if p is None:
+            continue  # not read: not proved usable
+        if p.get("summary.accessible") is False:
+            continue
+        mount = next((m for m in (p.get("host") or []) if _moid(m.key) == host.moid), None)
+        info = getattr(mount, "mountInfo", None)
+        if info is not None and (
+            getattr(info, "accessible", True) is False or getattr(info, "mounted", True) is False
+        ):
+            continue
+        usable[ds] = str(p.get("name", ds))
+    return dataclasses.replace(host, datastores=frozenset(usable), datastore_names=usable)
 
 
 def _host_parent(session: Session, host_id: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from prometheus_client import (
 )
 
 from .journal import STATES
+from .stranded import StrandedMetrics
 
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
@@ -108,6 +109,13 @@ class Metrics:
             "vCenter tasks the remediator is running now",
             registry=r,
         )
+        self.implausible_starts = Counter(
+            "vha_remediator_implausible_starts_total",
+            "Alerts whose startsAt could not be when the failure began (zero time, in the "
+            "future, before the host was last seen connected); brakes ignored it",
+            ["reason"],
+            registry=r,
+        )
         self.journal_errors = Counter(
             "vha_remediator_journal_errors_total",
             "Journal writes that failed (deliveries answered 503)",
@@ -118,6 +126,7 @@ class Metrics:
             "1 when the remediator only plans and journals, changing nothing",
             registry=r,
         )
+        self.stranded = StrandedMetrics(r)  # VMs out of vCenter's inventory (stranded.py)
         for code in ("200", "400", "401", "405", "413", "415", "503"):
             self.webhook_requests.labels(code=code)
         for state in ("ok", "tripped", "unreachable"):

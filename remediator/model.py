@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .drs_rules import DrsRules
+
 # vSphere HA (FDM) states in which a host is a full member of the HA cluster and may take
 # VMs; anything else (election, isolated, partitioned, hostDown, agent errors) may not.
 HEALTHY_DAS_STATES = frozenset({"master", "connectedToMaster"})
@@ -31,6 +33,14 @@ class HostState:
     memory_capacity_mb: float = 0.0
     cpu_usage_mhz: float = 0.0
     memory_usage_mb: float = 0.0
+    # What the host sees (pre-flight); only meaningful when ``mounts_known``.
+    mounts_known: bool = False
+    datastores: frozenset[str] = frozenset()  # moids mounted and accessible
+    datastore_names: Mapping[str, str] = field(default_factory=dict)  # moid -> name
+    networks: frozenset[str] = frozenset()  # network names
+
+    def datastore_label(self, ds: str) -> str:
+        return self.datastore_names.get(ds, ds)
 
     @property
     def responding(self) -> bool:
@@ -82,6 +92,12 @@ class VMState:
     vmx_path: str = ""
     folder_id: str = ""
     custom_values: Mapping[str, str] = field(default_factory=dict)
+    # Pre-flight inputs: datastores (moids), the .vmx's datastore (name), networks (names),
+    # and why its hardware ties it to its host ("" when nothing does or it was not read).
+    datastores: tuple[str, ...] = ()
+    vmx_datastore: str = ""
+    networks: tuple[str, ...] = ()
+    host_tied: str = ""
 
     @property
     def rank(self) -> int:
@@ -134,6 +150,7 @@ class ClusterState:
     vm_monitoring: VMMonitoring = field(default_factory=VMMonitoring)
     resource_pool: str = ""
     host_ids: tuple[str, ...] = ()
+    rules: DrsRules = field(default_factory=DrsRules)  # DRS rules and groups (placement)
 
 
 @dataclass(frozen=True)

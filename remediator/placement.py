@@ -12,6 +12,11 @@ puts a VM where HA itself would refuse to:
   failed host's power feed or switch may take its neighbours next;
 * among those, the *least loaded* host after placement wins, so a failed host's VMs
   spread over the cluster instead of piling onto one survivor;
+* it passes *pre-flight* (:mod:`.preflight`): it sees the VM's datastores and networks,
+  and nothing ties the VM to its current host;
+* it breaks no *required DRS rule* (:mod:`.drs_rules`): VM-Host must / must-not run on,
+  VM-VM anti-affinity; "should" rules and affinity only decide between hosts that fit,
+  and a placement that breaks one says so;
 * VMs are placed *highest restart priority first*, so when capacity runs out it is the
   low-priority VMs that are left unplaced.
 """
@@ -21,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from . import preflight
 from .config import PlacementConfig
+from .drs_rules import DrsRules
 from .model import HostState, Snapshot, VMState
 
 
@@ -129,16 +136,26 @@ def place(
     result is in placement order; unplaced VMs carry the reason instead of a target.
     """
     loads, rejected = _loads(snapshot, set(exclude))
+    rules = snapshot.cluster.rules if snapshot.cluster is not None else DrsRules()
+    # Where each VM runs (or, once placed in this batch, will run): VM-VM rules need it.
+    where = {v.moid: v.host_id for v in snapshot.vms.values() if v.running and v.host_id}
     out: list[Placement] = []
     for vm in priority_order(vms):
         fitting: list[_Load] = []
         refusals: list[str] = []
+        broken: dict[str, list[str]] = {}
         for load in loads:
-            why = load.refusal(vm, cfg)
+            hard, soft = rules.judge(vm.moid, load.host.moid, where)
+            why = (
+                preflight.check(vm, load.host)
+                or (f"breaks required {hard}" if hard else "")
+                or load.refusal(vm, cfg)
+            )
             if why:
                 refusals.append(f"{load.host.name}: {why}")
             else:
                 fitting.append(load)
+                broken[load.host.moid] = soft
         if not fitting:
             detail = "; ".join(refusals + rejected) or "the cluster has no other host"
             out.append(
@@ -146,22 +163,28 @@ def place(
             )
             continue
 
-        def key(load: _Load) -> tuple[int, float, int, str]:
+        def key(
+            load: _Load, broken: dict[str, list[str]] = broken
+        ) -> tuple[int, int, float, int, str]:
             same_fd = (
                 cfg.prefer_other_fault_domain
                 and bool(avoid_fault_domain)
                 and load.host.fault_domain == avoid_fault_domain
             )
-            return (int(same_fd), round(load.score(), 6), load.vms, load.host.name)
+            soft = len(broken[load.host.moid])
+            return (soft, int(same_fd), round(load.score(), 6), load.vms, load.host.name)
 
         best = min(fitting, key=key)
         best.add(vm)
+        where[vm.moid] = best.host.moid
         other_fd = bool(avoid_fault_domain) and best.host.fault_domain != avoid_fault_domain
         reason = "least loaded healthy host"
         if other_fd:
             reason += f" in another fault domain ({best.host.fault_domain})"
         elif avoid_fault_domain:
             reason += f" (no room outside fault domain {avoid_fault_domain})"
+        if broken[best.host.moid]:
+            reason += "; breaks " + ", ".join(broken[best.host.moid]) + " (nothing else fits)"
         out.append(
             Placement(
                 vm.moid,
@@ -182,6 +205,9 @@ def fits(vm: VMState, host_id: str, snapshot: Snapshot, cfg: PlacementConfig) ->
     if host is None:
         return "host is not in the snapshot"
     why = host.unhealthy_reason()
+    if why:
+        return why
+    why = preflight.check(vm, host)
     if why:
         return why
     loads, _ = _loads(snapshot, set())

@@ -40,8 +40,11 @@ class Request:
     host: str = ""
     vm_id: str = ""
     vm: str = ""
-    since: float = 0.0  # alert startsAt: the failure is known to exist since then
+    since: float = 0.0  # the alert's startsAt: what the sender claims, not what we saw
     memory: Mapping[str, Any] = field(default_factory=dict)  # what earlier looks recorded
+    # When this remediator's own live reads last saw each host connected (host moid ->
+    # Unix time): a failure cannot have started before that.
+    last_connected: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,10 +133,51 @@ def _finisher(memory: dict[str, Any], labels: dict[str, str]) -> Callable[[Decis
     return out
 
 
-def _since(req: Request, now: float) -> float:
-    """When the failure began, as far as we know: the alert's start, never in the future."""
-    first = float(req.memory.get("first_seen", now))
-    return min(req.since or first, first, now)
+# Alertmanager's zero time (0001-01-01T00:00:00Z) and anything before 1970 is no start.
+_EPOCH_FLOOR = 0.0
+_FUTURE_SLACK = 300.0  # clock skew between Prometheus, Alertmanager and us
+
+
+def implausible_start(req: Request, now: float, host_id: str = "") -> str:
+    """Why the alert's ``startsAt`` cannot be when the failure began, or ``""``."""
+    if req.since <= _EPOCH_FLOOR:
+        return "zero time"
+    if req.since > now + _FUTURE_SLACK:
+        return "in the future"
+    connected = req.last_connected.get(host_id, 0.0) if host_id else 0.0
+    if connected and req.since < connected:
+        return "before last connected"
+    return ""
+
+
+def _alert_start(req: Request, memory: dict[str, Any], now: float, host_id: str) -> float:
+    """The alert's start if plausible, else 0; an implausible one is noted in ``memory``
+    (the engine turns the first note into a metric and a log line)."""
+    problem = implausible_start(req, now, host_id)
+    if problem:
+        memory.setdefault("start_clamped", {"reason": problem, "starts_ts": req.since})
+        return 0.0
+    return req.since
+
+
+def _brake_start(req: Request, memory: dict[str, Any], now: float, host_id: str) -> float:
+    """Where confirmation and HA grace count from: the later of the alert's start and the
+    first time this remediator saw the failure by a live read (journaled in ``memory`` as
+    ``failure_seen``).  Call only when the live read shows the failure.
+
+    The alert's start alone is what the sender says: Alertmanager's zero time, an old
+    ``startsAt`` or a forged one would otherwise make a restart immediate.
+    """
+    seen = float(memory.setdefault("failure_seen", now))
+    return min(max(_alert_start(req, memory, now, host_id), seen), now)
+
+
+def _since(req: Request, memory: dict[str, Any], now: float, host_id: str = "") -> float:
+    """When the failure began as far as anyone says (the earlier of a plausible alert start
+    and our first look): for "did someone already act after it began" checks, not brakes."""
+    first = float(memory.get("first_seen", now))
+    start = _alert_start(req, memory, now, host_id)
+    return min(start or first, first, now)
 
 
 def _ha_on(snap: Snapshot) -> bool:
@@ -250,7 +294,7 @@ def decide_host_failure(
 
     if not host.down:
         return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
-    since = _since(req, now)
+    since = _brake_start(req, memory, now, host.moid)
     wait = confirm_host_failure(host, snap, cfg, now, since)
     wait = wait or ha_grace(snap, cfg, now, since, "restart the VMs")
     if wait is not None:
@@ -299,6 +343,10 @@ def decide_host_failure(
             continue
         to_place.append(vm)
 
+    if not seen:
+        # Nothing ran there when we first looked (a re-fired alert after the VMs were
+        # restarted, or an empty host): a plan without steps would stay "planned".
+        return out(Decision(SKIP, f"{host.name} failed but had no VMs to restart: nothing to do"))
     placements = place(
         to_place, snap, cfg.placement, avoid_fault_domain=host.fault_domain, exclude=[host.moid]
     )
@@ -377,7 +425,7 @@ def decide_vm_failure(
             return out(Decision(SKIP, "the VM's host is not in vCenter"))
         if not vm.restartable:
             return out(Decision(SKIP, unprotected))
-        since = _since(req, now)
+        since = _brake_start(req, memory, now, host.moid)
         wait = confirm_host_failure(host, snap, cfg, now, since)
         wait = wait or ha_grace(snap, cfg, now, since, "restart the VM")
         if wait is not None:
@@ -436,7 +484,7 @@ def decide_reset(
     beats = f"guest {vm.guest_heartbeat}, app {vm.app_heartbeat or 'n/a'}"
     if not vm.heartbeat_failed:
         return out(Decision(SKIP, f"heartbeats recovered ({beats})"))
-    since = _since(req, now)
+    since = _since(req, memory, now, host.moid)
     ha_monitors = _ha_on(snap) and snap.cluster is not None and snap.cluster.vm_monitoring.enabled
     if vm.boot_time is not None and vm.boot_time > since:
         who = "vSphere HA VM monitoring" if ha_monitors else "someone else"
@@ -448,7 +496,7 @@ def decide_reset(
             )
         )
     if ha_monitors:
-        wait = ha_grace(snap, cfg, now, since, "reset the VM")
+        wait = ha_grace(snap, cfg, now, _brake_start(req, memory, now, host.moid), "reset the VM")
         if wait is not None:
             return out(wait)
     max_resets, window, min_uptime = reset_limits(snap, cfg)

@@ -344,6 +344,18 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST")
 		}
+		if n == 3 && parts[2] == "locks" {
+			if r.Method != http.MethodPost {
+				return 0, nil, methodNotAllowed(r, "POST")
+			}
+			return s.postLocks(r, parts[1])
+		}
+		if n == 3 && parts[2] == "mounts" {
+			if r.Method != http.MethodPost {
+				return 0, nil, methodNotAllowed(r, "POST")
+			}
+			return s.postMounts(r, parts[1])
+		}
 		if n == 3 && (parts[2] == "fail" || parts[2] == "recover") {
 			if r.Method != http.MethodPost {
 				return 0, nil, methodNotAllowed(r, "POST")
@@ -531,6 +543,7 @@ func (s *sim) postRecover(r *http.Request, name string) (int, interface{}, *apiE
 		return 0, nil, errf(http.StatusBadRequest, "recover takes no properties (got %s)",
 			strings.Join(sortedKeys(body), ", "))
 	}
+	releaseLocks(h.ref) // a host back in vCenter's hands: its VMs are known again
 	s.recoverHost(h)
 	return http.StatusOK, s.hostEntryLocked(h), nil
 }

@@ -329,8 +329,10 @@ func (s *sim) postFault(r *http.Request) (int, interface{}, *apiError) {
 		return 0, nil, errf(http.StatusBadRequest, "fault: required (a vSphere fault type, e.g. InvalidHostState)")
 	case rule.Count == 0 || rule.Count < -1:
 		return 0, nil, errf(http.StatusBadRequest, "count: must be >= 1, or -1 for every call until cleared")
-	case rule.Mode != "fault" && rule.Mode != "task":
-		return 0, nil, errf(http.StatusBadRequest, "mode: invalid value %q (allowed: fault, task)", rule.Mode)
+	case rule.Mode != "fault" && rule.Mode != "task" && rule.Mode != "drop-session":
+		return 0, nil, errf(http.StatusBadRequest, "mode: invalid value %q (allowed: fault, task, drop-session)", rule.Mode)
+	case validDropSession(rule) != "":
+		return 0, nil, errf(http.StatusBadRequest, "%s", validDropSession(rule))
 	case rule.Mode == "task" && !strings.HasSuffix(rule.Method, "_Task"):
 		return 0, nil, errf(http.StatusBadRequest, "mode: \"task\" needs a *_Task method")
 	}

@@ -33,6 +33,7 @@ import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -45,6 +46,36 @@ GOVMOMI_SIMULATOR_SRC = Path(GOPATH) / "src/github.com/vmware/govmomi/simulator"
 DEFAULT_GOCACHE = "/tmp/vha-gocache"
 
 JSONDict = dict[str, Any]
+
+ROLES = ("read-only", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A simulator user beyond ``username``/``password`` (the Administrator).
+
+    ``role`` is ``read-only`` (vSphere's Read-only role: reads only, every change answers
+    ``NoPermission``), ``operator`` (the remediator's privileges, docs/remediator.md) or
+    ``admin``. Given to :class:`Simulator` as ``accounts=[...]``; passed to the binary in
+    ``$VHA_SIM_ACCOUNTS`` so that passwords stay off the command line.
+    """
+
+    username: str
+    password: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role {self.role!r}: want one of {', '.join(ROLES)}")
+        if not self.username or not self.password or "\n" in self.username + self.password:
+            raise ValueError("account user name and password must be non-empty single lines")
+        if ":" in self.username:
+            raise ValueError(f"account user name {self.username!r} must not contain ':'")
+
+
+#: The two daemon accounts the demo and compose use: the exporter reads, the remediator acts.
+EXPORTER_ACCOUNT = Account("vha-exporter", "exporter-pass", "read-only")
+REMEDIATOR_ACCOUNT = Account("vha-remediator", "remediator-pass", "operator")
 
 
 class SimulatorError(RuntimeError):
@@ -242,6 +273,26 @@ class SimulatorClient:
         body = {_camel(k): v for k, v in props.items()}
         return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/raw", body))
 
+    def set_mounts(
+        self,
+        name: str,
+        *,
+        datastores: Sequence[str] | None = None,
+        networks: Sequence[str] | None = None,
+    ) -> JSONDict:
+        """Set exactly which datastores and networks host ``name`` has (names; None: keep)."""
+        body: JSONDict = {}
+        if datastores is not None:
+            body["datastores"] = list(datastores)
+        if networks is not None:
+            body["networks"] = list(networks)
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/mounts", body))
+
+    def set_locks(self, name: str, held: bool) -> JSONDict:
+        """Host ``name`` holds (or releases) the VMFS locks of the VMs on it now."""
+        body: JSONDict = {"held": held}
+        return cast(JSONDict, self._request("POST", f"/api/v1/hosts/{self._q(name)}/locks", body))
+
     def inject_fault(
         self,
         method: str,
@@ -357,8 +408,13 @@ class Simulator(SimulatorClient):
         binary: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
         verbose: bool = False,
+        accounts: Sequence[Account] = (),
     ) -> None:
         super().__init__()
+        names = [username, *(a.username for a in accounts)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"account user names must be unique: {names}")
+        self.accounts = tuple(accounts)
         self.datacenters = datacenters
         self.clusters = clusters
         self.hosts = hosts
@@ -452,13 +508,27 @@ class Simulator(SimulatorClient):
         """A verifying SSL context that trusts the simulator's certificate."""
         return ssl.create_default_context(cafile=self.ca_file)
 
-    def connection_kwargs(self) -> JSONDict:
-        """Keyword arguments for ``pyVim.connect.SmartConnect`` (TLS verified)."""
+    def account(self, username: str) -> Account:
+        """The :class:`Account` named ``username`` (the Administrator is ``admin``)."""
+        if username == self._username:
+            return Account(self._username, self._password, "admin")
+        for a in self.accounts:
+            if a.username == username:
+                return a
+        raise SimulatorError(f"no account {username!r} in this simulator")
+
+    def connection_kwargs(self, account: str | None = None) -> JSONDict:
+        """Keyword arguments for ``pyVim.connect.SmartConnect`` (TLS verified), as the
+        Administrator or as ``account`` (a user name from ``accounts``)."""
+        user, pwd = self.username, self.password
+        if account is not None:
+            a = self.account(account)
+            user, pwd = a.username, a.password
         return {
             "host": self.host,
             "port": self.port,
-            "user": self.username,
-            "pwd": self.password,
+            "user": user,
+            "pwd": pwd,
             "sslContext": self.ssl_context(),
         }
 
@@ -523,6 +593,9 @@ class Simulator(SimulatorClient):
         workdir = self._workdir
         env = dict(os.environ)
         env["TMPDIR"] = str(workdir / "tmp")  # vcsim's datastore directories live here
+        env["VHA_SIM_ACCOUNTS"] = "\n".join(
+            f"{a.role}:{a.username}:{a.password}" for a in self.accounts
+        )
         log = open(workdir / "vha-sim.log", "ab")
         t0 = time.monotonic()
         try:

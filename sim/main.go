@@ -40,6 +40,7 @@ type config struct {
 	faultDomains      int
 	username          string
 	password          string
+	accounts          accountList // -account / $VHA_SIM_ACCOUNTS: more users, with roles (accounts.go)
 	certFile          string
 	keyFile           string
 	certHosts         []string
@@ -70,6 +71,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.faultDomains, "fault-domains", 2, "HA-FaultDomain values (fd-a, fd-b, ...) assigned round-robin to each cluster's hosts; 0 = none")
 	fs.StringVar(&cfg.username, "username", "user", "login user name (enforced)")
 	fs.StringVar(&cfg.password, "password", "pass", "login password (enforced)")
+	fs.Var(&cfg.accounts, "account", "another user, ROLE:NAME:PASSWORD (ROLE read-only, operator or admin; repeatable; also $VHA_SIM_ACCOUNTS, one a line); the -username user is then the Administrator and calls are checked against the caller's role")
+	fs.Var(accountFileList{&cfg.accounts}, "account-file", "like -account, ROLE:NAME:FILE with the password read from FILE (one line; a container secret)")
 	fs.StringVar(&cfg.certFile, "cert-file", "", "write the server certificate chain (PEM) here; reused with its key across restarts")
 	fs.StringVar(&cfg.keyFile, "key-file", "", "private key file that goes with -cert-file (default: <cert-file>.key)")
 	certHosts := fs.String("cert-hosts", "", "extra comma-separated DNS names / IPs for the TLS certificate (besides 127.0.0.1, ::1, localhost)")
@@ -120,6 +123,9 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.username == "" || cfg.password == "" {
 		return nil, errors.New("-username and -password must not be empty")
 	}
+	if err := accountsFromEnv(&cfg.accounts); err != nil {
+		return nil, err
+	}
 	if cfg.reconcileInterval != 0 && cfg.reconcileInterval < 10*time.Millisecond {
 		return nil, errors.New("-reconcile-interval must be 0 (auto) or >= 10ms")
 	}
@@ -155,12 +161,13 @@ func loopbackAddr(name, addr string) (string, error) {
 }
 
 type readyLine struct {
-	SDKURL   string  `json:"sdk_url"`
-	APIURL   string  `json:"api_url"`
-	Username string  `json:"username"`
-	Password string  `json:"password"`
-	CAFile   *string `json:"ca_file"`
-	PID      int     `json:"pid"`
+	SDKURL   string    `json:"sdk_url"`
+	APIURL   string    `json:"api_url"`
+	Username string    `json:"username"`
+	Password string    `json:"password"`
+	CAFile   *string   `json:"ca_file"`
+	PID      int       `json:"pid"`
+	Accounts []account `json:"accounts,omitempty"` // with -account: every user and role, no passwords
 }
 
 func main() {
@@ -238,12 +245,15 @@ func run(cfg *config) error {
 	svc := s.model.Service
 	svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	svc.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(cfg.username, cfg.password)}
+	if err := setupAccounts(cfg, svc); err != nil {
+		return err
+	}
 	if err := initService(svc, sdkAddr); err != nil {
 		return err
 	}
 
 	sdkServer := &http.Server{
-		Handler:           s.sdkMiddleware(paging.handler(svc.ServeMux)),
+		Handler:           sessionMiddleware(s.sdkMiddleware(paging.handler(svc.ServeMux))),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
@@ -270,6 +280,7 @@ func run(cfg *config) error {
 		Username: cfg.username,
 		Password: cfg.password,
 		PID:      os.Getpid(),
+		Accounts: readyAccounts(cfg),
 	}
 	if cfg.certFile != "" {
 		ready.CAFile = &cfg.certFile

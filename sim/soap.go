@@ -142,6 +142,9 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 		r.Body = ioutil.NopCloser(bytes.NewReader(body))
 		name := soapMethodName(body)
+		if accounts.serve(w, r, body, name, next) { // users and roles (accounts.go)
+			return
+		}
 		injected := name != "" && s.faults.hasMethod(name)
 		strict := s.strict.Load() && strictMethods[name]
 		if name == "" || (readOnlyMethods[name] && !injected) {
@@ -160,14 +163,18 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 
 		if injected {
 			if rule := s.faults.take(name, s.objectsOf(m)); rule != nil {
-				msg := faultMessage(rule.Fault, rule.Message)
-				f := buildFault(rule.Fault, m.This, s.hostForFault(m))
-				if rule.Mode == "task" {
-					writeFailedTask(w, name, m.This, msg, f)
+				if rule.Mode == "drop-session" {
+					r = drops.drop(r) // served below as a call without a session
 				} else {
-					writeSOAPFault(w, msg, f)
+					msg := faultMessage(rule.Fault, rule.Message)
+					f := buildFault(rule.Fault, m.This, s.hostForFault(m))
+					if rule.Mode == "task" {
+						writeFailedTask(w, name, m.This, msg, f)
+					} else {
+						writeSOAPFault(w, msg, f)
+					}
+					return
 				}
-				return
 			}
 		}
 		if strict {
@@ -184,6 +191,8 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 
 		if m.Name == "UnregisterVM" {
+			s.saveHardware(m.This)
+			s.forgetVM(m.This)
 			s.prepareUnregister(m.This)
 		}
 		rewrite := false
@@ -368,6 +377,7 @@ func targetHost(m *simulator.Method) *types.ManagedObjectReference {
 // current host and the target host of the call.
 func (s *sim) objectsOf(m *simulator.Method) []types.ManagedObjectReference {
 	objs := []types.ManagedObjectReference{m.This}
+	objs = append(objs, retrievedObjects(m)...)
 	if m.This.Type == "VirtualMachine" {
 		if h := vmHostRef(m.This); h != nil {
 			objs = append(objs, *h)
@@ -443,7 +453,10 @@ func (s *sim) strictCheck(m *simulator.Method) types.BaseMethodFault {
 		if h == nil {
 			h = vmHostRef(m.This)
 		}
-		return runHost(h)
+		if f := runHost(h); f != nil {
+			return f
+		}
+		return powerOnCheck(m.This)
 	case *types.ResetVM_Task, *types.PowerOffVM_Task, *types.SuspendVM_Task, *types.StandbyGuest:
 		return connected()
 	case *types.ShutdownGuest, *types.RebootGuest:
@@ -469,8 +482,11 @@ func (s *sim) strictCheck(m *simulator.Method) types.BaseMethodFault {
 		}
 	case *types.RegisterVM_Task:
 		if req.Host != nil {
-			return targetOK(req.Host)
+			if f := targetOK(req.Host); f != nil {
+				return f
+			}
 		}
+		return registerCheck(req)
 	}
 	return nil
 }

@@ -401,6 +401,7 @@ func (s *sim) reconcileVM(vm *simulator.VirtualMachine, snaps []hostSnap, moves 
 		sboot := vm.Summary.Runtime.BootTime
 		if first {
 			changes = append(changes, s.guestIdentity(vm, t)...)
+			changes = append(changes, restoreHardware(vm)...)
 			*moves = append(*moves, vmMove{vm: r, to: hostRef})
 		} else if hostRef != t.host {
 			*moves = append(*moves, vmMove{vm: r, from: t.host, to: hostRef})

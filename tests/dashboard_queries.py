@@ -40,6 +40,8 @@ ALL_VARIABLES: dict[str, str | Sequence[str]] = {
     "cluster": ".*",
     "host": ".*",
     "vm": ".*",
+    "datacenter": ".*",
+    "datastore": ".*",
 }
 
 #: Grafana's built-in interval variables as Grafana computes them for a Prometheus scraping

@@ -208,6 +208,12 @@ INHIBITS = [
     ("VsphereHostNetworkIsolated", "VsphereVmPoweredOffUnexpectedly", {"vcenter", "host_id"}),
     ("VsphereHostDisconnected", "VsphereVmHeartbeatFailure", {"vcenter", "host_id"}),
     ("VsphereHostNotRespondingHaAlive", "VsphereVmHeartbeatFailure", {"vcenter", "host_id"}),
+    # one host failure pages once: the alert restarting its VMs silences the same host's
+    # other failure alerts (vSphere HA's hostDown first of all)
+    ("VsphereHostNotResponding", "VsphereHostHaDown", {"vcenter", "host_id"}),
+    ("VsphereHostPoweredOff", "VsphereHostHaDown", {"vcenter", "host_id"}),
+    ("VsphereHostPoweredOff", "VsphereHostNotRespondingHaAlive", {"vcenter", "host_id"}),
+    ("VsphereHostNotResponding", "VsphereHostDisconnected", {"vcenter", "host_id"}),
     # a fault domain down: its hosts' (and their VMs') alerts
     ("VsphereFaultDomainDown", "VsphereHostNotResponding", {"vcenter", "cluster", "fault_domain"}),
     ("VsphereFaultDomainDown", "VsphereHostPoweredOff", {"vcenter", "cluster", "fault_domain"}),
@@ -244,12 +250,25 @@ NOT_INHIBITED = [
     # a partitioned host's VMs are still watched
     ("VsphereHostNetworkPartitioned", "VsphereVmHeartbeatFailure"),
     ("VsphereVmAppHeartbeatFailure", "VsphereVmHeartbeatFailure"),
+    # an alert that restarts VMs is never silenced by the host's other alerts, nor by
+    # another restart alert (the remediator hears each)
+    ("VsphereHostHaDown", "VsphereHostNotResponding"),
+    ("VsphereHostNetworkIsolated", "VsphereHostPoweredOff"),
+    ("VsphereHostPoweredOff", "VsphereHostNotResponding"),
+    ("VsphereHostNotResponding", "VsphereHostPoweredOff"),
+    # a partitioned host still runs its VMs: not a failure
+    ("VsphereHostNotResponding", "VsphereHostNetworkPartitioned"),
     # stale performance counters blind nothing else; slow hosts and VMs inhibit nothing
     ("VspherePerfCollectionStale", "VsphereHostNotResponding"),
     ("VspherePerfCollectionStale", "VsphereHostCpuReadyHigh"),
     ("VsphereHostPerformanceDegraded", "VsphereVmCpuReadyHigh"),
     ("VsphereHostCpuReadyHigh", "VsphereVmCpuReadyHigh"),
     ("VsphereClusterMassHostFailure", "VsphereHostPerformanceDegraded"),
+    # alerts on the remediator itself are not about what the exporter saw
+    ("VsphereExporterDown", "VsphereRemediatorVmUnregistered"),
+    ("VsphereExporterDown", "VsphereRemediatorActionsFailed"),
+    ("VsphereVcenterUnreachable", "VsphereRemediatorVcenterUnreachable"),
+    ("VsphereSyncStale", "VsphereRemediatorGuardTripped"),
 ]
 
 
@@ -412,6 +431,8 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
     c1 = {"vcenter": "vc1", "cluster": "c1", "fault_domain": "fd-a"}
     host1 = {**c1, "host_id": "host-1", "host": "esx1"}
     host2 = {**c1, "host_id": "host-2", "host": "esx2"}
+    host3 = {**c1, "host_id": "host-3", "host": "esx3"}
+    host4 = {**c1, "host_id": "host-4", "host": "esx4"}
     post(
         url,
         [
@@ -419,6 +440,11 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
             # after 4s (the host is back)
             alert("VsphereHostNotResponding", host1, ends_in=4),
             alert("VsphereVmHeartbeatFailure", {**host1, "vm_id": "vm-1", "vm": "app1"}, 4),
+            # one host failure, two views: vCenter lost host-3 and vSphere HA declared it dead;
+            # only the alert restarting its VMs pages. vSphere HA alone on host-4: it pages.
+            alert("VsphereHostNotResponding", host3),
+            alert("VsphereHostHaDown", host3),
+            alert("VsphereHostHaDown", host4),
             # a VM on a healthy host: reset
             alert("VsphereVmHeartbeatFailure", {**host2, "vm_id": "vm-2", "vm": "app2"}),
             # vc2 is unreachable: its host alert must not restart anything
@@ -437,6 +463,7 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
         "VsphereVmHeartbeatFailure/vc1/vm-1",
         "VsphereHostNotResponding/vc2/host-5",
         "VsphereHostNotResponding/vc1/host-7",
+        "VsphereHostHaDown/vc1/host-3",
     }
     deadline = time.monotonic() + 10
     while True:
@@ -451,6 +478,7 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
     want = {
         ("firing", "VsphereHostNotResponding/vc1/host-1"),
         ("firing", "VsphereVmHeartbeatFailure/vc1/vm-2"),
+        ("firing", "VsphereHostNotResponding/vc1/host-3"),
         ("resolved", "VsphereHostNotResponding/vc1/host-1"),
     }
     deadline = time.monotonic() + 15
@@ -470,5 +498,9 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
         "VsphereVmHeartbeatFailure/vc1/vm-2",
         "VsphereVcenterUnreachable/vc2/",
         "VsphereClusterMassHostFailure/vc1/c3",
+        "VsphereHostNotResponding/vc1/host-3",
+        "VsphereHostHaDown/vc1/host-4",
     } <= people
     assert not people & expected_inhibited
+    # host-3 failed once and paged once
+    assert {k for k in people if k.endswith("/host-3")} == {"VsphereHostNotResponding/vc1/host-3"}

@@ -33,12 +33,13 @@ GRAFANA = ROOT / "grafana"
 # Variables each dashboard must offer (besides `datasource`), in order.
 EXPECTED_VARIABLES = {
     "vha-overview": ["vcenter", "cluster"],
-    "vha-host": ["vcenter", "cluster", "host"],
-    "vha-vm": ["vcenter", "cluster", "host", "vm"],
+    "vha-host": ["vcenter", "datacenter", "cluster", "host"],
+    "vha-vm": ["vcenter", "datacenter", "cluster", "host", "vm"],
     "vha-capacity": ["vcenter", "cluster"],
     "vha-remediation": ["vcenter", "cluster"],
     "vha-performance": ["vcenter", "cluster", "host", "vm"],
     "vha-cost": ["vcenter", "cluster"],
+    "vha-datastore": ["vcenter", "datacenter", "datastore"],
 }
 
 # Series Prometheus makes itself.

@@ -4,6 +4,7 @@ suggests (real simulator, exporter, remediator, Prometheus and Alertmanager)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -16,6 +17,8 @@ import pytest
 from vha.demo.run import Progress, _examples, banner
 from vha.demo.stack import Stack, StackOptions, http_get
 from vha.demo.view import ReadOnlyView
+
+from .remediator_fixtures import alert, payload
 
 pytestmark = pytest.mark.slow
 SIM = {"datacenters": 1, "clusters": 2, "hosts": 3, "vms": 12, "fault_domains": 2}
@@ -128,3 +131,62 @@ def test_narration_names_the_cluster_and_inhibitions(
     finally:
         for h in [h for h in hosts if h["cluster"] == cluster]:
             st.sim.recover_host(h["name"])
+
+
+def test_narration_says_when_the_remediators_guard_holds_an_action(
+    demo: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two of three hosts of a cluster down: the mass-failure guard holds the restarts, and
+    the narration says so with the guard's reason (not only the action's raw state)."""
+    st = demo["stack"]
+    progress = Progress(st)
+    progress.poll()  # what is already there is not news
+    capsys.readouterr()
+    hosts = [h for h in st.sim.inventory()["hosts"] if h["cluster"] == "DC0_C1"]
+    failing = hosts[:2]
+    for h in failing:
+        st.sim.fail_host(h["name"], das_state="hostDown")
+    try:
+        # as Alertmanager delivers them (before any inhibiting alert has fired)
+        for h in failing:
+            post_alert(
+                st,
+                {
+                    "alertname": "VsphereHostDown",
+                    "remediation": "restart_host_vms",
+                    "vcenter": "vcsim",
+                    "host_id": h["moid"],
+                    "host": h["name"],
+                    "cluster": h["cluster"],
+                },
+            )
+
+        def narrated() -> bool:
+            progress.poll()
+            narrated.text += capsys.readouterr().out  # type: ignore[attr-defined]
+            return "held by the remediator's guard: " in narrated.text  # type: ignore[attr-defined]
+
+        narrated.text = ""  # type: ignore[attr-defined]
+        wait_until("guard hold narrated", narrated, 40)
+        line = next(
+            ln
+            for ln in narrated.text.splitlines()  # type: ignore[attr-defined]
+            if "held by the remediator's guard: " in ln
+        )
+        assert "mass-failure guard" in line, line
+        assert "restart_host_vms" in line and "DC0_C1" in line, line
+    finally:
+        for h in failing:
+            st.sim.recover_host(h["name"])
+
+
+def post_alert(st: Stack, labels: dict[str, str]) -> None:
+    """POST one firing alert to the remediator's webhook, with the demo's token."""
+    body = payload(alert(labels.pop("remediation"), **labels))
+    req = urllib.request.Request(
+        f"{st.url('remediator')}/api/v1/alerts",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {st.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        assert resp.status == 200

@@ -48,6 +48,7 @@ async def test_inventory_matches_the_model(sim: Any, aiohttp_client: Any) -> Non
         assert vms[v["name"]]["host"] == v["host"]
         assert vms[v["name"]]["ha_protected"] == "true"
         assert vms[v["name"]]["restart_priority"] in {"high", "medium", "low"}
+        assert len(vms[v["name"]]["instance_uuid"]) == 36  # config.instanceUuid
     for c in inv["clusters"]:
         assert value(samples, "vsphere_cluster_ha_enabled", cluster=c["name"]) == 1
         masters = select(samples, "vsphere_cluster_ha_master_info", cluster=c["name"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -332,10 +333,15 @@ def _host_failure(**failed: Any) -> Any:
 def test_host_failure_waits_for_confirmation_then_plans() -> None:
     cfg = rconfig(host_failure={"confirm_seconds": 60})
     req = Request("restart_host_vms", "vc1", host_id="host-1", since=1000.0)
+    # The alert says the failure began at 1000; this remediator first sees it at 1030,
+    # and confirmation counts from the later of the two.
     wait = decide_host_failure(req, _host_failure(), cfg, 1030.0)
-    assert wait.outcome == DEFER and wait.retry_at == 1060.0
+    assert wait.outcome == DEFER and wait.retry_at == 1090.0
+    assert wait.memory["failure_seen"] == 1030.0
     assert set(wait.memory["vms"]) == {"vm-1", "vm-2", "vm-3", "vm-4"}
-    plan = decide_host_failure(req, _host_failure(), cfg, 1061.0)
+    req = replace(req, memory=wait.memory)  # what the engine journals between looks
+    assert decide_host_failure(req, _host_failure(), cfg, 1061.0).outcome == DEFER
+    plan = decide_host_failure(req, _host_failure(), cfg, 1091.0)
     assert plan.outcome == PLAN
     pending = [s for s in plan.steps if s.state == "pending"]
     assert [s.vm_id for s in pending] == ["vm-1", "vm-2"]
@@ -348,8 +354,9 @@ def test_host_failure_split_brain_guard() -> None:
     cfg = rconfig(host_failure={"max_unconfirmed_seconds": 100})
     req = Request("restart_host_vms", "vc1", host_id="host-1", since=1000.0)
     isolated = _host_failure(das_state="networkIsolated")
-    assert decide_host_failure(req, isolated, cfg, 1010.0).outcome == DEFER
-    refused = decide_host_failure(req, isolated, cfg, 1200.0)
+    first = decide_host_failure(req, isolated, cfg, 1010.0)
+    assert first.outcome == DEFER
+    refused = decide_host_failure(replace(req, memory=first.memory), isolated, cfg, 1200.0)
     assert refused.outcome == REFUSE and "networkIsolated" in refused.reason
     # Without HA on the cluster there is no FDM verdict: the confirmation time decides.
     no_ha = snapshot(list(isolated.hosts.values()), list(isolated.vms.values()), ha=False)
@@ -476,8 +483,8 @@ def test_mass_failure_guard() -> None:
     assert not g.verdict("vc1", "c", 0.0).tripped
     g.observe("vc1", "c", [host("host-0", **FAILED), *hosts[1:]], 1.0)
     assert not g.verdict("vc1", "c", 1.0).tripped  # one failure never trips by share
-    g.note("vc1", "c", "host-1", 2.0)
-    g.note("vc1", "c", "host-2", 2.0)
+    three = [host(f"host-{i}", **FAILED) for i in range(3)]
+    g.observe("vc1", "c", [*three, *hosts[3:]], 2.0)
     v = g.verdict("vc1", "c", 3.0)
     assert v.tripped and "3 of 6 hosts" in v.reason
     assert not g.verdict("vc1", "c", 100.0).tripped  # the window passed and they are back

@@ -38,6 +38,7 @@ IDENTITY = {
     "VsphereSync": {"vcenter"},
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
+    "VsphereRemediator": {"job", "instance"},
 }
 
 
@@ -145,6 +146,22 @@ def test_expected_alerts_carry_identifying_labels() -> None:
                     assert not missing, f"{path.name}: {name} lacks {missing}"
                     assert {"severity", "remediation"} <= set(labels)
                     assert labels.get("cluster", "x") != "", "empty labels are absent"
+
+
+def test_cluster_scoped_alerts_carry_their_cluster() -> None:
+    """Every alert about a cluster, fault domain, host or VM is seen firing with its `cluster`
+    label (Alertmanager groups by it and the inhibitions match on it). Only standalone hosts
+    and their VMs may lack it, so at least one firing case per alert must carry it."""
+    scoped = ("VsphereCluster", "VsphereFaultDomain", "VsphereHost", "VsphereVm")
+    with_cluster: set[str] = set()
+    for path in UNIT_TESTS:
+        for test in load(path)["tests"]:
+            for case in test.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts") or []:
+                    if alert["exp_labels"].get("cluster"):
+                        with_cluster.add(case["alertname"])
+    names = {r["alert"] for r in alert_rules() if r["alert"].startswith(scoped)}
+    assert names - with_cluster == set(), "never seen firing with a cluster label"
 
 
 # --- the generator ---------------------------------------------------------------------------

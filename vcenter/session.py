@@ -109,4 +109,10 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, vmodl.MethodFault):
         name = exc._wsdlName  # noqa: SLF001 - the vSphere fault name admins know
     first_line = str(msg).strip().splitlines()[0] if str(msg).strip() else name
-    return f"{name}: {first_line}" if not first_line.startswith(name) else first_line
+    text = f"{name}: {first_line}" if not first_line.startswith(name) else first_line
+    if isinstance(exc, vim.fault.NoPermission) and not isinstance(exc, vim.fault.NotAuthenticated):
+        # which privilege on which object: what the vCenter admin must grant
+        privilege = getattr(exc, "privilegeId", "") or "?"
+        obj = getattr(getattr(exc, "object", None), "_moId", "") or "?"
+        text += f" (the account lacks {privilege} on {obj})"
+    return text

@@ -74,6 +74,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
                 ("datacenter", datacenter),
                 ("fault_domain", fault_domain),
                 ("guest_os", str(vm.get("summary.config.guestFullName") or "")),
+                ("instance_uuid", str(vm.get("config.instanceUuid") or "")),
                 ("ha_protected", "true" if is_protected else "false"),
                 ("restart_priority", prio),
             )

@@ -33,7 +33,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-from .promql import CL, FIRING, VC, VM_CHOICE, m
+from .promql import CL, DC, DC_CL, DC_VM_CHOICE, FIRING, VC, VM_CHOICE, m
 
 #: Marker in a panel description: an empty result is expected while all is well.
 EMPTY_IS_NORMAL = "No data is normal"
@@ -554,6 +554,14 @@ VAR_HOST_ALL = query_var("host", "Host", "vsphere_host_info", CL)
 VAR_HOST_ONE = query_var("host", "Host", "vsphere_host_info", CL, include_all=False)
 VAR_VM_ONE = query_var("vm", "VM", "vsphere_vm_info", VM_CHOICE, include_all=False)
 VAR_VM_ALL = query_var("vm", "VM", "vsphere_vm_info", VM_CHOICE)
+# Chained on a datacenter (issue 13): the detail dashboards and the datastore dashboard.
+VAR_DATACENTER = query_var("datacenter", "Datacenter", "vsphere_host_info", VC)
+VAR_DATACENTER_DS = query_var("datacenter", "Datacenter", "vsphere_datastore_info", VC)
+VAR_CLUSTER_DC = query_var("cluster", "Cluster", "vsphere_cluster_info", DC)
+VAR_HOST_ONE_DC = query_var("host", "Host", "vsphere_host_info", DC_CL, include_all=False)
+VAR_HOST_ALL_DC = query_var("host", "Host", "vsphere_host_info", DC_CL)
+VAR_VM_ONE_DC = query_var("vm", "VM", "vsphere_vm_info", DC_VM_CHOICE, include_all=False)
+VAR_DATASTORE = query_var("datastore", "Datastore", "vsphere_datastore_info", DC)
 
 
 def dashboard_annotations() -> list[cog.Builder[dm.AnnotationQuery]]:

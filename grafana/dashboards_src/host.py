@@ -1,11 +1,12 @@
 """The Host detail dashboard (vha-host): one ESXi host's connection, power and HA agent state,
-utilisation, history and the VMs registered on it.
+utilisation, performance counters (perf_panels.py), history and the VMs registered on it.
 
 docs/dashboards.md describes every panel.
 """
 
 from __future__ import annotations
 
+from . import perf_panels
 from .common import (
     APP_HEARTBEAT,
     CELL_TEXT,
@@ -13,8 +14,9 @@ from .common import (
     HOST_CONNECTION,
     HOST_POWER,
     STATUS,
-    VAR_CLUSTER,
-    VAR_HOST_ONE,
+    VAR_CLUSTER_DC,
+    VAR_DATACENTER,
+    VAR_HOST_ONE_DC,
     VAR_VCENTER,
     VM_LINK,
     VM_POWER,
@@ -52,7 +54,7 @@ def build() -> Board:
         "vSphere HA / Host detail",
         "One ESXi host (or several): connection, power and HA agent state, utilisation, "
         "history, and the VMs registered on it.",
-        [VAR_VCENTER, VAR_CLUSTER, VAR_HOST_ONE],
+        [VAR_VCENTER, VAR_DATACENTER, VAR_CLUSTER_DC, VAR_HOST_ONE_DC],
     )
     not_ha = "the host's cluster does not have vSphere HA turned on"
     d.row("Status")
@@ -187,6 +189,11 @@ def build() -> Board:
             [(m("vsphere_host_vms", HOST), "{{host}}")],
         ),
     )
+
+    d.row("Performance")
+    cpu, memory, disk, network, drops = perf_panels.host_panels(HOST)
+    d.add(8, 8, cpu, memory, disk)
+    d.add(12, 7, network, drops)
 
     d.row("History")
     conn_code = state_code("vsphere_host_connection_state", "state", list(HOST_CONNECTION), HOST)

@@ -128,8 +128,9 @@ def build() -> Board:
         ),
         stat(
             "VMs swapping in",
-            "VMs whose memory is being read back from hypervisor swap now: the host ran out "
-            "of memory, and the guest waits on disk.",
+            "VMs whose memory is being read back from hypervisor swap faster than the swapping "
+            f"alerts' {SWAP_IN_HIGH / 1024:g} KiB/s now: the host ran out of memory, and the "
+            "guest waits on disk.",
             [(f"count({swapping}) or vector(0)", "")],
             thresholds=steps(("green", None), ("red", 1)),
         ),

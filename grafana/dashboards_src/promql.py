@@ -48,6 +48,14 @@ IN_CLUSTER = CL + ', cluster!=""'  # clustered objects only
 HOST = 'vcenter=~"$vcenter", host=~"$host"'
 VM = 'vcenter=~"$vcenter", vm=~"$vm"'
 VM_CHOICE = 'vcenter=~"$vcenter", cluster=~"$cluster", host=~"$host"'
+# Datacenter-chained pick lists (Host detail, VM detail, Datastores): the datacenter variable
+# narrows the clusters, hosts and VMs offered; panels follow the picked objects.
+DC = 'vcenter=~"$vcenter", datacenter=~"$datacenter"'
+DC_CL = DC + ', cluster=~"$cluster"'
+DC_VM_CHOICE = DC_CL + ', host=~"$host"'
+DATASTORE = 'vcenter=~"$vcenter", datastore=~"$datastore"'
+DATASTORE_INFO = DC + ', datastore=~"$datastore"'
+DATASTORE_KEY = "vcenter, datastore_id, datastore"
 CLUSTER_KEY = "vcenter, cluster_id, cluster"
 HOST_KEY = "vcenter, host_id, host"
 VM_KEY = "vcenter, vm_id, vm"

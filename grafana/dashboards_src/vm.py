@@ -1,21 +1,23 @@
 """The VM detail dashboard (vha-vm): one VM's power, VMware Tools and application heartbeats,
-HA protection, placement and utilisation.
+HA protection, placement, utilisation and performance counters (perf_panels.py).
 
 docs/dashboards.md describes every panel.
 """
 
 from __future__ import annotations
 
+from . import perf_panels
 from .common import (
     APP_HEARTBEAT,
     CELL_TEXT,
     HOST_LINK,
     RESTART_PRIORITY,
     STATUS,
-    VAR_CLUSTER,
-    VAR_HOST_ALL,
+    VAR_CLUSTER_DC,
+    VAR_DATACENTER,
+    VAR_HOST_ALL_DC,
     VAR_VCENTER,
-    VAR_VM_ONE,
+    VAR_VM_ONE_DC,
     VM_CONNECTION,
     VM_POWER,
     Board,
@@ -41,7 +43,7 @@ def build() -> Board:
         "vSphere HA / VM detail",
         "One VM (or several): power, VMware Tools and application heartbeats, HA protection, "
         "placement history (vMotion, HA restarts) and resource use.",
-        [VAR_VCENTER, VAR_CLUSTER, VAR_HOST_ALL, VAR_VM_ONE],
+        [VAR_VCENTER, VAR_DATACENTER, VAR_CLUSTER_DC, VAR_HOST_ALL_DC, VAR_VM_ONE_DC],
     )
     priorities = value_map(
         {str(i): (f"priority {p}", None) for i, p in enumerate(RESTART_PRIORITY)}
@@ -214,6 +216,11 @@ def build() -> Board:
             unit="bytes",
         ),
     )
+    d.row("Performance")
+    cpu, costop, memory, disk, network, drops = perf_panels.vm_panels(VM)
+    d.add(8, 8, cpu, costop, memory, disk, network, drops)
+
+    d.row("Snapshots and alerts")
     d.add(
         8,
         6,

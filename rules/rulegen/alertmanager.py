@@ -27,8 +27,15 @@ def alertmanager(s: Settings, alerts: Sequence[Alert]) -> dict[str, Any]:
     watcher = [a.name for a in alerts if a.scope == "watcher"]
     vcenter_blind = [a for a in watcher if a != "VsphereExporterDown"]
     host_failures = [a.name for a in alerts if a.host_failure]
+    # A host failure's alerts that restart its VMs, and the others (what vSphere HA or
+    # vCenter says about the same host): one host failure pages once, with the action.
+    host_restarts = [a.name for a in alerts if a.host_failure and a.remediation != "none"]
+    host_echoes = [a.name for a in alerts if a.host_failure and a.remediation == "none"]
     vm_alerts = [a.name for a in alerts if a.scope == "vm"]
-    not_watcher = f'alertname!~"{_alternation(watcher)}"'
+    # Alerts about the remediator itself are not about what the exporter reported: a blind
+    # watcher must not hide that the remediator left a VM unregistered.
+    exempt = watcher + [a.name for a in alerts if a.scope == "remediator"]
+    not_watcher = f'alertname!~"{_alternation(exempt)}"'
     inhibit_rules = [
         {
             # The exporter is down: nothing it reported can be trusted, for any vCenter.
@@ -45,6 +52,13 @@ def alertmanager(s: Settings, alerts: Sequence[Alert]) -> dict[str, Any]:
             # A failed host: its VMs' alerts are consequences, not causes.
             "source_matchers": [f'alertname=~"{_alternation(host_failures)}"'],
             "target_matchers": [f'alertname=~"{_alternation(vm_alerts)}"'],
+            "equal": ["vcenter", "host_id"],
+        },
+        {
+            # One host failure pages once: while the alert restarting a host's VMs fires, the
+            # other failure alerts of that host (VsphereHostHaDown ...) say nothing more.
+            "source_matchers": [f'alertname=~"{_alternation(host_restarts)}"'],
+            "target_matchers": [f'alertname=~"{_alternation(host_echoes)}"'],
             "equal": ["vcenter", "host_id"],
         },
         {

@@ -26,6 +26,20 @@ GROUP = "vsphere-host-failure"
 _RESTART_HOST_VMS = "The remediator restarts its protected VMs on other hosts (restart_host_vms)."
 
 
+# One host failure pages once (issue 13): vSphere HA declares a dead host ``hostDown``
+# seconds before vCenter marks it notResponding, and both are critical. While vCenter reports
+# the host not responding or powered off, the alert carrying the restart
+# (VsphereHostNotResponding / VsphereHostPoweredOff) is the page, so VsphereHostHaDown is
+# merged into it here; alertmanager.py also inhibits it (and the other host-failure alerts
+# without an action) while a restart alert of the same host fires.
+_RESTART_ALERT_STATES = (
+    "\nunless on (vcenter, host_id) ("
+    '\n  vsphere_host_connection_state{state="notResponding"} == 1'
+    '\n  or vsphere_host_power_state{state="poweredOff"} == 1'
+    "\n)"
+)
+
+
 def _host_state(metric: str, state: str) -> str:
     return f'max by (vcenter, host_id, host) ({metric}{{state="{state}"}} == 1)'
 
@@ -34,7 +48,9 @@ def alerts(s: Settings) -> list[Alert]:
     ha_state_down = [
         ("VsphereHostHaDown", "hostDown", "critical", True,
          "vSphere HA declared host {{ $labels.host }} dead", "as hostDown",
-         "vSphere HA restarts its VMs; the remediator acts on VsphereHostNotResponding."),
+         "vCenter still reports it neither not responding nor powered off (when it does, "
+         "VsphereHostNotResponding or VsphereHostPoweredOff pages instead). vSphere HA "
+         "restarts its VMs."),
         ("VsphereHostNetworkIsolated", "networkIsolated", "critical", True,
          "Host {{ $labels.host }} is network-isolated", "as network-isolated",
          "Its isolation response may stop its VMs. Nothing is restarted automatically."),
@@ -113,7 +129,10 @@ def alerts(s: Settings) -> list[Alert]:
                 group=GROUP,
                 scope="host",
                 host_failure=failure,
-                expr=host_alert_expr(_host_state("vsphere_host_ha_state", state)),
+                expr=host_alert_expr(
+                    _host_state("vsphere_host_ha_state", state)
+                    + (_RESTART_ALERT_STATES if state == "hostDown" else "")
+                ),
                 for_=s.host_ha_state_for,
                 severity=severity,
                 remediation="none",

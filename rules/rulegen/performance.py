@@ -53,6 +53,15 @@ def _perf(kind: str, metric: str, op: str, threshold: float, window: Duration) -
     )
 
 
+def iec(n: float) -> str:
+    """Bytes as the runbooks write them: ``256 KiB``, ``1 GiB``, ``0 B``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 def _disk_latency(kind: str, p: Performance) -> str:
     """Read or write latency above the threshold, told apart by a ``direction`` label
     (in parentheses: ``or`` binds more loosely than the ``unless`` that follows)."""
@@ -111,6 +120,7 @@ def alerts(s: Settings) -> list[Alert]:
         )
 
     pct_ready, pct_costop = pct(p.cpu_ready_ratio), pct(p.cpu_costop_ratio)
+    swap_limit = f"{iec(p.swap_in_bytes_per_second)}/s"
     latency = f"{p.disk_latency_seconds * 1000:g} ms"
     drops = f"{p.dropped_packets_per_second:g} packets/s"
     return [
@@ -149,8 +159,9 @@ def alerts(s: Settings) -> list[Alert]:
             p.swapping_for,
             "VM {{ $labels.vm }} is swapping from hypervisor swap",
             f"The hypervisor has been reading memory of {VM} back from swap at "
-            f"{{{{ $value | humanize1024 }}}}B/s ({over}) for {p.swapping_for.text}: its host is "
-            "short of memory and the VM runs at disk speed. Nothing is done automatically.",
+            f"{{{{ $value | humanize1024 }}}}B/s ({over}; limit {swap_limit}) for "
+            f"{p.swapping_for.text}: its host is short of memory and the VM runs at disk speed. "
+            "Nothing is done automatically.",
         ),
         host(
             "VsphereHostMemorySwapping",
@@ -158,8 +169,8 @@ def alerts(s: Settings) -> list[Alert]:
             p.swapping_for,
             "Host {{ $labels.host }} is swapping VM memory",
             f"{HOST_} has been reading VM memory back from swap at "
-            f"{{{{ $value | humanize1024 }}}}B/s ({over}) for {p.swapping_for.text}: it is short "
-            "of memory. Nothing is done automatically.",
+            f"{{{{ $value | humanize1024 }}}}B/s ({over}; limit {swap_limit}) for "
+            f"{p.swapping_for.text}: it is short of memory. Nothing is done automatically.",
         ),
         host(
             "VsphereHostMemoryBallooning",
@@ -167,8 +178,9 @@ def alerts(s: Settings) -> list[Alert]:
             p.ballooning_for,
             "Host {{ $labels.host }} is reclaiming VM memory by ballooning",
             f"Balloon drivers on {HOST} have held at least {{{{ $value | humanize1024 }}}}B of "
-            f"VM memory throughout the last {avg.text}, for {p.ballooning_for.text}: the host "
-            "is under memory pressure. Nothing is done automatically.",
+            f"VM memory throughout the last {avg.text} (limit {iec(p.balloon_bytes)}), for "
+            f"{p.ballooning_for.text}: the host is under memory pressure. Nothing is done "
+            "automatically.",
         ),
         vm(
             "VsphereVmDiskLatencyHigh",

@@ -18,6 +18,7 @@ from . import (
     hosts,
     performance,
     recording,
+    remediator,
     rightsizing,
     vms,
     watcher,
@@ -50,6 +51,7 @@ ALERT_GROUPS: tuple[AlertGroup, ...] = (
     fault_domains,
     capacity,
     performance,
+    remediator,
 )
 
 RECORDING_GROUPS: tuple[RecordingRules, ...] = (

@@ -3,8 +3,9 @@
 ``vha demo`` (``make demo``) starts the stack, prints every URL (each answers 200 with
 something useful) and the fault commands, then reports, as it happens, each stage of a
 failure: detected (alert pending), alerted (firing), held back (inhibited or silenced in
-Alertmanager, with the alert that inhibits it), delivered and acted on (remediator journal,
-with the reason for a hold).  Ctrl-C stops everything it started.
+Alertmanager, with the alert that inhibits it), delivered and acted on (remediator journal),
+or held by the remediator's guard (mass failure, vCenter unreachable) with the guard's
+reason.  Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -109,12 +110,26 @@ class Progress:
         for act in actions:
             ident = str(act.get("id", ""))
             state = str(act.get("state", ""))
-            if self.actions.get(ident) != state:
-                self.actions[ident] = state
-                target = act.get("vm") or act.get("host") or act.get("cluster") or ""
-                why = act.get("reason") or act.get("detail") or ""
-                why = f": {why}" if why else ""
-                _say(f"remediator: {act.get('kind', '')} {target} -> {state}{why}")
+            reason = str(act.get("reason") or "")
+            # A guard (mass failure, vCenter unreachable) keeps the action pending with
+            # reason "held: ..." (remediator/engine.py); that is news of its own.
+            held = state == "pending" and reason.startswith("held: ")
+            seen = f"{state} held" if held else state
+            if self.actions.get(ident) == seen:
+                continue
+            self.actions[ident] = seen
+            target = act.get("vm") or act.get("host") or act.get("cluster") or ""
+            if act.get("cluster") and act.get("cluster") != target:
+                target += f" (cluster {act['cluster']})"
+            head = f"remediator: {act.get('kind', '')} {target}"
+            if held:
+                _say(f"{head} held by the remediator's guard: {reason.removeprefix('held: ')}")
+                continue
+            why = reason or act.get("detail") or ""
+            if state == "refused" and reason.startswith("held too long"):
+                why = f"held by the remediator's guard too long: {reason}"
+            why = f": {why}" if why else ""
+            _say(f"{head} -> {state}{why}")
 
 
 def banner(stack: Stack, view: ReadOnlyView | None) -> list[str]:
@@ -143,8 +158,16 @@ def banner(stack: Stack, view: ReadOnlyView | None) -> list[str]:
     if stack.sim is not None:
         lines.append(
             f"  simulator      vCenter SDK {stack.sim.sdk_url} (for pyVmomi/govc, user "
-            f"{stack.sim.username}); fault API {stack.sim.api_url}/api/v1/inventory"
+            f"{stack.sim.username}, the Administrator); fault API "
+            f"{stack.sim.api_url}/api/v1/inventory"
         )
+        users = {a.role: a.username for a in stack.sim.accounts}
+        if "read-only" in users and "operator" in users:
+            lines.append(
+                f"                 the exporter logs in as {users['read-only']} (Read-only role), "
+                f"the remediator as {users['operator']} (only its privileges, "
+                "docs/remediator.md)"
+            )
     lines.append(f"  logs           {stack.run_dir / 'logs'}")
     return lines
 

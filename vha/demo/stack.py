@@ -188,6 +188,8 @@ class Stack:
         }
         self.token = secrets.token_urlsafe(24)
         self.source = ROOT
+        # per daemon: the vCenter account variables of its process (simulated vCenter)
+        self.daemon_env: dict[str, dict[str, str]] = {}
 
     # --- URLs --------------------------------------------------------------------------
     def url(self, component: str) -> str:
@@ -245,19 +247,40 @@ class Stack:
                         entry[key] = str(base / entry[key])
         real_vcenter = bool(data.get("vcenters"))
         if not real_vcenter:
-            from sim.harness import Simulator  # noqa: PLC0415 - only when simulating
+            from sim.harness import Account, Simulator  # noqa: PLC0415 - only when simulating
 
-            self.sim = Simulator(**self.opts.sim)
+            # Two accounts, as on a real vCenter: the exporter's has vSphere's Read-only
+            # role, the remediator's only the privileges it uses (docs/remediator.md). The
+            # Administrator (vcsim-password) is for a person: `vha demo power-off-vm`.
+            sim_opts = dict(self.opts.sim)
+            sim_opts.setdefault(
+                "accounts",
+                [
+                    Account("vha-exporter", secrets.token_urlsafe(12), "read-only"),
+                    Account("vha-remediator", secrets.token_urlsafe(12), "operator"),
+                ],
+            )
+            self.sim = Simulator(**sim_opts)
             self.sim.start()
             pw = self.run_dir / "secrets" / "vcsim-password"
             pw.write_text(self.sim.password + "\n")
             pw.chmod(0o600)
-            vc: dict[str, Any] = {
-                "name": "vcsim",
-                "url": self.sim.sdk_url,
-                "user": self.sim.username,
-                "password_file": str(pw),
-            }
+            vc: dict[str, Any] = {"name": "vcsim", "url": self.sim.sdk_url}
+            roles = {a.role: a for a in self.sim.accounts}
+            if "read-only" in roles and "operator" in roles:
+                # one config for both daemons: each process gets its own user and password
+                # in these variables (compose does the same with user_env and its secrets)
+                vc.update(user_env="VHA_VCENTER_USER", password_env="VHA_VCENTER_PASSWORD")
+                for daemon, account in (
+                    ("exporter", roles["read-only"]),
+                    ("remediator", roles["operator"]),
+                ):
+                    self.daemon_env[daemon] = {
+                        "VHA_VCENTER_USER": account.username,
+                        "VHA_VCENTER_PASSWORD": account.password,
+                    }
+            else:
+                vc.update(user=self.sim.username, password_file=str(pw))
             if self.sim.ca_file:
                 vc["ca_file"] = self.sim.ca_file
             else:
@@ -295,7 +318,8 @@ class Stack:
         data["remediator"] = rem
         path = self.run_dir / "config.yml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.config = load_config(path)
+        # Secrets are read by each daemon with its own account variables (daemon_env).
+        self.config = load_config(path, read_secrets=not self.daemon_env)
         return path
 
     def _write_rules(self) -> None:
@@ -404,7 +428,7 @@ class Stack:
         # would fail and the demo would open with a false VsphereExporterDown.
         first = [p for name, p in self.processes.items() if name != "prometheus"]
         for proc in first:
-            proc.start(env, cwd=self.source)
+            proc.start({**env, **self.daemon_env.get(proc.name, {})}, cwd=self.source)
         for proc in first:
             proc.wait_ready(timeout)
         self.processes["prometheus"].start(env, cwd=self.source)

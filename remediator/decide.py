@@ -1,0 +1,191 @@
+"""Decisions: turn one alert firing into steps, after live state, the guard and the policy.
+
+The pure policy (:mod:`.policy`) decides; this module gathers what it needs from vCenter
+and the journal, times it, runs the fencing hook when a host-failure restart needs it,
+and journals the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from . import live, policy
+from .alerts import HOST_KINDS
+from .journal import CANCELLED, PENDING, REFUSED, SKIPPED, UNPLACED, Action
+from .model import Snapshot
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("remediator")
+
+
+async def decide(engine: Engine, a: Action) -> None:
+    if not await engine.db(engine.j.alerts_firing, a.id):
+        await engine.finish(a, CANCELLED, "every alert for this action has resolved")
+        return
+    if not await engine.guarded(a, ""):
+        return
+    if a.kind in HOST_KINDS:
+        snap = await engine.read(a, live.snapshot_for_host, a.host_id, a.host)
+    else:
+        snap = await engine.read(a, live.snapshot_for_vm, a.vm_id, a.vm)
+    if snap is None:
+        return
+    engine.health[a.vcenter].mark_up(engine.clock())
+    cluster = snap.cluster.name if snap.cluster else ""
+    if snap.cluster is not None:
+        engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), engine.clock())
+    if not await engine.guarded(a, cluster):
+        return
+
+    now = engine.clock()
+    req = policy.Request(
+        kind=a.kind,
+        vcenter=a.vcenter,
+        host_id=a.host_id,
+        host=a.host,
+        vm_id=a.vm_id,
+        vm=a.vm,
+        since=a.starts_ts,
+        memory=a.detail,
+        last_connected=engine.guard.last_connected(a.vcenter),
+    )
+    decision = await _policy(engine, a, req, snap, now)
+    memory = dict(decision.memory)
+    clamped = memory.get("start_clamped")
+    if clamped and not a.detail.get("start_clamped"):
+        engine.metrics.implausible_starts.labels(reason=clamped["reason"]).inc()
+        log.warning(
+            "action %d %s %s: alert startsAt %s is implausible (%s); brakes count from "
+            "the failure this remediator saw itself",
+            a.id, a.kind, a.vm or a.host, a.starts_at, clamped["reason"],
+        )  # fmt: skip
+    fields = {k: v for k, v in decision.labels.items() if v or k == "cluster"}
+    if decision.outcome == policy.SKIP:
+        await engine.finish(
+            a,
+            SKIPPED,
+            decision.reason,
+            detail=memory,
+            restarted_by=decision.restarted_by,
+            **fields,
+        )
+    elif decision.outcome == policy.DEFER:
+        await engine.finish(
+            a,
+            PENDING,
+            decision.reason,
+            not_before=decision.retry_at or now + 1,
+            detail=memory,
+            **fields,
+        )
+    elif decision.outcome == policy.REFUSE:
+        await engine.finish(a, REFUSED, decision.reason, detail=memory, **fields)
+    else:
+        if decision.needs_fencing and not memory.get("fenced"):
+            if engine.rcfg.dry_run:
+                memory["fenced"] = "dry run: fencing hook not run"
+            else:
+                ok, message = await _fence(engine, a, decision.labels)
+                if not ok:
+                    attempts = await engine.db(
+                        engine.j.start_attempt, a.id, engine.clock(), "fencing"
+                    )
+                    await engine.retry(
+                        a, f"fencing failed, no VM restarted: {message}", attempts=attempts
+                    )
+                    return
+                memory["fenced"] = message
+        rows = [s.as_row(cluster) for s in decision.steps]
+        _, settled = await engine.db(
+            engine.j.plan, a, rows, decision.reason, engine.clock(), memory, **fields
+        )
+        engine.settled(a.id, settled)
+        log.info("action %d %s %s planned: %s", a.id, a.kind, a.vm or a.host, decision.reason)
+        for s in decision.steps:
+            if s.state != PENDING:
+                engine.metrics.actions.labels(kind=s.kind, result=s.state).inc()
+            if s.state == UNPLACED:
+                log.warning("action %d: %s (%s) unplaced: %s", a.id, s.vm, s.priority, s.reason)
+
+
+async def _policy(
+    engine: Engine, a: Action, req: policy.Request, snap: Snapshot, now: float
+) -> policy.Decision:
+    """Gather what the pure policy needs from vCenter and the journal, then time it."""
+    powered_off_by = ""
+    resets: list[float] = []
+    vm = policy.find_vm(snap, req) if a.kind not in HOST_KINDS else None
+    if a.kind == "restart_vm" and vm is not None and vm.power_state == "poweredOff":
+        host = snap.hosts.get(vm.host_id)
+        if host is not None and host.responding:
+            powered_off_by = await engine.vc(a.vcenter, live.powered_off_by, vm.moid) or ""
+    if a.kind == "reset_vm" and vm is not None:
+        _, window, _ = policy.reset_limits(snap, engine.rcfg)
+        resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, now - window)
+    t0, cpu0 = time.perf_counter(), time.thread_time()
+    if a.kind == "restart_host_vms":
+        decision = policy.decide_host_failure(req, snap, engine.rcfg, now)
+    elif a.kind == "evacuate_host":
+        decision = policy.decide_evacuation(req, snap, engine.rcfg, now)
+    elif a.kind == "restart_vm":
+        decision = policy.decide_vm_failure(req, snap, engine.rcfg, now, powered_off_by)
+    else:
+        decision = policy.decide_reset(req, snap, engine.rcfg, now, resets)
+    took = time.perf_counter() - t0
+    engine.metrics.decision_duration.labels(kind=a.kind).observe(took)
+    decision.memory["decision_ms"] = round(took * 1000, 3)
+    # CPU time of the deciding thread: the decision's own cost, without the time it
+    # waited for the interpreter while worker threads parsed vCenter replies.
+    decision.memory["decision_cpu_ms"] = round((time.thread_time() - cpu0) * 1000, 3)
+    decision.memory["live_vms"] = len(snap.vms)
+    return decision
+
+
+async def _fence(engine: Engine, a: Action, labels: dict[str, str]) -> tuple[bool, str]:
+    """Run the fencing hook (power the failed host off out of band) before restarting.
+
+    Restarting a VM while its old host might still run it is the split-brain risk;
+    a fence that confirms the host is off removes it.  Non-zero exit or a timeout means
+    no restart.
+    """
+    cmd = engine.rcfg.host_failure.fencing_command
+    env = dict(os.environ)
+    env.update(
+        VHA_VCENTER=a.vcenter,
+        VHA_HOST=labels.get("host", a.host),
+        VHA_HOST_ID=labels.get("host_id", a.host_id),
+        VHA_CLUSTER=labels.get("cluster", a.cluster),
+        VHA_ACTION_ID=str(a.id),
+    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+    except OSError as exc:
+        return False, f"cannot run {cmd[0]}: {exc.strerror}"
+    try:
+        out, _ = await asyncio.wait_for(
+            proc.communicate(), engine.rcfg.host_failure.fencing_timeout_seconds
+        )
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return (
+            False,
+            f"{cmd[0]} timed out after {engine.rcfg.host_failure.fencing_timeout_seconds:.0f}s",
+        )
+    tail = (out or b"").decode(errors="replace").strip().splitlines()
+    last = tail[-1][:200] if tail else ""
+    if proc.returncode != 0:
+        return False, f"{cmd[0]} exited {proc.returncode}: {last}"
+    return True, f"fenced by {cmd[0]}{': ' + last if last else ''}"

@@ -1,0 +1,44 @@
+"""Reset step: hard-reset a VM whose guest heartbeats failed (VM monitoring)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import actions as act
+from .. import live, policy
+from ..journal import DONE, SKIPPED, Action
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+async def run(engine: Engine, s: Action) -> None:
+    snap = await engine.read(s, live.objects_snapshot, [s.vm_id], [s.host_id])
+    if snap is None:
+        return
+    vm = snap.vms.get(s.vm_id)
+    if vm is None:
+        await engine.finish(s, SKIPPED, "no longer in vCenter's inventory")
+        return
+    if s.attempts > 0 and vm.boot_time and s.started_at and vm.boot_time >= s.started_at - 1:
+        await engine.finish(
+            s,
+            DONE,
+            "reset (completed before a restart of the remediator)",
+            restarted_by=policy.BY_REMEDIATOR,
+        )
+        return
+    if not vm.running:
+        await engine.finish(s, SKIPPED, f"VM is {vm.power_state}: nothing to reset")
+        return
+    if not vm.heartbeat_failed:
+        await engine.finish(s, SKIPPED, f"heartbeats recovered (guest {vm.guest_heartbeat})")
+        return
+    if not await engine.admit(s, f"reset {vm.name}"):
+        return
+    try:
+        await engine.change(s, "reset", act.reset, vm.moid, engine.rcfg.action_timeout_seconds)
+    except act.StepError as err:
+        await engine.failed_change(s, err)
+        return
+    await engine.finish(s, DONE, f"reset {vm.name}", restarted_by=policy.BY_REMEDIATOR)
