@@ -68,6 +68,8 @@ def test_simulator_pages_like_vcenter(sim_factory: Any) -> None:
             pc.WaitForUpdatesEx(used[0], PC.WaitOptions(maxWaitSeconds=0))
         # RetrievePropertiesEx: maxObjects honoured, the rest behind single-use tokens
         root = content.propertyCollector
+        with pytest.raises(vmodl.fault.InvalidArgument):  # "<= 0 is illegal"
+            root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=-1))
         result = root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=7))
         got, tokens = len(result.objects), [result.token]
         while result.token:
