@@ -688,6 +688,7 @@ func (s *sim) configJSON() map[string]interface{} {
 		"strictSource":      s.strictSource.Load(),
 		"realVCenter":       realVCenter.Load(),
 		"reconcileInterval": s.cfg.reconcileInterval.String(),
+		"paging":            paging.json(),
 	}
 }
 
@@ -698,9 +699,18 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	}
 	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter}
 	values := map[string]bool{}
+	var pagingCfg *pagingConfig
 	for _, k := range sortedKeys(body) {
+		if k == "paging" {
+			c, err := paging.parseConfig(body[k])
+			if err != nil {
+				return 0, nil, err
+			}
+			pagingCfg = &c
+			continue
+		}
 		if flags[k] == nil {
-			return 0, nil, unknownKey(k, []string{"realVCenter", "strict", "strictSource"})
+			return 0, nil, unknownKey(k, []string{"paging", "realVCenter", "strict", "strictSource"})
 		}
 		v, err := boolValue(k, body[k])
 		if err != nil {
@@ -710,6 +720,9 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	}
 	for k, v := range values {
 		flags[k].Store(v)
+	}
+	if pagingCfg != nil {
+		paging.apply(*pagingCfg)
 	}
 	return http.StatusOK, s.configJSON(), nil
 }

@@ -338,6 +338,38 @@ class SimulatorClient:
     def config(self) -> JSONDict:
         return cast(JSONDict, self._request("GET", "/api/v1/config"))
 
+    def set_paging(
+        self,
+        enabled: bool | None = None,
+        *,
+        max_object_updates: int | None = None,
+        max_objects: int | None = None,
+        max_objects_cap: int | None = None,
+        page_delay_ms: int | None = None,
+    ) -> JSONDict:
+        """Change vCenter-style paging at run time (docs/simulator.md): on/off, the policy
+        cap of a WaitForUpdatesEx page, the cap of a RetrievePropertiesEx page when the
+        client sets no maxObjects, a cap even when it does (0 = none), and a delay before
+        each stored page (so a test can land a change between pages).
+        Returns the ``paging`` part of the config."""
+        body: JSONDict = {}
+        for key, value in (
+            ("enabled", enabled),
+            ("maxObjectUpdates", max_object_updates),
+            ("maxObjects", max_objects),
+            ("maxObjectsCap", max_objects_cap),
+            ("pageDelayMs", page_delay_ms),
+        ):
+            if value is not None:
+                body[key] = value
+        out = self._request("POST", "/api/v1/config", {"paging": body})
+        return cast(JSONDict, out["paging"])
+
+    def paging_state(self) -> JSONDict:
+        """Paging settings and counters: truncatedPages, continuedPages, tokensIssued,
+        pendingUpdates and pendingRetrievals (paged results not yet read to the end)."""
+        return cast(JSONDict, self.config()["paging"])
+
     def set_strict(
         self, strict: bool | None = None, *, strict_source: bool | None = None
     ) -> JSONDict:
@@ -430,6 +462,7 @@ class Simulator(SimulatorClient):
         strict: bool = True,
         strict_source: bool = False,
         real_vcenter: bool = False,
+        paging: bool = True,
         reconcile_interval: float | None = None,
         binary: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
@@ -455,6 +488,7 @@ class Simulator(SimulatorClient):
         self.strict = strict
         self.strict_source = strict_source
         self.real_vcenter = real_vcenter
+        self.paging = paging
         self.reconcile_interval = reconcile_interval
         self._binary = Path(binary) if binary is not None else None
         self.extra_args = list(extra_args)
@@ -595,6 +629,7 @@ class Simulator(SimulatorClient):
             f"-strict={'true' if self.strict else 'false'}",
             f"-strict-source={'true' if self.strict_source else 'false'}",
             f"-real-vcenter={'true' if self.real_vcenter else 'false'}",
+            f"-paging={'true' if self.paging else 'false'}",
             "-exit-with-parent",
         ]
         if self.reconcile_interval is not None:

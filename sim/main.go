@@ -47,6 +47,7 @@ type config struct {
 	strict            bool
 	strictSource      bool
 	realVCenter       bool
+	paging            bool
 	exitWithParent    bool
 	reconcileInterval time.Duration
 	verbose           bool
@@ -80,6 +81,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.strict, "strict", true, "refuse operations that a real vCenter refuses but vcsim allows")
 	fs.BoolVar(&cfg.strictSource, "strict-source", false, "with -strict, also refuse moving a VM off a host that is not connected")
 	fs.BoolVar(&cfg.realVCenter, "real-vcenter", false, "do not announce quickStats and overallStatus changes to property collectors, as vCenter does not")
+	fs.BoolVar(&cfg.paging, "paging", true, "page WaitForUpdatesEx and RetrievePropertiesEx as vCenter does (100 objects a page; see docs/simulator.md)")
 	fs.BoolVar(&cfg.exitWithParent, "exit-with-parent", false, "exit when the parent process goes away")
 	fs.DurationVar(&cfg.reconcileInterval, "reconcile-interval", 0, "period of the guest-agent safety-net reconciler (0 = auto: 200ms, longer above 2,000 VMs)")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log vcsim's own messages to stderr")
@@ -242,6 +244,7 @@ func run(cfg *config) error {
 		}
 	}
 
+	paging.setEnabled(cfg.paging)
 	sdkAddr := sdkLn.Addr().String()
 	svc := s.model.Service
 	svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -269,7 +272,7 @@ func run(cfg *config) error {
 	}
 
 	sdkServer := &http.Server{
-		Handler:           s.vapiMiddleware(sessionMiddleware(s.sdkMiddleware(svc.ServeMux))),
+		Handler:           s.vapiMiddleware(sessionMiddleware(s.sdkMiddleware(paging.handler(svc.ServeMux)))),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
