@@ -46,11 +46,13 @@ lint: venv
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-# Figures only (never timed assertions): exporter, remediator and performance-counter benchmarks.
+# Figures only (never timed assertions): exporter, remediator and performance-counter
+# benchmarks, and the scale benchmark (SCALE_ARGS="--size 10k" for a quicker run).
 bench: setup
 	$(PY) -m bench.exporter_bench $(BENCH_ARGS)
 	$(PY) -m bench.remediator_bench
 	$(PY) -m bench.perf_bench
+	$(PY) -m bench.scale_bench $(SCALE_ARGS)
 
 clean:
 	rm -rf sim/build .venv .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "workers": args.workers,
                 "max_concurrent_tasks": args.tasks,
                 "ha_grace_seconds": 0,
+                "ha": {"defer_to_ha": False},  # the simulator has no vSphere HA agent
                 "host_failure": {"confirm_seconds": 0},
                 "rate_limit": {"max_actions": 100000, "window_seconds": 600},
                 "guard": {"max_failed_hosts": args.fail_per_cluster, "max_failed_share": 0.5},

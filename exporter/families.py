@@ -27,11 +27,26 @@ def labels(pairs: Iterable[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
 
 
+_FLOATS: dict[float, str] = {}  # recent float texts: a render formats the same few often
+
+
 def fmt(value: float) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
+    # Every VM's heartbeat timestamp is the same value after a round (mark_alive), so
+    # 20,000 reprs per render at 10,000 VMs become dictionary hits.
+    text = _FLOATS.get(value)
+    if text is None:
+        text = _fmt_float(value)
+        if len(_FLOATS) >= 4096:
+            _FLOATS.clear()
+        _FLOATS[value] = text
+    return text
+
+
+def _fmt_float(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

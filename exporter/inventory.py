@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .properties_extra import EXTRA_CONVERTERS, EXTRA_PROPERTIES
+
 # The HA and DRS fields the cluster collector renders.  Under ``configuration`` (a
 # ClusterConfigInfo) rather than ``configurationEx``: the latter is declared as the base type
 # ComputeResourceConfigInfo, which has no dasConfig, so a nested path into it is refused by
@@ -92,6 +94,10 @@ PROPERTIES: dict[str, list[str]] = {
         "vm",
     ],
 }
+
+# --- issue 13 (observability breadth): extra properties, one contained block -----------
+for _type, _paths in EXTRA_PROPERTIES.items():
+    PROPERTIES.setdefault(_type, []).extend(p for p in _paths if p not in PROPERTIES[_type])
 
 KIND_OF_TYPE = {
     "Datacenter": "datacenter",
@@ -253,6 +259,8 @@ def convert(path: str, value: Any) -> Any:
     """Turn a pyvmomi property value into the plain form the inventory keeps."""
     if value is None:
         return None
+    if path in EXTRA_CONVERTERS:
+        return EXTRA_CONVERTERS[path](value)
     if path == "customValue":
         return {int(v.key): str(getattr(v, "value", "")) for v in value}
     if path == "snapshot":
@@ -316,6 +324,12 @@ class Inventory:
         self.last_healthy: dict[tuple[str, str], float] = {}
         # Per-object rendered fragments, owned by the collectors (see collectors/vms.py).
         self.render_cache: dict[str, Any] = {}
+        # The latest vAPI tag snapshot (exporter/tagging.py), replaced whole; None until read.
+        self.tags: Any = None
+        # The latest triggered-alarm snapshot (exporter/alarms.py), replaced whole.
+        self.alarms: Any = None
+        # The latest licence snapshot (exporter/licenses.py), replaced whole.
+        self.licenses: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------
@@ -404,21 +418,41 @@ class Inventory:
                 obj = self.objects.get(moid)
                 if obj is None:
                     continue  # not followed (yet): the filter's enter update brings it
-                dirty = False
+                props: dict[str, Any] | None = None  # copy-on-write, as in apply_object_updates
                 for path, value in values.items():
                     if obj.props.get(path) == value:
                         continue
-                    dirty = True
+                    if props is None:
+                        props = dict(obj.props)
                     if value is None:
-                        obj.props.pop(path, None)
+                        props.pop(path, None)
                     else:
-                        obj.props[path] = value
+                        props[path] = value
                         if self.observe is not None:
                             self.observe(type_name, path, value)
-                if dirty:
-                    obj.rev = next(_REVISIONS)
+                if props is not None:
+                    self.objects[moid] = ManagedObject(moid=moid, type=obj.type, props=props)
                     changed += 1
         return changed
+
+    def snapshot(self) -> Inventory:
+        """A consistent copy to render from without holding ``lock``.
+
+        Objects are copy-on-write (an update replaces the object), so copying the dicts is
+        enough: the follower keeps applying updates while a render of 40,000 VMs runs,
+        instead of waiting for it. ``render_cache`` is shared (the collectors' own).
+        """
+        snap = Inventory.__new__(Inventory)
+        with self.lock:
+            snap.__dict__.update(self.__dict__)
+            snap.objects = dict(self.objects)
+            snap.custom_fields = dict(self.custom_fields)
+            snap.last_healthy = dict(self.last_healthy)
+            snap.unknown_enums = dict(self.unknown_enums)
+            snap.errors_total = dict(self.errors_total)
+        snap.lock = threading.RLock()
+        snap._listeners = []
+        return snap
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(KIND_OF_TYPE.values(), 0)
@@ -453,9 +487,12 @@ def apply_object_updates(
                     custom_fields.clear()
                     custom_fields.update(value or {})
             continue
-        obj = objects.get(moid)
-        if obj is None:
-            obj = objects[moid] = ManagedObject(moid=moid, type=type_name)
+        old = objects.get(moid)
+        # Copy-on-write: a render works on a shallow snapshot of ``objects`` outside the lock
+        # (Inventory.snapshot), so a changed object is a new object, never mutated in place.
+        obj = objects[moid] = ManagedObject(
+            moid=moid, type=type_name, props=dict(old.props) if old is not None else {}
+        )
         for op, path, value in changes:
             if op in ("remove", "indirectRemove") or value is None:
                 obj.props.pop(path, None)

@@ -1,26 +1,32 @@
 """Turns the inventories into the ``/metrics`` body, off the request path.
 
 A background thread re-renders when an inventory changes (debounced, and never sooner after
-the previous render than that render took, so a flood of updates costs at most half a core), and
+the previous render than that render took, so a flood of updates costs at most half a core,
+while a change after a quiet spell is rendered at once), and
 ``/metrics`` always answers with the latest body from memory.
+
+The body is one :class:`~exporter.exposition.Piece` per family.  A family whose sources
+are the very objects of the previous render (the performance counters' snapshot, between
+two collections) is not rendered again, and a piece whose bytes did not change is the
+previous piece itself, so its gzip member and shard splits are never rebuilt: a change
+costs the families it touches, and a scrape only concatenates.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from vcenter.config import Config
 
 from . import __version__
-from .collectors import COLLECTORS, RenderContext
-from .families import Family, escape, merge
+from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
+from .exposition import Piece, chunks, reuse
+from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .topology import Topology
 
@@ -118,21 +124,74 @@ def inventory_families(
                 # reconnect does not resolve and re-fire every alert (rules inhibit on
                 # vsphere_up 0, so nothing acts on the held image).
                 continue
-            ctx = RenderContext(inv.vcenter, inv, Topology(inv, config), config, now)
-            for name, fn in COLLECTORS.items():
-                start = time.perf_counter()
-                ok = 1.0
-                try:
-                    out.extend(fn(ctx))
-                except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
-                    ok = 0.0
-                    log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
-                collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
+            # Detection first: the collectors run on a snapshot, outside the lock, so the
+            # follower applies the next update while this render runs.
+            snap = inv.snapshot()
+        ctx = RenderContext(inv.vcenter, snap, Topology(snap, config), config, now)
+        for name, fn in COLLECTORS.items():
+            start = time.perf_counter()
+            ok = 1.0
+            try:
+                out.extend(fn(ctx))
+            except CollectorUnavailable as exc:  # known and logged once by its source
+                ok = 0.0
+                out.extend(exc.families)
+            except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
+                ok = 0.0
+                log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
+            collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
     return out
 
 
+class LagHistogram:
+    """``vsphere_render_lag_seconds``: how long an inventory change waited for the body.
+
+    The exporter's own share of a change's way to ``/metrics`` (vCenter's share is before
+    the update reaches the follower): from the update being applied to the first body
+    rendered after it being published.  Observed after publishing, so a body shows the lag
+    of the renders before it.
+    """
+
+    BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(self.BUCKETS)
+        self.count = 0
+        self.sum = 0.0
+        self.last = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(self.BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.count += 1
+        self.sum += seconds
+        self.last = seconds
+
+    def family(self) -> Family:
+        fam = Family(
+            "vsphere_render_lag_seconds",
+            "From an inventory change applied to the first /metrics body showing it published.",
+            "histogram",
+        )
+        for bound, n in zip(self.BUCKETS, self.counts, strict=True):
+            fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="{bound}"}} {n}\n')
+        fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="+Inf"}} {self.count}\n')
+        fam.lines.append(f"vsphere_render_lag_seconds_sum {self.sum!r}\n")
+        fam.lines.append(f"vsphere_render_lag_seconds_count {self.count}\n")
+        return fam
+
+
 class Body(tuple[bytes, ...]):
-    """A rendered ``/metrics`` body: one bytes chunk per metric family."""
+    """A rendered ``/metrics`` body: one bytes chunk per metric family (its pieces' bytes)."""
+
+    pieces: tuple[Piece, ...]
+
+    def __new__(cls, pieces: Iterable[Piece]) -> Body:
+        items = tuple(pieces)
+        body = super().__new__(cls, (p.plain for p in items))
+        body.pieces = items
+        return body
 
     def decode(self) -> str:
         return b"".join(self).decode()
@@ -142,8 +201,11 @@ class Body(tuple[bytes, ...]):
         return sum(len(c) for c in self)
 
 
+_MAX_SHARD_TOTALS = 4  # distinct total_shards values whose splits are kept built
+
+
 class Renderer:
-    """Keeps the latest ``/metrics`` body (plain and gzipped) in memory."""
+    """Keeps the latest ``/metrics`` body (plain, gzip members, shards) in memory."""
 
     def __init__(
         self,
@@ -154,55 +216,139 @@ class Renderer:
         self.config = config
         self.inventories = list(inventories)
         # Other in-memory sources (e.g. performance counters) rendered into the same body;
-        # each returns families from its own snapshot and must not block.
+        # each returns families from its own snapshot and must not block, and must not
+        # change a family after handing it out (an unchanged family is not rendered again).
         self.extra_sources = list(extra_sources)
         self._cond = threading.Condition()
         self._dirty = True
         self._stop = False
         self._body: Body | None = None
-        self._gzip: tuple[Body, bytes] | None = None
+        # name -> (the source families it was rendered from, with their sizes; the piece)
+        self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        self._gzip_wanted = False
+        self._plain_shards_wanted = False  # plain shards asked: keep their parts built
+        self._shard_totals: list[int] = []  # recently asked total_shards, newest last
+        self._ready: dict[tuple[bool, int], Body] = {}  # (gzip, total) -> newest built
         self._render_seconds = 0.0
         self.renders_total = 0
+        self.families_rendered_total = 0  # families whose text was built (not reused)
         self.rendered_generations = [-1] * len(self.inventories)
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._thread: threading.Thread | None = None
+        self._packer: threading.Thread | None = None
+        self._to_pack: Body | None = None  # the newest body the packer has not prepared
+        # Detection latency, the exporter's own share: from the first inventory change
+        # after a render started to the body that shows it being published.
+        self._changed_since: float | None = None
+        self.lag = LagHistogram()
         for inv in self.inventories:
-            inv.add_listener(self.mark_dirty)
+            inv.add_listener(self._inventory_changed)
 
     def mark_dirty(self) -> None:
         with self._cond:
             self._dirty = True
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def _inventory_changed(self) -> None:
+        with self._cond:
+            if self._changed_since is None:
+                self._changed_since = time.monotonic()
+            self._dirty = True
+            self._cond.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="vha-render", daemon=True)
         self._thread.start()
+        self._packer = threading.Thread(target=self._pack_loop, name="vha-pack", daemon=True)
+        self._packer.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._cond.notify_all()
+        for thread in (self._thread, self._packer):
+            if thread is not None:
+                thread.join(timeout=5)
 
     def _loop(self) -> None:
+        ended = 0.0  # monotonic time the last render finished
         while True:
             with self._cond:
                 while not self._dirty and not self._stop:
                     self._cond.wait()
                 if self._stop:
                     return
-            time.sleep(0.02)  # let a burst of updates land in one render
+            # Let a burst of updates land in one render; and in a storm (a change within a
+            # render's time of the last one) wait out that time, so rendering takes at most
+            # half a core. A change after a quiet spell, the detection case, renders at once.
+            quiet = time.monotonic() - ended
+            time.sleep(max(0.02, min(self._render_seconds, 5.0) - quiet))
             try:
-                self.render_now()
+                body = self.render_now()
+                with self._cond:
+                    self._to_pack = body
+                    self._cond.notify_all()
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
-            time.sleep(max(0.0, min(self._render_seconds, 5.0) - 0.02))
+            ended = time.monotonic()
+
+    def _pack_loop(self) -> None:
+        """Compress and split new pieces on a thread of their own (zlib releases the GIL),
+        so the next inventory change is never rendered behind the last one's gzip."""
+        while True:
+            with self._cond:
+                while self._to_pack is None and not self._stop:
+                    self._cond.wait()
+                body, self._to_pack = self._to_pack, None
+                if self._stop or body is None:
+                    return
+            try:
+                self.prepare(body)
+            except Exception:  # noqa: BLE001 - a scrape builds what is missing itself
+                log.exception("compressing /metrics failed")
+
+    def _pieces(self, families: list[Family]) -> list[Piece]:
+        """One piece per family name (several vCenters' families joined, first-seen order);
+        a name whose source families are the same objects as last time keeps its piece."""
+        groups: dict[str, list[Family]] = {}
+        for fam in families:
+            groups.setdefault(fam.name, []).append(fam)
+        previous = self._by_sources
+        cache: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        out = []
+        for name, group in groups.items():
+            sizes = tuple(len(f.lines) for f in group)
+            old = previous.get(name)
+            if (
+                old is not None
+                and old[1] == sizes
+                and len(old[0]) == len(group)
+                and all(a is b for a, b in zip(old[0], group, strict=True))
+            ):
+                piece = old[2]
+            else:
+                first = group[0]
+                merged = Family(first.name, first.help, first.type, [])
+                for fam in group:
+                    merged.lines.extend(fam.lines)
+                piece = Piece(name, merged.render().encode())
+                self.families_rendered_total += 1
+            cache[name] = (group, sizes, piece)
+            out.append(piece)
+        with self._cond:
+            old_body = self._body
+        out = reuse(out, old_body.pieces if old_body is not None else ())
+        for name, piece in zip(groups, out, strict=True):
+            group, sizes, _ = cache[name]
+            cache[name] = (group, sizes, piece)
+        self._by_sources = cache
+        return out
 
     def render_now(self) -> Body:
         with self._cond:
             self._dirty = False
+            changed, self._changed_since = self._changed_since, None
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
@@ -229,14 +375,39 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
-        body = Body(f.render().encode() for f in merge([*families, ok, dur, build, took]))
+        lag = self.lag.family()
+        body = Body(self._pieces([*families, ok, dur, build, took, lag]))
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         self.rendered_generations = generations
         with self._cond:
             self._body = body
-            self._gzip = None
+        if changed is not None:
+            self.lag.observe(time.monotonic() - changed)
         return body
+
+    def prepare(self, body: Body) -> None:
+        """Build, after publishing ``body``, what scrapes asked for before: the gzip member
+        of every new piece, then its shard splits; each variant, once built, is what its
+        scrapes are served (see :meth:`body`)."""
+        with self._cond:
+            gzipped, totals = self._gzip_wanted, list(self._shard_totals)
+            plain_shards = self._plain_shards_wanted
+        if gzipped:
+            for piece in body.pieces:
+                piece.gzip()
+            with self._cond:
+                self._ready[(True, 1)] = body
+        for n in totals:
+            for piece in body.pieces:
+                for i in range(n):
+                    piece.shard(i, n, gzipped=gzipped)
+                if gzipped and not plain_shards:
+                    piece.drop_plain_split(n)
+            with self._cond:
+                self._ready[(False, n)] = body
+                if gzipped:
+                    self._ready[(True, n)] = body
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""
@@ -245,25 +416,27 @@ class Renderer:
             for rendered, inv in zip(self.rendered_generations, self.inventories, strict=True)
         )
 
-    def body(self, *, gzipped: bool = False) -> list[bytes]:
-        """The latest body as chunks, plus process metrics; renders only the first time.
+    def body(self, *, gzipped: bool = False, shard: tuple[int, int] | None = None) -> list[bytes]:
+        """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
-        body at 10,000 VMs is never copied into one buffer per scrape.
+        body at 10,000 VMs is never copied into one buffer per scrape; gzipped, each chunk
+        is the family's gzip member, compressed once per change of that family.
         """
+        total = shard[1] if shard is not None else 1
         with self._cond:
             body = self._body
+            if gzipped or total > 1:
+                # The newest body whose gzip members / splits the packer has built, so a
+                # scrape never waits on compression or splitting (only the very first does).
+                body = self._ready.get((gzipped, total)) or body
+            self._gzip_wanted = self._gzip_wanted or gzipped
+            self._plain_shards_wanted = self._plain_shards_wanted or (total > 1 and not gzipped)
+            if total > 1 and total not in self._shard_totals:
+                self._shard_totals = [*self._shard_totals, total][-_MAX_SHARD_TOTALS:]
+                kept = {1, *self._shard_totals}
+                self._ready = {k: v for k, v in self._ready.items() if k[1] in kept}
         if body is None:
             body = self.render_now()
-        process = generate_latest(self._process)
-        if not gzipped:
-            return [*body, process]
-        with self._cond:
-            cached = self._gzip
-        if cached is None or cached[0] is not body:
-            packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # one gzip member over all chunks
-            packed = b"".join([*(packer.compress(c) for c in body), packer.flush()])
-            cached = (body, packed)
-            with self._cond:
-                self._gzip = cached
-        return [cached[1], gzip.compress(process, compresslevel=1)]
+        process = Piece("process", generate_latest(self._process), shard0=True)
+        return chunks([*body.pieces, process], gzipped=gzipped, shard=shard)

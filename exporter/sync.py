@@ -83,8 +83,8 @@ def convert_update_set(
     """pyvmomi UpdateSet -> plain (kind, type, moid, [(op, path, value)]) tuples.
 
     Consumes the update set as it goes (each ObjectUpdate is popped once converted), so an
-    initial sync that arrives in one piece (as from the simulator, which ignores
-    ``maxObjectUpdates``) is freed while the inventory fills, instead of both at once.
+    initial sync that arrives in one piece (as from the simulator with ``-paging=false``,
+    which then ignores ``maxObjectUpdates``) is freed while the inventory fills.
     """
     for filter_update in update_set.filterSet or []:
         pending = filter_update.objectSet or []

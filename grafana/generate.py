@@ -45,6 +45,7 @@ from grafana.dashboards_src import (  # noqa: E402
     capacity,
     cost,
     datastore,
+    health,
     host,
     overview,
     performance,
@@ -66,6 +67,7 @@ DASHBOARDS: dict[str, Callable[[], cog.Builder[dm.Dashboard]]] = {
     "performance.json": performance.build,
     "cost.json": cost.build,
     "datastore.json": datastore.build,
+    "health.json": health.build,
 }
 
 

@@ -315,7 +315,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}
 <a href="api/v1/actions">JSON</a> &middot; <a href="metrics">metrics</a></p>
 {stranded}
 <table><tr><th>id</th><th>parent</th><th>kind</th><th>state</th><th>vCenter</th><th>cluster</th>
-<th>VM</th><th>host</th><th>target</th><th>priority</th><th>by</th><th>updated</th><th>reason</th></tr>
+<th>VM</th><th>host</th><th>target</th><th>priority</th><th>by</th><th>responsible</th>
+<th>updated</th><th>reason</th></tr>
 {rows}</table></body></html>
 """
 
@@ -330,11 +331,23 @@ async def index(request: web.Request) -> web.Response:
     actions = await engine.db(engine.j.list_actions, limit=100)
     backlog = await engine.db(engine.j.backlog)
     e = html.escape
+    # who was responsible, per VM, from each decision's journaled "ha" detail (issue 10)
+    ha_by = {a.id: (a.detail or {}).get("ha") or {} for a in actions if a.parent_id is None}
+
+    def responsible(a: Action) -> str:
+        if a.parent_id is None:
+            counts: dict[str, int] = {}
+            for r in ha_by.get(a.id, {}).values():
+                counts[str(r.get("actor", ""))] = counts.get(str(r.get("actor", "")), 0) + 1
+            return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        r = ha_by.get(a.parent_id, {}).get(a.vm_id)
+        return f"{r.get('actor', '')}: {r.get('reason', '')}" if r else ""
+
     rows = "\n".join(
         f'<tr class="{e(a.state)}"><td>{a.id}</td><td>{a.parent_id or ""}</td><td>{e(a.kind)}</td>'
         f"<td>{e(a.state)}</td><td>{e(a.vcenter)}</td><td>{e(a.cluster)}</td><td>{e(a.vm)}</td>"
         f"<td>{e(a.host)}</td><td>{e(a.target_host)}</td><td>{e(a.priority)}</td>"
-        f"<td>{e(a.restarted_by)}</td>"
+        f"<td>{e(a.restarted_by)}</td><td>{e(responsible(a))}</td>"
         f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(a.updated_at))}</td>"
         f"<td>{e(a.reason)}</td></tr>"
         for a in actions

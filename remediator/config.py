@@ -91,6 +91,18 @@ class VMMonitoringConfig:
 
 
 @dataclass(frozen=True)
+class HAWatchConfig:
+    """How the remediator relates to vSphere HA (docs/remediator.md, "Acting like vSphere
+    HA"): on by default it defers to HA where HA protects a VM, watches it, and only
+    alerts when HA is overdue."""
+
+    defer_to_ha: bool = True
+    overdue_seconds: float | None = None  # None: HA's whole retry schedule
+    act_when_overdue: bool = False
+    io_check_required: bool = True
+
+
+@dataclass(frozen=True)
 class PlacementConfig:
     """Headroom kept free on a target, as a share of its capacity."""
 
@@ -125,6 +137,7 @@ class RemediatorConfig:
     vm_monitoring: VMMonitoringConfig
     placement: PlacementConfig
     state_refresh_seconds: float
+    ha: HAWatchConfig = HAWatchConfig()
 
     @property
     def listen(self) -> str:
@@ -156,6 +169,7 @@ _TOP_KEYS = {
     "evacuate",
     "placement",
     "state_refresh_seconds",
+    "ha",
 }
 
 
@@ -390,6 +404,7 @@ def parse_remediator(
     vm_monitoring = c.run(VMMonitoringConfig(), _vm_monitoring, section)
     enter_maintenance = c.run(False, _evacuate, section)
     placement = c.run(PlacementConfig(), _placement, section)
+    ha = c.run(HAWatchConfig(), _ha, section)
     c.raise_if_any()
     return RemediatorConfig(
         listen_host=listen_host,
@@ -416,6 +431,7 @@ def parse_remediator(
         vm_monitoring=vm_monitoring,
         placement=placement,
         state_refresh_seconds=state_refresh,
+        ha=ha,
     )
 
 
@@ -507,6 +523,21 @@ def _evacuate(section: Mapping[str, Any]) -> bool:
     ekey = _key("evacuate")
     _only(ev_raw, {"enter_maintenance"}, ekey)
     return _bool(ev_raw, "enter_maintenance", ekey, False)
+
+
+def _ha(section: Mapping[str, Any]) -> HAWatchConfig:
+    raw = _mapping(section.get("ha"), _key("ha"))
+    key = _key("ha")
+    _only(raw, {"defer_to_ha", "overdue_seconds", "act_when_overdue", "io_check_required"}, key)
+    overdue = None
+    if raw.get("overdue_seconds") is not None:
+        overdue = _num(raw, "overdue_seconds", key, 2100.0, minimum=1.0)
+    return HAWatchConfig(
+        defer_to_ha=_bool(raw, "defer_to_ha", key, True),
+        overdue_seconds=overdue,
+        act_when_overdue=_bool(raw, "act_when_overdue", key, False),
+        io_check_required=_bool(raw, "io_check_required", key, True),
+    )
 
 
 def _placement(section: Mapping[str, Any]) -> PlacementConfig:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from . import live, policy
 from .alerts import HOST_KINDS
+from .ha_settings import HAView, IOActivity, read_ha, read_io
 from .journal import CANCELLED, PENDING, REFUSED, SKIPPED, UNPLACED, Action
 from .model import Snapshot
+from .power_off_cause import PowerOffVerdict, classify_live
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -119,24 +121,47 @@ async def _policy(
 ) -> policy.Decision:
     """Gather what the pure policy needs from vCenter and the journal, then time it."""
     powered_off_by = ""
+    power_off: PowerOffVerdict | None = None
     resets: list[float] = []
+    io: IOActivity | None = None
+    defer = engine.rcfg.ha.defer_to_ha
     vm = policy.find_vm(snap, req) if a.kind not in HOST_KINDS else None
+    # vSphere HA's settings and the VMs' HA facts: one more property-collector call
+    view: HAView | None = None
+    if defer and snap.cluster is not None and a.kind != "evacuate_host":
+        if a.kind in HOST_KINDS:
+            host = policy.find_host(snap, req)
+            ids = set(a.detail.get("vms") or {}) | {
+                v.moid for v in (snap.vms_on(host.moid) if host is not None else [])
+            }
+        else:
+            ids = {vm.moid} if vm is not None else set()
+        view = await engine.vc(a.vcenter, read_ha, snap.cluster.moid, sorted(ids))
     if a.kind == "restart_vm" and vm is not None and vm.power_state == "poweredOff":
         host = snap.hosts.get(vm.host_id)
         if host is not None and host.responding:
-            powered_off_by = await engine.vc(a.vcenter, live.powered_off_by, vm.moid) or ""
+            if defer:
+                power_off = await engine.vc(a.vcenter, classify_live, vm.moid, vm.host_id)
+            else:
+                powered_off_by = await engine.vc(a.vcenter, live.powered_off_by, vm.moid) or ""
     if a.kind == "reset_vm" and vm is not None:
         _, window, _ = policy.reset_limits(snap, engine.rcfg)
         resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, now - window)
+        if view is not None and vm.running:
+            interval = view.cluster.io_stats_interval if view.cluster else 120.0
+            io = await engine.vc(a.vcenter, read_io, vm.moid, interval)
     t0, cpu0 = time.perf_counter(), time.thread_time()
     if a.kind == "restart_host_vms":
-        decision = policy.decide_host_failure(req, snap, engine.rcfg, now)
+        decision = policy.decide_host_failure(req, snap, engine.rcfg, now, view)
     elif a.kind == "evacuate_host":
         decision = policy.decide_evacuation(req, snap, engine.rcfg, now)
     elif a.kind == "restart_vm":
-        decision = policy.decide_vm_failure(req, snap, engine.rcfg, now, powered_off_by)
+        decision = policy.decide_vm_failure(
+            req, snap, engine.rcfg, now, powered_off_by, view, power_off
+        )
     else:
-        decision = policy.decide_reset(req, snap, engine.rcfg, now, resets)
+        decision = policy.decide_reset(req, snap, engine.rcfg, now, resets, view, io)
+    _count_responsibility(engine, a, decision)
     took = time.perf_counter() - t0
     engine.metrics.decision_duration.labels(kind=a.kind).observe(took)
     decision.memory["decision_ms"] = round(took * 1000, 3)
@@ -145,6 +170,26 @@ async def _policy(
     decision.memory["decision_cpu_ms"] = round((time.thread_time() - cpu0) * 1000, 3)
     decision.memory["live_vms"] = len(snap.vms)
     return decision
+
+
+def _count_responsibility(engine: Engine, a: Action, decision: policy.Decision) -> None:
+    """Metrics of who was responsible (first look at each VM of a decision only) and of
+    VMs vSphere HA is overdue on (once each)."""
+    seen = a.detail.get("ha") or {}
+    for vm_id, r in (decision.memory.get("ha") or {}).items():
+        if vm_id not in seen:
+            engine.metrics.responsibility.labels(
+                kind=a.kind, actor=r.get("actor", ""), rule=r.get("rule", "")
+            ).inc()
+    before = set(a.detail.get("ha_overdue") or [])
+    late = [m for m in decision.memory.get("ha_overdue") or [] if m not in before]
+    if late:
+        cluster = decision.labels.get("cluster", a.cluster)
+        engine.metrics.ha_overdue.labels(vcenter=a.vcenter, cluster=cluster).inc(len(late))
+        log.warning(
+            "action %d %s %s: vSphere HA is overdue on %d VMs (%s)",
+            a.id, a.kind, a.vm or a.host, len(late), ", ".join(sorted(late)),
+        )  # fmt: skip
 
 
 async def _fence(engine: Engine, a: Action, labels: dict[str, str]) -> tuple[bool, str]:

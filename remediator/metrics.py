@@ -136,6 +136,19 @@ class Metrics:
             ["part", "cause"],
             registry=r,
         )
+        # issue 10: who was responsible per VM decision, and vSphere HA overdue
+        self.responsibility = Counter(
+            "vha_remediator_responsibility_total",
+            "VM decisions by who was responsible (vsphere-ha, remediator, nobody) and the rule",
+            ["kind", "actor", "rule"],
+            registry=r,
+        )
+        self.ha_overdue = Counter(
+            "vha_remediator_ha_restart_overdue_total",
+            "VMs vSphere HA had not restarted within the overdue window (once per VM and failure)",
+            ["vcenter", "cluster"],
+            registry=r,
+        )
         for code in ("200", "400", "401", "405", "413", "415", "503"):
             self.webhook_requests.labels(code=code)
         for state in ("ok", "tripped", "unreachable"):

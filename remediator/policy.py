@@ -22,8 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RemediatorConfig
+from .ha_settings import HAView, IOActivity, ToolsMonitoring, VmHAFacts
+from .ha_watch import annotate, next_look
 from .model import HostState, Snapshot, VMState
 from .placement import Placement, place
+from .power_off_cause import PowerOffVerdict
+from .responsibility import reset_responsibility
 
 PLAN, SKIP, DEFER, REFUSE = "plan", "skip", "defer", "refuse"
 RESTART, RESET, MIGRATE, ENTER_MAINTENANCE = "restart", "reset", "migrate", "enter_maintenance"
@@ -180,6 +184,11 @@ def _since(req: Request, memory: dict[str, Any], now: float, host_id: str = "") 
     return min(start or first, first, now)
 
 
+def _ha_facts(view: HAView, vm: VMState) -> VmHAFacts:
+    found = view.vms.get(vm.moid)
+    return found or VmHAFacts(vm.moid, vm.name, vm.host_id, vm.power_state)
+
+
 def _ha_on(snap: Snapshot) -> bool:
     return bool(snap.cluster and snap.cluster.ha_enabled)
 
@@ -275,9 +284,12 @@ def _restart_steps(
 
 
 def decide_host_failure(
-    req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float
+    req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float, view: HAView | None = None
 ) -> Decision:
-    """``restart_host_vms``: restart the failed host's protected VMs on healthy hosts."""
+    """``restart_host_vms``: restart the failed host's protected VMs on healthy hosts.
+
+    With ``view`` (the cluster's vSphere HA settings, read live) each VM is HA's, the
+    remediator's or nobody's (:mod:`.ha_watch`); HA's are watched, not restarted."""
     host = find_host(snap, req)
     memory = _memory(req, now)
     if host is None:
@@ -296,9 +308,16 @@ def decide_host_failure(
         return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
     since = _brake_start(req, memory, now, host.moid)
     wait = confirm_host_failure(host, snap, cfg, now, since)
-    wait = wait or ha_grace(snap, cfg, now, since, "restart the VMs")
+    watch = None
+    if view is not None and cfg.ha.defer_to_ha:
+        watch = annotate(snap, view, cfg.ha, now - since, list(seen))
+        memory.update(watch.memory)
+        snap = watch.snapshot  # vSphere's restart priorities; nobody's VMs unprotected
+    else:
+        wait = wait or ha_grace(snap, cfg, now, since, "restart the VMs")
     if wait is not None:
         return out(wait)
+    ha_pending: list[str] = []
 
     steps: list[Step] = []
     to_place: list[VMState] = []
@@ -337,12 +356,38 @@ def decide_host_failure(
             )
             steps.append(base)
             continue
+        resp = watch.restart.get(moid) if watch is not None else None
+        if watch is not None and resp is not None and not watch.may_restart(moid):
+            if resp.actor == BY_HA and moid not in watch.overdue:
+                ha_pending.append(name)
+                continue
+            if resp.actor == BY_HA:
+                base.reason = (
+                    f"vSphere HA has not restarted it within {resp.overdue_after:.0f}s of the "
+                    "failure (overdue): alerting, not acting (remediator.ha.act_when_overdue "
+                    "is off)"
+                )
+            else:
+                base.reason = resp.reason
+            steps.append(base)
+            continue
         if not vm.restartable:
             base.reason = "not protected (protection rules, restart priority disabled, or template)"
             steps.append(base)
             continue
         to_place.append(vm)
 
+    if ha_pending and watch is not None:
+        look = next_look(watch, since, now)
+        until = f", overdue at {look - since:.0f}s after the failure" if look else ""
+        return out(
+            Decision(
+                DEFER,
+                f"vSphere HA protects {len(ha_pending)} VMs of {host.name} and is restarting "
+                f"them{until}: the remediator watches ({by_ha} restarted by HA so far)",
+                retry_at=min(look or now + 30.0, now + 30.0),
+            )
+        )
     if not seen:
         # Nothing ran there when we first looked (a re-fired alert after the VMs were
         # restarted, or an empty host): a plan without steps would stay "planned".
@@ -378,8 +423,13 @@ def decide_vm_failure(
     cfg: RemediatorConfig,
     now: float,
     powered_off_by: str = "",
+    view: HAView | None = None,
+    power_off: PowerOffVerdict | None = None,
 ) -> Decision:
-    """``restart_vm``: power the VM on where it is if its host is healthy, else elsewhere."""
+    """``restart_vm``: power the VM on where it is if its host is healthy, else elsewhere.
+
+    ``power_off`` (from the VM's events) restarts only a power-off nobody asked for;
+    ``view`` leaves the VM to vSphere HA, or to nobody, as :mod:`.ha_watch` says."""
     memory = _memory(req, now)
     vm = find_vm(snap, req)
     if vm is None:
@@ -389,6 +439,28 @@ def decide_vm_failure(
 
     out = _finisher(memory, labels)
 
+    def ha_says(since: float) -> Decision | None:
+        """HA's or nobody's VM: the decision that leaves it alone (None: ours)."""
+        nonlocal snap, vm
+        if view is None or not cfg.ha.defer_to_ha or vm is None:
+            return None
+        watch = annotate(snap, view, cfg.ha, now - since, [vm.moid])
+        memory.update(watch.memory)
+        snap, vm = watch.snapshot, watch.snapshot.vms[vm.moid]
+        resp = watch.restart.get(vm.moid)
+        if resp is None or watch.may_restart(vm.moid):
+            return None
+        if resp.actor != BY_HA:
+            return Decision(SKIP, resp.reason)
+        if vm.moid in watch.overdue:
+            return Decision(
+                SKIP,
+                f"vSphere HA has not restarted it within {resp.overdue_after:.0f}s (overdue): "
+                "alerting, not acting (remediator.ha.act_when_overdue is off)",
+            )
+        look = next_look(watch, since, now) or now + 30.0
+        return Decision(DEFER, resp.reason, retry_at=min(look, now + 30.0))
+
     unprotected = "VM is not protected (protection rules or priority disabled)"
     if host is not None and not host.down:
         if vm.running:
@@ -396,13 +468,19 @@ def decide_vm_failure(
             return out(Decision(SKIP, f"VM is running on {host.name} ({beat})"))
         if vm.power_state == "suspended":
             return out(Decision(SKIP, "VM is suspended (a deliberate act); not restarting"))
-        if powered_off_by:
+        if power_off is not None and not power_off.restart:
+            left = "; left off for a person to decide" if power_off.alert else ""
+            return out(Decision(SKIP, f"{power_off.reason}{left}"))
+        if power_off is None and powered_off_by:
             return out(
                 Decision(
                     SKIP,
                     f"powered off by {powered_off_by}: a VM a person powered off is not restarted",
                 )
             )
+        leave = ha_says(_brake_start(req, memory, now, host.moid))
+        if leave is not None:
+            return out(leave)
         if not vm.restartable:
             return out(Decision(SKIP, unprotected))
         if host.healthy:
@@ -423,11 +501,14 @@ def decide_vm_failure(
     else:
         if host is None:
             return out(Decision(SKIP, "the VM's host is not in vCenter"))
-        if not vm.restartable:
-            return out(Decision(SKIP, unprotected))
         since = _brake_start(req, memory, now, host.moid)
         wait = confirm_host_failure(host, snap, cfg, now, since)
-        wait = wait or ha_grace(snap, cfg, now, since, "restart the VM")
+        if view is not None and cfg.ha.defer_to_ha:
+            wait = wait or ha_says(since)
+        else:
+            wait = wait or ha_grace(snap, cfg, now, since, "restart the VM")
+        if not vm.restartable and wait is None:
+            return out(Decision(SKIP, unprotected))
         if wait is not None:
             return out(wait)
     placements = place(
@@ -464,9 +545,18 @@ def reset_limits(snap: Snapshot, cfg: RemediatorConfig) -> tuple[int, float, flo
 
 
 def decide_reset(
-    req: Request, snap: Snapshot, cfg: RemediatorConfig, now: float, resets: Sequence[float]
+    req: Request,
+    snap: Snapshot,
+    cfg: RemediatorConfig,
+    now: float,
+    resets: Sequence[float],
+    view: HAView | None = None,
+    io: IOActivity | None = None,
 ) -> Decision:
-    """``reset_vm``: reset a VM whose heartbeats failed, within HA's limits."""
+    """``reset_vm``: reset a VM whose heartbeats failed, within HA's limits.
+
+    With ``view``: a VM on an HA cluster is HA's VM monitoring's (or nobody's), and a reset
+    also needs HA's I/O check (``io``: no disk and no network I/O over the interval)."""
     memory = _memory(req, now)
     vm = find_vm(snap, req)
     if vm is None:
@@ -495,11 +585,26 @@ def decide_reset(
                 restarted_by=BY_HA if ha_monitors else "other",
             )
         )
-    if ha_monitors:
+    tools: ToolsMonitoring | None = None
+    if view is not None and cfg.ha.defer_to_ha:
+        vmc = cfg.vm_monitoring
+        stack = ToolsMonitoring(
+            "vmAndAppMonitoring", 0.0, vmc.min_uptime_seconds, vmc.max_resets, vmc.window_seconds
+        )
+        resp, tools = reset_responsibility(view.cluster, _ha_facts(view, vm), stack)
+        memory["ha"] = {vm.moid: {"actor": resp.actor, "reason": resp.reason}}
+        if resp.actor != BY_REMEDIATOR:
+            return out(Decision(SKIP, resp.reason, restarted_by=resp.actor))
+        if not (view.cluster and view.cluster.override(vm.moid).tools):
+            tools = None  # the stack's own limits (reset_limits), as before
+    elif ha_monitors:
         wait = ha_grace(snap, cfg, now, _brake_start(req, memory, now, host.moid), "reset the VM")
         if wait is not None:
             return out(wait)
     max_resets, window, min_uptime = reset_limits(snap, cfg)
+    if tools is not None:
+        max_resets, min_uptime = tools.max_failures, tools.min_uptime
+        window = tools.max_failure_window if tools.max_failure_window is not None else now
     if vm.boot_time is not None and now - vm.boot_time < min_uptime:
         return out(
             Decision(
@@ -518,6 +623,29 @@ def decide_reset(
                 f"(max {max_resets}); leaving the VM to a person",
             )
         )
+    if view is not None and cfg.ha.defer_to_ha:
+        interval = view.cluster.io_stats_interval if view.cluster else 120.0
+        if io is None and cfg.ha.io_check_required:
+            return out(
+                Decision(
+                    DEFER,
+                    f"heartbeat failed ({beats}), but the guest's disk and network I/O over the "
+                    f"last {interval:.0f}s could not be read: vSphere HA resets only a VM with "
+                    "no I/O",
+                    retry_at=now + min(interval, 60.0),
+                )
+            )
+        if io is not None and not io.idle:
+            memory["reset_withheld_io"] = {"disk_kbps": io.disk_kbps, "net_kbps": io.net_kbps}
+            return out(
+                Decision(
+                    DEFER,
+                    f"heartbeat failed ({beats}), but guest I/O is still flowing (disk "
+                    f"{io.disk_kbps:.0f} KB/s, network {io.net_kbps:.0f} KB/s over "
+                    f"{io.window_seconds:.0f}s): a hung Tools service, not a hung guest; no reset",
+                    retry_at=now + min(interval, 60.0),
+                )
+            )
     step = Step(
         RESET,
         vm_id=vm.moid,

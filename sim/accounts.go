@@ -194,6 +194,16 @@ func setupAccounts(cfg *config, svc *simulator.Service) error {
 	return nil
 }
 
+// vapiLoginOK checks a vAPI (REST) session login like the SOAP one: any configured account
+// with its own password, or the -username/-password user when there are no accounts.
+func vapiLoginOK(cfg *config, user, password string) bool {
+	if accounts == nil {
+		return user == cfg.username && password == cfg.password
+	}
+	a := accounts.byName[user]
+	return a != nil && a.password == password
+}
+
 // readyAccounts lists the users (without passwords) for the ready line.
 func readyAccounts(cfg *config) []account {
 	if len(cfg.accounts) == 0 {

@@ -387,6 +387,14 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 			}
 			return 0, nil, methodNotAllowed(r, "GET", "POST", "DELETE")
 		}
+	case "alarms":
+		return s.routeAlarms(r, parts[1:]) // sim/alarms.go
+	case "datastores":
+		return s.routeDatastores(r, parts[1:]) // sim/datastores.go
+	case "sensors":
+		return s.routeSensors(r, parts[1:]) // sim/sensors.go
+	case "guest":
+		return s.routeGuest(r, parts[1:]) // sim/guest.go
 	case "config":
 		if n == 1 {
 			switch r.Method {
@@ -399,6 +407,9 @@ func (s *sim) route(r *http.Request) (int, interface{}, *apiError) {
 		}
 	}
 	if status, body, err, ok := s.routeRaw(r, parts); ok {
+		return status, body, err
+	}
+	if status, body, err, ok := s.routeHA(r, parts); ok { // sim/ha_config.go
 		return status, body, err
 	}
 	return 0, nil, errf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path)
@@ -685,6 +696,7 @@ func (s *sim) configJSON() map[string]interface{} {
 		"strictSource":      s.strictSource.Load(),
 		"realVCenter":       realVCenter.Load(),
 		"reconcileInterval": s.cfg.reconcileInterval.String(),
+		"paging":            paging.json(),
 	}
 }
 
@@ -695,9 +707,18 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	}
 	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter}
 	values := map[string]bool{}
+	var pagingCfg *pagingConfig
 	for _, k := range sortedKeys(body) {
+		if k == "paging" {
+			c, err := paging.parseConfig(body[k])
+			if err != nil {
+				return 0, nil, err
+			}
+			pagingCfg = &c
+			continue
+		}
 		if flags[k] == nil {
-			return 0, nil, unknownKey(k, []string{"realVCenter", "strict", "strictSource"})
+			return 0, nil, unknownKey(k, []string{"paging", "realVCenter", "strict", "strictSource"})
 		}
 		v, err := boolValue(k, body[k])
 		if err != nil {
@@ -707,6 +728,9 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	}
 	for k, v := range values {
 		flags[k].Store(v)
+	}
+	if pagingCfg != nil {
+		paging.apply(*pagingCfg)
 	}
 	return http.StatusOK, s.configJSON(), nil
 }

@@ -278,6 +278,22 @@ class SimulatorClient:
         body = {_camel(k): v for k, v in props.items()}
         return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/raw", body))
 
+    def set_vm_ha(self, name: str, **props: Any) -> JSONDict:
+        """Set the VM facts vSphere HA decisions depend on (sim/ha_config.go): dasProtected
+        (bool, None = derived), managedBy ({"extensionKey", "type"} or None), ftRole (1
+        primary, 2-3 secondary, None), appState, devices (["pciPassthrough", "vgpu",
+        "sriov"])."""
+        body = {_camel(k): v for k, v in props.items()}
+        return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/ha", body))
+
+    def power_off_vm(self, name: str, cause: str, user: str | None = None) -> JSONDict:
+        """Power a running VM off as ``cause`` would, with the events vCenter records for it:
+        guest, user, guestShutdownByUser, isolation, ftTerminated, silent."""
+        body: JSONDict = {"cause": cause}
+        if user is not None:
+            body["user"] = user
+        return cast(JSONDict, self._request("POST", f"/api/v1/vms/{self._q(name)}/power-off", body))
+
     def set_mounts(
         self,
         name: str,
@@ -327,6 +343,38 @@ class SimulatorClient:
     def config(self) -> JSONDict:
         return cast(JSONDict, self._request("GET", "/api/v1/config"))
 
+    def set_paging(
+        self,
+        enabled: bool | None = None,
+        *,
+        max_object_updates: int | None = None,
+        max_objects: int | None = None,
+        max_objects_cap: int | None = None,
+        page_delay_ms: int | None = None,
+    ) -> JSONDict:
+        """Change vCenter-style paging at run time (docs/simulator.md): on/off, the policy
+        cap of a WaitForUpdatesEx page, the cap of a RetrievePropertiesEx page when the
+        client sets no maxObjects, a cap even when it does (0 = none), and a delay before
+        each stored page (so a test can land a change between pages).
+        Returns the ``paging`` part of the config."""
+        body: JSONDict = {}
+        for key, value in (
+            ("enabled", enabled),
+            ("maxObjectUpdates", max_object_updates),
+            ("maxObjects", max_objects),
+            ("maxObjectsCap", max_objects_cap),
+            ("pageDelayMs", page_delay_ms),
+        ):
+            if value is not None:
+                body[key] = value
+        out = self._request("POST", "/api/v1/config", {"paging": body})
+        return cast(JSONDict, out["paging"])
+
+    def paging_state(self) -> JSONDict:
+        """Paging settings and counters: truncatedPages, continuedPages, tokensIssued,
+        pendingUpdates and pendingRetrievals (paged results not yet read to the end)."""
+        return cast(JSONDict, self.config()["paging"])
+
     def set_strict(
         self, strict: bool | None = None, *, strict_source: bool | None = None
     ) -> JSONDict:
@@ -338,6 +386,49 @@ class SimulatorClient:
         if strict_source is not None:
             body["strictSource"] = strict_source
         return cast(JSONDict, self._request("POST", "/api/v1/config", body))
+
+    # vCenter alarms (sim/alarms.go): entity_type is host, vm, cluster, datastore, datacenter.
+    def alarms(self) -> JSONDict:
+        return cast(JSONDict, self._request("GET", "/api/v1/alarms"))
+
+    def trigger_alarm(
+        self, alarm: str, entity_type: str, entity: str, status: str = "red", **extra: Any
+    ) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        body.update(status=status, **extra)
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/trigger", body))
+
+    def acknowledge_alarm(self, alarm: str, entity_type: str, entity: str) -> JSONDict:
+        body: JSONDict = {"alarm": alarm, "entity_type": entity_type, "entity": entity}
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/acknowledge", body))
+
+    def datastores(self) -> list[JSONDict]:
+        return cast(list[JSONDict], self._request("GET", "/api/v1/datastores")["datastores"])
+
+    def set_datastore(self, name: str, **props: Any) -> JSONDict:
+        """``maintenanceMode``, ``freeSpace``, ``uncommitted`` (bytes), ``accessible``."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/datastores/{self._q(name)}", props))
+
+    def sensors(self, host: str) -> list[JSONDict]:
+        return cast(
+            list[JSONDict], self._request("GET", f"/api/v1/sensors/{self._q(host)}")["sensors"]
+        )
+
+    def set_sensor(self, host: str, sensor: str, **props: Any) -> JSONDict:
+        """``health`` (green, yellow, red, unknown) and/or ``reading`` (base units)."""
+        body: JSONDict = {"sensor": sensor, **props}
+        return cast(JSONDict, self._request("POST", f"/api/v1/sensors/{self._q(host)}", body))
+
+    def guest(self, vm: str) -> JSONDict:
+        return cast(JSONDict, self._request("GET", f"/api/v1/guest/{self._q(vm)}"))
+
+    def set_guest(self, vm: str, **props: Any) -> JSONDict:
+        """``toolsVersionStatus2``, ``toolsVersion``, ``disks`` ([{path, capacity, free}])."""
+        return cast(JSONDict, self._request("POST", f"/api/v1/guest/{self._q(vm)}", props))
+
+    def clear_alarms(self, **match: str) -> JSONDict:
+        """Clear triggered alarms matching ``alarm``/``entity_type``+``entity`` (all if none)."""
+        return cast(JSONDict, self._request("POST", "/api/v1/alarms/clear", dict(match)))
 
 
 # ---- process management ---------------------------------------------------------------------
@@ -376,6 +467,7 @@ class Simulator(SimulatorClient):
         strict: bool = True,
         strict_source: bool = False,
         real_vcenter: bool = False,
+        paging: bool = True,
         reconcile_interval: float | None = None,
         binary: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
@@ -401,6 +493,7 @@ class Simulator(SimulatorClient):
         self.strict = strict
         self.strict_source = strict_source
         self.real_vcenter = real_vcenter
+        self.paging = paging
         self.reconcile_interval = reconcile_interval
         self._binary = Path(binary) if binary is not None else None
         self.extra_args = list(extra_args)
@@ -541,6 +634,7 @@ class Simulator(SimulatorClient):
             f"-strict={'true' if self.strict else 'false'}",
             f"-strict-source={'true' if self.strict_source else 'false'}",
             f"-real-vcenter={'true' if self.real_vcenter else 'false'}",
+            f"-paging={'true' if self.paging else 'false'}",
             "-exit-with-parent",
         ]
         if self.reconcile_interval is not None:

@@ -205,6 +205,7 @@ func buildSimulator(cfg *config) (*sim, error) {
 	for _, c := range s.clusters {
 		initCluster(c)
 	}
+	s.haInitLocked() // sim/ha_config.go: dasVmProtection
 	return s, nil
 }
 

@@ -47,9 +47,12 @@ type config struct {
 	strict            bool
 	strictSource      bool
 	realVCenter       bool
+	paging            bool
 	exitWithParent    bool
 	reconcileInterval time.Duration
 	verbose           bool
+	vapi              bool
+	tags              bool
 }
 
 // logf writes the simulator's own diagnostics to stderr (vcsim's chatter is discarded
@@ -78,9 +81,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.strict, "strict", true, "refuse operations that a real vCenter refuses but vcsim allows")
 	fs.BoolVar(&cfg.strictSource, "strict-source", false, "with -strict, also refuse moving a VM off a host that is not connected")
 	fs.BoolVar(&cfg.realVCenter, "real-vcenter", false, "do not announce quickStats and overallStatus changes to property collectors, as vCenter does not")
+	fs.BoolVar(&cfg.paging, "paging", true, "page WaitForUpdatesEx and RetrievePropertiesEx as vCenter does (100 objects a page; see docs/simulator.md)")
 	fs.BoolVar(&cfg.exitWithParent, "exit-with-parent", false, "exit when the parent process goes away")
 	fs.DurationVar(&cfg.reconcileInterval, "reconcile-interval", 0, "period of the guest-agent safety-net reconciler (0 = auto: 200ms, longer above 2,000 VMs)")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log vcsim's own messages to stderr")
+	fs.BoolVar(&cfg.vapi, "vapi", true, "serve the vAPI REST endpoint (/rest: sessions, tags); false answers 404 like a vCenter without it")
+	fs.BoolVar(&cfg.tags, "tags", true, "seed demo tag categories and tags (see docs/simulator.md)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -238,6 +244,7 @@ func run(cfg *config) error {
 		}
 	}
 
+	paging.setEnabled(cfg.paging)
 	sdkAddr := sdkLn.Addr().String()
 	svc := s.model.Service
 	svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -245,12 +252,27 @@ func run(cfg *config) error {
 	if err := setupAccounts(cfg, svc); err != nil {
 		return err
 	}
+	svc.RegisterEndpoints = true // the vAPI REST endpoint (sim/vapi.go)
 	if err := initService(svc, sdkAddr); err != nil {
 		return err
 	}
+	s.createAlarms()                      // sim/alarms.go
+	s.initPerf()                          // sim/perfzeros.go
+	s.initDatastores()                    // sim/datastores.go
+	s.initSensors()                       // sim/sensors.go
+	s.initGuests()                        // sim/guest.go
+	s.initLicenses()                      // sim/licenses.go
+	if err := s.initPools(); err != nil { // sim/pools.go
+		return fmt.Errorf("creating resource pools: %v", err)
+	}
+	if cfg.vapi && cfg.tags {
+		if err := s.seedTags(svc.ServeMux); err != nil {
+			return fmt.Errorf("seeding tags: %v", err)
+		}
+	}
 
 	sdkServer := &http.Server{
-		Handler:           sessionMiddleware(s.sdkMiddleware(svc.ServeMux)),
+		Handler:           s.vapiMiddleware(sessionMiddleware(s.sdkMiddleware(paging.handler(svc.ServeMux)))),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
@@ -268,6 +290,7 @@ func run(cfg *config) error {
 	s.mu.Lock()
 	s.reconcileAllLocked()
 	s.mu.Unlock()
+	s.refreshPoolStats() // sim/pools.go: from the VMs' reconciled quick stats
 	stop := make(chan struct{})
 	go s.reconcileLoop(cfg.reconcileInterval, stop)
 

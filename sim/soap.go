@@ -147,6 +147,10 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 		}
 		injected := name != "" && s.faults.hasMethod(name)
 		strict := s.strict.Load() && strictMethods[name]
+		if name == "QueryPerf" && !injected { // sim/guest_io.go
+			s.serveQueryPerf(w, r, next)
+			return
+		}
 		if name == "" || (readOnlyMethods[name] && !injected) {
 			next.ServeHTTP(w, r)
 			return
@@ -194,6 +198,10 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 			noteUnregister(m.This, s.saveHardware(m.This)) // duplicates.go
 			s.forgetVM(m.This)
 			s.prepareUnregister(m.This)
+		}
+		if f := s.haBeforeReconfigure(m); f != nil { // sim/ha_config.go
+			writeFailedTask(w, name, m.This, faultMessage("InvalidArgument", ""), f)
+			return
 		}
 		rewrite := false
 		if req, ok := m.Body.(*types.MigrateVM_Task); ok {
@@ -271,12 +279,19 @@ func (s *sim) afterCall(m *simulator.Method) {
 		s.refreshCustomValues(req.Entity)
 		s.reconcileAllLocked()
 		return
+	case *types.ReconfigureComputeResource_Task:
+		defer s.haAfterReconfigure(req.This) // sim/ha_config.go
 	}
 	if m.This.Type == "VirtualMachine" && m.Name != "CloneVM_Task" {
 		s.reconcileOneLocked(m.This)
+		s.haDeriveOneLocked(m.This)
 		return
 	}
 	s.reconcileAllLocked()
+	switch m.Name {
+	case "RegisterVM_Task", "CreateVM_Task", "CloneVM_Task", "RelocateVM_Task", "MigrateVM_Task":
+		s.haInitLocked() // new VMs, or VMs moved between clusters
+	}
 }
 
 func writeRef(b *bytes.Buffer, elem string, r types.ManagedObjectReference) {

@@ -31,6 +31,9 @@ def remediator_section(journal: str, **overrides: Any) -> dict[str, Any]:
         "dry_run": False,
         "journal": journal,
         "ha_grace_seconds": 0,
+        # The simulator has no vSphere HA agent: with defer_to_ha nothing would restart the
+        # VMs of its HA clusters. Tests of the HA watchdog set it back to true.
+        "ha": {"defer_to_ha": False},
         "state_refresh_seconds": 0.5,
         "action_timeout_seconds": 30,
         "retry": {"max_attempts": 3, "backoff_initial_seconds": 0.2, "backoff_max_seconds": 1},

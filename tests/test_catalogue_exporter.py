@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from exporter.alarms import AlarmSnapshot, AlarmState
+from exporter.licenses import License, LicenseSnapshot
+from exporter.properties_extra import SENSORS
 from exporter.render import Renderer
+from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
 
 from .test_inventory import _image
@@ -31,7 +35,18 @@ def catalogue() -> set[str]:
 
 
 def rendered() -> set[str]:
-    body = Renderer(parse_config({}), [_image()]).render_now().decode()
+    inv = _image()
+    inv.tags = TagSnapshot(ok=True, attachments={m: (("Env", "prod"),) for m in inv.objects})
+    for obj in inv.objects.values():  # breadth properties the base image lacks
+        if obj.type == "HostSystem":
+            obj.props[SENSORS] = (("Inlet Temp", "temperature", "green", 24.0, "celsius"),)
+    alarm = AlarmState("HostSystem", "host-1", "alarm-1", "red", acknowledged=False)
+    lic = License("1ESXP", "vSphere Enterprise Plus", "esx.enterprisePlus", "cpuPackage", 8, 4, 1e9)
+    inv.licenses = LicenseSnapshot(ok=True, licenses=(lic,))
+    inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
+    on = {"enabled": True}
+    config = parse_config({"collectors": {"guest_disks": on, "custom_attributes": on}})
+    body = Renderer(config, [inv]).render_now().decode()
     return {m.group(1) for m in re.finditer(r"^# TYPE (vsphere_\w+) ", body, re.M)}
 
 

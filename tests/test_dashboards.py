@@ -40,6 +40,7 @@ EXPECTED_VARIABLES = {
     "vha-performance": ["vcenter", "cluster", "host", "vm"],
     "vha-cost": ["vcenter", "cluster"],
     "vha-datastore": ["vcenter", "datacenter", "datastore"],
+    "vha-health": ["vcenter"],
 }
 
 # Series Prometheus makes itself.

@@ -40,6 +40,9 @@ IDENTITY = {
     "VspherePerf": {"vcenter"},
     "VsphereExporter": {"job"},
     "VsphereRemediator": {"job", "instance"},
+    "VsphereAlarm": {"vcenter", "entity_type", "entity_id", "entity", "alarm"},
+    "VsphereLicense": {"vcenter", "license", "key_suffix"},
+    "VsphereHa": {"job", "instance", "vcenter", "cluster"},
 }
 
 

@@ -33,6 +33,7 @@ KNOWN_SECTIONS = {
     "performance",
     "cost",
     "demo",
+    "collectors",
 }
 
 

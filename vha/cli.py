@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
+from exporter.collectors_config import parse_collectors_config
 from vcenter.config import Collector, Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -51,6 +52,7 @@ def validate(path: str, *, read_secrets: bool = True, remediator: bool | None = 
     c = Collector()
     c.run(None, parse_performance_config, config)
     c.run(None, parse_cost_config, config)
+    c.run(None, parse_collectors_config, config)
     if remediator or (remediator is None and config.raw.get("remediator") is not None):
         base = Path(config.path).parent if config.path else None
         empty: Mapping[str, Any] = {}

@@ -9,8 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..families import Family
-from . import clusters, datastores, hosts, vms
-from .context import RenderContext
+from . import (
+    alarms,
+    attributes,
+    clusters,
+    datastores,
+    guest,
+    hardware,
+    hosts,
+    licenses,
+    pools,
+    tags,
+    tools,
+    vms,
+)
+from .context import CollectorUnavailable, RenderContext
 
 CollectorFn = Callable[[RenderContext], list[Family]]
 
@@ -19,6 +32,14 @@ COLLECTORS: dict[str, CollectorFn] = {
     "vm": vms.collect,
     "cluster": clusters.collect,
     "datastore": datastores.collect,
+    "tags": tags.collect,
+    "alarms": alarms.collect,
+    "hardware": hardware.collect,
+    "tools": tools.collect,
+    "guest_disks": guest.collect,
+    "custom_attributes": attributes.collect,
+    "resource_pool": pools.collect,
+    "licenses": licenses.collect,
 }
 
-__all__ = ["COLLECTORS", "CollectorFn", "RenderContext"]
+__all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]

@@ -6,9 +6,20 @@ from dataclasses import dataclass
 
 from vcenter.config import Config
 
-from ..families import escape
+from ..families import Family, escape
 from ..inventory import Inventory, ManagedObject
 from ..topology import Topology
+
+
+class CollectorUnavailable(Exception):
+    """A collector's data source is down: report ``success`` 0 without logging each render.
+
+    ``families`` (possibly stale) are still served; the source logs the cause once.
+    """
+
+    def __init__(self, message: str, families: list[Family] | None = None) -> None:
+        super().__init__(message)
+        self.families = families or []
 
 
 @dataclass

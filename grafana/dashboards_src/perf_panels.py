@@ -5,10 +5,10 @@ of the Performance dashboard.
 
 Counters and units are those of docs/performance.md; colours and threshold lines are the
 performance alerts' thresholds (rules/config.yml ``performance``, read by performance.py), so a
-panel turns orange where an alert would start its ``for`` clock. The simulator leaves
-zero-valued counters out of its answers, so the panels of counters that are 0 there (co-stop,
-memory pressure, disk, drops) carry the "No data is normal" marker; a real vCenter sends zeros.
-docs/dashboards.md describes every panel.
+panel turns orange where an alert would start its ``for`` clock. Co-stop, memory pressure and
+drops are 0 on a healthy estate and vCenter (and the simulator, sim/perfzeros.go) sends the
+zeros, so those panels always have data; only the disk panels carry the "No data is normal"
+marker. docs/dashboards.md describes every panel.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from .performance import (
     DROPPED_HIGH,
     LATENCY_STEPS,
     NO_DISK,
-    NO_PRESSURE,
     READY_STEPS,
 )
 from .promql import m
-
-NO_DROPS = "nothing was dropped (the simulator leaves zero-valued counters out)"
-NO_COSTOP = "the VM is not co-stopped (the simulator leaves zero-valued counters out)"
 
 _WHOSE = {"host": "the host's VMs", "vm": "the VM"}
 # Operations and rates share a panel with latencies and sizes, on a second axis.
@@ -47,7 +43,6 @@ def _memory_pressure(kind: str, sel: str, who: str) -> Panel:
         ],
         unit="bytes",
         overrides=[column(".* swap-in rate$", ("unit", "Bps"), _RIGHT, regex=True)],
-        empty=NO_PRESSURE,
     )
 
 
@@ -92,7 +87,6 @@ def _network(kind: str, sel: str, who: str) -> list[Panel]:
             [(m(f"vsphere_{kind}_network_dropped_packets_per_second", sel), f"{who}")],
             unit="pps",
             thresholds=steps(("green", None), ("orange", DROPPED_HIGH)),
-            empty=NO_DROPS,
         ),
     ]
 
@@ -141,7 +135,6 @@ def vm_panels(sel: str) -> list[Panel]:
         [(m("vsphere_vm_cpu_costop_ratio", sel), who)],
         unit="percentunit",
         thresholds=COSTOP_STEPS,
-        empty=NO_COSTOP,
     )
     return [
         cpu,

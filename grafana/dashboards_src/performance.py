@@ -55,10 +55,10 @@ LATENCY_STEPS = steps(
 )
 SWAP_IN_STEPS = steps(("green", None), ("red", SWAP_IN_HIGH or 1e-9))
 
-# Why a performance panel may be empty: the simulator (and an idle estate) has no series for
-# counters that are 0, and a real vCenter reports no disk counters without datastore I/O.
-NO_PRESSURE = "no VM is short of memory (the simulator leaves zero-valued counters out)"
-NO_DISK = "no host or VM reports datastore I/O (the simulator has no disk counters)"
+# Why a performance panel may be empty: a real vCenter reports no disk counters without
+# datastore I/O. Counters that are 0 (co-stop, memory pressure, drops) are sent as zeros, by
+# vCenter and by the simulator (sim/perfzeros.go), so their panels need no marker.
+NO_DISK = "no host or VM reports datastore I/O"
 
 
 def host_perf(metric: str, cond: str = "") -> str:
@@ -183,7 +183,6 @@ def build() -> Board:
             [(top(costop), "{{vm}}")],
             unit="percentunit",
             thresholds=COSTOP_STEPS,
-            empty="no VM is co-stopped (the simulator leaves zero-valued counters out)",
         ),
     )
 
@@ -227,7 +226,6 @@ def build() -> Board:
                 ],
             ],
             unit="bytes",
-            empty=NO_PRESSURE,
         ),
         timeseries(
             "Swap-in rate",
@@ -238,7 +236,6 @@ def build() -> Board:
                 (top(swap_in), "VM {{vm}}"),
             ],
             unit="Bps",
-            empty=NO_PRESSURE,
         ),
     )
 
@@ -325,7 +322,6 @@ def build() -> Board:
                 (top(vm_perf("vsphere_vm_network_dropped_packets_per_second")), "VM {{vm}}"),
             ],
             unit="pps",
-            empty="nothing dropped packets (the simulator leaves zero-valued counters out)",
         ),
     )
 
@@ -366,8 +362,7 @@ def build() -> Board:
             ],
             sort="CPU ready",
             desc=True,
-            empty="latency, swap-in and co-stop cells stay empty where vCenter reports none "
-            "(the simulator leaves zero-valued counters out)",
+            empty="latency cells stay empty where vCenter reports no datastore I/O",
         ),
     )
 

@@ -30,7 +30,8 @@ class Alert:
     remediation: str
     summary: str
     description: str
-    # What the alert is about: watcher, host, vm, cluster, fault_domain or datastore.
+    # What the alert is about: watcher, host, vm, cluster, fault_domain, datastore or vcenter
+    # (an object of the vCenter itself: its alarms, its licences).
     scope: str
     # A host alert that makes the host's VM data meaningless (its VMs' alerts are inhibited).
     host_failure: bool = False

@@ -15,6 +15,7 @@ from . import (
     capacity,
     fault_domains,
     ha_master,
+    health,
     hosts,
     performance,
     recording,
@@ -52,6 +53,7 @@ ALERT_GROUPS: tuple[AlertGroup, ...] = (
     capacity,
     performance,
     remediator,
+    health,
 )
 
 RECORDING_GROUPS: tuple[RecordingRules, ...] = (

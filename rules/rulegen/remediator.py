@@ -168,6 +168,27 @@ def alerts(s: Settings) -> list[Alert]:
             "remove the other from the inventory (never delete from disk: the files are shared).",
         ),
         Alert(
+            # issue 10: the remediator watches vSphere HA where HA protects a VM
+            name="VsphereHaRestartOverdue",
+            group=GROUP,
+            scope=SCOPE,
+            expr=_new_events(
+                "vha_remediator_ha_restart_overdue_total{" + job + "}",
+                "job, instance, vcenter, cluster",
+                window.text,
+            ),
+            for_=actions_for,
+            severity="critical",
+            remediation="none",
+            summary="vSphere HA has not restarted VMs of cluster {{ $labels.cluster }}",
+            description="vSphere HA protects VMs of a failed host in cluster "
+            "{{ $labels.cluster }} (vCenter {{ $labels.vcenter }}) but had not restarted "
+            "them within its whole retry schedule (remediator.ha.overdue_seconds); seen by "
+            "the remediator {{ $labels.instance }} within the last " + window.text + ". The "
+            "remediator does not race HA (remediator.ha.act_when_overdue is off by default): "
+            "a person restarts them. See GET /api/v1/actions?kind=restart_host_vms.",
+        ),
+        Alert(
             name="VsphereRemediatorVcenterUnreachable",
             group=GROUP,
             scope=SCOPE,

@@ -310,6 +310,9 @@ class Stack:
             rem.setdefault("dry_run", False)
             rem.setdefault("host_failure", {"confirm_seconds": 5})
             rem.setdefault("ha_grace_seconds", 5)
+            # The simulator has no vSphere HA agent, so deferring to HA would leave its
+            # failed hosts' VMs down: the demo plays the remediator's no-HA role.
+            rem.setdefault("ha", {"defer_to_ha": False})
             if self.opts.fast_vm_monitoring:
                 rem.setdefault(
                     "vm_monitoring", {"prefer_cluster_settings": False, "min_uptime_seconds": 10}

@@ -1,0 +1,229 @@
+"""Scale benchmark (issue 15 item 7): the exporter at vCenter's configuration maximum.
+
+Figures only, never timed assertions.  One simulator (2,500 hosts / 40,000 VMs by default:
+125 clusters of 20 hosts and 320 VMs), vCenter-style paging on (WaitForUpdatesEx pages of
+100 objects, RetrievePropertiesEx pages with tokens), performance counters on, and one
+exporter subprocess.  Prints:
+
+- initial sync (exporter start to /readyz) and the truncated pages it read;
+- /metrics p50/p95 plain and gzip, and p95 over a window spanning several counter
+  collections (the scrapes that land during a collection are in it);
+- exporter peak RSS and CPU seconds per minute over that window;
+- change -> /metrics (host maintenance flip), the simulator's own delivery to a bare
+  WaitForUpdatesEx client on the same filter, and the exporter's share (the difference);
+- per-shard latency with 4 shards, when the exporter has sharding;
+- a polling RetrievePropertiesEx fetch of the same properties (the reference ratio; a
+  lower bound for a polling exporter such as pryorda/vmware_exporter, see docs/exporter.md);
+- the machine's load average (it is shared: the figures move with it).
+
+    python -m bench.scale_bench [--size max|10k|small] [--window 60] [--scrapes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim.harness import Simulator
+from vcenter.config import parse_config
+from vha.demo.stack import Process, free_port
+
+from .exporter_bench import pct, peak_rss_mib, polling_scrape, vcenter_update_latency
+from .poller_bench import cpu_seconds
+
+SIZES = {
+    "max": {"clusters": 125, "hosts": 20, "vms": 320},  # 2,500 hosts, 40,000 VMs
+    "20k": {"clusters": 100, "hosts": 20, "vms": 200},
+    "10k": {"clusters": 50, "hosts": 20, "vms": 200},  # 1,000 hosts, 10,000 VMs
+    "small": {"clusters": 2, "hosts": 5, "vms": 50},
+}
+
+
+class Figures(dict[str, float]):
+    """The figures, each printed as soon as it is measured (a maximum-size run is long)."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        print(f"  {key:32s} {value:12.3f}", flush=True)
+
+
+CHANGE_TIMEOUT = 300  # seconds; at 40,000 VMs a change took over 120 s on a loaded machine
+
+
+def scrape(url: str, gzipped: bool = False) -> tuple[float, bytes]:
+    """One /metrics scrape (as Prometheus asks, with gzip if ``gzipped``); seconds, body."""
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gzipped else {})
+    start = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - loopback
+        body = resp.read()
+        encoded = resp.headers.get("Content-Encoding") == "gzip"
+    seconds = time.perf_counter() - start
+    return seconds, gzip.decompress(body) if encoded else body
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def sharding_available() -> bool:
+    from exporter import app  # noqa: PLC0415
+
+    return "total_shards" in Path(app.__file__).read_text()
+
+
+def change_to_metric(sim: Any, url: str, hosts: list[str]) -> list[float]:
+    out = []
+    for host in hosts:
+        shown = re.compile(
+            rb'^vsphere_host_maintenance_mode\{vcenter="bench",host_id="[^"]*",host="'
+            + re.escape(host.encode())
+            + rb'"\} 1$',
+            re.M,
+        )
+        sim.set_host(host, inMaintenanceMode=True)
+        t0 = time.perf_counter()
+        while True:
+            _, body = scrape(url)
+            if shown.search(body):
+                break
+            if time.perf_counter() - t0 > CHANGE_TIMEOUT:
+                print(f"  change on {host} not visible after {CHANGE_TIMEOUT}s", flush=True)
+                break
+        out.append(time.perf_counter() - t0)
+        print(f"  change on {host} visible after {out[-1]:.1f}s", flush=True)
+        sim.set_host(host, inMaintenanceMode=False)
+    return out
+
+
+def sample(body: bytes, name: str) -> float:
+    """The value of one unlabelled-enough series of ``name`` in a body (first match)."""
+    m = re.search(rb"^" + re.escape(name.encode()) + rb"(?:\{[^}]*\})? (\S+)$", body, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def run(
+    size: str, window: float, scrapes: int, changes: int, paging: bool = True
+) -> dict[str, float]:
+    flags = SIZES[size]
+    print(f"== {size}: {flags}, paging {'on' if paging else 'off'}; load {loadavg()}", flush=True)
+    t0 = time.perf_counter()
+    sim = Simulator(**flags, paging=paging)
+    sim.start(timeout=1800)
+    inv = sim.inventory()
+    hosts = [h["name"] for h in inv["hosts"]]
+    print(
+        f"simulator: {len(hosts)} hosts, {len(inv['vms'])} VMs, paging {sim.paging_state()}, "
+        f"started in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="vha-scale-"))
+    (tmp / "pw").write_text(sim.password)
+    port = free_port()
+    vc: dict[str, Any] = {
+        "name": "bench",
+        "url": sim.sdk_url,
+        "user": sim.username,
+        "password_file": str(tmp / "pw"),
+        "ca_file": sim.ca_file,
+    }
+    data = {
+        "listen": f"127.0.0.1:{port}",
+        "vcenters": [vc],
+        "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+        # vcsim 0.24 answers the first WaitForUpdatesEx after a long (paged) sync by
+        # re-collecting the whole filter once per change queued meanwhile (any object's
+        # change is queued for every listening collector): at 10,000 VMs on a loaded machine that
+        # took over 15 s, which the default margin (max_wait 5 s + 10 s) calls a hung
+        # vCenter, and the exporter resynced in a loop. A real vCenter sends per-object
+        # changes; the wider margin keeps the simulator's cost from measuring a hang.
+        "sync": {"max_wait_seconds": 5, "hung_margin_seconds": 120},
+        "performance": {"enabled": True},
+    }
+    (tmp / "config.yml").write_text(yaml.safe_dump(data))
+    config = parse_config(data)
+    exporter = Process(
+        "exporter",
+        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
+        tmp / "exporter.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )
+    out = Figures()
+    out["hosts"], out["vms"] = len(hosts), len(inv["vms"])
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        pages0 = sim.paging_state()["truncatedPages"]
+        t0 = time.perf_counter()
+        exporter.start(dict(os.environ))
+        exporter.wait_ready(timeout=1800)
+        out["initial_sync_s"] = time.perf_counter() - t0
+        out["initial_sync_truncated_pages"] = sim.paging_state()["truncatedPages"] - pages0
+        for gz in (False, True):
+            lat = [scrape(url, gz)[0] for _ in range(scrapes)]
+            tag = "gzip" if gz else "plain"
+            out[f"metrics_{tag}_p50_ms"] = pct(lat, 0.5) * 1000
+            out[f"metrics_{tag}_p95_ms"] = pct(lat, 0.95) * 1000
+        out["metrics_mb"] = len(scrape(url)[1]) / 1e6
+        # A window spanning several 20 s counter collections: gzip scrapes back to back.
+        pid = exporter.pid or 0
+        c0, w0, lat = cpu_seconds(pid), time.perf_counter(), []
+        while time.perf_counter() - w0 < window:
+            lat.append(scrape(url, True)[0])
+            time.sleep(0.5)
+        wall = time.perf_counter() - w0
+        out["window_scrapes"] = len(lat)
+        out["window_gzip_p50_ms"] = pct(lat, 0.5) * 1000
+        out["window_gzip_p95_ms"] = pct(lat, 0.95) * 1000
+        out["window_gzip_max_ms"] = max(lat) * 1000
+        out["exporter_cpu_s_per_min"] = (cpu_seconds(pid) - c0) / wall * 60
+        out["exporter_peak_rss_mib"] = peak_rss_mib(pid)
+        body = scrape(url)[1]
+        out["poll_duration_s"] = sample(body, "vsphere_sync_poll_duration_seconds")
+        seen = change_to_metric(sim, url, hosts[:changes])
+        out["change_to_metric_p50_s"] = statistics.median(seen)
+        out["change_to_metric_max_s"] = max(seen)
+        floor = vcenter_update_latency(sim, config, hosts[changes : 2 * changes])
+        out["sim_delivery_p50_s"] = statistics.median(floor)
+        out["exporter_share_p50_s"] = max(
+            0.0, out["change_to_metric_p50_s"] - out["sim_delivery_p50_s"]
+        )
+        out["polling_fetch_s"] = polling_scrape(config)
+        out["polling_over_gzip_p50_ratio"] = out["polling_fetch_s"] / (
+            out["metrics_gzip_p50_ms"] / 1000
+        )
+        out["exporter_peak_rss_mib_end"] = peak_rss_mib(pid)
+    finally:
+        exporter.stop()
+        sim.close()
+    if not sharding_available():
+        print("  sharding: not available (issue 15 item 6 has not landed on this branch)")
+    print(f"  load average at the end: {loadavg()} (2 cores, shared)", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="max", choices=list(SIZES))
+    parser.add_argument("--window", type=float, default=60.0, help="seconds of scrapes")
+    parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument("--changes", type=int, default=5, help="host changes to time")
+    parser.add_argument(
+        "--no-paging", action="store_true", help="simulator answers in one piece (A/B)"
+    )
+    args = parser.parse_args(argv)
+    run(args.size, args.window, args.scrapes, args.changes, paging=not args.no_paging)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

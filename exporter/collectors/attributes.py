@@ -1,0 +1,40 @@
+"""Custom attributes as info metrics, opt-in (``collectors.custom_attributes``):
+``vsphere_vm_custom_attribute_info{...,attribute,value}`` and the host equivalent, one
+series per object and set attribute, optionally only for an allow-list of attributes."""
+
+from __future__ import annotations
+
+from exporter.collectors_config import parse_collectors_config
+
+from ..families import Family, labels
+from ..inventory import ManagedObject
+from .cache import cached
+from .context import RenderContext
+
+
+def collect(ctx: RenderContext) -> list[Family]:
+    cfg = parse_collectors_config(ctx.config).custom_attributes
+    if not cfg.enabled:
+        return []
+    allowed = set(cfg.attributes)
+    out = []
+    fields_key = tuple(sorted(ctx.topology.custom_fields.items()))
+    for type_name, kind in (("VirtualMachine", "vm"), ("HostSystem", "host")):
+        fam = Family(
+            f"vsphere_{kind}_custom_attribute_info",
+            f"A custom attribute set on the {kind}; always 1.",
+        )
+
+        def render(obj: ManagedObject, kind: str = kind, name: str = fam.name) -> tuple[str, ...]:
+            scratch = Family(name, "")
+            base = ctx.base(kind, obj)
+            for attr, value in sorted(ctx.topology.attributes(obj).items()):
+                if value and (not allowed or attr in allowed):
+                    scratch.add(f"{base},{labels((('attribute', attr), ('value', value)))}", 1)
+            return ("".join(scratch.lines),)
+
+        objs = (o for o in ctx.objects(type_name) if not o.get("config.template"))
+        for (lines,) in cached(ctx, f"attributes_{kind}", objs, render, fields_key):
+            fam.lines.append(lines)
+        out.append(fam)
+    return out

@@ -1,0 +1,34 @@
+"""Guest filesystems (``guest.disk``, reported by VMware Tools), switchable and off by
+default: two series per VM and mount point (``collectors.guest_disks.enabled``)."""
+
+from __future__ import annotations
+
+from exporter.collectors_config import parse_collectors_config
+
+from ..families import Family, labels
+from ..inventory import ManagedObject
+from ..properties_extra import GUEST_DISKS
+from .cache import cached
+from .context import RenderContext
+
+
+def collect(ctx: RenderContext) -> list[Family]:
+    if not parse_collectors_config(ctx.config).guest_disks.enabled:
+        return []
+    cap = Family("vsphere_vm_guest_disk_capacity_bytes", "Guest filesystem capacity.")
+    free = Family("vsphere_vm_guest_disk_free_bytes", "Guest filesystem free space.")
+
+    def render(vm: ManagedObject) -> tuple[str, ...]:
+        c, f = Family(cap.name, ""), Family(free.name, "")
+        base = ctx.base("vm", vm)
+        for mount, capacity, free_space in vm.get(GUEST_DISKS) or ():
+            block = f"{base},{labels((('mount', mount),))}"
+            c.add(block, capacity)
+            f.add(block, free_space)
+        return "".join(c.lines), "".join(f.lines)
+
+    vms = (vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template"))
+    for c_lines, f_lines in cached(ctx, "guest_disks", vms, render):
+        cap.lines.append(c_lines)
+        free.lines.append(f_lines)
+    return [cap, free]

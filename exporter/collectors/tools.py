@@ -1,0 +1,43 @@
+"""VMware Tools version state: ``vsphere_vm_tools_version_status{status}``, one enum per VM.
+
+``guest.toolsVersionStatus2`` has nine values; an admin acts on five, so they are folded:
+current (``guestToolsCurrent``, ``guestToolsSupportedNew``), needsUpgrade
+(``guestToolsNeedUpgrade``, ``guestToolsSupportedOld``), unsupported (``guestToolsTooOld``,
+``guestToolsTooNew``, ``guestToolsBlacklisted``), notInstalled, and unmanaged (open-vm-tools
+updated by the guest OS, ``guestToolsUnmanaged``).  The version is on ``vsphere_vm_info``.
+"""
+
+from __future__ import annotations
+
+from ..families import Family
+from ..inventory import ManagedObject
+from .cache import cached
+from .context import RenderContext
+
+STATUSES = ("current", "needsUpgrade", "unsupported", "notInstalled", "unmanaged")
+FOLD = {
+    "guestToolsCurrent": "current",
+    "guestToolsSupportedNew": "current",
+    "guestToolsNeedUpgrade": "needsUpgrade",
+    "guestToolsSupportedOld": "needsUpgrade",
+    "guestToolsTooOld": "unsupported",
+    "guestToolsTooNew": "unsupported",
+    "guestToolsBlacklisted": "unsupported",
+    "guestToolsNotInstalled": "notInstalled",
+    "guestToolsUnmanaged": "unmanaged",
+}
+
+
+def collect(ctx: RenderContext) -> list[Family]:
+    fam = Family("vsphere_vm_tools_version_status", "VMware Tools version state of the VM.")
+
+    def render(vm: ManagedObject) -> tuple[str, ...]:
+        scratch = Family(fam.name, "")
+        current = FOLD.get(str(vm.get("guest.toolsVersionStatus2") or ""))
+        scratch.add_enum(ctx.base("vm", vm), "status", STATUSES, current)
+        return ("".join(scratch.lines),)
+
+    vms = (vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template"))
+    for (lines,) in cached(ctx, "tools", vms, render):
+        fam.lines.append(lines)
+    return [fam]

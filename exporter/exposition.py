@@ -1,0 +1,180 @@
+"""The ``/metrics`` body as per-family pieces: gzip paid once per change, shards on demand.
+
+A body is a sequence of :class:`Piece` objects, one per metric family.  The renderer keeps
+a piece whose bytes did not change since the previous render (the same object, so whatever
+was derived from it stays valid), which makes two things cheap:
+
+* **gzip**: each piece carries its own gzip member, compressed once, when the piece is new.
+  RFC 1952 (2.2) defines a gzip file as a series of members, and decoders (Go's
+  ``compress/gzip`` in Prometheus, Python's ``gzip``, curl) read concatenated members as
+  one stream, so a gzip body is the members of its pieces one after the other: a scrape
+  never compresses a byte of an unchanged family, and never the whole body.
+* **shards** (``/metrics?shard=i&total_shards=n``, the kube-state-metrics way): a sample
+  whose label block starts with ``vcenter="...",host_id|vm_id|datastore_id="..."`` belongs
+  to shard ``crc32(vcenter + NUL + id) % n`` (zlib's CRC-32: stable across processes and
+  Python versions, unlike the salted ``hash()``); every other sample (the vCenter-level and
+  cluster-level families, the exporter's own) belongs to shard 0.  A piece is split at
+  most once per ``n`` and each split compressed once, like the piece itself.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+
+MAX_SHARDS = 256
+# The identity label block every per-object family starts with (collectors/context.py and
+# perf.py build it): the vCenter, then the object's moid.
+_OBJECT = re.compile(
+    rb'[^{\s]*\{vcenter="((?:[^"\\]|\\.)*)",(?:host|vm|datastore)_id="((?:[^"\\]|\\.)*)"'
+)
+
+
+class ShardError(ValueError):
+    """Bad ``shard``/``total_shards`` parameters; the message is the HTTP 400 body."""
+
+
+def parse_shard(shard: str | None, total: str | None) -> tuple[int, int] | None:
+    """``(shard, total_shards)`` from query parameters; None when neither is given."""
+    if shard is None and total is None:
+        return None
+    if shard is None or total is None:
+        raise ShardError("shard and total_shards go together: give both or neither")
+    try:
+        i, n = int(shard), int(total)
+    except ValueError:
+        raise ShardError(
+            f"shard and total_shards must be whole numbers, got shard={shard!r} "
+            f"total_shards={total!r}"
+        ) from None
+    if not 1 <= n <= MAX_SHARDS:
+        raise ShardError(f"total_shards must be between 1 and {MAX_SHARDS}, got {n}")
+    if not 0 <= i < n:
+        raise ShardError(f"shard must be between 0 and total_shards-1 ({n - 1}), got {i}")
+    return i, n
+
+
+def shard_of(vcenter: bytes, object_id: bytes, total: int) -> int:
+    """The shard of one object (its labels as they appear in the body, escaped)."""
+    return zlib.crc32(vcenter + b"\0" + object_id) % total
+
+
+def gzip_member(data: bytes) -> bytes:
+    """One complete gzip member (header, deflate at level 1, CRC-32 and size trailer)."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return packer.compress(data) + packer.flush()
+
+
+def split_lines(data: bytes, total: int) -> list[bytes]:
+    """A family's bytes as ``total`` pieces: each with the header when it has samples.
+
+    Shard 0 keeps the header of a family without samples (as the unsharded body has it).
+    """
+    header: list[bytes] = []
+    parts: list[list[bytes]] = [[] for _ in range(total)]
+    cache: dict[tuple[bytes, bytes], int] = {}
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"#"):
+            header.append(line)
+            continue
+        m = _OBJECT.match(line)
+        if m is None:
+            parts[0].append(line)
+            continue
+        key = (m.group(1), m.group(2))
+        i = cache.get(key)
+        if i is None:
+            i = cache[key] = shard_of(key[0], key[1], total)
+        parts[i].append(line)
+    head = b"".join(header)
+    out = []
+    for i, lines in enumerate(parts):
+        if lines:
+            out.append(head + b"".join(lines))
+        elif i == 0 and not any(parts):
+            out.append(head)
+        else:
+            out.append(b"")
+    return out
+
+
+class Piece:
+    """One family's exposition bytes, with its gzip member and shard splits built once.
+
+    ``shard0`` pieces (the exporter's process metrics) belong to shard 0 whole.
+    """
+
+    __slots__ = ("_gzip", "_lock", "_packed", "_shards", "name", "plain", "shard0")
+
+    def __init__(self, name: str, plain: bytes, *, shard0: bool = False) -> None:
+        self.name = name
+        self.plain = plain
+        self.shard0 = shard0
+        self._gzip: bytes | None = None
+        self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
+        self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
+        self._lock = threading.Lock()
+
+    def gzip(self) -> bytes:
+        """The gzip member of the whole piece (compressed on first use, then kept)."""
+        member = self._gzip
+        if member is None:
+            with self._lock:
+                if self._gzip is None:
+                    self._gzip = gzip_member(self.plain) if self.plain else b""
+                member = self._gzip
+        return member
+
+    def _split(self, total: int) -> list[bytes]:
+        """The plain parts of ``total`` shards (split on first use, kept until dropped)."""
+        plain = self._shards.get(total)
+        if plain is None:
+            with self._lock:
+                plain = self._shards.get(total)
+                if plain is None:
+                    if self.shard0:
+                        plain = [self.plain] + [b""] * (total - 1)
+                    else:
+                        plain = split_lines(self.plain, total)
+                    self._shards[total] = plain
+        return plain
+
+    def shard(self, index: int, total: int, *, gzipped: bool = False) -> bytes:
+        """This piece's part of shard ``index`` of ``total`` (plain or as a gzip member)."""
+        if total == 1:
+            return self.gzip() if gzipped else self.plain
+        if not gzipped:
+            return self._split(total)[index]
+        packed = self._packed.get(total)
+        if packed is None:
+            packed = [gzip_member(p) if p else b"" for p in self._split(total)]
+            self._packed[total] = packed  # a race compresses twice, never wrongly
+        return packed[index]
+
+    def drop_plain_split(self, total: int) -> None:
+        """Free the plain parts once their gzip members exist (Prometheus only asks for
+        gzip; at 40,000 VMs the parts are another copy of the body per ``total``)."""
+        if total in self._packed:
+            self._shards.pop(total, None)
+
+
+def reuse(pieces: Iterable[Piece], previous: Sequence[Piece]) -> list[Piece]:
+    """``pieces`` with each one equal to a previous piece of the same name replaced by it,
+    so its gzip member and shard splits are not built again."""
+    before = {p.name: p for p in previous}
+    out = []
+    for piece in pieces:
+        old = before.get(piece.name)
+        out.append(old if old is not None and old.plain == piece.plain else piece)
+    return out
+
+
+def chunks(
+    pieces: Sequence[Piece], *, gzipped: bool, shard: tuple[int, int] | None = None
+) -> list[bytes]:
+    """The body (or one shard of it) as chunks to write one after the other."""
+    i, n = shard or (0, 1)
+    out = (p.shard(i, n, gzipped=gzipped) for p in pieces)
+    return [c for c in out if c]

@@ -1,0 +1,162 @@
+"""One background thread and vCenter session per vCenter for what must be polled.
+
+Triggered alarms (not notified) and licences (not inventory) are read with
+``RetrievePropertiesEx`` on schedules of their own (``collectors.alarms.interval_seconds``,
+``collectors.licenses.interval_seconds``); each result is published as an immutable
+snapshot on the vCenter's :class:`Inventory` (which wakes the renderer only when it
+changed) and read by a collector, never on the scrape path.  A failing task keeps its last
+snapshot, marked stale, and the collector reports ``vsphere_scrape_collector_success`` 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyVmomi import vim
+
+from exporter.collectors_config import CollectorsConfig
+from vcenter.config import SyncConfig, VCenterConfig
+from vcenter.session import classify, connect, describe, disconnect
+
+from .alarms import AlarmSnapshot, read_alarms
+from .inventory import Inventory
+from .licenses import LicenseSnapshot, read_licenses
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Task:
+    name: str
+    interval: float
+    run: Callable[[Any, Inventory], None]  # (content, inventory); raises on failure
+    fail: Callable[[Inventory, str], None]  # keep the last snapshot, marked stale
+    due: float = 0.0
+    reported: bool = False
+
+
+def _publish(inv: Inventory, attr: str, snapshot: Any) -> None:
+    if snapshot != getattr(inv, attr):  # re-render only when something changed
+        setattr(inv, attr, snapshot)
+        inv.touch()
+
+
+def _alarms(content: Any, inv: Inventory) -> None:
+    names = inv.alarms.names if inv.alarms is not None else {}
+    states, names = read_alarms(content, names)
+    _publish(inv, "alarms", AlarmSnapshot(ok=True, states=states, names=names))
+
+
+def _alarms_failed(inv: Inventory, message: str) -> None:
+    prev = inv.alarms
+    stale = AlarmSnapshot(
+        ok=False,
+        states=prev.states if prev is not None else (),
+        names=prev.names if prev is not None else {},
+        error=message,
+    )
+    _publish(inv, "alarms", stale)
+
+
+def _licenses(content: Any, inv: Inventory) -> None:
+    _publish(inv, "licenses", LicenseSnapshot(ok=True, licenses=read_licenses(content)))
+
+
+def _licenses_failed(inv: Inventory, message: str) -> None:
+    prev = inv.licenses
+    kept = prev.licenses if prev is not None else ()
+    _publish(inv, "licenses", LicenseSnapshot(ok=False, licenses=kept, error=message))
+
+
+def tasks_for(config: CollectorsConfig) -> list[Task]:
+    out = []
+    if config.alarms.enabled:
+        out.append(Task("alarms", config.alarms.interval_seconds, _alarms, _alarms_failed))
+    if config.licenses.enabled:
+        out.append(Task("licenses", config.licenses.interval_seconds, _licenses, _licenses_failed))
+    return out
+
+
+class Poller:
+    """Runs the polled tasks of one vCenter in a thread with a session of its own."""
+
+    def __init__(
+        self, vc: VCenterConfig, inventory: Inventory, tasks: list[Task], sync: SyncConfig
+    ) -> None:
+        self.vc = vc
+        self.inventory = inventory
+        self.tasks = tasks
+        self.sync = sync
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.tasks:
+            return
+        self._thread = threading.Thread(
+            target=self.run, name=f"vha-poll-{self.vc.name}", daemon=True
+        )
+        self._thread.start()
+
+    def signal_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        message = describe(exc)
+        for task in self.tasks:
+            self._report(task, f"(reason={classify(exc)}): {message}")
+            task.fail(self.inventory, message)
+
+    def _report(self, task: Task, message: str) -> None:
+        if not task.reported:  # once per outage, not once per poll
+            log.warning("vcenter=%s reading %s failed %s", self.vc.name, task.name, message)
+            task.reported = True
+
+    def run(self) -> None:
+        backoff = self.sync.backoff_initial_seconds
+        while not self._stop.is_set():
+            si = None
+            try:
+                si = connect(self.vc, timeout=self.vc.timeout_seconds)
+                content = si.RetrieveContent()
+                backoff = self.sync.backoff_initial_seconds
+                while not self._stop.is_set():
+                    self._run_due(content)
+                    nxt = min(t.due for t in self.tasks)
+                    self._stop.wait(max(0.0, nxt - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - the session is gone: report, retry
+                if self._stop.is_set():
+                    break
+                self._fail_all(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.sync.backoff_max_seconds)
+            finally:
+                disconnect(si)
+
+    def _run_due(self, content: Any) -> None:
+        for task in self.tasks:
+            now = time.monotonic()
+            if now < task.due:
+                continue
+            task.due = now + task.interval
+            try:
+                task.run(content, self.inventory)
+            except Exception as exc:  # noqa: BLE001 - one task's failure leaves the others
+                if isinstance(exc, vim.fault.NotAuthenticated | ConnectionError | OSError):
+                    raise  # the session or connection: reconnect
+                self._report(task, f"(reason={classify(exc)}): {describe(exc)}")
+                task.fail(self.inventory, describe(exc))
+                continue
+            if task.reported:
+                log.info("vcenter=%s %s readable again", self.vc.name, task.name)
+                task.reported = False

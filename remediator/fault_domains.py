@@ -1,0 +1,96 @@
+"""Fault domains: down, partitioned, or unknown — and whether they are racks or sites.
+
+A whole rack losing power is what HA exists for; a network partition that makes a rack
+silent is what restarting elsewhere must never follow (the VMs still run there: restarting
+them makes two). ``VsphereFaultDomainDown`` and ``VsphereClusterMassHostFailure`` inhibit
+every restart, which is right while the cause may be a partition and wrong once the hosts
+are confirmed down. The verdict below comes from a live read of every host of the domain:
+
+* **down**: every host is silent to vCenter *and* confirmed dead — vSphere HA's master
+  reports it ``hostDown`` (no network *and* no datastore heartbeats), or vCenter reports
+  it powered off;
+* **partitioned**: some host is silent to vCenter but HA says it is alive
+  (``networkPartitionedFromMaster``, ``networkIsolated``, ``master``, ``connectedToMaster``):
+  its VMs may still run, nothing is restarted;
+* **unknown**: silent with nothing to confirm either way (no HA state on a cluster without
+  HA): held, as today, until a person (or a fencing hook) confirms;
+* **up**: some host still answers.
+
+Where fault domains are *sites* (the default), a VM stays in its own domain while it has
+room there and site "should" rules are kept; only where the config says domains are
+*racks* of one site is another domain preferred (its power feed or switch may take its
+neighbours next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .model import HostState
+
+DOWN, PARTITIONED, UNKNOWN, UP = "down", "partitioned", "unknown", "up"
+ALIVE_DAS_STATES = frozenset(
+    {"master", "connectedToMaster", "networkPartitionedFromMaster", "networkIsolated"}
+)
+SITES, RACKS = "sites", "racks"
+
+
+@dataclass(frozen=True)
+class DomainVerdict:
+    domain: str
+    state: str
+    reason: str
+    hosts: tuple[str, ...] = ()
+
+    @property
+    def restart_elsewhere(self) -> bool:
+        """Only a domain confirmed down is restarted elsewhere."""
+        return self.state == DOWN
+
+
+def host_confirmed_down(h: HostState) -> bool:
+    return not h.responding and (h.das_state == "hostDown" or h.power_state == "poweredOff")
+
+
+def domain_state(domain: str, hosts: Iterable[HostState]) -> DomainVerdict:
+    members = [h for h in hosts if h.fault_domain == domain]
+    names = tuple(sorted(h.name for h in members))
+    if not members:
+        return DomainVerdict(domain, UNKNOWN, f"no host in fault domain {domain}", names)
+    answering = [h.name for h in members if h.responding]
+    if answering:
+        return DomainVerdict(domain, UP, f"{', '.join(sorted(answering))} still answer", names)
+    alive = [h for h in members if h.das_state in ALIVE_DAS_STATES]
+    if alive:
+        who = ", ".join(f"{h.name} ({h.das_state})" for h in sorted(alive, key=lambda h: h.name))
+        return DomainVerdict(
+            domain,
+            PARTITIONED,
+            f"fault domain {domain} is silent to vCenter but vSphere HA sees {who} alive: "
+            "a partition, its VMs may still run; nothing restarted",
+            names,
+        )
+    unconfirmed = [h.name for h in members if not host_confirmed_down(h)]
+    if unconfirmed:
+        return DomainVerdict(
+            domain,
+            UNKNOWN,
+            f"fault domain {domain} is silent, but {', '.join(sorted(unconfirmed))} "
+            "cannot be confirmed down (no HA state, not reported powered off): held",
+            names,
+        )
+    return DomainVerdict(
+        domain,
+        DOWN,
+        f"every host of fault domain {domain} is confirmed down (HA hostDown or powered off): "
+        "its VMs are restarted elsewhere",
+        names,
+    )
+
+
+def prefer_other_domain(domains_are: str, legacy_prefer_other: bool | None = None) -> bool:
+    """Whether placement prefers a host outside the failed host's fault domain."""
+    if domains_are == RACKS:
+        return True if legacy_prefer_other is None else legacy_prefer_other
+    return False

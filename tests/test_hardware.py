@@ -1,0 +1,79 @@
+"""Host hardware health sensors and hardware identity (issue 13, item 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.app import create_app
+from sim.harness import SimulatorError
+
+from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
+from .metrics_helpers import Sample, select, value
+
+TEMP = "System Board 1 Inlet Temp"
+
+
+def up(samples: list[Sample]) -> bool:
+    return value(samples, "vsphere_up", vcenter="vc1") == 1
+
+
+def status(samples: list[Sample], **labels: str) -> str | None:
+    on = [s for s in select(samples, "vsphere_host_sensor_status", **labels) if s.value == 1]
+    assert len(on) <= 1
+    return on[0].labels["status"] if on else None
+
+
+async def test_sensor_status_values_and_hardware_info(sim: Any, aiohttp_client: Any) -> None:
+    host = sim.inventory()["hosts"][0]
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    samples, _ = await wait_for(
+        client, lambda s: up(s) and bool(select(s, "vsphere_host_sensor_value")), timeout=30
+    )
+    mine = {"host": host["name"], "sensor": TEMP}
+    assert status(samples, **mine) == "green"
+    assert {s.labels["status"] for s in select(samples, "vsphere_host_sensor_status", **mine)} == {
+        "green",
+        "yellow",
+        "red",
+        "unknown",
+    }
+    (temp,) = select(samples, "vsphere_host_sensor_value", **mine)
+    assert temp.value == pytest.approx(24.0)
+    assert temp.labels["unit"] == "celsius" and temp.labels["type"] == "temperature"
+    (fan,) = select(samples, "vsphere_host_sensor_value", host=host["name"], sensor="Fan 1A")
+    assert fan.labels["unit"] == "rpm" and fan.value == 8400
+    # discrete sensors (no units) have a status but no value
+    assert status(samples, host=host["name"], sensor="VMware Rollup Health State") == "green"
+    assert not select(
+        samples, "vsphere_host_sensor_value", host=host["name"], sensor="VMware Rollup Health State"
+    )
+    (hw,) = select(samples, "vsphere_host_hardware_info", host=host["name"])
+    assert hw.labels["vendor"] and hw.labels["model"] and hw.labels["cpu_model"]
+    assert hw.labels["bios"] == "6.00"
+
+    sim.set_sensor(host["name"], TEMP, health="red", reading=71.5)
+    samples, waited = await wait_for(client, lambda s: status(s, **mine) == "red", timeout=5)
+    assert value(samples, "vsphere_host_sensor_value", **mine) == pytest.approx(71.5)
+    assert waited < 3
+
+
+def test_the_sensor_fault_api_refuses_bad_requests(sim: Any) -> None:
+    host = sim.inventory()["hosts"][0]["name"]
+    with pytest.raises(SimulatorError, match="health"):
+        sim.set_sensor(host, TEMP, health="purple")
+    with pytest.raises(SimulatorError, match="no sensor"):
+        sim.set_sensor(host, "Flux capacitor", health="red")
+    with pytest.raises(SimulatorError, match="unknown host"):
+        sim.set_sensor("nope", TEMP, health="red")
+
+
+async def test_sensors_can_be_switched_off(sim: Any, aiohttp_client: Any) -> None:
+    config = exporter_config(sim_vcenter(sim), collectors={"host_sensors": {"enabled": False}})
+    client = await aiohttp_client(create_app(config))
+    samples, _ = await wait_for(
+        client, lambda s: up(s) and bool(select(s, "vsphere_host_hardware_info")), timeout=30
+    )
+    assert select(samples, "vsphere_host_sensor_status") == []
+    assert select(samples, "vsphere_host_sensor_value") == []
