@@ -50,6 +50,7 @@ from .metrics import Metrics
 from .steps import STEPS
 from .stranded import find as find_stranded
 from .stranded import is_stranded
+from .tags import Tags
 
 log = logging.getLogger("remediator")
 T = TypeVar("T")
@@ -87,6 +88,7 @@ class Engine:
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self._dup_watch = duplicates.Watcher()
+        self.tags = Tags(list(config.vcenters))  # vAPI, for a re-registered VM's tags
         self.running = False
         metrics.dry_run.set(1 if rcfg.dry_run else 0)
 
@@ -151,6 +153,7 @@ class Engine:
                 log.error("journal: %s", exc)
             await self.db(self.j.close)
             self.journal = None
+        await self.tags.close()
         for session in self.sessions.values():
             await asyncio.get_running_loop().run_in_executor(self._vc_pool, session.close)
         self._vc_pool.shutdown(wait=False, cancel_futures=True)

@@ -12,8 +12,8 @@ captures, and after registering it restores onto the new object:
   with ``inherited`` false, restored with ``SetEntityPermissions``);
 * its **custom attributes** (copied by :func:`remediator.actions.register`).
 
-Tags live in the vAPI tagging service, which the simulator's build does not serve; they
-are not restored (a limitation, see docs/remediator.md).  Everything captured is
+Tags live in the vAPI tagging service: :mod:`remediator.tags` reads and re-attaches them
+(remediator/steps/reidentify.py).  Everything captured is
 JSON so it is journaled before the VM leaves the inventory.  Blocking pyvmomi, run on the
 engine's thread pool.
 """
@@ -119,6 +119,7 @@ PARTS = (
     ("cluster rules", "cluster"),
     ("DRS VM group", "cluster"),
     ("could not read", "capture"),
+    ("tags", "tags"),
 )
 
 
@@ -126,7 +127,8 @@ def classify(message: str) -> tuple[str, str]:
     """(part, cause) of a not-restored message: cause ``no_permission`` when vCenter
     refused for a missing privilege (describe() names it), else ``other``."""
     part = next((p for prefix, p in PARTS if message.startswith(prefix)), "other")
-    return part, "no_permission" if "NoPermission" in message else "other"
+    denied = "NoPermission" in message or "HTTP 403" in message  # vAPI: 403 unauthorized
+    return part, "no_permission" if denied else "other"
 
 
 def restore(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcenter.session import describe
 
-from .. import identity
+from .. import identity, tags
 from ..journal import Action
 
 if TYPE_CHECKING:
@@ -23,9 +23,14 @@ if TYPE_CHECKING:
 
 async def capture(engine: Engine, s: Action, vm_id: str, cluster_id: str) -> dict[str, Any]:
     try:
-        return await engine.vc(s.vcenter, identity.capture, vm_id, cluster_id)
+        ident = await engine.vc(s.vcenter, identity.capture, vm_id, cluster_id)
     except Exception as exc:  # noqa: BLE001 - a restart without identity beats none
-        return {"errors": [f"could not read the VM's identity: {describe(exc)}"]}
+        ident = {"errors": [f"could not read the VM's identity: {describe(exc)}"]}
+    try:  # vSphere tags: the vAPI tagging service (remediator/tags.py)
+        ident["tags"] = await engine.tags.attached(s.vcenter, vm_id)
+    except Exception as exc:  # noqa: BLE001 - reported, the VM still restarts
+        ident.setdefault("errors", []).append(f"tags: could not read: {tags.describe_error(exc)}")
+    return ident
 
 
 async def ensure(engine: Engine, s: Action, new_id: str, cluster_id: str) -> str:
@@ -47,6 +52,10 @@ async def ensure(engine: Engine, s: Action, new_id: str, cluster_id: str) -> str
         )
     except Exception as exc:  # noqa: BLE001 - journaled, the VM still starts
         errors = [f"identity restore: {describe(exc)}"]
+    try:
+        errors = list(errors) + await engine.tags.attach(s.vcenter, new_id, ident.get("tags") or [])
+    except Exception as exc:  # noqa: BLE001 - journaled, the VM still starts
+        errors = list(errors) + [f"tags: {tags.describe_error(exc)}"]
     every = (
         list(ident.get("errors") or [])
         + list(s.detail.get("attribute_errors") or [])
