@@ -18,6 +18,8 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
+from vcenter.properties import retrieve_pages
+
 
 @dataclass(frozen=True)
 class AlarmState:
@@ -39,20 +41,13 @@ class AlarmSnapshot:
 
 
 def retrieve(content: Any, objects: list[Any], type_: Any, paths: list[str]) -> list[Any]:
-    """``RetrievePropertiesEx`` of ``paths`` on ``objects``, following continuation tokens."""
+    """``RetrievePropertiesEx`` of ``paths`` on ``objects``, every page (vcenter.properties)."""
     pc = vmodl.query.PropertyCollector
     spec = pc.FilterSpec(
         objectSet=[pc.ObjectSpec(obj=o) for o in objects],
         propSet=[pc.PropertySpec(type=type_, pathSet=paths)],
     )
-    out: list[Any] = []
-    result = content.propertyCollector.RetrievePropertiesEx([spec], pc.RetrieveOptions())
-    while result is not None:
-        out.extend(result.objects or [])
-        if not result.token:
-            break
-        result = content.propertyCollector.ContinueRetrievePropertiesEx(result.token)
-    return out
+    return [obj for page in retrieve_pages(content.propertyCollector, spec) for obj in page]
 
 
 def read_alarms(

@@ -53,8 +53,8 @@ class Exporter:
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
         self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
-        self.pollers = [  # triggered alarms and licences: polled, a session per vCenter
-            Poller(vc, inv, tasks_for(collectors), config.sync)
+        self.pollers = [  # quickStats, alarms and licences: polled, a session per vCenter
+            Poller(vc, inv, tasks_for(collectors, config.sync), config.sync)
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
 

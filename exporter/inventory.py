@@ -111,6 +111,11 @@ KIND_OF_TYPE = {
 _REVISIONS = itertools.count(1)
 
 
+def revision_mark() -> int:
+    """A revision below every later change: objects changed afterwards have a higher ``rev``."""
+    return next(_REVISIONS)
+
+
 @dataclass
 class ManagedObject:
     """One managed object: its type, moid and converted properties by path.
@@ -406,11 +411,17 @@ class Inventory:
             apply_object_updates(self.objects, self.custom_fields, updates, self.observe)
             self.updates_total += 1
 
-    def apply_polled(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+    def apply_polled(
+        self, rows: Iterable[tuple[str, str, dict[str, Any]]], newer_than: int | None = None
+    ) -> int:
         """Fold polled values, (type, moid, {path: value}) rows, into known objects.
 
         Only values that changed bump an object's ``rev``, so a poll of 10,000 unchanged
-        VMs does not invalidate their rendered lines.  Returns the objects changed.
+        VMs does not invalidate their rendered lines.  The poll runs in its own thread:
+        an object the follower updated after the poll began (``rev`` above ``newer_than``,
+        from :func:`revision_mark`) is left as the follower made it, since the poll's read
+        of a property vCenter does announce (``overallStatus``) may be the older one; the
+        next poll refreshes it.  Returns the objects changed.
         """
         changed = 0
         with self.lock:
@@ -418,6 +429,8 @@ class Inventory:
                 obj = self.objects.get(moid)
                 if obj is None:
                     continue  # not followed (yet): the filter's enter update brings it
+                if newer_than is not None and obj.rev > newer_than:
+                    continue
                 props: dict[str, Any] | None = None  # copy-on-write, as in apply_object_updates
                 for path, value in values.items():
                     if obj.props.get(path) == value:

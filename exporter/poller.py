@@ -4,10 +4,12 @@ The vSphere API reference: VirtualMachineQuickStats and HostListSummaryQuickStat
 support notification, for scalability reasons", so their changes never reach a
 ``WaitForUpdatesEx`` client; for ``overallStatus`` (and the ``overallStatus`` inside a
 cluster's ``summary``) "vSphere Servers might not generate property collector update
-notifications".  Followed alone they would freeze at the last full sync.  The follower
-calls :func:`poll` every ``sync.poll_interval_seconds`` between two ``WaitForUpdatesEx``
-rounds, in its own thread (never the event loop): one paged ``RetrievePropertiesEx`` over
-the same ContainerView, one call per page of objects, folded into the same inventory.
+notifications".  Followed alone they would freeze at the last full sync.  The vCenter's
+poller thread (pollers.py, its own session, never the event loop) calls :func:`poll` every
+``sync.poll_interval_seconds``: one paged ``RetrievePropertiesEx`` over a ContainerView of
+the followed types, one call per page of objects, folded into the same inventory.  It is
+not the follower's thread: at 40,000 VMs a poll takes longer than its interval, and a
+change must never wait behind it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from vcenter.properties import retrieve_pages, view_filter_spec
 
-from .inventory import PROPERTIES, Inventory, expand
+from .inventory import PROPERTIES, Inventory, expand, revision_mark
 
 
 def polled_path(type_name: str, path: str) -> bool:
@@ -36,6 +38,7 @@ POLLED = {t: paths for t, paths in POLLED.items() if paths}
 def poll(collector: Any, view: Any, inventory: Inventory) -> int:
     """Read every polled property of every object in ``view``; returns the calls made."""
     start = time.monotonic()
+    mark = revision_mark()  # objects the follower changes from now on keep its values
     spec = view_filter_spec(view, POLLED)
     calls = 0
     for page in retrieve_pages(collector, spec):
@@ -50,7 +53,7 @@ def poll(collector: Any, view: Any, inventory: Inventory) -> int:
                     values[path] = value
             rows.append((type_name, str(obj._moId), values))
         del page
-        inventory.apply_polled(rows)
+        inventory.apply_polled(rows, newer_than=mark)
     with inventory.lock:
         inventory.polls_total += 1
         inventory.poll_duration = time.monotonic() - start

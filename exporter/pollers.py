@@ -1,6 +1,8 @@
 """One background thread and vCenter session per vCenter for what must be polled.
 
-Triggered alarms (not notified) and licences (not inventory) are read with
+The properties vCenter never announces (quickStats, overallStatus: poller.py) every
+``sync.poll_interval_seconds``, triggered alarms (not notified) and licences (not inventory)
+are read with
 ``RetrievePropertiesEx`` on schedules of their own (``collectors.alarms.interval_seconds``,
 ``collectors.licenses.interval_seconds``); each result is published as an immutable
 snapshot on the vCenter's :class:`Inventory` (which wakes the renderer only when it
@@ -26,6 +28,8 @@ from vcenter.session import classify, connect, describe, disconnect
 from .alarms import AlarmSnapshot, read_alarms
 from .inventory import Inventory
 from .licenses import LicenseSnapshot, read_licenses
+from .poller import poll
+from .sync import inventory_view
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +77,31 @@ def _licenses_failed(inv: Inventory, message: str) -> None:
     _publish(inv, "licenses", LicenseSnapshot(ok=False, licenses=kept, error=message))
 
 
-def tasks_for(config: CollectorsConfig) -> list[Task]:
+def _quickstats(content: Any, inv: Inventory) -> None:
+    view = inventory_view(content)
+    try:
+        poll(content.propertyCollector, view, inv)
+    finally:
+        view.DestroyView()
+
+
+def _quickstats_failed(inv: Inventory, message: str) -> None:
+    """Nothing to mark: the last values read stay, and the next poll refreshes them."""
+
+
+def tasks_for(config: CollectorsConfig, sync: SyncConfig | None = None) -> list[Task]:
     out = []
+    if sync is not None:
+        # First poll one interval after start: the follower's initial sync reads everything.
+        out.append(
+            Task(
+                "quickstats",
+                sync.poll_interval_seconds,
+                _quickstats,
+                _quickstats_failed,
+                due=time.monotonic() + sync.poll_interval_seconds,
+            )
+        )
     if config.alarms.enabled:
         out.append(Task("alarms", config.alarms.interval_seconds, _alarms, _alarms_failed))
     if config.licenses.enabled:

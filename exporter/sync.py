@@ -3,20 +3,20 @@
 One thread per vCenter (pyvmomi blocks), so a slow or dead vCenter never delays the others
 or the event loop.  A fresh session gets a private PropertyCollector, a ContainerView over
 the whole inventory and one filter; the initial sync is read in pages and swapped into the
-inventory whole, then updates are folded in as they come, and the properties vCenter never
-announces (quickStats, overallStatus) are re-read every ``poll_interval_seconds`` between
-two rounds (see poller.py).  Any failure (lost session, restarted vCenter, invalidated
-filter, or a ``WaitForUpdatesEx`` silent for longer than ``max_wait_seconds`` plus
-``hung_margin_seconds``: a hung vCenter) marks the vCenter down, backs off, and starts over
-with a full resync, so the image can never drift from vCenter's.  The backoff starts again
-from ``backoff_initial_seconds`` after every successful resync, and the last image keeps
-being served (with ``vsphere_up 0``) for ``hold_seconds`` of an outage.
+inventory whole, then updates are folded in as they come.  The properties vCenter never
+announces (quickStats, overallStatus) are re-read by the vCenter's poller thread
+(pollers.py, poller.py), never here, so a long poll cannot hold back a change.  Any failure
+(lost session, restarted vCenter, invalidated filter, or a ``WaitForUpdatesEx`` silent for
+longer than ``max_wait_seconds`` plus ``hung_margin_seconds``: a hung vCenter) marks the
+vCenter down, backs off, and starts over with a full resync, so the image can never drift
+from vCenter's.  The backoff starts again from ``backoff_initial_seconds`` after every
+successful resync, and the last image keeps being served (with ``vsphere_up 0``) for
+``hold_seconds`` of an outage.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import threading
 import time
@@ -30,7 +30,6 @@ from vcenter.session import classify, connect, describe, disconnect
 
 from .enums import enum_observer
 from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, expand
-from .poller import poll
 
 log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page
@@ -232,18 +231,13 @@ class Follower:
         self.inventory.mark_alive()
         # From here on every call must answer within max_wait + margin, or vCenter is hung.
         _set_socket_timeout(si, self.hung_after)
-        interval = self.sync.poll_interval_seconds
-        next_poll = time.monotonic() + interval  # the initial sync just read everything
+        # Only following here: the properties vCenter never announces are polled by the
+        # vCenter's Poller thread (pollers.py) on a session of its own, so a poll of 40,000
+        # VMs never delays the next change on its way to /metrics.
+        options = vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=self.sync.max_wait_seconds, maxObjectUpdates=PAGE_OBJECTS
+        )
         while not self._stop.is_set():
-            remaining = next_poll - time.monotonic()
-            if remaining <= 0:
-                poll(content.propertyCollector, view, self.inventory)
-                next_poll = time.monotonic() + interval
-                continue
-            wait = max(1, min(self.sync.max_wait_seconds, math.ceil(remaining)))
-            options = vmodl.query.PropertyCollector.WaitOptions(
-                maxWaitSeconds=wait, maxObjectUpdates=PAGE_OBJECTS
-            )
             result = collector.WaitForUpdatesEx(version, options)
             if result is not None:
                 version = result.version

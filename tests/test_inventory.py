@@ -185,3 +185,27 @@ def test_ready_only_once_the_body_shows_the_sync() -> None:
     body = renderer.render_now()
     assert renderer.shows_latest_sync()
     assert select(parse(body.decode()), "vsphere_vm_info")
+
+
+def test_a_poll_never_writes_back_over_a_newer_follower_update() -> None:
+    """The poll runs beside the follower: an object the follower changed after the poll
+    began keeps the follower's (newer) values; the others take the poll's."""
+    from exporter.inventory import revision_mark
+
+    inv = Inventory("vc1")
+    inv.replace(
+        {
+            "host-1": ManagedObject("host-1", "HostSystem", {"overallStatus": "green"}),
+            "host-2": ManagedObject("host-2", "HostSystem", {"overallStatus": "green"}),
+        },
+        {},
+    )
+    mark = revision_mark()  # the poll starts reading
+    inv.objects["host-1"] = ManagedObject("host-1", "HostSystem", {"overallStatus": "red"})
+    rows = [
+        ("HostSystem", "host-1", {"overallStatus": "green"}),  # read before the change
+        ("HostSystem", "host-2", {"overallStatus": "yellow"}),
+    ]
+    assert inv.apply_polled(rows, newer_than=mark) == 1
+    assert inv.objects["host-1"].get("overallStatus") == "red"
+    assert inv.objects["host-2"].get("overallStatus") == "yellow"

@@ -197,7 +197,8 @@ def test_retrieve_pages_yields_every_page_and_cancels_when_stopped(sim_factory: 
 def test_remediator_cluster_snapshot_reads_every_page(sim_factory: Any) -> None:
     sim = sim_factory(clusters=1, hosts=3, vms=15)
     inv = sim.inventory()
-    sim.set_paging(max_objects=4)  # Session.retrieve sets no maxObjects: policy pages it
+    # Session.retrieve asks for pages of 1,000 (vcenter.properties); vCenter may page smaller.
+    sim.set_paging(max_objects_cap=4)
     config = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
     session = Session(config.vcenters[0], config)
     try:
@@ -209,3 +210,33 @@ def test_remediator_cluster_snapshot_reads_every_page(sim_factory: Any) -> None:
         assert sim.paging_state()["continuedPages"] - before >= (1 + 3 + 15) // 4
     finally:
         session.close()
+
+
+async def test_a_change_never_waits_behind_a_long_poll(
+    sim_factory: Any, aiohttp_client: Any
+) -> None:
+    """The poll of what vCenter never announces takes longer than its interval at 40,000
+    VMs; it runs on the poller's own thread and session, so a change still reaches
+    /metrics at once (it used to wait in the follower's thread behind the poll)."""
+    sim = sim_factory(clusters=1, hosts=2, vms=12, real_vcenter=True)
+    vm = sim.inventory()["vms"][0]["name"]
+    sync = {"max_wait_seconds": 1, "poll_interval_seconds": 1}
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim), sync=sync)))
+    await wait_for(client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, timeout=30)
+    # One object a page, 1 s before each further page: a poll of ~15 objects takes ~15 s.
+    sim.set_paging(max_objects_cap=1, page_delay_ms=1000)
+    first = sim.paging_state()["continuedPages"]
+    deadline = time.monotonic() + 10
+    while sim.paging_state()["continuedPages"] < first + 2:  # a slow poll is under way
+        assert time.monotonic() < deadline, f"no poll started: {sim.paging_state()}"
+        time.sleep(0.05)
+    tokens = sim.paging_state()["tokensIssued"]
+    sim.set_vm(vm, power_state="poweredOff")
+    start = time.monotonic()
+    await wait_for(
+        client,
+        lambda s: value(s, "vsphere_vm_power_state", vm=vm, state="poweredOff") == 1,
+        timeout=3,
+    )
+    assert time.monotonic() - start < 3
+    assert sim.paging_state()["tokensIssued"] == tokens  # still the same poll, not finished
