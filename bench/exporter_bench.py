@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,33 @@ def polling_scrape(config: Any) -> float:
     finally:
         disconnect(si)
     return time.perf_counter() - start
+
+
+def host_change_seconds(
+    sim: Any,
+    url: str,
+    host: str,
+    fetch: Callable[[str], tuple[Any, bytes]],
+    *,
+    timeout: float,
+) -> tuple[float, bool]:
+    """Flip ``host`` into maintenance mode and scrape until /metrics shows it: (seconds,
+    seen within ``timeout``). The host is taken out of maintenance mode again."""
+    shown = re.compile(
+        rb'^vsphere_host_maintenance_mode\{vcenter="bench",host_id="[^"]*",host="'
+        + re.escape(host.encode())
+        + rb'"\} 1$',
+        re.M,
+    )
+    sim.set_host(host, inMaintenanceMode=True)
+    t0 = time.perf_counter()
+    seen = False
+    while not seen and time.perf_counter() - t0 <= timeout:
+        _, body = fetch(url)
+        seen = shown.search(body) is not None
+    elapsed = time.perf_counter() - t0
+    sim.set_host(host, inMaintenanceMode=False)
+    return elapsed, seen
 
 
 def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[float]:
@@ -187,22 +215,10 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         # Change -> visible: flip a host into maintenance and poll until it shows.
         changes = []
         for host in [h["name"] for h in inv["hosts"][:5]]:
-            shown = re.compile(
-                rb'^vsphere_host_maintenance_mode\{vcenter="bench",host_id="[^"]*",host="'
-                + re.escape(host.encode())
-                + rb'"\} 1$',
-                re.M,
-            )
-            sim.set_host(host, inMaintenanceMode=True)
-            t0 = time.perf_counter()
-            while True:
-                _, body = scrape_seconds(url)
-                if shown.search(body):
-                    break
-                if time.perf_counter() - t0 > 30:
-                    raise RuntimeError(f"change on {host} not visible after 30s")
-            changes.append(time.perf_counter() - t0)
-            sim.set_host(host, inMaintenanceMode=False)
+            seconds, seen = host_change_seconds(sim, url, host, scrape_seconds, timeout=30)
+            if not seen:
+                raise RuntimeError(f"change on {host} not visible after 30s")
+            changes.append(seconds)
         out["change_visible_p50_s"] = statistics.median(changes)
         out["change_visible_max_s"] = max(changes)
         out["exporter_peak_rss_mib"] = peak_rss_mib(exporter.pid or 0)

@@ -39,7 +39,13 @@ from sim.harness import Simulator
 from vcenter.config import parse_config
 from vha.demo.stack import Process, free_port
 
-from .exporter_bench import pct, peak_rss_mib, polling_scrape, vcenter_update_latency
+from .exporter_bench import (
+    host_change_seconds,
+    pct,
+    peak_rss_mib,
+    polling_scrape,
+    vcenter_update_latency,
+)
 from .poller_bench import cpu_seconds
 
 SIZES = {
@@ -85,24 +91,11 @@ def sharding_available() -> bool:
 def change_to_metric(sim: Any, url: str, hosts: list[str]) -> list[float]:
     out = []
     for host in hosts:
-        shown = re.compile(
-            rb'^vsphere_host_maintenance_mode\{vcenter="bench",host_id="[^"]*",host="'
-            + re.escape(host.encode())
-            + rb'"\} 1$',
-            re.M,
-        )
-        sim.set_host(host, inMaintenanceMode=True)
-        t0 = time.perf_counter()
-        while True:
-            _, body = scrape(url)
-            if shown.search(body):
-                break
-            if time.perf_counter() - t0 > CHANGE_TIMEOUT:
-                print(f"  change on {host} not visible after {CHANGE_TIMEOUT}s", flush=True)
-                break
-        out.append(time.perf_counter() - t0)
+        seconds, seen = host_change_seconds(sim, url, host, scrape, timeout=CHANGE_TIMEOUT)
+        if not seen:
+            print(f"  change on {host} not visible after {CHANGE_TIMEOUT}s", flush=True)
+        out.append(seconds)
         print(f"  change on {host} visible after {out[-1]:.1f}s", flush=True)
-        sim.set_host(host, inMaintenanceMode=False)
     return out
 
 
