@@ -49,14 +49,21 @@ func reading(value float64, modifier int32) int64 {
 func (s *sim) initSensors() {
 	for _, h := range s.hosts {
 		simulator.Map.WithLock(h.obj, func() {
-			rt := h.obj.Runtime.HealthSystemRuntime
-			if rt == nil {
-				rt = &types.HealthSystemRuntime{}
-				h.obj.Runtime.HealthSystemRuntime = rt
+			// vcsim's hosts are value copies of one template whose HealthSystemRuntime is
+			// a pointer: every host shares it. A real host has its own sensors, so each
+			// host gets its own copy before the demo sensors are appended (appending to
+			// the shared slice gave every host every host's sensors).
+			rt := &types.HealthSystemRuntime{}
+			if shared := h.obj.Runtime.HealthSystemRuntime; shared != nil {
+				*rt = *shared
 			}
-			if rt.SystemHealthInfo == nil {
-				rt.SystemHealthInfo = &types.HostSystemHealthInfo{}
+			info := &types.HostSystemHealthInfo{}
+			if rt.SystemHealthInfo != nil {
+				*info = *rt.SystemHealthInfo
 			}
+			info.NumericSensorInfo = append([]types.HostNumericSensorInfo(nil), info.NumericSensorInfo...)
+			rt.SystemHealthInfo = info
+			h.obj.Runtime.HealthSystemRuntime = rt
 			for _, d := range demoSensors {
 				rt.SystemHealthInfo.NumericSensorInfo = append(rt.SystemHealthInfo.NumericSensorInfo, types.HostNumericSensorInfo{
 					Name: d.name, HealthState: sensorHealth("green"), CurrentReading: reading(d.value, d.modifier),

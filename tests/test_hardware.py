@@ -77,3 +77,19 @@ async def test_sensors_can_be_switched_off(sim: Any, aiohttp_client: Any) -> Non
     )
     assert select(samples, "vsphere_host_sensor_status") == []
     assert select(samples, "vsphere_host_sensor_value") == []
+
+
+def test_each_host_has_its_own_sensors(sim: Any) -> None:
+    """vcsim's hosts share one HealthSystemRuntime (a pointer in its host template): the
+    simulator's sensors must be per host, or every host carries every host's sensors (at
+    1,000 hosts, 4,000 of them, and reading them took minutes) and one host's fault shows
+    on all."""
+    first, second = (h["name"] for h in sim.inventory()["hosts"][:2])
+    names = [s["name"] for s in sim.sensors(first)]
+    assert names.count(TEMP) == 1 and len(names) == len(set(names))
+    sim.set_sensor(first, TEMP, health="red")
+    try:
+        (other,) = [s for s in sim.sensors(second) if s["name"] == TEMP]
+        assert other["health"] == "green"
+    finally:
+        sim.set_sensor(first, TEMP, health="green")
