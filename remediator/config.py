@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vcenter.config import Collector, Config, ConfigError, Secret, parse_listen, read_secret
+from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 
 SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"
@@ -62,8 +63,8 @@ class RateLimitConfig:
 class GuardConfig:
     """The mass-failure guard: above either bound, the cluster is left alone."""
 
-    max_failed_hosts: int = 2
-    max_failed_share: float = 0.5
+    max_failed_hosts: int = MAX_FAILED_HOSTS
+    max_failed_share: float = MAX_FAILED_SHARE
     window_seconds: float = 600.0
     max_hold_seconds: float = 3600.0
 
@@ -465,8 +466,10 @@ def _guard(section: Mapping[str, Any]) -> GuardConfig:
         gkey,
     )
     return GuardConfig(
-        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, 2, minimum=1),
-        max_failed_share=_num(guard_raw, "max_failed_share", gkey, 0.5, minimum=0.01, maximum=1.0),
+        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, MAX_FAILED_HOSTS, minimum=1),
+        max_failed_share=_num(
+            guard_raw, "max_failed_share", gkey, MAX_FAILED_SHARE, minimum=0.01, maximum=1.0
+        ),
         window_seconds=_num(guard_raw, "window_seconds", gkey, 600.0, minimum=1.0),
         max_hold_seconds=_num(guard_raw, "max_hold_seconds", gkey, 3600.0, minimum=1.0),
     )
