@@ -109,7 +109,9 @@ class PlacementConfig:
 
     max_cpu_utilization: float = 0.9
     max_memory_utilization: float = 0.9
-    prefer_other_fault_domain: bool = True
+    # What a fault domain is (remediator/fault_domains.py): "sites" keeps a VM in its own
+    # domain while it has room there; "racks" of one site prefers another domain.
+    fault_domains: str = "sites"
 
 
 @dataclass(frozen=True)
@@ -547,7 +549,14 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
     pl_raw = _mapping(section.get("placement"), _key("placement"))
     pkey = _key("placement")
     _only(
-        pl_raw, {"max_cpu_utilization", "max_memory_utilization", "prefer_other_fault_domain"}, pkey
+        pl_raw,
+        {
+            "max_cpu_utilization",
+            "max_memory_utilization",
+            "fault_domains",
+            "prefer_other_fault_domain",
+        },
+        pkey,
     )
     return PlacementConfig(
         max_cpu_utilization=_num(
@@ -556,8 +565,29 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
         max_memory_utilization=_num(
             pl_raw, "max_memory_utilization", pkey, 0.9, minimum=0.05, maximum=1.0
         ),
-        prefer_other_fault_domain=_bool(pl_raw, "prefer_other_fault_domain", pkey, True),
+        fault_domains=_fault_domain_kind(pl_raw, pkey),
     )
+
+
+def _fault_domain_kind(pl_raw: Mapping[str, Any], pkey: str) -> str:
+    """``placement.fault_domains``: sites (default) or racks.
+
+    ``prefer_other_fault_domain`` (deprecated) still works: true is racks, false sites. Its
+    old default (true) moved every VM of one failed host to the other domain, across
+    sites where a domain is a site; so the default is now sites, and giving both keys
+    with different meanings is an error rather than a guess."""
+    kind = pl_raw.get("fault_domains")
+    if kind is not None and kind not in ("sites", "racks"):
+        raise ConfigError(f"{pkey}.fault_domains", f"must be sites or racks, got {kind!r}")
+    if "prefer_other_fault_domain" not in pl_raw:
+        return str(kind or "sites")
+    legacy = "racks" if _bool(pl_raw, "prefer_other_fault_domain", pkey, True) else "sites"
+    if kind is not None and kind != legacy:
+        raise ConfigError(
+            f"{pkey}.prefer_other_fault_domain",
+            f"is deprecated and contradicts fault_domains: {kind}; remove it",
+        )
+    return legacy
 
 
 def parse_remediator_config(config: Config) -> RemediatorConfig:

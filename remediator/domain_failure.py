@@ -58,8 +58,7 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     ha_on = bool(snap.cluster and snap.cluster.ha_enabled)
     cluster = snap.cluster.name if snap.cluster else a.cluster
     engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
-    if not await engine.guarded(a, cluster):
-        return
+    # The verdict first: a partition is journaled as one, not as a tripped guard.
     verdict = domain_state(domain, snap.hosts.values(), ha_on)
     memory: dict[str, Any] = dict(a.detail)
     memory.setdefault("first_seen", now)
@@ -95,6 +94,8 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
             detail=memory,
             **fields,
         )
+        return
+    if not await engine.guarded(a, cluster):  # other failed hosts can still trip it
         return
     hosts = sorted((h for h in snap.hosts.values() if h.fault_domain == domain), key=_name)
     view = await _ha_view(engine, a, snap, hosts, memory)

@@ -10,7 +10,10 @@ from remediator.fault_domains import (
     domain_state,
     prefer_other_domain,
 )
+from remediator.config import GuardConfig
+from remediator.guard import MassFailureGuard
 from remediator.model import HostState
+from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 
 
 def host(
@@ -47,3 +50,33 @@ def test_sites_keep_vms_at_home() -> None:
     assert not prefer_other_domain("sites", True)
     assert prefer_other_domain("racks")
     assert not prefer_other_domain("racks", False)
+
+
+def test_guard_leaves_a_confirmed_down_domain_out_of_its_count() -> None:
+    """3 of 6 hosts failed trips the guard, unless they are one fault domain confirmed
+    down; a partitioned domain, or one more failed host elsewhere, still counts."""
+    cfg = GuardConfig()  # the shared defaults: 2 hosts, 34 %
+    assert (cfg.max_failed_hosts, cfg.max_failed_share) == (MAX_FAILED_HOSTS, MAX_FAILED_SHARE)
+    up = [
+        HostState(f"b{i}", f"b{i}", fault_domain="b", das_state="connectedToMaster")
+        for i in range(3)
+    ]
+    down = [host(f"a{i}", "a", das="hostDown") for i in range(3)]
+    g = MassFailureGuard(cfg)
+    g.observe("vc", "c", down + up, 100.0, ha_enabled=True)
+    assert not g.verdict("vc", "c", 100.0).tripped
+    # HA disabled: dasHostState proves nothing (stale), so the domain is unconfirmed
+    g.observe("vc", "c", down + up, 101.0, ha_enabled=False)
+    assert g.verdict("vc", "c", 101.0).tripped
+    part = [host("a0", "a", das="hostDown"), host("a1", "a", das="networkPartitionedFromMaster")]
+    part.append(host("a2", "a", das="hostDown"))
+    g = MassFailureGuard(cfg)
+    g.observe("vc", "c", part + up, 100.0, ha_enabled=True)
+    v = g.verdict("vc", "c", 100.0)
+    assert v.tripped and v.failed == 3
+    # the domain down, and 2 of the 3 others failed as well: those 2 trip it (67 % > 34 %)
+    g = MassFailureGuard(cfg)
+    others = [host("b0", "b"), host("b1", "b"), up[2]]
+    g.observe("vc", "c", down + others, 100.0, ha_enabled=True)
+    v = g.verdict("vc", "c", 100.0)
+    assert v.tripped and (v.failed, v.total) == (2, 3) and "confirmed down" in v.reason
