@@ -72,10 +72,13 @@ async def test_confirmed_down_domain_without_ha_is_restarted_in_the_other_domain
     assert {hosts[n]["faultDomain"] for n in FD_A} == {"fd-a"}
     running = [v for n in FD_A for v in hosts[n]["vms"] if vms[v]["powerState"] == "poweredOn"]
     assert running
+    # No HA agents without HA: vSphere describes dasHostState only for HA clusters
+    assert {h["dasHostState"] for h in hosts.values()} == {None}
     for name in FD_A:  # the rack lost power: vCenter sees it silent and powered off
         sim.fail_host(name)
-        # No HA on the cluster: vSphere reports dasHostState only for HA-enabled clusters.
-        sim.set_host(name, powerState="poweredOff", dasHostState=None)
+        sim.set_host(name, powerState="poweredOff")
+    hosts, _ = inventory(sim)
+    assert {hosts[n]["dasHostState"] for n in FD_A} == {None}
     client = await start(aiohttp_client, sim, tmp_path)
     await send(client, domain_alert(sim, "fd-a"))
     items = await settled(client, timeout=60)
