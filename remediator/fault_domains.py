@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from vcenter.mass_failure import FAULT_DOMAIN_MIN_HOSTS
+
 from .model import HostState
 
 DOWN, PARTITIONED, UNKNOWN, UP = "down", "partitioned", "unknown", "up"
@@ -102,17 +104,24 @@ def domain_state(
     )
 
 
-def confirmed_down_hosts(hosts: Iterable[HostState], ha_enabled: bool | None = None) -> set[str]:
-    """Moids of the hosts of every fault domain that is confirmed down as a whole.
+def confirmed_down_hosts(
+    hosts: Iterable[HostState],
+    ha_enabled: bool | None = None,
+    min_hosts: int = FAULT_DOMAIN_MIN_HOSTS,
+) -> set[str]:
+    """Moids of the hosts of every fault domain (of at least ``min_hosts`` hosts) that is
+    confirmed down as a whole.
 
     The mass-failure guard leaves these out of its count: a rack that lost power is a
-    real failure, not a sign that the remediator looks through a broken network."""
+    real failure, not a sign that the remediator looks through a broken network. A
+    one-host "domain" is just a host, counted like any other (as the rules leave it to
+    the per-host alerts)."""
     hosts = list(hosts)
-    domains = {h.fault_domain for h in hosts if h.fault_domain}
     out: set[str] = set()
-    for d in domains:
-        if domain_state(d, hosts, ha_enabled).state == DOWN:
-            out |= {h.moid for h in hosts if h.fault_domain == d}
+    for d in {h.fault_domain for h in hosts if h.fault_domain}:
+        members = {h.moid for h in hosts if h.fault_domain == d}
+        if len(members) >= min_hosts and domain_state(d, hosts, ha_enabled).state == DOWN:
+            out |= members
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from remediator.config import GuardConfig
 from remediator.fault_domains import (
     DOWN,
     PARTITIONED,
@@ -10,7 +11,6 @@ from remediator.fault_domains import (
     domain_state,
     prefer_other_domain,
 )
-from remediator.config import GuardConfig
 from remediator.guard import MassFailureGuard
 from remediator.model import HostState
 from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
@@ -80,3 +80,14 @@ def test_guard_leaves_a_confirmed_down_domain_out_of_its_count() -> None:
     g.observe("vc", "c", down + others, 100.0, ha_enabled=True)
     v = g.verdict("vc", "c", 100.0)
     assert v.tripped and (v.failed, v.total) == (2, 3) and "confirmed down" in v.reason
+
+
+def test_a_one_host_domain_is_a_host_for_the_guard() -> None:
+    """Two failed hosts, one of them a one-host "domain" confirmed down: both count (the
+    rules leave such a domain to the per-host alerts: fault_domains.min_hosts)."""
+    hosts = [host("a0", "a", das="hostDown"), host("b0", "b", das="hostDown")]
+    hosts.append(HostState("b1", "b1", fault_domain="b", das_state="master"))
+    g = MassFailureGuard(GuardConfig())
+    g.observe("vc", "c", hosts, 100.0, ha_enabled=True)
+    v = g.verdict("vc", "c", 100.0)
+    assert v.tripped and (v.failed, v.total) == (2, 3)

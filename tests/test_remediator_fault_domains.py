@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
+from .remediator_fixtures import alert, until
 from .test_remediator_sim import (
     _metric,
     actions,
@@ -28,7 +29,6 @@ from .test_remediator_sim import (
     vsphere,
     wait_task,
 )
-from .remediator_fixtures import alert, until
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +145,4 @@ async def test_single_host_failure_keeps_vms_in_their_site(
     for name in running:
         assert vms[name]["powerState"] == "poweredOn"
         assert vms[name]["host"] in ("DC0_C0_H2", "DC0_C0_H4"), vms[name]  # fd-a: its site
+        assert by_vm[name]["state"] == "done"

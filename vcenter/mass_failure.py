@@ -17,3 +17,7 @@ from __future__ import annotations
 MAX_FAILED_HOSTS = 2
 #: ...and so is more than this share of a cluster's hosts (from 2 failed hosts up).
 MAX_FAILED_SHARE = 0.34
+#: A fault domain of fewer hosts is a host: its failure is left to the per-host alerts
+#: (``fault_domains.min_hosts`` in rules/config.yml, null = this), and the guard counts it
+#: like any failed host instead of excusing it as a domain confirmed down.
+FAULT_DOMAIN_MIN_HOSTS = 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
+from vcenter.mass_failure import FAULT_DOMAIN_MIN_HOSTS, MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 from vha.report import rightsizing
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -395,7 +395,11 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
         vm_powered_off_lookback=r.positive_duration("vm_monitoring.powered_off_lookback"),
         app_for=r.duration("application_monitoring.for"),
         fd_down_for=r.duration("fault_domains.down_for"),
-        fd_min_hosts=r.integer("fault_domains.min_hosts", 1),
+        fd_min_hosts=(
+            FAULT_DOMAIN_MIN_HOSTS
+            if r.get("fault_domains.min_hosts") is None
+            else r.integer("fault_domains.min_hosts", 1)
+        ),
         failover_level_exceeded_for=r.duration("fault_domains.failover_level_exceeded_for"),
         max_utilization=max_utilization,
         failover_headroom_for=r.duration("capacity.failover_headroom_for"),
