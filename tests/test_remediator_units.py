@@ -13,6 +13,7 @@ import pytest
 
 from remediator.alerts import PayloadError, parse_payload, parse_time
 from remediator.config import GuardConfig, RateLimitConfig, parse_remediator
+from remediator.drs_rules import DrsRules, VmHostRule
 from remediator.guard import MassFailureGuard, RateLimiter
 from remediator.journal import Journal
 from remediator.model import VMMonitoring
@@ -330,6 +331,24 @@ def test_placement_keeps_vms_in_their_site_while_it_has_room() -> None:
     assert [(p.vm_id, p.target_id) for p in out] == [("vm-1", "host-2"), ("vm-2", "host-3")]
     assert "in its own fault domain (fd-a)" in out[0].reason
     assert "no room in its own fault domain fd-a" in out[1].reason
+
+
+def test_placement_site_should_rule_wins_over_the_home_domain() -> None:
+    """A VM-Host "should" rule (the VM belongs to site fd-b's hosts) weighs before the
+    home-domain preference: a VM that (by vMotion) ran on an fd-a host goes back to its
+    rule's site; a VM without a rule stays in fd-a."""
+    hosts = [
+        host("host-1", "fd-a", connection_state="notResponding"),
+        host("host-2", "fd-a"),
+        host("host-3", "fd-b"),
+    ]
+    ruled, free = vm("vm-ruled", "host-1", "high"), vm("vm-free", "host-1", "low")
+    rule = VmHostRule("site-b-vms", frozenset({"vm-ruled"}), frozenset({"host-3"}), True, False)
+    snap = snapshot(hosts, [ruled, free], rules=DrsRules(vm_host=(rule,)))
+    out = place(
+        [ruled, free], snap, rconfig().placement, avoid_fault_domain="fd-a", exclude=["host-1"]
+    )
+    assert [(p.vm_id, p.target_id) for p in out] == [("vm-ruled", "host-3"), ("vm-free", "host-2")]
 
 
 def test_placement_fault_domains_config_and_deprecated_alias() -> None:
