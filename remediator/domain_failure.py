@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import live, policy
+from .config import RemediatorConfig
 from .fault_domains import DOWN, UP, domain_state
 from .ha_settings import HAView, read_ha
 from .journal import PENDING, REFUSED, SKIPPED, Action
@@ -100,7 +101,10 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     hosts = sorted((h for h in snap.hosts.values() if h.fault_domain == domain), key=_name)
     view = await _ha_view(engine, a, snap, hosts, memory)
     t0 = time.perf_counter()
-    decision = plan_domain(a, snap, hosts, engine, now, view, memory)
+    last_connected = engine.guard.last_connected(a.vcenter)
+    decision = plan_domain(
+        a.vcenter, a.starts_ts, snap, hosts, engine.rcfg, now, view, memory, last_connected
+    )
     engine.metrics.decision_duration.labels(kind=a.kind).observe(time.perf_counter() - t0)
     if decision.outcome != policy.PLAN:
         state = {policy.SKIP: SKIPPED, policy.REFUSE: REFUSED}.get(decision.outcome, PENDING)
@@ -156,13 +160,15 @@ async def _ha_view(
 
 
 def plan_domain(
-    a: Action,
+    vcenter: str,
+    since: float,
     snap: Snapshot,
     hosts: list[HostState],
-    engine: Engine,
+    cfg: RemediatorConfig,
     now: float,
     view: HAView | None,
     memory: dict[str, Any],
+    last_connected: Mapping[str, float],
 ) -> policy.Decision:
     """Every host of a confirmed-down domain decided as ``restart_host_vms``, in name
     order, each over the snapshot as the previous hosts' placements left it.
@@ -177,14 +183,14 @@ def plan_domain(
     for h in hosts:
         req = policy.Request(
             kind="restart_host_vms",
-            vcenter=a.vcenter,
+            vcenter=vcenter,
             host_id=h.moid,
             host=h.name,
-            since=a.starts_ts,
+            since=since,
             memory=per_host.get(h.moid) or {},
-            last_connected=engine.guard.last_connected(a.vcenter),
+            last_connected=last_connected,
         )
-        d = policy.decide_host_failure(req, snap, engine.rcfg, now, view)
+        d = policy.decide_host_failure(req, snap, cfg, now, view)
         per_host[h.moid] = d.memory
         if d.outcome == policy.DEFER:
             waits.append((d.retry_at or now + 1, f"{h.name}: {d.reason}"))
