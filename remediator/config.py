@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vcenter.config import Collector, Config, ConfigError, Secret, parse_listen, read_secret
+from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 
 SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"
@@ -62,8 +63,8 @@ class RateLimitConfig:
 class GuardConfig:
     """The mass-failure guard: above either bound, the cluster is left alone."""
 
-    max_failed_hosts: int = 2
-    max_failed_share: float = 0.5
+    max_failed_hosts: int = MAX_FAILED_HOSTS
+    max_failed_share: float = MAX_FAILED_SHARE
     window_seconds: float = 600.0
     max_hold_seconds: float = 3600.0
 
@@ -108,7 +109,9 @@ class PlacementConfig:
 
     max_cpu_utilization: float = 0.9
     max_memory_utilization: float = 0.9
-    prefer_other_fault_domain: bool = True
+    # What a fault domain is (remediator/fault_domains.py): "sites" keeps a VM in its own
+    # domain while it has room there; "racks" of one site prefers another domain.
+    fault_domains: str = "sites"
 
 
 @dataclass(frozen=True)
@@ -465,8 +468,10 @@ def _guard(section: Mapping[str, Any]) -> GuardConfig:
         gkey,
     )
     return GuardConfig(
-        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, 2, minimum=1),
-        max_failed_share=_num(guard_raw, "max_failed_share", gkey, 0.5, minimum=0.01, maximum=1.0),
+        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, MAX_FAILED_HOSTS, minimum=1),
+        max_failed_share=_num(
+            guard_raw, "max_failed_share", gkey, MAX_FAILED_SHARE, minimum=0.01, maximum=1.0
+        ),
         window_seconds=_num(guard_raw, "window_seconds", gkey, 600.0, minimum=1.0),
         max_hold_seconds=_num(guard_raw, "max_hold_seconds", gkey, 3600.0, minimum=1.0),
     )
@@ -544,7 +549,14 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
     pl_raw = _mapping(section.get("placement"), _key("placement"))
     pkey = _key("placement")
     _only(
-        pl_raw, {"max_cpu_utilization", "max_memory_utilization", "prefer_other_fault_domain"}, pkey
+        pl_raw,
+        {
+            "max_cpu_utilization",
+            "max_memory_utilization",
+            "fault_domains",
+            "prefer_other_fault_domain",
+        },
+        pkey,
     )
     return PlacementConfig(
         max_cpu_utilization=_num(
@@ -553,8 +565,29 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
         max_memory_utilization=_num(
             pl_raw, "max_memory_utilization", pkey, 0.9, minimum=0.05, maximum=1.0
         ),
-        prefer_other_fault_domain=_bool(pl_raw, "prefer_other_fault_domain", pkey, True),
+        fault_domains=_fault_domain_kind(pl_raw, pkey),
     )
+
+
+def _fault_domain_kind(pl_raw: Mapping[str, Any], pkey: str) -> str:
+    """``placement.fault_domains``: sites (default) or racks.
+
+    ``prefer_other_fault_domain`` (deprecated) still works: true is racks, false sites. Its
+    old default (true) moved every VM of one failed host to the other domain, across
+    sites where a domain is a site; so the default is now sites, and giving both keys
+    with different meanings is an error rather than a guess."""
+    kind = pl_raw.get("fault_domains")
+    if kind is not None and kind not in ("sites", "racks"):
+        raise ConfigError(f"{pkey}.fault_domains", f"must be sites or racks, got {kind!r}")
+    if "prefer_other_fault_domain" not in pl_raw:
+        return str(kind or "sites")
+    legacy = "racks" if _bool(pl_raw, "prefer_other_fault_domain", pkey, True) else "sites"
+    if kind is not None and kind != legacy:
+        raise ConfigError(
+            f"{pkey}.prefer_other_fault_domain",
+            f"is deprecated and contradicts fault_domains: {kind}; remove it",
+        )
+    return legacy
 
 
 def parse_remediator_config(config: Config) -> RemediatorConfig:

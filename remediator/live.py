@@ -607,6 +607,7 @@ def all_hosts(session: Session) -> dict[str, tuple[str, list[HostState]]]:
             vim.HostSystem: [
                 "name",
                 "parent",
+                "customValue",  # the fault domain, when it comes from a custom attribute
                 "runtime.connectionState",
                 "runtime.powerState",
                 "runtime.dasHostState",
