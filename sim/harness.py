@@ -409,12 +409,6 @@ class SimulatorClient:
         """``maintenanceMode``, ``freeSpace``, ``uncommitted`` (bytes), ``accessible``."""
         return cast(JSONDict, self._request("POST", f"/api/v1/datastores/{self._q(name)}", props))
 
-    def set_datastore_perf(self, name: str, **props: int) -> JSONDict:
-        """What each host mounting the datastore reports for it in its ``datastore`` counters:
-        ``readLatencyMs``, ``writeLatencyMs``, ``readsPerSecond``, ``writesPerSecond``."""
-        path = f"/api/v1/datastores/{self._q(name)}/perf"
-        return cast(JSONDict, self._request("POST", path, dict(props)))
-
     def sensors(self, host: str) -> list[JSONDict]:
         return cast(
             list[JSONDict], self._request("GET", f"/api/v1/sensors/{self._q(host)}")["sensors"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -122,6 +124,14 @@ def test_no_datastore_families_without_host_counters() -> None:
 # --- against the simulator ------------------------------------------------------------------
 
 
+def set_datastore_perf(sim: Simulator, name: str, **model: int) -> dict[str, Any]:
+    """POST /api/v1/datastores/{name}/perf (docs/simulator.md): what each host mounting the
+    datastore reports for it (``readLatencyMs``, ``writeLatencyMs``, ``readsPerSecond``,
+    ``writesPerSecond``)."""
+    path = f"/api/v1/datastores/{urllib.parse.quote(name, safe='')}/perf"
+    return cast(dict[str, Any], sim._request("POST", path, model))  # noqa: SLF001
+
+
 @pytest.fixture(scope="module")
 def ds_sim(sim_binary: Path) -> Iterator[Simulator]:
     sim = Simulator(datacenters=2, clusters=1, hosts=2, vms=2, binary=sim_binary)
@@ -135,9 +145,8 @@ def test_per_datastore_families_end_to_end(ds_sim: Simulator) -> None:
     datastores = ds_sim.datastores()
     assert len(datastores) == 2
     busy = datastores[0]
-    ds_sim.set_datastore_perf(
-        busy["name"], readsPerSecond=100, readLatencyMs=12, writesPerSecond=7, writeLatencyMs=30
-    )
+    model = {"readsPerSecond": 100, "readLatencyMs": 12, "writesPerSecond": 7, "writeLatencyMs": 30}
+    set_datastore_perf(ds_sim, busy["name"], **model)
     with Running(ds_sim) as run:
         assert run.collector.collect_once()
         samples = run.scrape()
