@@ -205,7 +205,6 @@ def build() -> Board:
     return d
 
 
-
 def provisioning_and_performance(d: Board) -> None:
     """Overcommit (provisioned / capacity) and the per-datastore latency and operations the
     exporter builds from the hosts' performance samples (docs/metrics.md, vsphere_datastore_*:
