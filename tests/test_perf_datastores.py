@@ -144,9 +144,11 @@ def test_per_datastore_families_end_to_end(ds_sim: Simulator) -> None:
     inv = ds_sim.inventory()
     datastores = ds_sim.datastores()
     assert len(datastores) == 2
-    busy = datastores[0]
     model = {"readsPerSecond": 100, "readLatencyMs": 12, "writesPerSecond": 7, "writeLatencyMs": 30}
-    set_datastore_perf(ds_sim, busy["name"], **model)
+    # Both datacenters' datastores are called LocalDS_0: the answer says which one was set.
+    changed = set_datastore_perf(ds_sim, "LocalDS_0", **model)
+    assert changed["instance"] and changed["moid"].split("@")[0].endswith(changed["instance"])
+    busy = next(d for d in datastores if d["moid"] == changed["moid"])
     with Running(ds_sim) as run:
         assert run.collector.collect_once()
         samples = run.scrape()
@@ -170,3 +172,19 @@ def test_per_datastore_families_end_to_end(ds_sim: Simulator) -> None:
     assert value(samples, "vsphere_datastore_read_latency_seconds", datastore_id=other["moid"]) == (
         0.002
     )
+
+
+def test_a_host_that_unmounts_a_datastore_stops_adding_to_it(ds_sim: Simulator) -> None:
+    """Operations are summed over the hosts that report the datastore, and only those."""
+    changed = set_datastore_perf(ds_sim, "LocalDS_0", readsPerSecond=10)
+    dc = changed["moid"].split("govcsim-")[1].split("-")[0]
+    host = next(h["name"] for h in ds_sim.inventory()["hosts"] if h["name"].startswith(dc + "_"))
+    ds_sim.set_mounts(host, datastores=[])
+    try:
+        with Running(ds_sim) as run:
+            assert run.collector.collect_once()
+            samples = run.scrape()
+    finally:
+        ds_sim.set_mounts(host, datastores=["LocalDS_0"])
+    # Its datacenter's other host alone reports the datastore now.
+    assert value(samples, "vsphere_datastore_reads_per_second", datastore_id=changed["moid"]) == 10
