@@ -211,7 +211,7 @@ def provisioning_and_performance(d: Board) -> None:
     absent while performance collection is off)."""
     cap_sel = m("vsphere_datastore_capacity_bytes", DATASTORE)
     overcommit = ds_in(ratio(m("vsphere_datastore_provisioned_bytes", DATASTORE), cap_sel))
-    over = f"{OVERCOMMIT:g}x"
+    over = f"{OVERCOMMIT:.0%}"
     d.row("Provisioning and performance")
     d.add(
         8,
@@ -219,10 +219,10 @@ def provisioning_and_performance(d: Board) -> None:
         timeseries(
             "Provisioned / capacity",
             "Space promised to VMs (capacity - free + uncommitted thin-disk growth) per "
-            f"datastore, as a multiple of its capacity: above 1 it is overcommitted; the line is "
-            f"{over}, where VsphereDatastoreOvercommitted fires.",
+            "datastore, as a share of its capacity: above 100 % it is overcommitted; the line "
+            f"is {over}, where VsphereDatastoreOvercommitted fires.",
             [(overcommit, "{{datastore}}")],
-            unit="none",
+            unit="percentunit",
             thresholds=steps(("green", None), ("orange", 1.0), ("red", OVERCOMMIT)),
         ),
         timeseries(
