@@ -45,7 +45,8 @@ def alerts(s: Settings) -> list[Alert]:
             group=GROUP,
             scope="vm",
             expr=vm_alert_expr(
-                'max by (vcenter, vm_id, vm) (vsphere_vm_guest_app_state{state="appStateNeedReset"})',
+                "max by (vcenter, vm_id, vm) "
+                '(vsphere_vm_guest_app_state{state="appStateNeedReset"})',
                 'vsphere_vm_guest_app_state{state="appStateNeedReset"} == 1',
                 *VM_RUNNING,
             ),
