@@ -620,12 +620,17 @@ def decide_reset(
             return out(wait)
     if not tools.enabled:
         return out(Decision(SKIP, f"VM monitoring is {tools.vm_monitoring}: no reset"))
-    if asks and not vm.heartbeat_failed and not tools.app_monitoring:
+    if vm.guest_heartbeat != "red" and not tools.app_monitoring:
+        what = (
+            "agent asks for a reset (appStateNeedReset)"
+            if asks
+            else f"heartbeat is {vm.app_heartbeat}"
+        )
         return out(
             Decision(
                 SKIP,
-                f"the application agent asks for a reset (appStateNeedReset), but VM monitoring "
-                f"is {tools.vm_monitoring}: vSphere HA acts on it only with vmAndAppMonitoring",
+                f"the application {what}, but VM monitoring is {tools.vm_monitoring}: vSphere "
+                "HA acts on application signals only with vmAndAppMonitoring",
             )
         )
     interval = (

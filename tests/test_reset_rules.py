@@ -46,9 +46,8 @@ def test_app_state_need_reset_needs_app_monitoring() -> None:
         PLAN
     )
     app = vm("vm-1", "host-1", app_heartbeat="appStatusRed", boot_time=NOW - DAY)
-    assert decide_reset(REQ, snapshot([host("host-1")], [app], ha=False), cfg, NOW, []).outcome == (
-        SKIP
-    )
+    d = decide_reset(REQ, snapshot([host("host-1")], [app], ha=False), cfg, NOW, [])
+    assert d.outcome == SKIP and "vmAndAppMonitoring" in d.reason, d.reason
 
 
 def test_app_state_ok_cancels_and_min_uptime_holds() -> None:
