@@ -24,6 +24,8 @@ SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"
 DEFAULT_JOURNAL = "run/remediator.sqlite"
 MOVE_METHODS = ("auto", "relocate", "register")
+# vSphere HA's ClusterDasConfigInfoVmMonitoringState values (remediator.vm_monitoring.mode)
+VM_MONITORING_MODES = ("vmMonitoringDisabled", "vmMonitoringOnly", "vmAndAppMonitoring")
 AUTH_MODES = ("bearer", "basic", "none")
 # The token files the project ships (deploy/secrets/*.example) start with this: they are
 # public, so a remediator that may change vCenter (dry_run false) refuses them.
@@ -85,6 +87,11 @@ class HostFailureConfig:
 class VMMonitoringConfig:
     """Reset limits; the defaults are vSphere HA's high-sensitivity VM-monitoring preset."""
 
+    # The stack's own VM-monitoring mode where no vSphere HA applies (vSphere's values):
+    # vmAndAppMonitoring resets on guest and application heartbeat loss and on
+    # appStateNeedReset, vmMonitoringOnly on guest heartbeat loss only, vmMonitoringDisabled
+    # never. A VM's own override in the cluster's dasVmConfig wins.
+    mode: str = "vmAndAppMonitoring"
     max_resets: int = 3
     window_seconds: float = 3600.0
     min_uptime_seconds: float = 120.0
@@ -245,6 +252,15 @@ def _str(section: Mapping[str, Any], name: str, key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}.{name}", "must be a non-empty string")
+    return value
+
+
+def _choice(
+    section: Mapping[str, Any], name: str, key: str, choices: tuple[str, ...], default: str
+) -> str:
+    value = _str(section, name, key) or default
+    if value not in choices:
+        raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -512,10 +528,11 @@ def _vm_monitoring(section: Mapping[str, Any]) -> VMMonitoringConfig:
     vkey = _key("vm_monitoring")
     _only(
         vm_raw,
-        {"max_resets", "window_seconds", "min_uptime_seconds", "prefer_cluster_settings"},
+        {"mode", "max_resets", "window_seconds", "min_uptime_seconds", "prefer_cluster_settings"},
         vkey,
     )
     return VMMonitoringConfig(
+        mode=_choice(vm_raw, "mode", vkey, VM_MONITORING_MODES, "vmAndAppMonitoring"),
         max_resets=_int(vm_raw, "max_resets", vkey, 3, minimum=1),
         window_seconds=_num(vm_raw, "window_seconds", vkey, 3600.0, minimum=1.0),
         min_uptime_seconds=_num(vm_raw, "min_uptime_seconds", vkey, 120.0),

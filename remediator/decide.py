@@ -151,8 +151,8 @@ async def _policy(
             else:
                 powered_off_by = await engine.vc(a.vcenter, live.powered_off_by, vm.moid) or ""
     if a.kind == "reset_vm" and vm is not None:
-        _, window, _ = policy.reset_limits(snap, engine.rcfg)
-        resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, now - window)
+        # every reset of the VM: the verdict applies the window, which may be none (-1)
+        resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, 0.0)
         if view is not None and vm.running:
             interval = view.cluster.io_stats_interval if view.cluster else 120.0
             io = await engine.vc(a.vcenter, read_io, vm.moid, interval)

@@ -248,6 +248,9 @@ INHIBITS = [
     ("VsphereClusterMassHostFailure", "VsphereHostPoweredOff", {"vcenter", "cluster"}),
     # a hung guest: one reset, not two
     ("VsphereVmHeartbeatFailure", "VsphereVmAppHeartbeatFailure", {"vcenter", "vm_id"}),
+    ("VsphereVmHeartbeatFailure", "VsphereVmAppStateNeedReset", {"vcenter", "vm_id"}),
+    ("VsphereHostNotResponding", "VsphereVmAppStateNeedReset", {"vcenter", "host_id"}),
+    ("VsphereVcenterUnreachable", "VsphereVmAppStateNeedReset", {"vcenter"}),
     # performance alerts: a blind watcher holds them back too (no evacuation on stale data)
     ("VsphereExporterDown", "VsphereHostPerformanceDegraded", set()),
     ("VsphereVcenterUnreachable", "VsphereHostPerformanceDegraded", {"vcenter"}),
@@ -279,6 +282,8 @@ NOT_INHIBITED = [
     # a partitioned host's VMs are still watched
     ("VsphereHostNetworkPartitioned", "VsphereVmHeartbeatFailure"),
     ("VsphereVmAppHeartbeatFailure", "VsphereVmHeartbeatFailure"),
+    ("VsphereVmAppStateNeedReset", "VsphereVmHeartbeatFailure"),
+    ("VsphereVmAppStateNeedReset", "VsphereVmAppHeartbeatFailure"),
     # an alert that restarts VMs is never silenced by the host's other alerts, nor by
     # another restart alert (the remediator hears each)
     ("VsphereHostHaDown", "VsphereHostNotResponding"),

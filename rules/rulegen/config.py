@@ -304,6 +304,7 @@ class Settings:
     vm_powered_off_for: Duration
     vm_powered_off_lookback: Duration
     app_for: Duration
+    app_need_reset_for: Duration
     fd_down_for: Duration
     fd_min_hosts: int
     failover_level_exceeded_for: Duration
@@ -394,6 +395,7 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
         vm_powered_off_for=r.duration("vm_monitoring.powered_off_for"),
         vm_powered_off_lookback=r.positive_duration("vm_monitoring.powered_off_lookback"),
         app_for=r.duration("application_monitoring.for"),
+        app_need_reset_for=r.duration("application_monitoring.need_reset_for"),
         fd_down_for=r.duration("fault_domains.down_for"),
         fd_min_hosts=(
             FAULT_DOMAIN_MIN_HOSTS
