@@ -201,6 +201,7 @@ def estate(end: int) -> str:
         if vm.snapshot_days is not None:
             created = end - vm.snapshot_days * 86400
             om.add("vsphere_vm_snapshot_oldest_timestamp_seconds", ident, created, times)
+            om.add("vsphere_vm_snapshot_size_bytes", ident, 12.0 * GIB, times)
         if not vm.on:
             continue
 
@@ -520,6 +521,8 @@ def test_licence_cost_from_the_configured_prices(prom: PrometheusProcess) -> Non
     assert (ev.price, ev.used_cost, ev.total_cost, ev.unused_cost) == (None, None, None, None)
     text = terminal(report)
     assert "Licences: 3,100.00 EUR / month for the capacity, 600.00 EUR of it unused." in text
+    # The old snapshot's row says how much space the snapshots hold (layoutEx).
+    assert "| snap-01 | C2 | 1 | 10.0 | 12 | 60 |" in markdown(report)
     assert licence_rows(text)["VMware vSphere 8 Enterprise Plus"] == [
         "esx.enterprisePlus.cpuPackage",
         "cpuPackage",

@@ -63,6 +63,7 @@ VM_FACTS = {
     "on": 'max by (vcenter, vm_id, vm) (vsphere_vm_power_state{state="poweredOn"})',
     "snapshots": "max by (vcenter, vm_id, vm) (vsphere_vm_snapshots)",
     "snapshot_oldest": "min by (vcenter, vm_id, vm) (vsphere_vm_snapshot_oldest_timestamp_seconds)",
+    "snapshot_bytes": "max by (vcenter, vm_id, vm) (vsphere_vm_snapshot_size_bytes)",
 }
 CLUSTER_HOSTS = (
     'count by (vcenter, cluster_id, cluster) (vsphere_host_info{cluster_id!=""} '
@@ -444,6 +445,7 @@ def tables(report: Report) -> list[Table]:
             v.cluster or "(standalone)",
             _num(v.get("snapshots")),
             f"{(report.generated - (v.get('snapshot_oldest') or 0)) / 86400:.1f}",
+            _gib(v.get("snapshot_bytes")),
             _gib(v.get("storage")),
         ]
         for v in report.old_snapshots
@@ -488,7 +490,14 @@ def tables(report: Report) -> list[Table]:
         ),
         (
             f"Snapshots older than {report.snapshot_days:g} days",
-            ["VM", "cluster", "snapshots", "oldest (days)", "VM storage GiB (incl. snapshots)"],
+            [
+                "VM",
+                "cluster",
+                "snapshots",
+                "oldest (days)",
+                "held by snapshots GiB",
+                "VM storage GiB (incl. snapshots)",
+            ],
             snapshots,
         ),
         (
