@@ -350,8 +350,7 @@ def test_a_host_powered_off_and_not_responding_pages_once(stack: Stack) -> None:
         return sorted(
             a["labels"]["alertname"]
             for a in alerts
-            if a["labels"].get("host") == host["name"]
-            and a["labels"].get("severity") == "critical"
+            if a["labels"].get("host") == host["name"] and a["labels"].get("severity") == "critical"
         )
 
     wait_until(
