@@ -6,7 +6,8 @@ for this property" (read it with RetrievePropertiesEx), and it lists every file 
 (configuration, logs, disks, swap, ...), so following or reading it for every VM would ship
 tens of files per VM for a figure that is 0 for most of them. The followed ``snapshot``
 property says which VMs have snapshots; only those are read, with one paged
-``RetrievePropertiesEx`` per ``collectors.snapshot_sizes.interval_seconds``. The sizes are
+``RetrievePropertiesEx`` per ``collectors.snapshot_sizes.interval_seconds``, and within
+``CHECK_SECONDS`` of a change to a VM's snapshot tree (:class:`SizePoll`). The sizes are
 as fresh as vCenter's own storage information (``layoutEx.timestamp``: vCenter refreshes it
 periodically; the exporter never calls ``RefreshStorageInfo``, which makes the host rescan).
 
@@ -21,6 +22,8 @@ the base disk are in every chain). The sum of those files' ``size`` is
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +41,32 @@ class SnapshotSizes:
     ok: bool
     sizes: tuple[tuple[str, float], ...] = ()
     error: str = ""
+
+
+#: How often the poller thread looks for VMs whose snapshots changed since the last read
+#: (the followed ``snapshot`` summary: count and oldest; a look at the inventory, no vCenter
+#: call): the sizes are read then, not up to ``interval_seconds`` later.
+CHECK_SECONDS = 5.0
+
+
+class SizePoll:
+    """When to read ``layoutEx``: every ``interval`` seconds (deltas grow with writes), and
+    sooner when a VM's snapshots changed (taken, removed, or the exporter just started)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.read_at = -math.inf
+        self.seen: dict[str, tuple[float, float]] = {}
+
+    def run(self, content: Any, inv: Inventory) -> SnapshotSizes | None:
+        """A new reading when one is due, else None (nothing to publish)."""
+        now_seen = with_snapshots(inv)
+        now = time.monotonic()
+        if now - self.read_at < self.interval and now_seen == self.seen:
+            return None
+        sizes = read_snapshot_sizes(content, sorted(now_seen))
+        self.read_at, self.seen = now, now_seen
+        return SnapshotSizes(ok=True, sizes=sizes)
 
 
 def held_bytes(layout: Any) -> float:
@@ -64,14 +93,18 @@ def held_bytes(layout: Any) -> float:
     return sum(size.get(k, 0.0) for k in held)
 
 
-def with_snapshots(inv: Inventory) -> list[str]:
-    """The moids of the VMs whose followed ``snapshot`` property counts at least one."""
+def with_snapshots(inv: Inventory) -> dict[str, tuple[float, float]]:
+    """The VMs whose followed ``snapshot`` property counts at least one: moid -> (count,
+    oldest creation time), what tells a changed snapshot tree."""
+    out: dict[str, tuple[float, float]] = {}
     with inv.lock:
-        return sorted(
-            o.moid
-            for o in inv.objects.values()
-            if o.type == "VirtualMachine" and (o.get("snapshot") or {}).get("count", 0) > 0
-        )
+        for o in inv.objects.values():
+            if o.type != "VirtualMachine":
+                continue
+            summary = o.get("snapshot") or {}
+            if summary.get("count", 0) > 0:
+                out[o.moid] = (float(summary["count"]), float(summary.get("oldest", 0.0)))
+    return out
 
 
 def read_snapshot_sizes(content: Any, moids: Iterable[str]) -> tuple[tuple[str, float], ...]:

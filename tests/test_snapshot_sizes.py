@@ -6,6 +6,7 @@ the size of the VM's memory for memory snapshots, and a 512 B + 64 MiB delta per
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,12 +80,12 @@ async def test_snapshot_size_follows_create_and_remove(
     vm = find_vm(si, name)
     add_disk(vm)
     n_disks, memory = disks(vm), vm.config.hardware.memoryMB * MIB
-    config = exporter_config(
-        sim_vcenter(sim), collectors={"snapshot_sizes": {"interval_seconds": 0.5}}
-    )
+    # The default interval (300 s): a changed snapshot tree is read within CHECK_SECONDS.
+    config = exporter_config(sim_vcenter(sim))
     client = await aiohttp_client(create_app(config))
     samples, _ = await wait_for(client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, 30)
     assert select(samples, "vsphere_vm_snapshot_size_bytes") == []  # no snapshots, no series
+    started = time.monotonic()
 
     WaitForTask(vm.CreateSnapshot_Task(name="before-patch", memory=False, quiesce=False))
     expected = VMSN + n_disks * DELTA
@@ -108,6 +109,7 @@ async def test_snapshot_size_follows_create_and_remove(
     assert value(samples, "vsphere_vm_snapshots", vm=name) == 0
     assert held_bytes(vm.layoutEx) == 0
     assert value(samples, "vsphere_scrape_collector_success", collector="snapshot_sizes") == 1
+    assert time.monotonic() - started < 3 * 15  # three changes, each seen within ~5 s
 
 
 async def test_removing_one_snapshot_frees_its_delta(sim: Any, si: Any) -> None:

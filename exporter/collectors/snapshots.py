@@ -2,8 +2,8 @@
 (``exporter/snapshot_sizes.py`` polls ``layoutEx`` for them).
 
 A VM is rendered only while the followed ``snapshot`` property still counts a snapshot, so
-removing the last one drops the series at once instead of at the next poll; a new snapshot
-gets its size at the next poll (``collectors.snapshot_sizes.interval_seconds``).
+removing the last one drops the series at once; a new snapshot gets its size at the next
+check (``snapshot_sizes.CHECK_SECONDS``, 5 s).
 """
 
 from __future__ import annotations
