@@ -374,6 +374,20 @@ def test_a_host_powered_off_and_not_responding_pages_once(stack: Stack) -> None:
     assert "restart_host_vms" in kinds
     stack.sim.set_host(host["name"], powerState="poweredOn")
     stack.sim.recover_host(host["name"])
+    # It comes back with its stale copies of the VMs: let the remediator unregister them
+    # before the next test counts actions.
+    wait_until(
+        "the stale copies unregistered",
+        lambda: not hosts_by_name(stack)[host["name"]]["vms"],
+        60,
+    )
+    counts = [len(stack.remediator_actions())]
+
+    def settled() -> bool:
+        counts.append(len(stack.remediator_actions()))
+        return counts[-1] == counts[-2]
+
+    wait_until("the remediator idle", settled, 30, every=3)
 
 
 def test_blind_watcher_moves_nothing_and_pages(stack: Stack) -> None:
