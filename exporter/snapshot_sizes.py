@@ -96,14 +96,17 @@ def held_bytes(layout: Any) -> float:
 def with_snapshots(inv: Inventory) -> dict[str, tuple[float, float]]:
     """The VMs whose followed ``snapshot`` property counts at least one: moid -> (count,
     oldest creation time), what tells a changed snapshot tree."""
-    out: dict[str, tuple[float, float]] = {}
+    # Objects are copy-on-write (inventory.py): copy the list under the lock, walk it outside,
+    # so the follower does not wait for the walk (~40 ms at 40,000 VMs under load).
     with inv.lock:
-        for o in inv.objects.values():
-            if o.type != "VirtualMachine":
-                continue
-            summary = o.get("snapshot") or {}
-            if summary.get("count", 0) > 0:
-                out[o.moid] = (float(summary["count"]), float(summary.get("oldest", 0.0)))
+        objects = list(inv.objects.values())
+    out: dict[str, tuple[float, float]] = {}
+    for o in objects:
+        if o.type != "VirtualMachine":
+            continue
+        summary = o.get("snapshot") or {}
+        if summary.get("count", 0) > 0:
+            out[o.moid] = (float(summary["count"]), float(summary.get("oldest", 0.0)))
     return out
 
 
