@@ -43,6 +43,15 @@ class LicensesConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotSizesConfig:
+    """Space held by snapshots: ``layoutEx`` of the VMs with snapshots, polled (it may not
+    notify, and it lists every file of a VM)."""
+
+    enabled: bool = True
+    interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class HostSensorsConfig:
     """Host hardware sensors: about 5 series per sensor, 50-200 sensors per real host."""
 
@@ -74,6 +83,7 @@ class CollectorsConfig:
     host_sensors: HostSensorsConfig = field(default_factory=HostSensorsConfig)
     guest_disks: GuestDisksConfig = field(default_factory=GuestDisksConfig)
     custom_attributes: CustomAttributesConfig = field(default_factory=CustomAttributesConfig)
+    snapshot_sizes: SnapshotSizesConfig = field(default_factory=SnapshotSizesConfig)
 
 
 def _str_list(value: Any, key: str) -> tuple[str, ...]:
@@ -127,6 +137,18 @@ def _licenses(section: Any) -> LicensesConfig:
     )
 
 
+def _snapshot_sizes(section: Any) -> SnapshotSizesConfig:
+    key = "collectors.snapshot_sizes"
+    section = _mapping(section, key)
+    _unknown_keys(section, {"enabled", "interval_seconds"}, key)
+    return SnapshotSizesConfig(
+        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
+        interval_seconds=_number(
+            section.get("interval_seconds"), f"{key}.interval_seconds", 300.0, minimum=0.1
+        ),
+    )
+
+
 def _host_sensors(section: Any) -> HostSensorsConfig:
     key = "collectors.host_sensors"
     section = _mapping(section, key)
@@ -157,6 +179,7 @@ def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> Collec
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
     allowed = {"tags", "alarms", "licenses", "host_sensors", "guest_disks", "custom_attributes"}
+    allowed.add("snapshot_sizes")
     _unknown_keys(section, allowed, key)
     return CollectorsConfig(
         tags=_tags(section.get("tags")),
@@ -165,4 +188,5 @@ def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> Collec
         host_sensors=_host_sensors(section.get("host_sensors")),
         guest_disks=_guest_disks(section.get("guest_disks")),
         custom_attributes=_custom_attributes(section.get("custom_attributes")),
+        snapshot_sizes=_snapshot_sizes(section.get("snapshot_sizes")),
     )

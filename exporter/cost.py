@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcenter.config import Config, _mapping, _number, _str, _unknown_keys
+from vcenter.config import Config, ConfigError, _mapping, _number, _str, _unknown_keys
 
 from .families import Family, escape
 from .inventory import Inventory
@@ -46,6 +46,9 @@ class CostConfig:
     currency: str = "EUR"
     default: Prices = Prices()
     clusters: Mapping[str, Prices] = field(default_factory=dict)
+    # Licence prices per unit (the licence's cost unit) and month, by licence name or
+    # edition key; read by ``vha report`` only (vha/report/licenses.py).
+    licenses: Mapping[str, float] = field(default_factory=dict)
 
     def prices(self, cluster: str) -> Prices:
         """The prices of a cluster (by name); standalone hosts (``""``) use the default."""
@@ -71,7 +74,7 @@ def parse_cost_config(source: Config | Mapping[str, Any] | None) -> CostConfig:
     if raw is None:
         return CostConfig()
     section = _mapping(raw, key)
-    _unknown_keys(section, {"currency", *_PRICE_KEYS, "clusters"}, key)
+    _unknown_keys(section, {"currency", *_PRICE_KEYS, "clusters", "licenses"}, key)
     currency = _str(section.get("currency", "EUR"), f"{key}.currency")
     assert currency is not None
     default = _prices(section, key, Prices())
@@ -81,7 +84,15 @@ def parse_cost_config(source: Config | Mapping[str, Any] | None) -> CostConfig:
         entry = _mapping(entry, ckey)
         _unknown_keys(entry, set(_PRICE_KEYS), ckey)
         clusters[str(name)] = _prices(entry, ckey, default)
-    return CostConfig(configured=True, currency=currency, default=default, clusters=clusters)
+    licenses: dict[str, float] = {}
+    for name, price in _mapping(section.get("licenses"), f"{key}.licenses").items():
+        lkey = f"{key}.licenses.{name}"
+        if price is None:
+            raise ConfigError(lkey, "must be a number (price per licence unit and month)")
+        licenses[str(name)] = _number(price, lkey, 0.0)
+    return CostConfig(
+        configured=True, currency=currency, default=default, clusters=clusters, licenses=licenses
+    )
 
 
 class CostSource:

@@ -336,6 +336,8 @@ class Inventory:
         self.alarms: Any = None
         # The latest licence snapshot (exporter/licenses.py), replaced whole.
         self.licenses: Any = None
+        # The latest snapshot-size poll (exporter/snapshot_sizes.py), replaced whole.
+        self.snapshot_sizes: Any = None
         self._listeners: list[Callable[[], None]] = []
 
     # --- change notification -------------------------------------------------------

@@ -29,6 +29,7 @@ from .alarms import AlarmSnapshot, read_alarms
 from .inventory import Inventory
 from .licenses import LicenseSnapshot, read_licenses
 from .poller import poll
+from .snapshot_sizes import CHECK_SECONDS, SizePoll, SnapshotSizes
 from .sync import inventory_view
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,12 @@ def _licenses_failed(inv: Inventory, message: str) -> None:
     _publish(inv, "licenses", LicenseSnapshot(ok=False, licenses=kept, error=message))
 
 
+def _snapshot_sizes_failed(inv: Inventory, message: str) -> None:
+    prev = inv.snapshot_sizes
+    kept = prev.sizes if prev is not None else ()
+    _publish(inv, "snapshot_sizes", SnapshotSizes(ok=False, sizes=kept, error=message))
+
+
 def _quickstats(content: Any, inv: Inventory) -> None:
     view = inventory_view(content)
     try:
@@ -106,6 +113,18 @@ def tasks_for(config: CollectorsConfig, sync: SyncConfig | None = None) -> list[
         out.append(Task("alarms", config.alarms.interval_seconds, _alarms, _alarms_failed))
     if config.licenses.enabled:
         out.append(Task("licenses", config.licenses.interval_seconds, _licenses, _licenses_failed))
+    if config.snapshot_sizes.enabled:
+        sizes = SizePoll(config.snapshot_sizes.interval_seconds)
+
+        def _snapshot_sizes(content: Any, inv: Inventory) -> None:
+            if not (inv.up and inv.synced):
+                return  # nothing to look at before the follower's first sync
+            reading = sizes.run(content, inv)
+            if reading is not None:
+                _publish(inv, "snapshot_sizes", reading)
+
+        check = min(CHECK_SECONDS, config.snapshot_sizes.interval_seconds)
+        out.append(Task("snapshot_sizes", check, _snapshot_sizes, _snapshot_sizes_failed))
     return out
 
 

@@ -33,7 +33,7 @@ var realVCenter atomic.Bool
 
 // silentPath reports whether vCenter would not announce a change of this property path.
 func silentPath(name string) bool {
-	return name == "overallStatus" || name == "summary.overallStatus" ||
+	return name == "overallStatus" || name == "summary.overallStatus" || name == "layoutEx" ||
 		name == "summary.quickStats" || strings.HasPrefix(name, "summary.quickStats.")
 }
 

@@ -211,13 +211,28 @@ func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 			r.ContentLength = int64(len(body))
 			rewrite = true
 		}
+		if vmRef, ok := snapshotVM(m); ok { // sim/snapshots.go: its delta disks go with it
+			saved := savedLayout(vmRef)
+			rec := newBufferedResponse()
+			next.ServeHTTP(rec, r)
+			s.mu.Lock()
+			s.snapshotFilesAfter(vmRef, nil, saved)
+			s.mu.Unlock()
+			taskOnVM(rec.body.Bytes(), vmRef)
+			rec.flush(w, rec.body.Bytes())
+			return
+		}
 		if !inventoryTypes[m.This.Type] && !rewrite && m.Name != "SetField" {
 			next.ServeHTTP(w, r)
 			return
 		}
+		var saved *types.VirtualMachineFileLayoutEx
+		if m.This.Type == "VirtualMachine" && refreshesStorage[m.Name] {
+			saved = savedLayout(m.This) // sim/snapshots.go
+		}
 		rec := newBufferedResponse()
 		next.ServeHTTP(rec, r)
-		s.afterCall(m)
+		s.afterCall(m, saved)
 		out := rec.body.Bytes()
 		if rewrite {
 			out = bytes.ReplaceAll(out, []byte("RelocateVM_TaskResponse"), []byte("MigrateVM_TaskResponse"))
@@ -267,7 +282,7 @@ func (s *sim) announceMaintenance(r types.ManagedObjectReference) {
 	})
 }
 
-func (s *sim) afterCall(m *simulator.Method) {
+func (s *sim) afterCall(m *simulator.Method, saved *types.VirtualMachineFileLayoutEx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch req := m.Body.(type) {
@@ -283,6 +298,8 @@ func (s *sim) afterCall(m *simulator.Method) {
 		defer s.haAfterReconfigure(req.This) // sim/ha_config.go
 	}
 	if m.This.Type == "VirtualMachine" && m.Name != "CloneVM_Task" {
+		created, _ := m.Body.(*types.CreateSnapshot_Task)
+		s.snapshotFilesAfter(m.This, created, saved) // sim/snapshots.go
 		s.reconcileOneLocked(m.This)
 		s.haDeriveOneLocked(m.This)
 		return

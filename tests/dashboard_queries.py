@@ -42,6 +42,8 @@ ALL_VARIABLES: dict[str, str | Sequence[str]] = {
     "vm": ".*",
     "datacenter": ".*",
     "datastore": ".*",
+    "tag_category": ".*",
+    "tag": ".*",
 }
 
 #: Grafana's built-in interval variables as Grafana computes them for a Prometheus scraping

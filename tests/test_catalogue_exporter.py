@@ -9,6 +9,7 @@ from exporter.alarms import AlarmSnapshot, AlarmState
 from exporter.licenses import License, LicenseSnapshot
 from exporter.properties_extra import SENSORS
 from exporter.render import Renderer
+from exporter.snapshot_sizes import SnapshotSizes
 from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
 
@@ -44,6 +45,9 @@ def rendered() -> set[str]:
     lic = License("1ESXP", "vSphere Enterprise Plus", "esx.enterprisePlus", "cpuPackage", 8, 4, 1e9)
     inv.licenses = LicenseSnapshot(ok=True, licenses=(lic,))
     inv.alarms = AlarmSnapshot(ok=True, states=(alarm,), names={"alarm-1": "Host down"})
+    vm = next(o for o in inv.objects.values() if o.type == "VirtualMachine")
+    vm.props["snapshot"] = {"count": 1.0, "oldest": 1e9}
+    inv.snapshot_sizes = SnapshotSizes(ok=True, sizes=((vm.moid, 2.0**30),))
     on = {"enabled": True}
     config = parse_config({"collectors": {"guest_disks": on, "custom_attributes": on}})
     body = Renderer(config, [inv]).render_now().decode()

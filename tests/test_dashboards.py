@@ -33,13 +33,13 @@ GRAFANA = ROOT / "grafana"
 # Variables each dashboard must offer (besides `datasource`), in order.
 EXPECTED_VARIABLES = {
     "vha-overview": ["vcenter", "cluster"],
-    "vha-host": ["vcenter", "datacenter", "cluster", "host"],
-    "vha-vm": ["vcenter", "datacenter", "cluster", "host", "vm"],
+    "vha-host": ["vcenter", "datacenter", "cluster", "tag_category", "tag", "host"],
+    "vha-vm": ["vcenter", "datacenter", "cluster", "host", "tag_category", "tag", "vm"],
     "vha-capacity": ["vcenter", "cluster"],
     "vha-remediation": ["vcenter", "cluster"],
     "vha-performance": ["vcenter", "cluster", "host", "vm"],
     "vha-cost": ["vcenter", "cluster"],
-    "vha-datastore": ["vcenter", "datacenter", "datastore"],
+    "vha-datastore": ["vcenter", "datacenter", "tag_category", "tag", "datastore"],
     "vha-health": ["vcenter"],
 }
 
@@ -222,8 +222,13 @@ def test_template_variables(dashboards: list[dict[str, Any]]) -> None:
         queries = dq.variable_queries(d)
         for i, name in enumerate(names[1:], 1):
             query = queries[name]
-            assert query.startswith("label_values("), (d["uid"], name, query)
-            assert query.rstrip().endswith(f", {name})"), (d["uid"], name, query)
+            if query.startswith("query_result("):  # filtered by tags (tag_vars.py)
+                assert f"count by ({name}) (" in query, (d["uid"], name, query)
+                assert "$tag_category" in query and "$tag" in query, (d["uid"], name, query)
+            else:
+                assert query.startswith("label_values("), (d["uid"], name, query)
+                label = "category" if name == "tag_category" else name
+                assert query.rstrip().endswith(f", {label})"), (d["uid"], name, query)
             # Chained: a variable may only use the variables before it.
             dq.substitute(query, dict.fromkeys(names[1:i], ".*"))
 

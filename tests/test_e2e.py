@@ -338,6 +338,59 @@ def test_no_alert_resolves_and_refires_across_a_short_reconnect(stack: Stack) ->
     stack.sim.set_host(name, dasHostState="connectedToMaster")
 
 
+def test_a_host_powered_off_and_not_responding_pages_once(stack: Stack) -> None:
+    """vCenter reports a host it powered off as powered off and not responding: one alert
+    (VsphereHostPoweredOff) reaches Alertmanager and the remediator, not two."""
+    host = pick_host(stack, 0)
+    victims = list(host["vms"])
+    stack.sim.fail_host(host["name"])  # not responding, vSphere HA says hostDown ...
+    stack.sim.set_host(host["name"], powerState="poweredOff")  # ... after vCenter powered it off
+
+    def live_alerts() -> list[str]:
+        alerts = get_json(f"{stack.url('alertmanager')}/api/v2/alerts?active=true")
+        return sorted(
+            a["labels"]["alertname"]
+            for a in alerts
+            if a["labels"].get("host") == host["name"] and a["labels"].get("severity") == "critical"
+        )
+
+    wait_until(
+        "VsphereHostPoweredOff in Alertmanager",
+        lambda: "VsphereHostPoweredOff" in live_alerts(),
+        60,
+    )
+    time.sleep(5)  # several evaluations: VsphereHostNotResponding must stay out
+    assert live_alerts() == ["VsphereHostPoweredOff"]
+    assert alert_state(stack, "VsphereHostNotResponding", host=host["name"]) is None
+
+    def restarted() -> bool:
+        vms = vms_by_name(stack)
+        return all(
+            n in vms and vms[n]["host"] != host["name"] and vms[n]["powerState"] == "poweredOn"
+            for n in victims
+        )
+
+    wait_until("the VMs restarted elsewhere", restarted, 90)
+    kinds = {a["kind"] for a in stack.remediator_actions(host=host["name"])}
+    assert "restart_host_vms" in kinds
+    stack.sim.set_host(host["name"], powerState="poweredOn")
+    stack.sim.recover_host(host["name"])
+    # It comes back with its stale copies of the VMs: let the remediator unregister them
+    # before the next test counts actions.
+    wait_until(
+        "the stale copies unregistered",
+        lambda: not hosts_by_name(stack)[host["name"]]["vms"],
+        60,
+    )
+    counts = [len(stack.remediator_actions())]
+
+    def settled() -> bool:
+        counts.append(len(stack.remediator_actions()))
+        return counts[-1] == counts[-2]
+
+    wait_until("the remediator idle", settled, 30, every=3)
+
+
 def test_blind_watcher_moves_nothing_and_pages(stack: Stack) -> None:
     host = pick_host(stack, 1)
     victims = set(host["vms"])

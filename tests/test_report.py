@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -96,6 +97,22 @@ HOSTS = {
     "host-22": ("C2", 30e9, 200, False),
 }
 CLUSTER_IDS = {"C1": "domain-c1", "C2": "domain-c2"}
+# Licences as the exporter serves them (sim/licenses.go's three, 7 hosts of 2 packages):
+# (license name, key suffix, edition, cost unit, used, total)
+LICENSES = [
+    (
+        "VMware vSphere 8 Enterprise Plus",
+        "1ESXP",
+        "esx.enterprisePlus.cpuPackage",
+        "cpuPackage",
+        14,
+        18,
+    ),
+    ("VMware vCenter Server 8 Standard", "2VCS0", "vc.standard.instance", "server", 1, 1),
+    ("Evaluation Mode", "00000", "eval", "", 0, 0),
+]
+# Per unit and month: one by licence name, one by edition key; the evaluation has no price.
+LICENSE_PRICES = {"VMware vSphere 8 Enterprise Plus": 150, "vc.standard.instance": 400}
 
 # What the report must say (worked out by hand in docs/performance.md's example).
 IDLE = ["old-app"]
@@ -184,6 +201,7 @@ def estate(end: int) -> str:
         if vm.snapshot_days is not None:
             created = end - vm.snapshot_days * 86400
             om.add("vsphere_vm_snapshot_oldest_timestamp_seconds", ident, created, times)
+            om.add("vsphere_vm_snapshot_size_bytes", ident, 12.0 * GIB, times)
         if not vm.on:
             continue
 
@@ -214,6 +232,11 @@ def estate(end: int) -> str:
         om.add("vsphere_cluster:cpu_usage_hertz:avg5m", labels, cpu_sum, full, scraped=False)
         om.add("vsphere_cluster:memory_usage_bytes:avg5m", labels, mem_sum, full, scraped=False)
     om.add("vsphere_cost_info", {"currency": "EUR"}, 1, full)
+    for name, suffix, edition, unit, used, total in LICENSES:
+        base = {**vc, "license": name, "key_suffix": suffix}
+        om.add("vsphere_license_info", {**base, "edition": edition, "cost_unit": unit}, 1, full)
+        om.add("vsphere_license_used", base, used, full)
+        om.add("vsphere_license_total", base, total, full)
     cost = parse_cost_config(COST)
     for cluster, cid in [("", ""), *CLUSTER_IDS.items()]:
         prices = cost.prices(cluster)
@@ -466,3 +489,108 @@ def test_without_prices_the_savings_are_units(prom: PrometheusProcess) -> None:
     text = terminal(report) + markdown(report)
     assert "5 vCPU, 20 GiB mem, 0 GiB disk" in text
     assert "No prices" in text
+
+
+def licence_rows(text: str) -> dict[str, list[str]]:
+    """The terminal's licence table: licence name -> the other cells (columns are 2+ spaces)."""
+    section = text.split("== Licences\n")[1].split("\n\n")[0].splitlines()[1:]
+    cells = [re.split(r"\s{2,}", line.strip()) for line in section]
+    return {row[0]: row[1:] for row in cells}
+
+
+def test_licence_cost_from_the_configured_prices(prom: PrometheusProcess) -> None:
+    cost = parse_cost_config({**COST, "licenses": LICENSE_PRICES})
+    report = gather(Prometheus(prom.url), cost=cost)
+    by_name = {lic.license: lic for lic in report.licenses}
+    assert list(by_name) == [
+        "Evaluation Mode",
+        "VMware vCenter Server 8 Standard",
+        "VMware vSphere 8 Enterprise Plus",
+    ]
+    esx = by_name["VMware vSphere 8 Enterprise Plus"]
+    assert (esx.edition, esx.cost_unit, esx.used, esx.total) == (
+        "esx.enterprisePlus.cpuPackage",
+        "cpuPackage",
+        14,
+        18,
+    )
+    assert (esx.price, esx.used_cost, esx.total_cost, esx.unused_cost) == (150, 2100, 2700, 600)
+    vcs = by_name["VMware vCenter Server 8 Standard"]  # priced by its edition key
+    assert (vcs.price, vcs.used_cost, vcs.total_cost, vcs.unused_cost) == (400, 400, 400, 0)
+    ev = by_name["Evaluation Mode"]
+    assert (ev.price, ev.used_cost, ev.total_cost, ev.unused_cost) == (None, None, None, None)
+    text = terminal(report)
+    assert "Licences: 3,100.00 EUR / month for the capacity, 600.00 EUR of it unused." in text
+    # The old snapshot's row says how much space the snapshots hold (layoutEx).
+    assert "| snap-01 | C2 | 1 | 10.0 | 12 | 60 |" in markdown(report)
+    assert licence_rows(text)["VMware vSphere 8 Enterprise Plus"] == [
+        "esx.enterprisePlus.cpuPackage",
+        "cpuPackage",
+        "14",
+        "18",
+        "150.00 EUR",
+        "2,100.00 EUR",
+        "2,700.00 EUR",
+        "600.00 EUR",
+    ]
+    md = markdown(report)
+    assert (
+        "| VMware vCenter Server 8 Standard | vc.standard.instance | server | 1 | 1 "
+        "| 400.00 EUR | 400.00 EUR | 400.00 EUR | 0.00 EUR |" in md
+    )
+    assert "| Evaluation Mode | eval | - | 0 | unlimited | - | - | - | - |" in md
+
+
+def test_licences_without_prices_are_listed_without_money(prom: PrometheusProcess) -> None:
+    report = gather(Prometheus(prom.url), cost=parse_cost_config(COST))
+    assert [lic.used_cost for lic in report.licenses] == [None, None, None]
+    text = terminal(report)
+    esx = licence_rows(text)["VMware vSphere 8 Enterprise Plus"]
+    assert esx == ["esx.enterprisePlus.cpuPackage", "cpuPackage", "14", "18", "-", "-", "-", "-"]
+    assert "Licences: no prices (cost.licenses)." in text
+
+
+def test_licence_prices_are_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_cost_config({"licenses": {"x": 1}}).licenses == {"x": 1.0}
+    bad = tmp_path / "bad.yml"
+    for section, key in (
+        (
+            {"licenses": {"VMware vSphere 8 Enterprise Plus": "cheap"}},
+            "cost.licenses.VMware vSphere 8 Enterprise Plus",
+        ),
+        ({"licenses": {"x": -1}}, "cost.licenses.x"),
+        ({"licenses": ["x"]}, "cost.licenses"),
+    ):
+        bad.write_text(yaml.safe_dump({"cost": section}))
+        assert report_mod.run(["--config", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert f"vha: configuration error: {key}: must" in err and "Traceback" not in err
+
+
+def test_command_line_writes_the_licence_csv(
+    prom: PrometheusProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"cost": {**COST, "licenses": LICENSE_PRICES}}))
+    out = tmp_path / "out"
+    assert (
+        report_mod.run(["--prometheus-url", prom.url, "--config", str(config), "--out", str(out)])
+        == 0
+    )
+    assert "licenses.csv" in capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO((out / "licenses.csv").read_text())))
+    esx = next(r for r in rows if r["key_suffix"] == "1ESXP")
+    assert esx == {
+        "vcenter": "vc1",
+        "license": "VMware vSphere 8 Enterprise Plus",
+        "key_suffix": "1ESXP",
+        "edition": "esx.enterprisePlus.cpuPackage",
+        "cost_unit": "cpuPackage",
+        "used": "14",
+        "total": "18",
+        "price_per_unit_month": "150",
+        "used_per_month": "2100",
+        "total_per_month": "2700",
+        "unused_per_month": "600",
+        "currency": "EUR",
+    }

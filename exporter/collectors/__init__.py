@@ -19,6 +19,7 @@ from . import (
     hosts,
     licenses,
     pools,
+    snapshots,
     tags,
     tools,
     vms,
@@ -40,6 +41,7 @@ COLLECTORS: dict[str, CollectorFn] = {
     "custom_attributes": attributes.collect,
     "resource_pool": pools.collect,
     "licenses": licenses.collect,
+    "snapshot_sizes": snapshots.collect,
 }
 
 __all__ = ["COLLECTORS", "CollectorFn", "CollectorUnavailable", "RenderContext"]

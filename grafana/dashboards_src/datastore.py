@@ -13,7 +13,6 @@ from .common import (
     CELL_TEXT,
     OK_IF_ZERO,
     VAR_DATACENTER_DS,
-    VAR_DATASTORE,
     VAR_VCENTER,
     Board,
     Col,
@@ -27,6 +26,7 @@ from .common import (
     timeseries,
 )
 from .promql import DATASTORE, DATASTORE_INFO, DATASTORE_KEY, m, paren, ratio, rules_config
+from .tag_vars import VAR_DATASTORE_TAGGED, tag_vars
 
 #: rules/config.yml datastores.free_space_min_ratio: VsphereDatastoreFreeSpaceLow's threshold.
 FREE_MIN = rules_config("datastores", "free_space_min_ratio", 0.1)
@@ -54,7 +54,7 @@ def build() -> Board:
         "vSphere HA / Datastores",
         "Datastores: capacity, free space and use over time, the VMs with files on each, and "
         "whether vCenter can reach them.",
-        [VAR_VCENTER, VAR_DATACENTER_DS, VAR_DATASTORE],
+        [VAR_VCENTER, VAR_DATACENTER_DS, *tag_vars("datastore"), VAR_DATASTORE_TAGGED],
     )
     cap, free = ds("vsphere_datastore_capacity_bytes"), ds("vsphere_datastore_free_bytes")
     cap_sel = m("vsphere_datastore_capacity_bytes", DATASTORE)

@@ -16,7 +16,6 @@ from .common import (
     STATUS,
     VAR_CLUSTER_DC,
     VAR_DATACENTER,
-    VAR_HOST_ONE_DC,
     VAR_VCENTER,
     VM_LINK,
     VM_POWER,
@@ -46,6 +45,7 @@ from .promql import (
     state_label,
     vms_in,
 )
+from .tag_vars import VAR_HOST_TAGGED, tag_vars
 
 
 def build() -> Board:
@@ -54,7 +54,7 @@ def build() -> Board:
         "vSphere HA / Host detail",
         "One ESXi host (or several): connection, power and HA agent state, utilisation, "
         "history, and the VMs registered on it.",
-        [VAR_VCENTER, VAR_DATACENTER, VAR_CLUSTER_DC, VAR_HOST_ONE_DC],
+        [VAR_VCENTER, VAR_DATACENTER, VAR_CLUSTER_DC, *tag_vars("host"), VAR_HOST_TAGGED],
     )
     not_ha = "the host's cluster does not have vSphere HA turned on"
     d.row("Status")

@@ -17,7 +17,6 @@ from .common import (
     VAR_DATACENTER,
     VAR_HOST_ALL_DC,
     VAR_VCENTER,
-    VAR_VM_ONE_DC,
     VM_CONNECTION,
     VM_POWER,
     Board,
@@ -35,6 +34,7 @@ from .common import (
     value_map,
 )
 from .promql import FIRING, VM, VM_KEY, m, since, state_code, state_label
+from .tag_vars import VAR_VM_TAGGED, tag_vars
 
 
 def build() -> Board:
@@ -43,7 +43,14 @@ def build() -> Board:
         "vSphere HA / VM detail",
         "One VM (or several): power, VMware Tools and application heartbeats, HA protection, "
         "placement history (vMotion, HA restarts) and resource use.",
-        [VAR_VCENTER, VAR_DATACENTER, VAR_CLUSTER_DC, VAR_HOST_ALL_DC, VAR_VM_ONE_DC],
+        [
+            VAR_VCENTER,
+            VAR_DATACENTER,
+            VAR_CLUSTER_DC,
+            VAR_HOST_ALL_DC,
+            *tag_vars("vm"),
+            VAR_VM_TAGGED,
+        ],
     )
     priorities = value_map(
         {str(i): (f"priority {p}", None) for i, p in enumerate(RESTART_PRIORITY)}

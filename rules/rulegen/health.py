@@ -146,8 +146,12 @@ def alerts(s: Settings) -> list[Alert]:
             remediation="none",
             summary="VM {{ $labels.vm }} has a snapshot older than " + snap_age.text,
             description="The oldest snapshot of " + VM + " is "
-            "{{ $value | humanizeDuration }} old; snapshots grow without bound and slow the "
-            "VM's disks.",
+            "{{ $value | humanizeDuration }} old"
+            # The space the VM's snapshots hold, when the exporter has read it (layoutEx).
+            '{{ with printf "vsphere_vm_snapshot_size_bytes{vcenter=%q,vm_id=%q}" '
+            "$labels.vcenter $labels.vm_id | query }}"
+            "; its snapshots hold {{ . | first | value | humanize1024 }}B{{ end }}"
+            "; snapshots grow without bound and slow the VM's disks.",
         ),
         Alert(
             name="VsphereLicenseExpiringSoon",

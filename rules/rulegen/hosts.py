@@ -40,6 +40,18 @@ _RESTART_ALERT_STATES = (
 )
 
 
+# One host failure pages once, the other pair: a host powered off through vCenter
+# (HostSystemPowerState poweredOff: "specifically powered off by the user through
+# VirtualCenter") then stops responding, and both VsphereHostPoweredOff and
+# VsphereHostNotResponding would page and send restart_host_vms. The power-off is the cause,
+# so VsphereHostNotResponding leaves powered-off hosts to VsphereHostPoweredOff, merged here
+# rather than inhibited: Alertmanager never silences one restart alert with another (the
+# remediator hears each), and both have the same ``for`` by default. A host that crashed is
+# notResponding with power state ``unknown`` ("If the host is disconnected, or notResponding,
+# we cannot possibly have knowledge of its power state") and pages as not responding.
+_POWERED_OFF = '\nunless on (vcenter, host_id) (vsphere_host_power_state{state="poweredOff"} == 1)'
+
+
 def _host_state(metric: str, state: str) -> str:
     return f'max by (vcenter, host_id, host) ({metric}{{state="{state}"}} == 1)'
 
@@ -68,6 +80,7 @@ def alerts(s: Settings) -> list[Alert]:
                 _host_state("vsphere_host_connection_state", "notResponding")
                 + "\nunless on (vcenter, host_id) (vsphere_host_ha_state"
                 + f'{{state=~"{HA_ALIVE_STATES}|{HA_ISOLATION_STATES}"}} == 1)'
+                + _POWERED_OFF
             ),
             for_=s.host_not_responding_for,
             severity="critical",

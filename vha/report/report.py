@@ -30,6 +30,8 @@ from typing import Any
 from exporter.cost import GIB, CostConfig, Prices, parse_cost_config
 from vcenter.config import ConfigError, load_config
 
+from . import licenses as lic_mod
+from .licenses import LicenseCost, gather_licenses
 from .rightsizing import Settings, duration_seconds, expand, recording_rules
 
 DEFAULT_URL = "http://127.0.0.1:9090"
@@ -61,6 +63,7 @@ VM_FACTS = {
     "on": 'max by (vcenter, vm_id, vm) (vsphere_vm_power_state{state="poweredOn"})',
     "snapshots": "max by (vcenter, vm_id, vm) (vsphere_vm_snapshots)",
     "snapshot_oldest": "min by (vcenter, vm_id, vm) (vsphere_vm_snapshot_oldest_timestamp_seconds)",
+    "snapshot_bytes": "max by (vcenter, vm_id, vm) (vsphere_vm_snapshot_size_bytes)",
 }
 CLUSTER_HOSTS = (
     'count by (vcenter, cluster_id, cluster) (vsphere_host_info{cluster_id!=""} '
@@ -202,6 +205,7 @@ class Report:
     snapshot_days: float
     top: int
     queries: int = 0
+    licenses: list[LicenseCost] = field(default_factory=list)  # vha/report/licenses.py
 
     def with_reason(self, reason: str) -> list[Vm]:
         return [v for v in self.vms if v.reason == reason]
@@ -303,6 +307,8 @@ def gather(
             c.cost = sum(v.cost or 0 for v in members)
             c.savings = sum(v.savings or 0 for v in members)
 
+    licenses = gather_licenses(prom, cost)
+
     def order(vm: Vm) -> tuple[float, float, str, str]:
         vcpus, memory, storage = vm.reclaim
         units = vcpus * 1e6 + memory / GIB * 1e3 + storage / GIB
@@ -318,6 +324,7 @@ def gather(
         snapshot_days=snapshot_days,
         top=top,
         queries=prom.queries,
+        licenses=licenses,
     )
 
 
@@ -438,6 +445,7 @@ def tables(report: Report) -> list[Table]:
             v.cluster or "(standalone)",
             _num(v.get("snapshots")),
             f"{(report.generated - (v.get('snapshot_oldest') or 0)) / 86400:.1f}",
+            _gib(v.get("snapshot_bytes")),
             _gib(v.get("storage")),
         ]
         for v in report.old_snapshots
@@ -458,6 +466,7 @@ def tables(report: Report) -> list[Table]:
         for c in report.clusters
     ]
     w = report.window
+    licences = [lic_mod.table(report.licenses, lambda v: _money(v, cur))] if report.licenses else []
     return [
         (
             f"Top {report.top} savings",
@@ -481,7 +490,14 @@ def tables(report: Report) -> list[Table]:
         ),
         (
             f"Snapshots older than {report.snapshot_days:g} days",
-            ["VM", "cluster", "snapshots", "oldest (days)", "VM storage GiB (incl. snapshots)"],
+            [
+                "VM",
+                "cluster",
+                "snapshots",
+                "oldest (days)",
+                "held by snapshots GiB",
+                "VM storage GiB (incl. snapshots)",
+            ],
             snapshots,
         ),
         (
@@ -500,6 +516,7 @@ def tables(report: Report) -> list[Table]:
             ],
             clusters,
         ),
+        *licences,
     ]
 
 
@@ -523,6 +540,9 @@ def summary(report: Report) -> list[str]:
         )
     else:
         lines.append("No prices (no cost: section and no vsphere_cluster_price_* series).")
+    licences = lic_mod.summary_line(report.licenses, lambda v: _money(v, cur))
+    if licences is not None:
+        lines.append(licences)
     return lines
 
 
@@ -687,7 +707,9 @@ def main(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(markdown(report), encoding="utf-8")
         (out / "report.csv").write_text(csv_text(report), encoding="utf-8")
-        print(f"wrote {out / 'report.md'} and {out / 'report.csv'}")
+        licences = lic_mod.csv_text(report.licenses, report.currency)
+        (out / "licenses.csv").write_text(licences, encoding="utf-8")
+        print(f"wrote {out / 'report.md'}, {out / 'report.csv'} and {out / 'licenses.csv'}")
     return 0
 
 
