@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -57,9 +59,10 @@ def test_defaults_and_every_key() -> None:
             "batch_size": 50,
             "max_concurrent_queries": 2,
             "timeout_seconds": 10,
+            "worker_process": False,
         }
     )
-    assert not perf.enabled and not perf.hosts and not perf.vms
+    assert not perf.enabled and not perf.hosts and not perf.vms and not perf.worker_process
     assert perf.counters == ("cpu_ready", "cpu_usage")
     assert (perf.interval_seconds, perf.batch_size, perf.max_concurrent_queries) == (60, 50, 2)
     assert perf.stale_after_seconds == 180
@@ -77,6 +80,7 @@ def test_defaults_and_every_key() -> None:
         ({"max_concurrent_queries": 100}, "performance.max_concurrent_queries"),
         ({"interval_seconds": 0}, "performance.interval_seconds"),
         ({"timeout_seconds": "30"}, "performance.timeout_seconds"),
+        ({"worker_process": "yes"}, "performance.worker_process"),
     ],
 )
 def test_errors_name_the_key(section: dict[str, Any], key: str) -> None:
@@ -663,6 +667,44 @@ def test_the_xml_path_and_the_pyvmomi_path_read_the_same(perf_sim: Simulator) ->
                     assert v == pytest.approx(other[key], rel=3, abs=1e-3), (moid, key)
         finally:
             slow.stop()
+
+
+def test_the_worker_process_parses_and_reads_the_same(perf_sim: Simulator) -> None:
+    """Issue 15 item 4: by default the answers are parsed in a process of its own (the
+    parse no longer holds the GIL that scrapes wait on); it reads what the in-thread
+    parse reads."""
+    with Running(perf_sim) as run:
+        worker = run.collector
+        assert worker.collect_once() and worker.worker is not None
+        assert worker.worker.pid not in (None, os.getpid())
+        assert worker.worker.parsed_total > 0 and sum(worker.errors_total.values()) == 0
+        local = PerfCollector(
+            run.vc, run.inventory, dataclasses.replace(run.perf, worker_process=False)
+        )
+        try:
+            assert local.collect_once() and local.worker is None
+            assert worker.samples.keys() == local.samples.keys() and worker.samples
+            for moid, sample in worker.samples.items():
+                other = local.samples[moid]
+                assert sample.target == other.target
+                assert sample.values.keys() == other.values.keys(), moid
+        finally:
+            local.stop()
+
+
+def test_a_dead_worker_process_fails_one_collection_and_is_replaced(perf_sim: Simulator) -> None:
+    with Running(perf_sim) as run:
+        collector = run.collector
+        assert collector.collect_once() and collector.worker is not None
+        first = collector.worker.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        time.sleep(0.5)
+        assert collector.collect_once()
+        assert collector.errors_total["other"] > 0  # that round's batches failed, counted
+        assert collector.collect_once()
+        assert collector.worker.pid not in (None, first)
+        assert collector.samples
 
 
 FAULT = """<?xml version="1.0" encoding="UTF-8"?>
