@@ -119,7 +119,7 @@ class Piece:
         "_packed",
         "_plain",
         "_shards",
-        "digest",
+        "_digest",
         "name",
         "shard0",
         "size",
@@ -129,8 +129,7 @@ class Piece:
         self.name = name
         self._plain: bytes | None = plain
         self.size = len(plain)
-        # BLAKE2b releases the GIL on large buffers; 16 bytes keep collisions out of reach.
-        self.digest = hashlib.blake2b(plain, digest_size=16).digest()
+        self._digest: bytes | None = None  # of the plain bytes, taken before they go
         self.shard0 = shard0
         self._gzip: bytes | None = None
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
@@ -146,9 +145,28 @@ class Piece:
         member = self._gzip
         return zlib.decompress(member, 31) if member else b""
 
+    @property
+    def digest(self) -> bytes:
+        """BLAKE2b of the plain bytes (releases the GIL on large buffers; 16 bytes keep a
+        collision out of reach), computed when first needed."""
+        if self._digest is None:
+            self._digest = hashlib.blake2b(self.plain, digest_size=16).digest()
+        return self._digest
+
+    def same_bytes(self, other: Piece) -> bool:
+        """True when ``other`` has this piece's bytes (compared directly while both have
+        them, else by digest)."""
+        if self.size != other.size:
+            return False
+        mine, theirs = self._plain, other._plain
+        if mine is not None and theirs is not None:
+            return mine == theirs
+        return self.digest == other.digest
+
     def release_plain(self) -> None:
         """Keep only the gzip member (and what was split): a no-op until it exists."""
-        if self._gzip is not None:
+        if self._gzip is not None and self._plain is not None:
+            _ = self.digest  # while the bytes are here
             self._plain = None
 
     def gzip(self) -> bytes:
@@ -202,8 +220,7 @@ def reuse(pieces: Iterable[Piece], previous: Sequence[Piece]) -> list[Piece]:
     out = []
     for piece in pieces:
         old = before.get(piece.name)
-        same = old is not None and old.size == piece.size and old.digest == piece.digest
-        out.append(old if same and old is not None else piece)
+        out.append(old if old is not None and old.same_bytes(piece) else piece)
     return out
 
 

@@ -7,11 +7,18 @@ from typing import Any
 import pytest
 
 from exporter.app import create_app
-from exporter.collectors.hardware import SENSOR_STATUSES
+from exporter.collectors import RenderContext
+from exporter.collectors.hardware import SENSOR_STATUSES, collect
+from exporter.families import Family
+from exporter.inventory import ManagedObject
+from exporter.properties_extra import SENSORS
+from exporter.topology import Topology
 from sim.harness import SimulatorError
+from vcenter.config import parse_config
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, select, value
+from .test_inventory import _image
 
 TEMP = "System Board 1 Inlet Temp"
 
@@ -152,3 +159,32 @@ async def test_sensor_lines_follow_a_change_after_being_cached(
     finally:
         sim.set_sensor(other, TEMP, health="green")
         sim.set_vm(vm, guestHeartbeatStatus="green")
+
+
+def test_unchanged_hosts_hand_the_renderer_the_same_families() -> None:
+    """No host changed since the last render: the collector returns the previous family
+    objects, which the renderer neither joins nor encodes again; a host's change (a new
+    revision) renders anew, reusing the other hosts' cached lines."""
+    inv = _image()
+    sensors = (("Fan 1A", "fan", "green", 8400.0, "rpm"),)
+    for obj in inv.objects.values():
+        if obj.type == "HostSystem":
+            obj.props["runtime.connectionState"] = "connected"
+            obj.props[SENSORS] = sensors
+    config = parse_config({})
+
+    def render() -> list[Family]:
+        snap = inv.snapshot()
+        return collect(RenderContext("vc1", snap, Topology(snap, config), config, 0.0))
+
+    first = render()
+    assert any(f.name == "vsphere_host_sensor_status" and f.lines for f in first)
+    second = render()
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    host = next(o for o in inv.objects.values() if o.type == "HostSystem")
+    changed = ManagedObject(host.moid, host.type, dict(host.props))
+    changed.props[SENSORS] = (("Fan 1A", "fan", "red", 0.0, "rpm"),)
+    inv.objects[host.moid] = changed
+    third = render()
+    assert third[1] is not second[1]
+    assert any('status="red"} 1' in chunk for chunk in third[1].lines)
