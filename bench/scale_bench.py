@@ -17,6 +17,7 @@ exporter subprocess.  Prints:
 - the machine's load average (it is shared: the figures move with it).
 
     python -m bench.scale_bench [--size max|10k|small] [--window 60] [--scrapes 20]
+        [--host-sensors on|not-green|off]
 """
 
 from __future__ import annotations
@@ -105,11 +106,27 @@ def sample(body: bytes, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
+SENSORS = {  # --host-sensors: collectors.host_sensors (the heaviest family at scale)
+    "on": {"enabled": True},
+    "not-green": {"enabled": True, "include_green": False},
+    "off": {"enabled": False},
+}
+
+
 def run(
-    size: str, window: float, scrapes: int, changes: int, paging: bool = True
+    size: str,
+    window: float,
+    scrapes: int,
+    changes: int,
+    paging: bool = True,
+    sensors: str = "on",
 ) -> dict[str, float]:
     flags = SIZES[size]
-    print(f"== {size}: {flags}, paging {'on' if paging else 'off'}; load {loadavg()}", flush=True)
+    print(
+        f"== {size}: {flags}, paging {'on' if paging else 'off'}, host sensors {sensors}; "
+        f"load {loadavg()}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     sim = Simulator(**flags, paging=paging)
     sim.start(timeout=1800)
@@ -142,6 +159,7 @@ def run(
         # changes; the wider margin keeps the simulator's cost from measuring a hang.
         "sync": {"max_wait_seconds": 5, "hung_margin_seconds": 120},
         "performance": {"enabled": True},
+        "collectors": {"host_sensors": SENSORS[sensors]},
     }
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
@@ -213,8 +231,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-paging", action="store_true", help="simulator answers in one piece (A/B)"
     )
+    parser.add_argument(
+        "--host-sensors", default="on", choices=list(SENSORS), help="collectors.host_sensors"
+    )
     args = parser.parse_args(argv)
-    run(args.size, args.window, args.scrapes, args.changes, paging=not args.no_paging)
+    run(
+        args.size,
+        args.window,
+        args.scrapes,
+        args.changes,
+        paging=not args.no_paging,
+        sensors=args.host_sensors,
+    )
     return 0
 
 
