@@ -321,3 +321,14 @@ async def test_follower_applies_updates_while_a_render_runs(
         assert not release.is_set() and entered.is_set()
     finally:
         release.set()
+
+
+def test_the_answer_is_joined_into_blocks_one_at_a_time() -> None:
+    """A scrape's write blocks are made as they are written, never all at once (which
+    held a second copy of a 135 MB body per plain scrape)."""
+    from exporter.app import coalesce  # noqa: PLC0415
+
+    blocks = coalesce([b"aaa", b"bb", b"c", b"dddd"], size=4)
+    assert not isinstance(blocks, list)
+    assert next(blocks) == b"aaabb"
+    assert list(blocks) == [b"cdddd"]
