@@ -342,10 +342,10 @@ class PerfCollector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
+        if self.worker is not None:  # even mid-collection: its batches fail, it is stopping
+            self.worker.close()
         if self._thread is None or not self._thread.is_alive():
             self._drop_session()
-            if self.worker is not None:
-                self.worker.close()
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -11,6 +11,9 @@ small dict per entity (the pickle is a fraction of the XML).
 
 Spawned, not forked: the exporter runs threads, and a forked child inherits their locks.
 A worker that dies or hangs is replaced on the next batch; the batch counts as failed.
+The worker ends with the exporter: the collector's ``stop`` terminates it, and it watches
+its parent and exits when the exporter is gone (killed, or exited mid-collection), since a
+``ProcessPoolExecutor`` worker otherwise waits on its queue forever.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -47,6 +51,20 @@ def parse_and_convert(
     return os.getpid(), [(s.target.moid, s.values) for s in samples]
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+def watch_parent(parent: int) -> None:
+    """In the worker (its initializer): exit as soon as ``parent`` is no longer its parent."""
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=run, name="vha-perf-worker-parent", daemon=True).start()
+
+
 class ParseWorker:
     """One worker process, started on first use; thread-safe (batches queue for it)."""
 
@@ -61,7 +79,10 @@ class ParseWorker:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=watch_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 

@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -748,3 +750,34 @@ def test_soap_faults_become_pyvmomi_faults(detail: str, kind: type, reason: str)
     if isinstance(exc, vmodl.fault.ManagedObjectNotFound):
         assert exc.obj._moId == "vm-42"
     assert classify(fault_from(b"<html>proxy error</html>", 502)) == "connect"
+
+
+_ORPHAN = """
+import os, sys
+from exporter.perf_worker import ParseWorker
+if __name__ == "__main__":
+    worker = ParseWorker(30)
+    worker.run(b"<a/>", [], {}, ())
+    print(worker.pid, flush=True)
+    os._exit(0)  # gone without stopping its collector: killed, or exited mid-collection
+"""
+
+
+def test_the_worker_process_ends_with_the_exporter(tmp_path: Path) -> None:
+    """A ProcessPoolExecutor worker waits on its queue forever once its parent is gone;
+    the parse worker watches its parent and exits (seen: 41 MB workers outliving their
+    exporters after a stop during a collection)."""
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN)
+    out = tmp_path / "pid"
+    with out.open("w") as stdout:  # a file, not a pipe: an orphan would hold a pipe open
+        subprocess.run([sys.executable, str(script)], stdout=stdout, timeout=60, check=True)
+    pid = int(out.read_text().split()[0])
+    try:
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{pid}").exists(), "the worker outlived its parent"
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
