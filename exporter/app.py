@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -141,25 +141,25 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 WRITE_BLOCK = 4 << 20
 
 
-def coalesce(chunks: list[bytes], size: int = WRITE_BLOCK) -> list[bytes]:
-    """The chunks joined into blocks of about ``size`` bytes.
+def coalesce(chunks: list[bytes], size: int = WRITE_BLOCK) -> Iterator[bytes]:
+    """The chunks joined into blocks of about ``size`` bytes, one block at a time.
 
     Every write gives the GIL up and takes it back; while a busy thread holds it (a
     collection being parsed) each take waits a switch interval (5 ms), so 200 family-sized
-    writes cost a scrape about a second. A few MB-sized blocks bound both that and the copy.
+    writes cost a scrape about a second. A few MB-sized blocks bound both that and the copy;
+    made one by one as they are written, so a scrape never holds a second copy of the body
+    (135 MB plain at 10,000 VMs with sensors).
     """
-    out: list[bytes] = []
     group: list[bytes] = []
     n = 0
     for chunk in chunks:
         group.append(chunk)
         n += len(chunk)
         if n >= size:
-            out.append(b"".join(group))
+            yield b"".join(group)
             group, n = [], 0
     if group:
-        out.append(b"".join(group))
-    return out
+        yield b"".join(group)
 
 
 async def healthz(request: web.Request) -> web.Response:

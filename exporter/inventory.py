@@ -117,12 +117,13 @@ def revision_mark() -> int:
     return next(_REVISIONS)
 
 
-@dataclass
+@dataclass(slots=True)
 class ManagedObject:
     """One managed object: its type, moid and converted properties by path.
 
     ``rev`` changes whenever a property does (unique across objects and resyncs), so
-    renderers can cache per-object output keyed on it.
+    renderers can cache per-object output keyed on it.  Slotted: no ``__dict__`` per
+    object (40,000 VMs, and a copy per change).
     """
 
     moid: str

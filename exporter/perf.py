@@ -47,6 +47,7 @@ from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_fo
 from .perf_datastores import PerInstance, datastore_index, per_instance
 from .perf_datastores import families as datastore_families
 from .perf_soap import SoapQueryPerf, metric_ids_xml
+from .perf_worker import ParseWorker
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class PerfConfig:
     batch_size: int = 250
     max_concurrent_queries: int = 4
     timeout_seconds: float = 30.0
+    # Parse and convert answers in a worker process (exporter/perf_worker.py), so the
+    # parse never holds the GIL that /metrics scrapes wait on; false: on the query threads.
+    worker_process: bool = True
 
     @property
     def stale_after_seconds(self) -> float:
@@ -87,6 +91,7 @@ _PERF_KEYS = {
     "batch_size",
     "max_concurrent_queries",
     "timeout_seconds",
+    "worker_process",
 }
 
 
@@ -133,6 +138,7 @@ def parse_performance_config(source: Config | Mapping[str, Any] | None) -> PerfC
         timeout_seconds=_number(
             section.get("timeout_seconds"), f"{key}.timeout_seconds", 30.0, minimum=1.0
         ),
+        worker_process=_bool(section.get("worker_process"), f"{key}.worker_process", True),
     )
 
 
@@ -317,6 +323,8 @@ class PerfCollector:
         # Query with plain XML (perf_soap) rather than pyVmomi objects; same results, a
         # tenth of the CPU. False only to compare the two (tests, benchmark).
         self.use_soap = True
+        # The answers' parse, in a process of its own (with use_soap only).
+        self.worker = ParseWorker(4 * perf.timeout_seconds) if perf.worker_process else None
         self._pending_login: _Login | None = None
         self._perf_manager: Any = None
         self._resolved_for: str | None = None
@@ -352,6 +360,8 @@ class PerfCollector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
+        if self.worker is not None:  # even mid-collection: its batches fail, it is stopping
+            self.worker.close()
         if self._thread is None or not self._thread.is_alive():
             self._drop_session()
 
@@ -390,7 +400,9 @@ class PerfCollector:
         by_moid = {t.moid: t for t in targets}
         names = {v: k for k, v in self.counter_ids.items()}
         received = time.time()
-        results = self._run_batches(batches, lambda batch: self._query(perf_manager, batch))
+        results = self._run_batches(
+            batches, lambda batch: self._samples(perf_manager, batch, by_moid, names, received)
+        )
         fresh: list[Sample] = []
         failures = 0
         for result in results:
@@ -398,7 +410,7 @@ class PerfCollector:
                 failures += 1
                 self._fail(result, "QueryPerf")
                 continue
-            fresh.extend(convert_metrics(result, by_moid, names, self.counters, received))
+            fresh.extend(result)
         now = time.time()
         samples = {
             moid: s
@@ -514,7 +526,24 @@ class PerfCollector:
         size = self.perf.batch_size
         return [queried[i : i + size] for i in range(0, len(queried), size)]
 
-    def _query(self, perf_manager: Any, batch: list[Target]) -> list[Any]:
+    def _samples(
+        self,
+        perf_manager: Any,
+        batch: list[Target],
+        by_moid: Mapping[str, Target],
+        names: Mapping[int, str],
+        received: float,
+    ) -> list[Sample]:
+        """One batch queried and converted (the answer parsed in the worker process when
+        there is one and the answer is plain XML)."""
+        result = self._query(perf_manager, batch)
+        if isinstance(result, bytes) and self.worker is not None:
+            rows = [(t.kind, t.moid, t.name, t.vcpus) for t in batch]
+            converted = self.worker.run(result, rows, names, self.perf.counters)
+            return [Sample(by_moid[m], received, v) for m, v in converted if m in by_moid]
+        return convert_metrics(result, by_moid, names, self.counters, received)
+
+    def _query(self, perf_manager: Any, batch: list[Target]) -> Any:
         """One QueryPerf; an entity deleted since the inventory was read is dropped and the
         rest asked again (vCenter fails the whole call with ManagedObjectNotFound)."""
         for attempt in range(_NOT_FOUND_RETRIES + 1):
@@ -529,12 +558,15 @@ class PerfCollector:
                 batch = remaining
         raise AssertionError("unreachable")
 
-    def _query_once(self, perf_manager: Any, batch: list[Target]) -> list[Any]:
+    def _query_once(self, perf_manager: Any, batch: list[Target]) -> list[Any] | bytes:
+        """The batch's answer: parsed metrics, or the raw XML for the worker process."""
         ids = {kind: self._metric_ids(kind) for kind in KINDS}
         soap = self._soap
         if soap is not None:  # the fast path: plain XML both ways
             xml = {kind: metric_ids_xml(v) for kind, v in ids.items()}
             specs = [(_MOREF_TYPES[t.kind]._wsdlName, t.moid, xml[t.kind]) for t in batch]
+            if self.worker is not None:
+                return soap.query_raw(specs, REALTIME_INTERVAL_ID)
             return list(soap.query(specs, REALTIME_INTERVAL_ID))
         stub = getattr(self._si, "_stub", None)
         query_specs = [

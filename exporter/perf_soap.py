@@ -242,6 +242,15 @@ class SoapQueryPerf:
         return conn
 
     def query(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> list[EntityMetric]:
+        data = self.query_raw(specs, interval_id)
+        # Queries wait on vCenter in parallel; parsing holds the GIL anyway, and one parser
+        # at a time leaves the event loop (serving /metrics) a larger share of it.
+        with _PARSE_LOCK:
+            return parse_response(data)
+
+    def query_raw(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> bytes:
+        """The answer's bytes, unparsed (for the worker process); faults raised as in
+        :meth:`query`."""
         body = request_body(self.perf_manager, specs, interval_id)
         headers = {
             "Cookie": self.cookie,
@@ -262,10 +271,7 @@ class SoapQueryPerf:
             data = gzip.decompress(data)
         if resp.status != 200:
             raise fault_from(data, resp.status)
-        # Queries wait on vCenter in parallel; parsing holds the GIL anyway, and one parser
-        # at a time leaves the event loop (serving /metrics) a larger share of it.
-        with _PARSE_LOCK:
-            return parse_response(data)
+        return data
 
     def close(self) -> None:
         with self._lock:

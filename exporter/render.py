@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
@@ -182,23 +182,28 @@ class LagHistogram:
         return fam
 
 
-class Body(tuple[bytes, ...]):
-    """A rendered ``/metrics`` body: one bytes chunk per metric family (its pieces' bytes)."""
+class Body:
+    """A rendered ``/metrics`` body: one piece per metric family; iterating gives each
+    piece's bytes.  Holds the pieces, not their bytes, so a piece that let its plain bytes
+    go (gzip only, see :meth:`Piece.release_plain`) frees them."""
 
-    pieces: tuple[Piece, ...]
+    __slots__ = ("pieces",)
 
-    def __new__(cls, pieces: Iterable[Piece]) -> Body:
-        items = tuple(pieces)
-        body = super().__new__(cls, (p.plain for p in items))
-        body.pieces = items
-        return body
+    def __init__(self, pieces: Iterable[Piece]) -> None:
+        self.pieces: tuple[Piece, ...] = tuple(pieces)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (p.plain for p in self.pieces)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
 
     def decode(self) -> str:
         return b"".join(self).decode()
 
     @property
     def size(self) -> int:
-        return sum(len(c) for c in self)
+        return sum(p.size for p in self.pieces)
 
 
 _MAX_SHARD_TOTALS = 4  # distinct total_shards values whose splits are kept built
@@ -408,6 +413,9 @@ class Renderer:
                 self._ready[(False, n)] = body
                 if gzipped:
                     self._ready[(True, n)] = body
+        if gzipped:  # Prometheus's way: the gzip members are the body now
+            for piece in body.pieces:
+                piece.release_plain()
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""

@@ -83,6 +83,29 @@ async def test_gzip_body_is_the_plain_body_and_unchanged_pieces_are_reused(
     assert gzip.decompress(b"".join(chunks(after.pieces, gzipped=True))) == b"".join(after)
 
 
+async def test_once_gzip_is_served_the_plain_copy_is_let_go(sim: Any, aiohttp_client: Any) -> None:
+    """Issue 15 item 5: after a gzip scrape the packer keeps each family's gzip member
+    only (the plain copy was the size of the body again); a plain scrape decompresses it
+    and serves the same bytes, and an unchanged family is still the same piece."""
+    client, exporter = await _exporter(sim, aiohttp_client)
+    renderer = exporter.renderer
+    resp = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert resp.status == 200
+    body = await asyncio.to_thread(renderer.render_now)
+    await asyncio.to_thread(renderer.prepare, body)
+    assert all(p._plain is None for p in body.pieces if p.size)  # noqa: SLF001
+    assert sum(len(p.gzip()) for p in body.pieces) < body.size
+    whole = b"".join(body)  # decompressed from the members
+    assert len(whole) == body.size
+    assert gzip.decompress(b"".join(chunks(body.pieces, gzipped=True))) == whole
+    assert select(parse(whole.decode()), "vsphere_up", vcenter="vc1")[0].value == 1
+    plain = (await (await client.get("/metrics")).read()).decode()
+    assert select(parse(plain), "vsphere_vm_info")
+    again = await asyncio.to_thread(renderer.render_now)
+    info = {p.name: p for p in again.pieces}["vsphere_vm_info"]
+    assert info is {p.name: p for p in body.pieces}["vsphere_vm_info"]
+
+
 async def test_gzip_over_http_is_the_same_body(sim: Any, aiohttp_client: Any) -> None:
     client, _exporter_obj = await _exporter(sim, aiohttp_client)
     resp = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
@@ -298,3 +321,14 @@ async def test_follower_applies_updates_while_a_render_runs(
         assert not release.is_set() and entered.is_set()
     finally:
         release.set()
+
+
+def test_the_answer_is_joined_into_blocks_one_at_a_time() -> None:
+    """A scrape's write blocks are made as they are written, never all at once (which
+    held a second copy of a 135 MB body per plain scrape)."""
+    from exporter.app import coalesce  # noqa: PLC0415
+
+    blocks = coalesce([b"aaa", b"bb", b"c", b"dddd"], size=4)
+    assert not isinstance(blocks, list)
+    assert next(blocks) == b"aaabb"
+    assert list(blocks) == [b"cdddd"]

@@ -7,10 +7,18 @@ from typing import Any
 import pytest
 
 from exporter.app import create_app
+from exporter.collectors import RenderContext
+from exporter.collectors.hardware import SENSOR_STATUSES, collect
+from exporter.families import Family
+from exporter.inventory import ManagedObject
+from exporter.properties_extra import SENSORS
+from exporter.topology import Topology
 from sim.harness import SimulatorError
+from vcenter.config import parse_config
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, select, value
+from .test_inventory import _image
 
 TEMP = "System Board 1 Inlet Temp"
 
@@ -93,3 +101,90 @@ def test_each_host_has_its_own_sensors(sim: Any) -> None:
         assert other["health"] == "green"
     finally:
         sim.set_sensor(first, TEMP, health="green")
+
+
+def counts(samples: list[Sample], host: str) -> dict[str, float]:
+    return {s.labels["status"]: s.value for s in select(samples, "vsphere_host_sensors", host=host)}
+
+
+async def test_green_sensors_can_be_left_out_and_red_still_alerts(
+    sim: Any, aiohttp_client: Any
+) -> None:
+    """``include_green: false`` (issue 15, the sensor cost at scale): a green sensor has no
+    status series, a red one all four (the alert's ``status="red"} == 1`` still matches),
+    readings stay, and the per-host counts say how many sensors are in each state."""
+    host = sim.inventory()["hosts"][0]["name"]
+    config = exporter_config(
+        sim_vcenter(sim), collectors={"host_sensors": {"include_green": False}}
+    )
+    client = await aiohttp_client(create_app(config))
+    samples, _ = await wait_for(client, lambda s: up(s) and bool(counts(s, host)), timeout=30)
+    total = len(sim.sensors(host))
+    assert counts(samples, host) == {"green": total, "yellow": 0, "red": 0, "unknown": 0}
+    assert select(samples, "vsphere_host_sensor_status", host=host) == []
+    assert value(samples, "vsphere_host_sensor_value", host=host, sensor=TEMP) == 24.0
+
+    sim.set_sensor(host, TEMP, health="red", reading=71.5)
+    try:
+        mine = {"host": host, "sensor": TEMP}
+        samples, _ = await wait_for(client, lambda s: status(s, **mine) == "red", timeout=10)
+        assert {
+            s.labels["status"] for s in select(samples, "vsphere_host_sensor_status", **mine)
+        } == set(SENSOR_STATUSES)
+        assert len(select(samples, "vsphere_host_sensor_status", host=host)) == 4
+        assert counts(samples, host) == {"green": total - 1, "yellow": 0, "red": 1, "unknown": 0}
+    finally:
+        sim.set_sensor(host, TEMP, health="green", reading=24.0)
+
+
+async def test_sensor_lines_follow_a_change_after_being_cached(
+    sim: Any, aiohttp_client: Any
+) -> None:
+    """A host's sensor lines are cached on its revision: a change to another object (a VM)
+    re-renders without rebuilding them, and a change to the host's sensors shows."""
+    hosts = sim.inventory()["hosts"]
+    host, other = hosts[0]["name"], hosts[1]["name"]
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    samples, _ = await wait_for(client, lambda s: up(s) and bool(counts(s, host)), timeout=30)
+    assert counts(samples, host)["green"] == len(sim.sensors(host))
+    vm = sim.inventory()["vms"][0]["name"]
+    sim.set_vm(vm, guestHeartbeatStatus="red")
+    sim.set_sensor(other, TEMP, health="yellow")
+    try:
+        samples, _ = await wait_for(
+            client, lambda s: status(s, host=other, sensor=TEMP) == "yellow", timeout=10
+        )
+        assert status(samples, host=host, sensor=TEMP) == "green"
+        assert counts(samples, other)["yellow"] == 1
+    finally:
+        sim.set_sensor(other, TEMP, health="green")
+        sim.set_vm(vm, guestHeartbeatStatus="green")
+
+
+def test_unchanged_hosts_hand_the_renderer_the_same_families() -> None:
+    """No host changed since the last render: the collector returns the previous family
+    objects, which the renderer neither joins nor encodes again; a host's change (a new
+    revision) renders anew, reusing the other hosts' cached lines."""
+    inv = _image()
+    sensors = (("Fan 1A", "fan", "green", 8400.0, "rpm"),)
+    for obj in inv.objects.values():
+        if obj.type == "HostSystem":
+            obj.props["runtime.connectionState"] = "connected"
+            obj.props[SENSORS] = sensors
+    config = parse_config({})
+
+    def render() -> list[Family]:
+        snap = inv.snapshot()
+        return collect(RenderContext("vc1", snap, Topology(snap, config), config, 0.0))
+
+    first = render()
+    assert any(f.name == "vsphere_host_sensor_status" and f.lines for f in first)
+    second = render()
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    host = next(o for o in inv.objects.values() if o.type == "HostSystem")
+    changed = ManagedObject(host.moid, host.type, dict(host.props))
+    changed.props[SENSORS] = (("Fan 1A", "fan", "red", 0.0, "rpm"),)
+    inv.objects[host.moid] = changed
+    third = render()
+    assert third[1] is not second[1]
+    assert any('status="red"} 1' in chunk for chunk in third[1].lines)

@@ -1,0 +1,145 @@
+"""Where the exporter's memory goes (issue 15 item 5): RSS per VM, and by what.
+
+Runs the exporter in this process against a simulator (or one already running, given its
+``--sim-json``), waits for the sync and ``--collections`` performance collections, then
+prints RSS per VM, the largest allocation sites (``--trace``: tracemalloc, which slows the
+run about threefold and adds its own overhead to RSS) and the live objects by type.
+
+    python -m bench.memory_bench [--size 10k|small] [--trace] [--no-sensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from vcenter.config import parse_config
+
+from .scale_bench import SIZES, loadavg
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current, peak) RSS of this process in MiB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(rest.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def config_for(info: dict[str, Any], tmp: Path, sensors: bool, perf: bool) -> Any:
+    (tmp / "pw").write_text(info["password"])
+    return parse_config(
+        {
+            "listen": "127.0.0.1:0",
+            "vcenters": [
+                {
+                    "name": "bench",
+                    "url": info["sdk_url"],
+                    "user": info["user"],
+                    "password_file": str(tmp / "pw"),
+                    "ca_file": info["ca_file"],
+                }
+            ],
+            "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+            "sync": {"max_wait_seconds": 5, "hung_margin_seconds": 120},
+            "performance": {"enabled": perf},
+            "collectors": {"host_sensors": {"enabled": sensors}},
+        }
+    )
+
+
+def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None:
+    from exporter.app import Exporter  # noqa: PLC0415 - after tracemalloc.start()
+
+    exporter = Exporter(config)
+    t0 = time.perf_counter()
+    exporter.start()
+    try:
+        while not exporter.ready():
+            time.sleep(0.5)
+        print(f"ready after {time.perf_counter() - t0:.1f}s, RSS {rss_mib()[0]:.0f} MiB")
+        exporter.renderer.body(gzipped=True)  # as Prometheus asks: gzip members built
+        for perf in exporter.perf:
+            while perf.collections_total < collections_wanted:
+                time.sleep(0.5)
+        time.sleep(3)  # the render and pack after the last collection
+        exporter.renderer.body(gzipped=True)
+        time.sleep(2)
+        gc.collect()
+        vms = sum(inv.counts()["vm"] for inv in exporter.inventories)
+        rss, peak = rss_mib()
+        body = exporter.renderer._body  # noqa: SLF001 - a benchmark looks inside
+        plain = body.size if body is not None else 0
+        packed = sum(len(p._gzip or b"") for p in body.pieces) if body is not None else 0  # noqa: SLF001
+        print(
+            f"{vms} VMs: RSS {rss:.0f} MiB ({rss * 1024 / max(vms, 1):.1f} KiB/VM), peak "
+            f"{peak:.0f} MiB; body {plain / 1e6:.1f} MB plain, {packed / 1e6:.1f} MB gzip; "
+            f"load {loadavg()}"
+        )
+        counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+        print("live objects (gc-tracked) by type:", counts.most_common(12))
+        if trace:
+            snap = tracemalloc.take_snapshot()
+            stats = snap.statistics("lineno")
+            total = sum(s.size for s in stats)
+            print(f"tracemalloc: {total / 2**20:.0f} MiB traced; top {top}:")
+            for stat in stats[:top]:
+                frame = stat.traceback[0]
+                print(
+                    f"  {stat.size / 2**20:8.1f} MiB {stat.count:9d} blocks "
+                    f"{frame.filename.split('/work/wt/')[-1]}:{frame.lineno}"
+                )
+    finally:
+        exporter.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="10k", choices=list(SIZES))
+    parser.add_argument("--sim-json", help="a running simulator's connection info (JSON)")
+    parser.add_argument("--collections", type=int, default=2)
+    parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-sensors", action="store_true")
+    parser.add_argument("--no-perf", action="store_true")
+    args = parser.parse_args(argv)
+    if args.trace:
+        tracemalloc.start()
+    print(f"== memory: {args.size}, load {loadavg()}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vha-mem-"))
+    sim = None
+    if args.sim_json:
+        info = json.loads(Path(args.sim_json).read_text())
+    else:
+        from sim.harness import Simulator  # noqa: PLC0415
+
+        sim = Simulator(**SIZES[args.size], paging=True).start(timeout=1800)
+        info = {
+            "sdk_url": sim.sdk_url,
+            "user": sim.username,
+            "password": sim.password,
+            "ca_file": sim.ca_file,
+        }
+    try:
+        config = config_for(info, tmp, not args.no_sensors, not args.no_perf)
+        measure(config, 0 if args.no_perf else args.collections, args.trace, args.top)
+    finally:
+        if sim is not None:
+            sim.close()
+    sys.stdout.flush()
+    os._exit(0)  # the exporter's daemon threads (a hung login) never hold the exit up
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
