@@ -185,6 +185,37 @@ class Orchestration:
                 self.notes.append(f"tier {i} ({self.priority_of(i)}): {how}, next tier started")
         return out
 
+    # --- what the engine's orchestrator (remediator/orchestrate.py) asks ---------------
+
+    def tier_of(self, vm: str) -> int:
+        return self._track[vm].tier
+
+    def is_started(self, vm: str) -> bool:
+        return self._track[vm].started is not None
+
+    def settled(self, vm: str) -> bool:
+        """Its readiness is known: its condition was seen met, or it could not start."""
+        t = self._track[vm]
+        return t.failed or t.met_at is not None
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self._waits)
+
+    def waits_for(self, vm: str) -> list[str]:
+        """Names of the dependency rules this VM waits on."""
+        return sorted({name for _, _, name in self._waits.get(vm, [])})
+
+    def why_open(self, i: int, now: float) -> str:
+        """Why tier ``i`` may start: the tier above it is ready, or its timeout passed."""
+        if i == 0:
+            return "highest tier, started first"
+        done, how = self._tier_done(i - 1, now)
+        above = f"tier {i} ({self.priority_of(i - 1)})"
+        if done and how.startswith("timeout"):
+            return f"{above} not ready: {how}"
+        return f"{above} ready"
+
     def priority_of(self, i: int) -> str:
         return self.priorities[self.tiers[i][0]] if self.tiers[i] else ""
 
