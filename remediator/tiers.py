@@ -75,6 +75,7 @@ class Orchestration:
         ]
         self._track = {vm: _Track(i) for i, tier in enumerate(self.tiers) for vm in tier}
         self._tier_started: dict[int, float] = {}
+        self._timed_out: set[int] = set()
         self._waits: dict[str, list[tuple[frozenset[str], bool, str]]] = {}
         for d in self.dependencies:
             needed = frozenset(v for v in d.depends_on if v in self._track)
@@ -181,8 +182,9 @@ class Orchestration:
             done, how = self._tier_done(i, now)
             if not done:
                 break
-            if how.startswith("timeout") and f"tier {i}" not in " ".join(self.notes):
-                self.notes.append(f"tier {i} ({self.priority_of(i)}): {how}, next tier started")
+            if how.startswith("timeout") and i not in self._timed_out and i + 1 < len(self.tiers):
+                self._timed_out.add(i)  # tiers count from 1 in what people read
+                self.notes.append(f"tier {i + 1} ({self.priority_of(i)}): {how}, next tier started")
         return out
 
     # --- what the engine's orchestrator (remediator/orchestrate.py) asks ---------------
