@@ -58,9 +58,10 @@ def tier_rules(vms_per_cluster: int, tiers: int) -> dict[str, Any]:
     """``restart_priority`` name rules giving each cluster's VMs ``tiers`` equal tiers.
 
     The simulator names VMs ``<cluster>_VM<i>`` and places them round-robin over the hosts,
-    so numbering ranges split every failed host's VMs into equal tiers too."""
+    so numbering ranges split every failed host's VMs into equal tiers too. The simulator's
+    own ``HA-RestartPriority`` attribute (three priorities in turn) is not read."""
     if tiers <= 1:
-        return {"default": "medium"}
+        return {"custom_attribute": None, "default": "medium"}
     prios = TIER_PRIORITIES[:tiers]
     size = -(-vms_per_cluster // tiers)
     rules = [
@@ -70,7 +71,7 @@ def tier_rules(vms_per_cluster: int, tiers: int) -> dict[str, Any]:
         }
         for k, p in enumerate(prios[:-1])
     ]
-    return {"rules": rules, "default": prios[-1]}
+    return {"custom_attribute": None, "rules": rules, "default": prios[-1]}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
