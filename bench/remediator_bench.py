@@ -217,6 +217,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     for p in TIER_PRIORITIES
                     if any(s["priority"] == p for s in steps)
                 },
+                # per tier, seconds after receipt: first vCenter change, last power-on
+                "tier_spans": {
+                    p: [
+                        round(min(s["started_at"] or s["finished_at"] for s in ts) - received, 1),
+                        round(max(s["finished_at"] for s in ts) - received, 1),
+                    ]
+                    for p in TIER_PRIORITIES
+                    if (ts := [s for s in done if s["priority"] == p])
+                },
             },
             "webhook_accept_ms_all_deliveries": round(accept_ms, 1),
             "receipt_to_last_power_on_seconds": round(total, 2),
@@ -304,7 +313,8 @@ def main() -> None:
     o = result["orchestration"]
     print(
         f"orchestration: {o['tiers']} tiers {o['steps_by_priority']}, next tier when "
-        f"{o['ready_condition']} + {o['post_ready_delay_seconds']:g} s"
+        f"{o['ready_condition']} + {o['post_ready_delay_seconds']:g} s; per tier, s after "
+        f"receipt [first change, last power-on]: {o['tier_spans']}"
     )
     print(
         f"webhook receipt -> last VM powered on elsewhere: "

@@ -167,11 +167,12 @@ async def test_a_dependent_vm_starts_after_the_vm_it_depends_on(
     )
 
 
-async def test_held_steps_are_listed_pending(
+async def test_held_steps_are_pending_and_survive_a_restart(
     sim_factory: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    """Cheap check of the held state: a low tier waiting on a long delay is pending with
-    its reason, while the high tier is done."""
+    """A low tier waiting on a long delay is pending with its reason while the high tier is
+    done; a remediator started again on the same journal picks the held steps up and
+    releases them by the cluster's settings as they are then."""
     sim = sim_factory(clusters=1, hosts=3, vms=9)
     hosts, vms = inventory(sim)
     failed = hosts["DC0_C0_H0"]
@@ -195,3 +196,11 @@ async def test_held_steps_are_listed_pending(
     for n in (mid, lo):
         assert by_vm[n]["state"] == "pending", by_vm[n]
         assert by_vm[n]["reason"].startswith("held: tier 2 of 2 (low) waits for tier 1 (high)")
+    await client.close()
+    await reconfigure(sim, "DC0_C0", orchestration=readiness("poweredOn", 1))
+    client = await start(aiohttp_client, sim, tmp_path)
+    by_vm = steps(await settled(client, timeout=40))
+    assert all(by_vm[n]["state"] == "done" for n in (hi, mid, lo)), by_vm
+    assert by_vm[mid]["started_at"] >= by_vm[hi]["finished_at"] + 1
+    lines = await history(client, by_vm[hi]["parent_id"])
+    assert any(x.startswith("tier 2 of 2 (low, 2 VMs) started: tier 1 (high) ready") for x in lines)
