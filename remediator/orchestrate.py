@@ -35,7 +35,7 @@ from vcenter.session import describe
 
 from . import policy
 from .ha_settings import DEFAULT_PRIORITY_TIMEOUT, ClusterHA, Readiness, read_ha
-from .journal import DONE, PENDING, SKIPPED, TERMINAL, Action
+from .journal import DONE, DRY_RUN, PENDING, SKIPPED, TERMINAL, Action
 from .tiers import Orchestration, VmReady
 
 if TYPE_CHECKING:
@@ -307,8 +307,10 @@ class Orchestrators:
                 continue
             if s.state in (DONE, SKIPPED):
                 look[vm] = str((s.detail or {}).get("new_vm_id") or s.vm_id)
+            elif s.state == DRY_RUN:
+                o.failed(vm, now, f"({s.vm}) was only planned (dry run)")
             elif s.state in TERMINAL:
-                o.failed(vm, now)
+                o.failed(vm, now, f"({s.vm}) could not be restarted ({s.state}: {s.reason})")
         if look:
             try:
                 states = await engine.vc(g.vcenter, read_ready, sorted(set(look.values())))
@@ -317,7 +319,7 @@ class Orchestrators:
                 states = {}
             for vm, moid in look.items():
                 if moid not in states and steps[vm].state == SKIPPED:
-                    o.failed(vm, now)  # skipped and gone: nothing to wait for
+                    o.failed(vm, now, f"({steps[vm].vm}) is gone")  # nothing to wait for
             o.observe({vm: states[m] for vm, m in look.items() if m in states}, now)
         due = o.due(now)
         if due:

@@ -123,11 +123,11 @@ class Orchestration:
         if self.readiness(vm).condition in ("", "none"):
             t.met_at = now  # ready as soon as its start is issued
 
-    def failed(self, vm: str, now: float) -> None:
+    def failed(self, vm: str, now: float, why: str = "could not be started") -> None:
         """A VM that could not be started no longer holds anyone back (noted)."""
         self._track[vm].failed = True
         self._tier_started.setdefault(self._track[vm].tier, now)
-        self.notes.append(f"{vm} could not be started: it no longer holds later tiers")
+        self.notes.append(f"{vm} {why}: it no longer holds later tiers")
 
     def observe(self, states: Mapping[str, VmReady], now: float) -> None:
         for vm, state in states.items():

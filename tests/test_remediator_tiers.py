@@ -204,3 +204,29 @@ async def test_held_steps_are_pending_and_survive_a_restart(
     assert by_vm[mid]["started_at"] >= by_vm[hi]["finished_at"] + 1
     lines = await history(client, by_vm[hi]["parent_id"])
     assert any(x.startswith("tier 2 of 2 (low, 2 VMs) started: tier 1 (high) ready") for x in lines)
+
+
+async def test_dry_run_plans_every_tier_without_waiting_for_readiness(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """In a dry run nothing powers on: a planned-only tier releases the next at once."""
+    sim = sim_factory(clusters=1, hosts=3, vms=9)
+    hosts, vms = inventory(sim)
+    failed = hosts["DC0_C0_H0"]
+    hi, mid, lo = failed["vms"]
+    await reconfigure(
+        sim,
+        "DC0_C0",
+        dasConfig=ha(enabled=False),
+        dasVmConfigSpec=vm_priorities(vms, {hi: "high", mid: "medium", lo: "low"}),
+        orchestration=readiness("guestHbStatusGreen", 300),
+    )
+    sim.fail_host(failed["name"])
+    client = await start(aiohttp_client, sim, tmp_path, dry_run=True)
+    await send(client, alert("restart_host_vms", **host_labels(failed)))
+    by_vm = steps(await settled(client, timeout=30))
+    assert all(by_vm[n]["state"] == "dry_run" for n in (hi, mid, lo)), by_vm
+    lines = await history(client, by_vm[hi]["parent_id"])
+    assert any(f"({hi}) was only planned (dry run)" in x for x in lines), lines
+    _, after = inventory(sim)
+    assert all(after[n]["host"] == failed["name"] for n in (hi, mid, lo))
