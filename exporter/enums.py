@@ -57,6 +57,11 @@ ENUM_PATHS: dict[tuple[str, str], tuple[str, tuple[str, ...], Callable[[Any], An
         vms.APP_STATUSES,
         vms.app_status,
     ),
+    ("VirtualMachine", "guest.appState"): (
+        "vsphere_vm_guest_app_state",
+        vms.APP_STATES,
+        lambda raw: raw or "none",
+    ),
     ("VirtualMachine", "guest.toolsRunningStatus"): (
         "vsphere_vm_tools_running",
         TOOLS_RUNNING_STATUSES,

@@ -73,6 +73,7 @@ PROPERTIES: dict[str, list[str]] = {
         "guestHeartbeatStatus",
         "guest.toolsRunningStatus",
         "guest.appHeartbeatStatus",
+        "guest.appState",
         "summary.config.guestFullName",
         "summary.config.numCpu",
         "summary.config.memorySizeMB",

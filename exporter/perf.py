@@ -44,6 +44,8 @@ from vcenter.session import classify, connect, describe, disconnect, ssl_context
 from .families import Family, escape, fmt
 from .inventory import Inventory
 from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_for, sources_for
+from .perf_datastores import PerInstance, datastore_index, per_instance
+from .perf_datastores import families as datastore_families
 from .perf_soap import SoapQueryPerf, metric_ids_xml
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,8 @@ class Sample:
     target: Target
     received: float
     values: dict[str, float] = field(default_factory=dict)  # counter key -> value
+    # A host's raw datastore counters per datastore instance (exporter/perf_datastores.py).
+    datastores: PerInstance = field(default_factory=dict)
 
 
 def targets_of(inventory: Inventory, *, hosts: bool, vms: bool) -> list[Target] | None:
@@ -223,6 +227,8 @@ def convert_metrics(
             raw.setdefault(name, {})[str(series.id.instance or "")] = value
         info = Entity(target.kind, target.vcpus, interval)
         sample = Sample(target, received)
+        if target.kind == "host":
+            sample.datastores = per_instance(raw)
         for counter in counters.get(target.kind, []):
             value = counter.compute(raw, info)
             if value is not None:
@@ -231,8 +237,17 @@ def convert_metrics(
     return out
 
 
-def build_families(vcenter: str, samples: Mapping[str, Sample], perf: PerfConfig) -> list[Family]:
-    """The performance families of one vCenter, each as one pre-joined chunk of lines."""
+def build_families(
+    vcenter: str,
+    samples: Mapping[str, Sample],
+    perf: PerfConfig,
+    datastores: Mapping[str, tuple[str, str]] | None = None,
+) -> list[Family]:
+    """The performance families of one vCenter, each as one pre-joined chunk of lines.
+
+    ``datastores`` maps a datastore perf instance to its (moid, name) for the per-datastore
+    families, which come from the hosts' samples (none when hosts are not collected).
+    """
     vc = escape(vcenter)
     out = []
     for kind in KINDS:
@@ -252,6 +267,9 @@ def build_families(vcenter: str, samples: Mapping[str, Sample], perf: PerfConfig
             name = counter.metric_name(kind)
             chunk = "".join(name + line for line in lines[counter.key])
             out.append(Family(name, counter.help, "gauge", [chunk] if chunk else []))
+    if perf.hosts:
+        hosts = (s.datastores for s in samples.values() if s.target.kind == "host")
+        out.extend(datastore_families(vcenter, hosts, datastores or {}, perf.counters))
     return out
 
 
@@ -392,7 +410,7 @@ class PerfCollector:
         for moid, sample in samples.items():  # pick up renames and vCPU changes
             if by_moid[moid] != sample.target:
                 sample.target = by_moid[moid]
-        families = build_families(self.vc.name, samples, self.perf)
+        families = build_families(self.vc.name, samples, self.perf, datastore_index(self.inventory))
         with self._lock:
             self.samples = samples
             self._families = families

@@ -18,8 +18,10 @@ SENSORS = "runtime.healthSystemRuntime.systemHealthInfo.numericSensorInfo"
 EXTRA_PROPERTIES: dict[str, list[str]] = {
     # DatastoreSummary.uncommitted (optional: absent without thin provisioning support),
     # .maintenanceMode (normal / enteringMaintenance / inMaintenance, vSphere 5.0+);
-    # Datastore.host: DatastoreHostMount[] (hosts and their mount state).
-    "Datastore": ["summary.uncommitted", "summary.maintenanceMode", "host"],
+    # Datastore.host: DatastoreHostMount[] (hosts and their mount state); summary.url, the
+    # datastore's unique locator, whose last path component names it in the hosts'
+    # datastore performance counters (exporter/perf_datastores.py).
+    "Datastore": ["summary.uncommitted", "summary.maintenanceMode", "host", "summary.url"],
     # HostRuntimeInfo.healthSystemRuntime.systemHealthInfo.numericSensorInfo: the IPMI/CIM
     # sensors (HostNumericSensorInfo: name, healthState.key green/yellow/red/unknown, optional
     # "populated only for sensors that support threshold settings"; currentReading x 10^

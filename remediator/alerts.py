@@ -19,7 +19,10 @@ from vcenter.moid import valid_moid
 
 HOST_KINDS = ("restart_host_vms", "evacuate_host")
 VM_KINDS = ("restart_vm", "reset_vm")
-KINDS = HOST_KINDS + VM_KINDS
+# A whole fault domain failed (VsphereFaultDomainDown): restarted only once every host of
+# it is confirmed down by a live read (remediator/domain_failure.py).
+DOMAIN_KINDS = ("restart_fault_domain_vms",)
+KINDS = HOST_KINDS + VM_KINDS + DOMAIN_KINDS
 
 # Labels that name a managed object: they become managed-object references in SOAP
 # requests, which pyVmomi does not escape, so they must look like vCenter's ids.
@@ -120,6 +123,8 @@ class Alert:
             return "the alert has neither a host_id nor a host label"
         if kind in VM_KINDS and not (self.label("vm_id") or self.label("vm")):
             return "the alert has neither a vm_id nor a vm label"
+        if kind in DOMAIN_KINDS and not (self.label("cluster_id") and self.label("fault_domain")):
+            return "the alert needs both a cluster_id and a fault_domain label"
         return ""
 
 

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from vcenter.config import Collector, Config, ConfigError, Secret, parse_listen, read_secret
+from vcenter.mass_failure import MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 
 SECTION = "remediator"
 DEFAULT_LISTEN = "127.0.0.1:9273"
 DEFAULT_JOURNAL = "run/remediator.sqlite"
 MOVE_METHODS = ("auto", "relocate", "register")
+# vSphere HA's ClusterDasConfigInfoVmMonitoringState values (remediator.vm_monitoring.mode)
+VM_MONITORING_MODES = ("vmMonitoringDisabled", "vmMonitoringOnly", "vmAndAppMonitoring")
 AUTH_MODES = ("bearer", "basic", "none")
 # The token files the project ships (deploy/secrets/*.example) start with this: they are
 # public, so a remediator that may change vCenter (dry_run false) refuses them.
@@ -62,8 +65,8 @@ class RateLimitConfig:
 class GuardConfig:
     """The mass-failure guard: above either bound, the cluster is left alone."""
 
-    max_failed_hosts: int = 2
-    max_failed_share: float = 0.5
+    max_failed_hosts: int = MAX_FAILED_HOSTS
+    max_failed_share: float = MAX_FAILED_SHARE
     window_seconds: float = 600.0
     max_hold_seconds: float = 3600.0
 
@@ -84,6 +87,11 @@ class HostFailureConfig:
 class VMMonitoringConfig:
     """Reset limits; the defaults are vSphere HA's high-sensitivity VM-monitoring preset."""
 
+    # The stack's own VM-monitoring mode where no vSphere HA applies (vSphere's values):
+    # vmAndAppMonitoring resets on guest and application heartbeat loss and on
+    # appStateNeedReset, vmMonitoringOnly on guest heartbeat loss only, vmMonitoringDisabled
+    # never. A VM's own override in the cluster's dasVmConfig wins.
+    mode: str = "vmAndAppMonitoring"
     max_resets: int = 3
     window_seconds: float = 3600.0
     min_uptime_seconds: float = 120.0
@@ -108,7 +116,9 @@ class PlacementConfig:
 
     max_cpu_utilization: float = 0.9
     max_memory_utilization: float = 0.9
-    prefer_other_fault_domain: bool = True
+    # What a fault domain is (remediator/fault_domains.py): "sites" keeps a VM in its own
+    # domain while it has room there; "racks" of one site prefers another domain.
+    fault_domains: str = "sites"
 
 
 @dataclass(frozen=True)
@@ -257,6 +267,15 @@ def _str(section: Mapping[str, Any], name: str, key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}.{name}", "must be a non-empty string")
+    return value
+
+
+def _choice(
+    section: Mapping[str, Any], name: str, key: str, choices: tuple[str, ...], default: str
+) -> str:
+    value = _str(section, name, key) or default
+    if value not in choices:
+        raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -482,8 +501,10 @@ def _guard(section: Mapping[str, Any]) -> GuardConfig:
         gkey,
     )
     return GuardConfig(
-        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, 2, minimum=1),
-        max_failed_share=_num(guard_raw, "max_failed_share", gkey, 0.5, minimum=0.01, maximum=1.0),
+        max_failed_hosts=_int(guard_raw, "max_failed_hosts", gkey, MAX_FAILED_HOSTS, minimum=1),
+        max_failed_share=_num(
+            guard_raw, "max_failed_share", gkey, MAX_FAILED_SHARE, minimum=0.01, maximum=1.0
+        ),
         window_seconds=_num(guard_raw, "window_seconds", gkey, 600.0, minimum=1.0),
         max_hold_seconds=_num(guard_raw, "max_hold_seconds", gkey, 3600.0, minimum=1.0),
     )
@@ -524,10 +545,11 @@ def _vm_monitoring(section: Mapping[str, Any]) -> VMMonitoringConfig:
     vkey = _key("vm_monitoring")
     _only(
         vm_raw,
-        {"max_resets", "window_seconds", "min_uptime_seconds", "prefer_cluster_settings"},
+        {"mode", "max_resets", "window_seconds", "min_uptime_seconds", "prefer_cluster_settings"},
         vkey,
     )
     return VMMonitoringConfig(
+        mode=_choice(vm_raw, "mode", vkey, VM_MONITORING_MODES, "vmAndAppMonitoring"),
         max_resets=_int(vm_raw, "max_resets", vkey, 3, minimum=1),
         window_seconds=_num(vm_raw, "window_seconds", vkey, 3600.0, minimum=1.0),
         min_uptime_seconds=_num(vm_raw, "min_uptime_seconds", vkey, 120.0),
@@ -583,7 +605,14 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
     pl_raw = _mapping(section.get("placement"), _key("placement"))
     pkey = _key("placement")
     _only(
-        pl_raw, {"max_cpu_utilization", "max_memory_utilization", "prefer_other_fault_domain"}, pkey
+        pl_raw,
+        {
+            "max_cpu_utilization",
+            "max_memory_utilization",
+            "fault_domains",
+            "prefer_other_fault_domain",
+        },
+        pkey,
     )
     return PlacementConfig(
         max_cpu_utilization=_num(
@@ -592,8 +621,29 @@ def _placement(section: Mapping[str, Any]) -> PlacementConfig:
         max_memory_utilization=_num(
             pl_raw, "max_memory_utilization", pkey, 0.9, minimum=0.05, maximum=1.0
         ),
-        prefer_other_fault_domain=_bool(pl_raw, "prefer_other_fault_domain", pkey, True),
+        fault_domains=_fault_domain_kind(pl_raw, pkey),
     )
+
+
+def _fault_domain_kind(pl_raw: Mapping[str, Any], pkey: str) -> str:
+    """``placement.fault_domains``: sites (default) or racks.
+
+    ``prefer_other_fault_domain`` (deprecated) still works: true is racks, false sites. Its
+    old default (true) moved every VM of one failed host to the other domain, across
+    sites where a domain is a site; so the default is now sites, and giving both keys
+    with different meanings is an error rather than a guess."""
+    kind = pl_raw.get("fault_domains")
+    if kind is not None and kind not in ("sites", "racks"):
+        raise ConfigError(f"{pkey}.fault_domains", f"must be sites or racks, got {kind!r}")
+    if "prefer_other_fault_domain" not in pl_raw:
+        return str(kind or "sites")
+    legacy = "racks" if _bool(pl_raw, "prefer_other_fault_domain", pkey, True) else "sites"
+    if kind is not None and kind != legacy:
+        raise ConfigError(
+            f"{pkey}.prefer_other_fault_domain",
+            f"is deprecated and contradicts fault_domains: {kind}; remove it",
+        )
+    return legacy
 
 
 def parse_remediator_config(config: Config) -> RemediatorConfig:

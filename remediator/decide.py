@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from . import live, orchestrate, policy
-from .alerts import HOST_KINDS
+from .alerts import DOMAIN_KINDS, HOST_KINDS
+from .domain_failure import decide_domain
 from .ha_settings import HAView, IOActivity, read_ha, read_io
 from .journal import CANCELLED, PENDING, REFUSED, SKIPPED, UNPLACED, Action
 from .model import Snapshot
@@ -32,6 +33,9 @@ async def decide(engine: Engine, a: Action) -> None:
         return
     if not await engine.guarded(a, ""):
         return
+    if a.kind in DOMAIN_KINDS:
+        await decide_domain(engine, a, _fence)
+        return
     if a.kind in HOST_KINDS:
         snap = await engine.read(a, live.snapshot_for_host, a.host_id, a.host)
     else:
@@ -41,7 +45,9 @@ async def decide(engine: Engine, a: Action) -> None:
     engine.health[a.vcenter].mark_up(engine.clock())
     cluster = snap.cluster.name if snap.cluster else ""
     if snap.cluster is not None:
-        engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), engine.clock())
+        engine.guard.observe(
+            a.vcenter, cluster, snap.hosts.values(), engine.clock(), snap.cluster.ha_enabled
+        )
     if not await engine.guarded(a, cluster):
         return
 
@@ -149,8 +155,8 @@ async def _policy(
             else:
                 powered_off_by = await engine.vc(a.vcenter, live.powered_off_by, vm.moid) or ""
     if a.kind == "reset_vm" and vm is not None:
-        _, window, _ = policy.reset_limits(snap, engine.rcfg)
-        resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, now - window)
+        # every reset of the VM: the verdict applies the window, which may be none (-1)
+        resets = await engine.db(engine.j.done_resets, a.vcenter, vm.moid, 0.0)
         if view is not None and vm.running:
             interval = view.cluster.io_stats_interval if view.cluster else 120.0
             io = await engine.vc(a.vcenter, read_io, vm.moid, interval)

@@ -25,7 +25,9 @@ neighbours next).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from vcenter.mass_failure import FAULT_DOMAIN_MIN_HOSTS
 
 from .model import HostState
 
@@ -49,12 +51,25 @@ class DomainVerdict:
         return self.state == DOWN
 
 
-def host_confirmed_down(h: HostState) -> bool:
-    return not h.responding and (h.das_state == "hostDown" or h.power_state == "poweredOff")
+def host_confirmed_down(h: HostState, ha_enabled: bool | None = None) -> bool:
+    """Silent to vCenter and confirmed dead: HA's master says ``hostDown`` (only after the
+    host's datastore heartbeats stopped too), or vCenter reports it powered off."""
+    das = h.das_state if ha_enabled is not False else ""
+    return not h.responding and (das == "hostDown" or h.power_state == "poweredOff")
 
 
-def domain_state(domain: str, hosts: Iterable[HostState]) -> DomainVerdict:
+def domain_state(
+    domain: str, hosts: Iterable[HostState], ha_enabled: bool | None = None
+) -> DomainVerdict:
+    """The verdict on one fault domain from a live read of its hosts.
+
+    ``ha_enabled=False`` ignores ``runtime.dasHostState``: vSphere describes it only for
+    hosts of an HA-enabled cluster (ClusterDasFdmHostState), so a stale value left from
+    before HA was disabled proves nothing either way. ``None``: use it where present.
+    """
     members = [h for h in hosts if h.fault_domain == domain]
+    if ha_enabled is False:
+        members = [replace(h, das_state="") for h in members]
     names = tuple(sorted(h.name for h in members))
     if not members:
         return DomainVerdict(domain, UNKNOWN, f"no host in fault domain {domain}", names)
@@ -87,6 +102,27 @@ def domain_state(domain: str, hosts: Iterable[HostState]) -> DomainVerdict:
         "its VMs are restarted elsewhere",
         names,
     )
+
+
+def confirmed_down_hosts(
+    hosts: Iterable[HostState],
+    ha_enabled: bool | None = None,
+    min_hosts: int = FAULT_DOMAIN_MIN_HOSTS,
+) -> set[str]:
+    """Moids of the hosts of every fault domain (of at least ``min_hosts`` hosts) that is
+    confirmed down as a whole.
+
+    The mass-failure guard leaves these out of its count: a rack that lost power is a
+    real failure, not a sign that the remediator looks through a broken network. A
+    one-host "domain" is just a host, counted like any other (as the rules leave it to
+    the per-host alerts)."""
+    hosts = list(hosts)
+    out: set[str] = set()
+    for d in {h.fault_domain for h in hosts if h.fault_domain}:
+        members = {h.moid for h in hosts if h.fault_domain == d}
+        if len(members) >= min_hosts and domain_state(d, hosts, ha_enabled).state == DOWN:
+            out |= members
+    return out
 
 
 def prefer_other_domain(domains_are: str, legacy_prefer_other: bool | None = None) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .config import GuardConfig, RateLimitConfig
+from .fault_domains import confirmed_down_hosts
 from .model import HostState
 
 
@@ -33,6 +34,9 @@ class Verdict:
 class _ClusterWatch:
     total: int = 0
     failed_at: dict[str, float] = field(default_factory=dict)  # host -> last seen failing
+    # Hosts of fault domains the last live read showed confirmed down as a whole
+    # (remediator.fault_domains): real failures, left out of the count.
+    confirmed_down: set[str] = field(default_factory=set)
 
 
 def host_failing(host: HostState) -> bool:
@@ -53,12 +57,25 @@ class MassFailureGuard:
         self._logged: dict[tuple[str, str], bool] = {}
         self._connected: dict[str, dict[str, float]] = {}
 
-    def observe(self, vcenter: str, cluster: str, hosts: Iterable[HostState], now: float) -> None:
+    def observe(
+        self,
+        vcenter: str,
+        cluster: str,
+        hosts: Iterable[HostState],
+        now: float,
+        ha_enabled: bool | None = None,
+    ) -> None:
         """Feed a live read of a cluster's hosts (all of them, so the share is right).
 
         Only this counts a host as failed: an alert alone never does, because an alert
         can name a host that does not exist (or is in another cluster), and counting it
         would let made-up alerts hold back the restart of a real failure.
+
+        The hosts of a fault domain confirmed down as a whole (every host silent *and*
+        HA ``hostDown`` or powered off: :func:`.fault_domains.confirmed_down_hosts`) are
+        left out of both the failed count and the total, from this read until a read
+        no longer confirms them: a rack that lost power is what HA exists for, while a
+        silent rack that HA still sees alive (a partition) keeps counting.
         """
         connected = self._connected.setdefault(vcenter, {})
         hosts = list(hosts)
@@ -74,6 +91,7 @@ class MassFailureGuard:
             if host_failing(host):
                 watch.failed_at[host.moid] = now
         watch.total = total
+        watch.confirmed_down = confirmed_down_hosts(hosts, ha_enabled)
 
     def last_connected(self, vcenter: str) -> dict[str, float]:
         """Host moid -> when a live read last showed it connected (for implausible starts)."""
@@ -87,10 +105,13 @@ class MassFailureGuard:
         for host, at in list(watch.failed_at.items()):
             if at < horizon:
                 del watch.failed_at[host]
-        failed = len(watch.failed_at)
-        total = max(watch.total, failed)
+        excused = watch.confirmed_down
+        failed = len(set(watch.failed_at) - excused)
+        total = max(watch.total - len(excused), failed)
         share = failed / total if total else 0.0
         window = f"{self.cfg.window_seconds:.0f}s"
+        if excused:
+            window += f", not counting {len(excused)} hosts of fault domains confirmed down"
         if failed > self.cfg.max_failed_hosts:
             return Verdict(
                 True,

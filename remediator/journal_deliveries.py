@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .alerts import HOST_KINDS, Alert, Delivery
+from .alerts import DOMAIN_KINDS, HOST_KINDS, Alert, Delivery
 from .journal_schema import CANCELLED, PENDING, SKIPPED, DeliveryResult, JournalBase
 
 
@@ -20,6 +20,8 @@ def _target(alert: Alert) -> str:
     """The object an alert is about, id first: what duplicate alerts are matched on."""
     if alert.remediation in HOST_KINDS:
         return alert.label("host_id") or "name:" + alert.label("host")
+    if alert.remediation in DOMAIN_KINDS:  # cluster moid / fault domain (domain_failure.py)
+        return f"{alert.label('cluster_id')}/{alert.label('fault_domain')}"
     return alert.label("vm_id") or "name:" + alert.label("vm")
 
 

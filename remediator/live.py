@@ -56,6 +56,7 @@ VM_PROPS = [
     "runtime.bootTime",
     "guestHeartbeatStatus",
     "guest.appHeartbeatStatus",
+    "guest.appState",
     "datastore",
     "network",
     "summary.config.numCpu",
@@ -308,6 +309,7 @@ def vm_from(session: Session, moid: str, p: Mapping[str, Any]) -> VMState:
         connection_state=str(p.get("runtime.connectionState") or "connected"),
         guest_heartbeat=str(p.get("guestHeartbeatStatus") or "gray"),
         app_heartbeat=str(p.get("guest.appHeartbeatStatus") or ""),
+        app_state=str(p.get("guest.appState") or "none"),
         boot_time=_timestamp(p.get("runtime.bootTime")),
         num_cpu=int(p.get("summary.config.numCpu") or 1),
         memory_mb=float(p.get("summary.config.memorySizeMB") or 0),
@@ -356,7 +358,10 @@ def _monitoring(config_ex: Any) -> tuple[bool, bool, VMMonitoring]:
             failure_interval=num("failureInterval"),
             min_uptime=num("minUpTime"),
             max_failures=int(max_failures) if max_failures else None,
-            max_failure_window=num("maxFailureWindow") or None,
+            # -1 is vSphere's "no window" (kept as -1.0); unset (vcsim: 0) is None
+            max_failure_window=-1.0
+            if getattr(tools, "maxFailureWindow", None) == -1
+            else num("maxFailureWindow") or None,
         ),
     )
 
@@ -607,6 +612,7 @@ def all_hosts(session: Session) -> dict[str, tuple[str, list[HostState]]]:
             vim.HostSystem: [
                 "name",
                 "parent",
+                "customValue",  # the fault domain, when it comes from a custom attribute
                 "runtime.connectionState",
                 "runtime.powerState",
                 "runtime.dasHostState",

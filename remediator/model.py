@@ -79,6 +79,7 @@ class VMState:
     connection_state: str = "connected"
     guest_heartbeat: str = "gray"
     app_heartbeat: str = ""
+    app_state: str = "none"  # guest.appState: appStateNeedReset = the agent asks for a reset
     boot_time: float | None = None
     num_cpu: int = 1
     memory_mb: float = 0.0

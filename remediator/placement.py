@@ -8,8 +8,12 @@ puts a VM where HA itself would refuse to:
 * it has *capacity*: the reservations of its powered-on VMs plus the new one fit in its
   CPU and memory (admission control), and its current use plus the VM's last known
   demand stays under the configured utilisation ceiling;
-* a target in *another fault domain* than the failed host's is preferred, because the
-  failed host's power feed or switch may take its neighbours next;
+* where fault domains are *sites* (``placement.fault_domains: sites``, the default), a
+  target in the VM's *own* fault domain (the failed host's) is preferred while one has
+  room, so a single host failure does not move VMs across sites; only where domains are
+  *racks* of one site (``racks``) is *another* domain preferred, because the failed
+  host's power feed or switch may take its neighbours next. VM-Host "should" rules (a
+  site's VMs should run on its hosts) weigh before either;
 * among those, the *least loaded* host after placement wins, so a failed host's VMs
   spread over the cluster instead of piling onto one survivor;
 * it passes *pre-flight* (:mod:`.preflight`): it sees the VM's datastores and networks,
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from . import preflight
 from .config import PlacementConfig
 from .drs_rules import DrsRules
+from .fault_domains import prefer_other_domain
 from .model import HostState, Snapshot, VMState
 
 
@@ -134,8 +139,11 @@ def place(
 
     ``exclude`` holds hosts that must not take VMs (the failed or degraded source).  The
     result is in placement order; unplaced VMs carry the reason instead of a target.
+    ``avoid_fault_domain`` is the source's fault domain: avoided where domains are racks,
+    preferred (the VM's home) where they are sites (``cfg.fault_domains``).
     """
     loads, rejected = _loads(snapshot, set(exclude))
+    racks = prefer_other_domain(cfg.fault_domains)
     rules = snapshot.cluster.rules if snapshot.cluster is not None else DrsRules()
     # Where each VM runs (or, once placed in this batch, will run): VM-VM rules need it.
     where = {v.moid: v.host_id for v in snapshot.vms.values() if v.running and v.host_id}
@@ -166,23 +174,17 @@ def place(
         def key(
             load: _Load, broken: dict[str, list[str]] = broken
         ) -> tuple[int, int, float, int, str]:
-            same_fd = (
-                cfg.prefer_other_fault_domain
-                and bool(avoid_fault_domain)
-                and load.host.fault_domain == avoid_fault_domain
-            )
+            home = load.host.fault_domain == avoid_fault_domain
+            unwanted = bool(avoid_fault_domain) and (home if racks else not home)
             soft = len(broken[load.host.moid])
-            return (soft, int(same_fd), round(load.score(), 6), load.vms, load.host.name)
+            return (soft, int(unwanted), round(load.score(), 6), load.vms, load.host.name)
 
         best = min(fitting, key=key)
         best.add(vm)
         where[vm.moid] = best.host.moid
-        other_fd = bool(avoid_fault_domain) and best.host.fault_domain != avoid_fault_domain
-        reason = "least loaded healthy host"
-        if other_fd:
-            reason += f" in another fault domain ({best.host.fault_domain})"
-        elif avoid_fault_domain:
-            reason += f" (no room outside fault domain {avoid_fault_domain})"
+        reason = "least loaded healthy host" + _domain_reason(
+            best.host.fault_domain, avoid_fault_domain, racks
+        )
         if broken[best.host.moid]:
             reason += "; breaks " + ", ".join(broken[best.host.moid]) + " (nothing else fits)"
         out.append(
@@ -197,6 +199,18 @@ def place(
             )
         )
     return out
+
+
+def _domain_reason(target: str, home: str, racks: bool) -> str:
+    if not home:
+        return ""
+    if racks:
+        if target != home:
+            return f" in another fault domain ({target})"
+        return f" (no room outside fault domain {home})"
+    if target == home:
+        return f" in its own fault domain ({home})"
+    return f" in fault domain {target or '(none)'} (no room in its own fault domain {home})"
 
 
 def fits(vm: VMState, host_id: str, snapshot: Snapshot, cfg: PlacementConfig) -> str:

@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RemediatorConfig
-from .ha_settings import HAView, IOActivity, ToolsMonitoring, VmHAFacts
+from .ha_settings import DEFAULT_IO_STATS_INTERVAL, HAView, IOActivity, ToolsMonitoring, VmHAFacts
 from .ha_watch import annotate, next_look
 from .model import HostState, Snapshot, VMState
 from .placement import Placement, place
 from .power_off_cause import PowerOffVerdict
-from .responsibility import reset_responsibility
+from .responsibility import reset_responsibility, reset_verdict
 
 PLAN, SKIP, DEFER, REFUSE = "plan", "skip", "defer", "refuse"
 RESTART, RESET, MIGRATE, ENTER_MAINTENANCE = "restart", "reset", "migrate", "enter_maintenance"
 BY_REMEDIATOR, BY_HA = "remediator", "vsphere-ha"
+NEED_RESET = "appStateNeedReset"  # GuestInfoAppStateType: the application agent asks
 
 
 @dataclass(frozen=True)
@@ -530,18 +531,28 @@ def decide_vm_failure(
     )
 
 
-def reset_limits(snap: Snapshot, cfg: RemediatorConfig) -> tuple[int, float, float]:
-    """(max resets, window seconds, min uptime seconds): the cluster's where it sets them."""
+def reset_limits(snap: Snapshot, cfg: RemediatorConfig) -> tuple[int, float | None, float]:
+    """(max resets, window seconds or ``None`` for no window, min uptime seconds) of the
+    stack's own VM monitoring: the cluster's numbers where it sets them
+    (``prefer_cluster_settings``); a cluster's ``maxFailureWindow: -1`` is no window."""
     vmc = cfg.vm_monitoring
     mon = snap.cluster.vm_monitoring if snap.cluster and vmc.prefer_cluster_settings else None
     max_resets = vmc.max_resets
-    window = vmc.window_seconds
+    window: float | None = vmc.window_seconds
     uptime = vmc.min_uptime_seconds
     if mon is not None:
         max_resets = mon.max_failures or max_resets
-        window = mon.max_failure_window or window
+        if mon.max_failure_window is not None:
+            window = None if mon.max_failure_window < 0 else mon.max_failure_window
         uptime = mon.min_uptime if mon.min_uptime is not None else uptime
-    return int(max_resets), float(window), float(uptime)
+    return int(max_resets), window, float(uptime)
+
+
+def stack_tools(snap: Snapshot, cfg: RemediatorConfig) -> ToolsMonitoring:
+    """The stack's own VM-monitoring settings (``remediator.vm_monitoring``) as vSphere HA's
+    ClusterVmToolsMonitoringSettings. Failure interval 0: the alert rules already waited it."""
+    max_resets, window, uptime = reset_limits(snap, cfg)
+    return ToolsMonitoring(cfg.vm_monitoring.mode, 0.0, uptime, max_resets, window)
 
 
 def decide_reset(
@@ -553,10 +564,14 @@ def decide_reset(
     view: HAView | None = None,
     io: IOActivity | None = None,
 ) -> Decision:
-    """``reset_vm``: reset a VM whose heartbeats failed, within HA's limits.
+    """``reset_vm``: reset a VM whose heartbeats failed, or whose application agent asks for
+    it (``guest.appState`` = ``appStateNeedReset``), on vSphere HA's rules
+    (:func:`remediator.responsibility.reset_verdict`, the one place for them).
 
-    With ``view``: a VM on an HA cluster is HA's VM monitoring's (or nobody's), and a reset
-    also needs HA's I/O check (``io``: no disk and no network I/O over the interval)."""
+    ``resets``: every reset of this VM in the journal (the verdict applies the window).
+    With ``view``: a VM on an HA cluster is HA's VM monitoring's (or nobody's), and a
+    heartbeat reset also needs HA's I/O check (``io``: no disk and no network I/O over the
+    interval)."""
     memory = _memory(req, now)
     vm = find_vm(snap, req)
     if vm is None:
@@ -572,8 +587,15 @@ def decide_reset(
         state = host.connection_state if host else "unknown"
         return out(Decision(SKIP, f"the VM's host is {state}: host failure handling applies"))
     beats = f"guest {vm.guest_heartbeat}, app {vm.app_heartbeat or 'n/a'}"
-    if not vm.heartbeat_failed:
-        return out(Decision(SKIP, f"heartbeats recovered ({beats})"))
+    asks = vm.app_state == NEED_RESET
+    if not vm.heartbeat_failed and not asks:
+        return out(
+            Decision(
+                SKIP,
+                f"heartbeats recovered ({beats}) and no reset request (guest.appState "
+                f"{vm.app_state})",
+            )
+        )
     since = _since(req, memory, now, host.moid)
     ha_monitors = _ha_on(snap) and snap.cluster is not None and snap.cluster.vm_monitoring.enabled
     if vm.boot_time is not None and vm.boot_time > since:
@@ -585,67 +607,71 @@ def decide_reset(
                 restarted_by=BY_HA if ha_monitors else "other",
             )
         )
-    tools: ToolsMonitoring | None = None
-    if view is not None and cfg.ha.defer_to_ha:
-        vmc = cfg.vm_monitoring
-        stack = ToolsMonitoring(
-            "vmAndAppMonitoring", 0.0, vmc.min_uptime_seconds, vmc.max_resets, vmc.window_seconds
-        )
-        resp, tools = reset_responsibility(view.cluster, _ha_facts(view, vm), stack)
+    tools = stack_tools(snap, cfg)
+    aware = view is not None and cfg.ha.defer_to_ha
+    if view is not None and aware:
+        resp, tools = reset_responsibility(view.cluster, _ha_facts(view, vm), tools)
         memory["ha"] = {vm.moid: {"actor": resp.actor, "reason": resp.reason}}
         if resp.actor != BY_REMEDIATOR:
             return out(Decision(SKIP, resp.reason, restarted_by=resp.actor))
-        if not (view.cluster and view.cluster.override(vm.moid).tools):
-            tools = None  # the stack's own limits (reset_limits), as before
     elif ha_monitors:
         wait = ha_grace(snap, cfg, now, _brake_start(req, memory, now, host.moid), "reset the VM")
         if wait is not None:
             return out(wait)
-    max_resets, window, min_uptime = reset_limits(snap, cfg)
-    if tools is not None:
-        max_resets, min_uptime = tools.max_failures, tools.min_uptime
-        window = tools.max_failure_window if tools.max_failure_window is not None else now
-    if vm.boot_time is not None and now - vm.boot_time < min_uptime:
+    if not tools.enabled:
+        return out(Decision(SKIP, f"VM monitoring is {tools.vm_monitoring}: no reset"))
+    if vm.guest_heartbeat != "red" and not tools.app_monitoring:
+        what = (
+            "agent asks for a reset (appStateNeedReset)"
+            if asks
+            else f"heartbeat is {vm.app_heartbeat}"
+        )
         return out(
             Decision(
-                DEFER,
-                f"VM booted {now - vm.boot_time:.0f}s ago, under its minimum uptime of "
-                f"{min_uptime:.0f}s",
-                retry_at=vm.boot_time + min_uptime,
+                SKIP,
+                f"the application {what}, but VM monitoring is {tools.vm_monitoring}: vSphere "
+                "HA acts on application signals only with vmAndAppMonitoring",
             )
         )
-    recent = [t for t in resets if t >= now - window]
-    if len(recent) >= max_resets:
-        return out(
-            Decision(
-                REFUSE,
-                f"reset limit reached: {len(recent)} resets in the last {window:.0f}s "
-                f"(max {max_resets}); leaving the VM to a person",
-            )
-        )
-    if view is not None and cfg.ha.defer_to_ha:
-        interval = view.cluster.io_stats_interval if view.cluster else 120.0
-        if io is None and cfg.ha.io_check_required:
+    interval = (
+        view.cluster.io_stats_interval if view and view.cluster else DEFAULT_IO_STATS_INTERVAL
+    )
+    started = _brake_start(req, memory, now, host.moid)
+    verdict = reset_verdict(
+        tools,
+        now=now,
+        guest_heartbeat=vm.guest_heartbeat,
+        app_heartbeat=vm.app_heartbeat,
+        app_state=vm.app_state,
+        failed_for=now - started,
+        boot_time=vm.boot_time,
+        recent_resets=resets,
+        io=io,
+        io_interval=interval,
+        io_required=aware and cfg.ha.io_check_required,
+    )
+    window = tools.max_failure_window
+    per = "ever (no failure window)" if window is None else f"per {window:.0f}s"
+    if not verdict.reset:
+        why = verdict.withheld
+        if why == "max-resets":
             return out(
                 Decision(
-                    DEFER,
-                    f"heartbeat failed ({beats}), but the guest's disk and network I/O over the "
-                    f"last {interval:.0f}s could not be read: vSphere HA resets only a VM with "
-                    "no I/O",
-                    retry_at=now + min(interval, 60.0),
+                    REFUSE, f"reset limit reached: {verdict.reason}; leaving the VM to a person"
                 )
             )
-        if io is not None and not io.idle:
-            memory["reset_withheld_io"] = {"disk_kbps": io.disk_kbps, "net_kbps": io.net_kbps}
+        if why == "min-uptime" and vm.boot_time is not None:
+            return out(Decision(DEFER, verdict.reason, retry_at=vm.boot_time + tools.min_uptime))
+        if why == "failure-interval":
+            return out(Decision(DEFER, verdict.reason, retry_at=started + tools.failure_interval))
+        if why in ("io", "io-unknown"):
+            if io is not None:
+                memory["reset_withheld_io"] = {"disk_kbps": io.disk_kbps, "net_kbps": io.net_kbps}
             return out(
-                Decision(
-                    DEFER,
-                    f"heartbeat failed ({beats}), but guest I/O is still flowing (disk "
-                    f"{io.disk_kbps:.0f} KB/s, network {io.net_kbps:.0f} KB/s over "
-                    f"{io.window_seconds:.0f}s): a hung Tools service, not a hung guest; no reset",
-                    retry_at=now + min(interval, 60.0),
-                )
+                Decision(DEFER, f"{verdict.reason}; no reset", retry_at=now + min(interval, 60.0))
             )
+        return out(Decision(SKIP, verdict.reason))
+    n = len([t for t in resets if window is None or now - t < window]) + 1
     step = Step(
         RESET,
         vm_id=vm.moid,
@@ -657,9 +683,7 @@ def decide_reset(
         fault_domain=host.fault_domain,
         priority=vm.priority,
         rank=vm.rank,
-        reason=(
-            f"heartbeat failed ({beats}); reset {len(recent) + 1} of {max_resets} per {window:.0f}s"
-        ),
+        reason=f"{verdict.reason} ({beats}); reset {n} of {tools.max_failures} {per}",
     )
     return out(Decision(PLAN, step.reason, steps=[step]))
 

@@ -71,12 +71,15 @@ func (s *sim) routeDatastores(r *http.Request, parts []string) (int, interface{}
 		}
 		return http.StatusOK, map[string]interface{}{"datastores": out}, nil
 	}
-	if len(parts) != 1 {
+	if len(parts) != 1 && !(len(parts) == 2 && parts[1] == "perf") {
 		return 0, nil, errf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path)
 	}
 	ds, aerr := s.datastoreByName(parts[0])
 	if aerr != nil {
 		return 0, nil, aerr
+	}
+	if len(parts) == 2 {
+		return s.routeDatastorePerf(r, ds) // sim/datastore_perf.go
 	}
 	switch r.Method {
 	case http.MethodGet:

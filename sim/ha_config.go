@@ -312,6 +312,43 @@ func (s *sim) haAfterReconfigure(r types.ManagedObjectReference) {
 			s.deriveProtectionLocked(t)
 		}
 	}
+	s.haAgentsLocked(c)
+}
+
+// haAgentsLocked makes the hosts' runtime.dasHostState follow dasConfig.enabled, as on a
+// real vCenter: vSphere describes that state (ClusterDasFdmHostState) only for hosts of an
+// HA-enabled cluster. Disabling HA unconfigures the agents (the state is unset); enabling
+// it configures them and an election makes the first electable host master, the other
+// live hosts connectedToMaster and the dead ones hostDown. vcsim kept the states of a
+// cluster whose HA was disabled. A reconfigure that leaves HA as it was changes nothing.
+// Caller holds s.mu.
+func (s *sim) haAgentsLocked(c *clusterInfo) {
+	snaps := s.snapshotHosts()
+	configured := false
+	for _, h := range c.hosts {
+		configured = configured || snaps[h.ref].das != ""
+	}
+	enabled := clusterHAEnabled(c)
+	if enabled == configured {
+		return
+	}
+	if !enabled {
+		for _, h := range c.hosts {
+			s.updateHost(h, hostUpdate{setDas: true})
+		}
+		return
+	}
+	m := electMaster(c, snaps, nil)
+	for _, h := range c.hosts {
+		state := dasHostDown
+		switch {
+		case h == m:
+			state = dasMaster
+		case snaps[h.ref].alive():
+			state = dasConnectedToMaster
+		}
+		s.updateHost(h, hostUpdate{setDas: true, das: dasState(state, m)})
+	}
 }
 
 func (s *sim) vmCluster(t *vmTrack) *clusterInfo {

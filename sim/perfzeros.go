@@ -74,6 +74,7 @@ func (p *perfManager) QueryPerf(ctx *simulator.Context, req *types.QueryPerf) so
 		if !ok {
 			continue
 		}
+		p.expandDatastoreInstances(m) // sim/datastore_perf.go: one series per datastore
 		chronological(m)
 		if i < len(req.QuerySpec) && req.QuerySpec[i].Format == string(types.PerfFormatCsv) {
 			body.Res.Returnval[i] = asCSV(m)

@@ -25,6 +25,7 @@ const (
 	dasMaster            = string(types.ClusterDasFdmAvailabilityStateMaster)
 	dasConnectedToMaster = string(types.ClusterDasFdmAvailabilityStateConnectedToMaster)
 	dasElection          = string(types.ClusterDasFdmAvailabilityStateElection)
+	dasHostDown          = string(types.ClusterDasFdmAvailabilityStateHostDown)
 )
 
 // hostSnap is a copy of the host fields the simulator derives things from.
@@ -762,7 +763,7 @@ func (s *sim) failHost(h *hostInfo, das string) {
 	u := hostUpdate{conn: &conn, power: &power, overall: &red}
 
 	var newMaster *hostInfo
-	if c := h.cluster; c != nil {
+	if c := h.cluster; c != nil && clusterHAEnabled(c) { // no HA agents: no dasHostState
 		wasMaster := snaps[h.ref].das == dasMaster
 		newMaster = masterOf(c, snaps, h)
 		if newMaster == nil && wasMaster {
@@ -783,7 +784,7 @@ func (s *sim) failHost(h *hostInfo, das string) {
 	lost := &types.HostConnectionLostEvent{HostEvent: s.hostEvent(h)}
 	lost.FullFormattedMessage = fmt.Sprintf("Host %s in %s is not responding", h.name, h.dc.name)
 	events := []types.BaseEvent{lost}
-	if c := h.cluster; c != nil {
+	if c := h.cluster; c != nil && clusterHAEnabled(c) {
 		switch das {
 		case string(types.ClusterDasFdmAvailabilityStateHostDown):
 			e := &types.DasHostFailedEvent{ClusterEvent: s.clusterEvent(c), FailedHost: *s.hostArg(h)}
@@ -808,7 +809,7 @@ func (s *sim) recoverHost(h *hostInfo) {
 	power := types.HostSystemPowerStatePoweredOn
 	green := types.ManagedEntityStatusGreen
 	u := hostUpdate{conn: &conn, power: &power, overall: &green}
-	if c := h.cluster; c != nil {
+	if c := h.cluster; c != nil && clusterHAEnabled(c) {
 		u.setDas = true
 		if m := masterOf(c, snaps, h); m != nil {
 			u.das = dasState(dasConnectedToMaster, m)

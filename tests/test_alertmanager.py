@@ -31,7 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 ALERTS = ROOT / "rules" / "alerts.yml"
 GENERATE = ROOT / "rules" / "generate.py"
-ACTIONS = {"restart_host_vms", "restart_vm", "reset_vm", "evacuate_host"}
+ACTIONS = {
+    "restart_host_vms",
+    "restart_vm",
+    "reset_vm",
+    "evacuate_host",
+    "restart_fault_domain_vms",
+}
 WATCHER = {
     "VsphereExporterDown",
     "VsphereVcenterUnreachable",
@@ -124,6 +130,16 @@ def test_every_alert_kind_is_routed(amtool: str, rule: dict[str, Any]) -> None:
 )
 def test_remediation_values_are_routed(amtool: str, remediation: str, expected: list[str]) -> None:
     route_test(amtool, {"alertname": "X", "remediation": remediation}, expected)
+
+
+def test_fault_domain_down_reaches_people_and_the_remediator(amtool: str) -> None:
+    """A fault domain down pages a person and asks the remediator, which restarts its VMs
+    only once its own live read confirms every host down (never for a partition)."""
+    rule = next(r for r in alert_rules() if r["alert"] == "VsphereFaultDomainDown")
+    assert rule["labels"]["remediation"] == "restart_fault_domain_vms"
+    labels = {"alertname": rule["alert"], **rule["labels"], "vcenter": "vc1", "cluster": "c1"}
+    route_test(amtool, {**labels, "cluster_id": "domain-c1", "fault_domain": "fd-a"},
+               ["people", "remediator"])  # fmt: skip
 
 
 def test_alert_without_labels_reaches_people(amtool: str) -> None:
@@ -232,6 +248,9 @@ INHIBITS = [
     ("VsphereClusterMassHostFailure", "VsphereHostPoweredOff", {"vcenter", "cluster"}),
     # a hung guest: one reset, not two
     ("VsphereVmHeartbeatFailure", "VsphereVmAppHeartbeatFailure", {"vcenter", "vm_id"}),
+    ("VsphereVmHeartbeatFailure", "VsphereVmAppStateNeedReset", {"vcenter", "vm_id"}),
+    ("VsphereHostNotResponding", "VsphereVmAppStateNeedReset", {"vcenter", "host_id"}),
+    ("VsphereVcenterUnreachable", "VsphereVmAppStateNeedReset", {"vcenter"}),
     # performance alerts: a blind watcher holds them back too (no evacuation on stale data)
     ("VsphereExporterDown", "VsphereHostPerformanceDegraded", set()),
     ("VsphereVcenterUnreachable", "VsphereHostPerformanceDegraded", {"vcenter"}),
@@ -256,10 +275,15 @@ NOT_INHIBITED = [
     ("VsphereHostNotResponding", "VsphereVcenterUnreachable"),
     # mass failure holds back host restarts only, and reports itself
     ("VsphereClusterMassHostFailure", "VsphereVmHeartbeatFailure"),
+    # ...but not the fault-domain restart: the remediator re-reads and acts only on a
+    # domain confirmed down (remediator/domain_failure.py)
+    ("VsphereClusterMassHostFailure", "VsphereFaultDomainDown"),
     ("VsphereClusterMassHostFailure", "VsphereClusterMassHostFailure"),
     # a partitioned host's VMs are still watched
     ("VsphereHostNetworkPartitioned", "VsphereVmHeartbeatFailure"),
     ("VsphereVmAppHeartbeatFailure", "VsphereVmHeartbeatFailure"),
+    ("VsphereVmAppStateNeedReset", "VsphereVmHeartbeatFailure"),
+    ("VsphereVmAppStateNeedReset", "VsphereVmAppHeartbeatFailure"),
     # an alert that restarts VMs is never silenced by the host's other alerts, nor by
     # another restart alert (the remediator hears each)
     ("VsphereHostHaDown", "VsphereHostNotResponding"),
@@ -443,6 +467,7 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
     host2 = {**c1, "host_id": "host-2", "host": "esx2"}
     host3 = {**c1, "host_id": "host-3", "host": "esx3"}
     host4 = {**c1, "host_id": "host-4", "host": "esx4"}
+    fd_b = {"vcenter": "vc1", "cluster": "c3", "fault_domain": "fd-b"}
     post(
         url,
         [
@@ -467,12 +492,18 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
             alert(
                 "VsphereHostNotResponding", {"vcenter": "vc1", "cluster": "c3", "host_id": "host-7"}
             ),
+            # ...and they are a whole fault domain: its host alerts are inhibited, the
+            # domain's own alert reaches the remediator, which re-reads and acts only if
+            # every host is confirmed down
+            alert("VsphereFaultDomainDown", {**fd_b, "cluster_id": "domain-c3"}),
+            alert("VsphereHostNotResponding", {**fd_b, "host_id": "host-8", "host": "esx8"}),
         ],
     )
     expected_inhibited = {
         "VsphereVmHeartbeatFailure/vc1/vm-1",
         "VsphereHostNotResponding/vc2/host-5",
         "VsphereHostNotResponding/vc1/host-7",
+        "VsphereHostNotResponding/vc1/host-8",
         "VsphereHostHaDown/vc1/host-3",
     }
     deadline = time.monotonic() + 10
@@ -489,6 +520,7 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
         ("firing", "VsphereHostNotResponding/vc1/host-1"),
         ("firing", "VsphereVmHeartbeatFailure/vc1/vm-2"),
         ("firing", "VsphereHostNotResponding/vc1/host-3"),
+        ("firing", "VsphereFaultDomainDown/vc1/c3"),
         ("resolved", "VsphereHostNotResponding/vc1/host-1"),
     }
     deadline = time.monotonic() + 15
@@ -508,6 +540,7 @@ def test_live_inhibition_and_delivery(live: tuple[str, Webhook, str]) -> None:
         "VsphereVmHeartbeatFailure/vc1/vm-2",
         "VsphereVcenterUnreachable/vc2/",
         "VsphereClusterMassHostFailure/vc1/c3",
+        "VsphereFaultDomainDown/vc1/c3",
         "VsphereHostNotResponding/vc1/host-3",
         "VsphereHostHaDown/vc1/host-4",
     } <= people

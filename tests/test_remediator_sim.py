@@ -120,7 +120,14 @@ async def test_host_failure_restarts_by_priority_on_healthy_hosts_in_another_fau
     person_off = on_failed[0]["name"]
     sim.set_vm(person_off, powerState="poweredOff")  # off before the failure: stays off
     sim.fail_host(failed["name"])
-    client = await start(aiohttp_client, sim, tmp_path, workers=1, max_concurrent_tasks=1)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        workers=1,
+        max_concurrent_tasks=1,
+        placement={"fault_domains": "racks"},  # racks of one site: another domain preferred
+    )
     await send(client, alert("restart_host_vms", **host_labels(failed)))
     items = await settled(client)
 

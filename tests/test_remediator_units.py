@@ -13,6 +13,7 @@ import pytest
 
 from remediator.alerts import PayloadError, parse_payload, parse_time
 from remediator.config import GuardConfig, RateLimitConfig, parse_remediator
+from remediator.drs_rules import DrsRules, VmHostRule
 from remediator.guard import MassFailureGuard, RateLimiter
 from remediator.journal import Journal
 from remediator.model import VMMonitoring
@@ -187,7 +188,7 @@ def test_unusable_alerts_say_why() -> None:
         "the alert has neither a vm_id nor a vm label",
         "vcenter 'other' is not in the configuration",
         "unknown remediation 'teleport' (known: restart_host_vms, evacuate_host, restart_vm,"
-        " reset_vm)",
+        " reset_vm, restart_fault_domain_vms)",
     ]
     assert not d.alerts[4].wants_action
 
@@ -276,7 +277,8 @@ def test_placement_prefers_other_fault_domain_spreads_and_orders() -> None:
         for i, p in enumerate(["low", "high", "medium", "highest"])
     ]
     snap = snapshot(hosts, vms)
-    out = place(vms, snap, rconfig().placement, avoid_fault_domain="fd-a", exclude=["host-1"])
+    racks = rconfig(placement={"fault_domains": "racks"}).placement
+    out = place(vms, snap, racks, avoid_fault_domain="fd-a", exclude=["host-1"])
     assert [p.priority for p in out] == ["highest", "high", "medium", "low"]
     assert {p.target_id for p in out} == {"host-3", "host-4"}  # other FD, spread, no maintenance
     assert sum(p.target_id == "host-3" for p in out) == 2
@@ -301,11 +303,65 @@ def test_placement_falls_back_to_same_fault_domain() -> None:
     out = place(
         [vm("vm-1", "host-1")],
         snapshot(hosts, []),
-        rconfig().placement,
+        rconfig(placement={"fault_domains": "racks"}).placement,
         avoid_fault_domain="fd-a",
         exclude=["host-1"],
     )
     assert out[0].target_id == "host-2" and "no room outside fault domain fd-a" in out[0].reason
+
+
+def test_placement_keeps_vms_in_their_site_while_it_has_room() -> None:
+    """Sites (the default): a single host failure keeps its VMs in their own fault domain,
+    even onto the busier survivor there; only what no longer fits there crosses over."""
+    hosts = [
+        host("host-1", "fd-a", connection_state="notResponding"),
+        host("host-2", "fd-a", memory_capacity_mb=4096.0),
+        host("host-3", "fd-b"),
+    ]
+    busy = vm("vm-busy", "host-2", memory_reservation_mb=1000.0)
+    first = vm("vm-1", "host-1", "high", memory_reservation_mb=2000.0)
+    second = vm("vm-2", "host-1", "low", memory_reservation_mb=2000.0)
+    out = place(
+        [first, second],
+        snapshot(hosts, [busy, first, second]),
+        rconfig().placement,
+        avoid_fault_domain="fd-a",
+        exclude=["host-1"],
+    )
+    assert [(p.vm_id, p.target_id) for p in out] == [("vm-1", "host-2"), ("vm-2", "host-3")]
+    assert "in its own fault domain (fd-a)" in out[0].reason
+    assert "no room in its own fault domain fd-a" in out[1].reason
+
+
+def test_placement_site_should_rule_wins_over_the_home_domain() -> None:
+    """A VM-Host "should" rule (the VM belongs to site fd-b's hosts) weighs before the
+    home-domain preference: a VM that (by vMotion) ran on an fd-a host goes back to its
+    rule's site; a VM without a rule stays in fd-a."""
+    hosts = [
+        host("host-1", "fd-a", connection_state="notResponding"),
+        host("host-2", "fd-a"),
+        host("host-3", "fd-b"),
+    ]
+    ruled, free = vm("vm-ruled", "host-1", "high"), vm("vm-free", "host-1", "low")
+    rule = VmHostRule("site-b-vms", frozenset({"vm-ruled"}), frozenset({"host-3"}), True, False)
+    snap = snapshot(hosts, [ruled, free], rules=DrsRules(vm_host=(rule,)))
+    out = place(
+        [ruled, free], snap, rconfig().placement, avoid_fault_domain="fd-a", exclude=["host-1"]
+    )
+    assert [(p.vm_id, p.target_id) for p in out] == [("vm-ruled", "host-3"), ("vm-free", "host-2")]
+
+
+def test_placement_fault_domains_config_and_deprecated_alias() -> None:
+    assert rconfig().placement.fault_domains == "sites"
+    legacy = rconfig(placement={"prefer_other_fault_domain": True}).placement
+    assert legacy.fault_domains == "racks"
+    assert rconfig(placement={"prefer_other_fault_domain": False}).placement.fault_domains == (
+        "sites"
+    )
+    with pytest.raises(ConfigError, match="prefer_other_fault_domain: is deprecated"):
+        rconfig(placement={"fault_domains": "sites", "prefer_other_fault_domain": True})
+    with pytest.raises(ConfigError, match="must be sites or racks"):
+        rconfig(placement={"fault_domains": "continents"})
 
 
 # --- policy ----------------------------------------------------------------------------
@@ -345,7 +401,9 @@ def test_host_failure_waits_for_confirmation_then_plans() -> None:
     assert plan.outcome == PLAN
     pending = [s for s in plan.steps if s.state == "pending"]
     assert [s.vm_id for s in pending] == ["vm-1", "vm-2"]
-    assert all(s.target_host_id == "host-3" for s in pending)  # the other fault domain
+    # fault domains are sites by default: the VMs stay in theirs (fd-a) while it has room
+    assert all(s.target_host_id == "host-2" for s in pending)
+    assert all("in its own fault domain (fd-a)" in s.reason for s in pending)
     skipped = {s.vm_id: s.reason for s in plan.steps if s.state == "skipped"}
     assert "powered off" in skipped["vm-3"] and "not protected" in skipped["vm-4"]
 
@@ -462,7 +520,7 @@ def test_evacuation_plans_vmotion_and_maintenance() -> None:
     )
     assert d.outcome == PLAN
     assert [(s.kind, s.vm_id, s.target_host_id) for s in d.steps] == [
-        ("migrate", "vm-1", "host-3"),
+        ("migrate", "vm-1", "host-2"),  # its own fault domain (a site, by default)
         ("enter_maintenance", "", ""),
     ]
     assert "1 unprotected left in place" in d.reason

@@ -25,7 +25,14 @@ UNIT_TESTS = sorted((RULES / "tests").glob("*.yml"))
 RUNBOOK = ROOT / "docs" / "alerts.md"
 RUNBOOK_BASE = "https://github.com/vsphere-ha-stack/vsphere-ha-stack/blob/main/docs/alerts.md"
 SEVERITIES = {"critical", "warning"}
-REMEDIATIONS = {"restart_host_vms", "restart_vm", "reset_vm", "evacuate_host", "none"}
+REMEDIATIONS = {
+    "restart_host_vms",
+    "restart_vm",
+    "reset_vm",
+    "evacuate_host",
+    "restart_fault_domain_vms",
+    "none",
+}
 # The labels that identify what an alert is about, by alert-name prefix. Empty labels are
 # absent in Prometheus, so a standalone host's alerts carry no `cluster` (see hosts.yml).
 IDENTITY = {

@@ -10,6 +10,8 @@ POWER_STATES = ("poweredOn", "poweredOff", "suspended")
 CONNECTION_STATES = ("connected", "disconnected", "orphaned", "inaccessible", "invalid")
 HEARTBEAT_STATUSES = ("green", "yellow", "red", "gray")
 APP_STATUSES = ("green", "red", "gray")
+# GuestInfoAppStateType (vSphere API 5.5): unset means "none", the API's default.
+APP_STATES = ("none", "appStateOk", "appStateNeedReset")
 PRIORITY_VALUE = {"disabled": 0, "lowest": 1, "low": 2, "medium": 3, "high": 4, "highest": 5}
 MHZ = 1e6
 MIB = 1024.0 * 1024.0
@@ -33,6 +35,10 @@ def _families() -> list[Family]:
         Family("vsphere_vm_guest_heartbeat_status", "VMware Tools guest heartbeat status."),
         Family("vsphere_vm_tools_running", "1 when VMware Tools is running in the guest."),
         Family("vsphere_vm_app_heartbeat_status", "Application heartbeat status."),
+        Family(
+            "vsphere_vm_guest_app_state",
+            "Application state the guest's application agent set (appStateNeedReset: reset).",
+        ),
         Family("vsphere_vm_boot_time_seconds", "Last power-on time, Unix seconds."),
         Family("vsphere_vm_cpu_count", "Virtual CPUs."),
         Family("vsphere_vm_memory_size_bytes", "Configured memory."),
@@ -54,8 +60,8 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     """One VM's lines for each family of :func:`_families`, in that order, then its identity
     label block (reused for the timestamp families, which change on every heartbeat)."""
     fams = _families()
-    (info, protected, priority, power, conn, guest, tools, app, boot, cpus, mem, cpu_use,
-     mem_use, mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
+    (info, protected, priority, power, conn, guest, tools, app, app_state, boot, cpus, mem,
+     cpu_use, mem_use, mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
     base = ctx.base("vm", vm)
     attrs = ctx.topology.attributes(vm)
     cfg = ctx.config
@@ -89,6 +95,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     guest.add_enum(base, "status", HEARTBEAT_STATUSES, vm.get("guestHeartbeatStatus"))
     tools.add(base, 1 if vm.get("guest.toolsRunningStatus") == "guestToolsRunning" else 0)
     app.add_enum(base, "status", APP_STATUSES, app_status(vm.get("guest.appHeartbeatStatus")))
+    app_state.add_enum(base, "state", APP_STATES, vm.get("guest.appState") or "none")
     if vm.get("runtime.bootTime") is not None and vm.get("runtime.powerState") == "poweredOn":
         boot.add(base, vm.get("runtime.bootTime"))
     for fam, path, scale in (

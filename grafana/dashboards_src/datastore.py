@@ -1,7 +1,7 @@
 """The Datastores dashboard (vha-datastore): capacity, free space and use over time, the VMs
 with files on each datastore, and whether vCenter can reach it (issue 13).
 
-Built from the datastore metrics the exporter serves today (docs/metrics.md, "Datastores"),
+Built from the datastore metrics the exporter serves (docs/metrics.md, "Datastores"),
 coloured at the free-space alert's threshold (rules/config.yml ``datastores``). Datastore
 series carry no datacenter: it is joined in from ``vsphere_datastore_info``, which the
 ``datacenter`` and ``datastore`` variables also read. docs/dashboards.md describes every panel.
@@ -32,6 +32,10 @@ from .promql import DATASTORE, DATASTORE_INFO, DATASTORE_KEY, m, paren, ratio, r
 FREE_MIN = rules_config("datastores", "free_space_min_ratio", 0.1)
 USED_STEPS = steps(("green", None), ("orange", 1 - 2 * FREE_MIN), ("red", 1 - FREE_MIN))
 FREE_STEPS = steps(("red", None), ("orange", FREE_MIN), ("green", 2 * FREE_MIN))
+#: rules/config.yml health.datastore_overcommit_ratio: VsphereDatastoreOvercommitted's threshold.
+OVERCOMMIT = rules_config("health", "datastore_overcommit_ratio", 1.5)
+#: rules/config.yml performance.disk_latency_seconds: the disk latency alerts' threshold.
+LATENCY = rules_config("performance", "disk_latency_seconds", 0.03)
 
 
 def ds_in(expr: str) -> str:
@@ -168,13 +172,7 @@ def build() -> Board:
             unit="bytes",
         ),
     )
-    # Provisioning and overcommit (vsphere_datastore_provisioned_bytes, ..._uncommitted_bytes,
-    # provisioned / capacity), per-datastore read/write latency and IOPS, maintenance mode
-    # (vsphere_datastore_maintenance_mode) and type / hosts mounted on vsphere_datastore_info:
-    # issue 13's new datastore families (branch breadth) add their panels HERE, a row
-    # "Provisioning and performance", once the exporter serves them. Today no per-datastore
-    # performance counter is collected (the host and VM disk metrics are averaged over all
-    # their datastores, docs/performance.md), so this dashboard shows none.
+    provisioning_and_performance(d)
 
     d.row("VMs")
     d.add(
@@ -205,3 +203,58 @@ def build() -> Board:
         ),
     )
     return d
+
+
+def provisioning_and_performance(d: Board) -> None:
+    """Overcommit (provisioned / capacity) and the per-datastore latency and operations the
+    exporter builds from the hosts' performance samples (docs/metrics.md, vsphere_datastore_*:
+    absent while performance collection is off)."""
+    cap_sel = m("vsphere_datastore_capacity_bytes", DATASTORE)
+    overcommit = ds_in(ratio(m("vsphere_datastore_provisioned_bytes", DATASTORE), cap_sel))
+    over = f"{OVERCOMMIT:.0%}"
+    d.row("Provisioning and performance")
+    d.add(
+        8,
+        8,
+        timeseries(
+            "Provisioned / capacity",
+            "Space promised to VMs (capacity - free + uncommitted thin-disk growth) per "
+            "datastore, as a share of its capacity: above 100 % it is overcommitted; the line "
+            f"is {over}, where VsphereDatastoreOvercommitted fires.",
+            [(overcommit, "{{datastore}}")],
+            unit="percentunit",
+            thresholds=steps(("green", None), ("orange", 1.0), ("red", OVERCOMMIT)),
+        ),
+        timeseries(
+            "Read latency",
+            "Mean time a read of each datastore took, over the hosts using it weighted by "
+            f"their reads (20 s samples); the line is the disk latency alerts' {LATENCY:g} s.",
+            [(ds("vsphere_datastore_read_latency_seconds"), "{{datastore}}")],
+            unit="s",
+            thresholds=steps(("green", None), ("red", LATENCY)),
+        ),
+        timeseries(
+            "Write latency",
+            "Mean time a write to each datastore took, over the hosts using it weighted by "
+            "their writes.",
+            [(ds("vsphere_datastore_write_latency_seconds"), "{{datastore}}")],
+            unit="s",
+            thresholds=steps(("green", None), ("red", LATENCY)),
+        ),
+    )
+    d.add(
+        12,
+        8,
+        timeseries(
+            "Reads per second",
+            "Read operations per second on each datastore, summed over the hosts using it.",
+            [(ds("vsphere_datastore_reads_per_second"), "{{datastore}}")],
+            unit="iops",
+        ),
+        timeseries(
+            "Writes per second",
+            "Write operations per second on each datastore, summed over the hosts using it.",
+            [(ds("vsphere_datastore_writes_per_second"), "{{datastore}}")],
+            unit="iops",
+        ),
+    )

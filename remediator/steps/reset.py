@@ -1,4 +1,5 @@
-"""Reset step: hard-reset a VM whose guest heartbeats failed (VM monitoring)."""
+"""Reset step: hard-reset a VM whose guest heartbeats failed (VM monitoring), or whose
+application agent asked for it (``guest.appState`` = ``appStateNeedReset``)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ async def run(engine: Engine, s: Action) -> None:
     if not vm.running:
         await engine.finish(s, SKIPPED, f"VM is {vm.power_state}: nothing to reset")
         return
-    if not vm.heartbeat_failed:
-        await engine.finish(s, SKIPPED, f"heartbeats recovered (guest {vm.guest_heartbeat})")
+    # the last look before the reset: a recovered heartbeat, or the agent's appStateOk
+    # (which cancels HA's pending reset too, per the API reference), calls it off
+    if not vm.heartbeat_failed and vm.app_state != policy.NEED_RESET:
+        await engine.finish(
+            s,
+            SKIPPED,
+            f"heartbeats recovered (guest {vm.guest_heartbeat}) and no reset request "
+            f"(guest.appState {vm.app_state})",
+        )
         return
     if not await engine.admit(s, f"reset {vm.name}"):
         return

@@ -74,9 +74,12 @@ def alertmanager(s: Settings, alerts: Sequence[Alert]) -> dict[str, Any]:
             "equal": ["vcenter", "cluster"],
         },
         {
-            # A hung guest OS stops the application heartbeat too: one reset, not two.
+            # A hung guest OS stops the application heartbeat too: one reset, not two (and
+            # the same for an agent's reset request while the guest hangs).
             "source_matchers": ['alertname="VsphereVmHeartbeatFailure"'],
-            "target_matchers": ['alertname="VsphereVmAppHeartbeatFailure"'],
+            "target_matchers": [
+                'alertname=~"VsphereVmAppHeartbeatFailure|VsphereVmAppStateNeedReset"'
+            ],
             "equal": ["vcenter", "vm_id"],
         },
     ]

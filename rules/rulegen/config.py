@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from vcenter.mass_failure import FAULT_DOMAIN_MIN_HOSTS, MAX_FAILED_HOSTS, MAX_FAILED_SHARE
 from vha.report import rightsizing
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -303,6 +304,7 @@ class Settings:
     vm_powered_off_for: Duration
     vm_powered_off_lookback: Duration
     app_for: Duration
+    app_need_reset_for: Duration
     fd_down_for: Duration
     fd_min_hosts: int
     failover_level_exceeded_for: Duration
@@ -371,8 +373,16 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
         host_ha_agent_error_for=r.duration("hosts.ha_agent_error_for"),
         host_degraded_for=r.duration("hosts.degraded_for"),
         host_degraded_remediation=r.string("hosts.degraded_remediation", ("none", "evacuate_host")),
-        mass_max_hosts=r.integer("mass_failure.max_hosts", 1),
-        mass_max_share=r.number("mass_failure.max_share", 0.0, 1.0),
+        mass_max_hosts=(
+            MAX_FAILED_HOSTS
+            if r.get("mass_failure.max_hosts") is None
+            else r.integer("mass_failure.max_hosts", 1)
+        ),
+        mass_max_share=(
+            MAX_FAILED_SHARE
+            if r.get("mass_failure.max_share") is None
+            else r.number("mass_failure.max_share", 0.0, 1.0)
+        ),
         mass_for=r.duration("mass_failure.for"),
         no_master_for=r.duration("ha_master.no_master_for"),
         election_max=r.duration("ha_master.election_max"),
@@ -385,8 +395,13 @@ def settings_from(raw: dict[str, Any], profile: str | None = None) -> Settings:
         vm_powered_off_for=r.duration("vm_monitoring.powered_off_for"),
         vm_powered_off_lookback=r.positive_duration("vm_monitoring.powered_off_lookback"),
         app_for=r.duration("application_monitoring.for"),
+        app_need_reset_for=r.duration("application_monitoring.need_reset_for"),
         fd_down_for=r.duration("fault_domains.down_for"),
-        fd_min_hosts=r.integer("fault_domains.min_hosts", 1),
+        fd_min_hosts=(
+            FAULT_DOMAIN_MIN_HOSTS
+            if r.get("fault_domains.min_hosts") is None
+            else r.integer("fault_domains.min_hosts", 1)
+        ),
         failover_level_exceeded_for=r.duration("fault_domains.failover_level_exceeded_for"),
         max_utilization=max_utilization,
         failover_headroom_for=r.duration("capacity.failover_headroom_for"),

@@ -2,7 +2,9 @@
 
 A whole fault domain down, more failed hosts than the cluster's HA failover level, or many
 hosts at once: restarting VMs host by host would then do harm or could not succeed, so
-none of these remediates, and two of them exist mainly to stop the host-level reactions
+only a fault domain down remediates (``restart_fault_domain_vms``: the remediator acts
+once its own live read confirms every host down, remediator/domain_failure.py), and two
+of them exist mainly to stop the host-level reactions
 (``alertmanager.py``: a down fault domain silences its hosts' and VMs' alerts, a mass
 failure its cluster's ``restart_host_vms``). ``config.py`` checks that their ``for`` is
 short enough for them to fire before the host alerts they inhibit.
@@ -32,12 +34,17 @@ def alerts(s: Settings) -> list[Alert]:
             ),
             for_=s.fd_down_for,
             severity="critical",
-            remediation="none",
+            # Not inhibited by VsphereClusterMassHostFailure (that targets restart_host_vms):
+            # the remediator restarts the domain's VMs only once its own live read confirms
+            # every host down (HA hostDown or powered off), never for a partition.
+            remediation="restart_fault_domain_vms",
             summary="Fault domain {{ $labels.fault_domain }} of cluster {{ $labels.cluster }} "
             "is down",
             description="All {{ $value }} hosts of fault domain {{ $labels.fault_domain }} in "
             f"{CLUSTER} have failed for {s.fd_down_for.text}. Its host and VM alerts are "
-            "inhibited; nothing is restarted automatically.",
+            "inhibited. The remediator restarts its VMs elsewhere only once a live read "
+            "confirms every host down (vSphere HA hostDown or powered off); a partition "
+            "(HA still sees a host alive) or an unconfirmed silence is left to you.",
         ),
         Alert(
             name="VsphereClusterFailoverLevelExceeded",

@@ -16,7 +16,14 @@ from .emit import Expr
 
 SEVERITIES = ("critical", "warning")
 # What the remediator may do; anything but ``none`` routes the alert to the remediator.
-REMEDIATIONS = ("restart_host_vms", "restart_vm", "reset_vm", "evacuate_host", "none")
+REMEDIATIONS = (
+    "restart_host_vms",
+    "restart_vm",
+    "reset_vm",
+    "evacuate_host",
+    "restart_fault_domain_vms",
+    "none",
+)
 ACTIONS = tuple(r for r in REMEDIATIONS if r != "none")
 
 

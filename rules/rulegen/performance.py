@@ -75,6 +75,20 @@ def _disk_latency(kind: str, p: Performance) -> str:
     return f"(\n{indent(either)}\n)"
 
 
+def _datastore_latency(p: Performance) -> str:
+    """A datastore's read or write latency (exporter/perf_datastores.py: the hosts' mean,
+    weighted by their operations) above the threshold, by ``direction``."""
+    return "\nor\n".join(
+        "label_replace(\n"
+        "  max by (vcenter, datastore_id, datastore) "
+        f"(avg_over_time(vsphere_datastore_{d}_latency_seconds[{p.average_over.text}]))"
+        f" > {p.disk_latency_seconds:g},\n"
+        f'  "direction", "{d}", "", ""\n'
+        ")"
+        for d in ("read", "write")
+    )
+
+
 def alerts(s: Settings) -> list[Alert]:
     p = s.perf
     avg = p.average_over
@@ -201,6 +215,22 @@ def alerts(s: Settings) -> list[Alert]:
             f"The mean {{{{ $labels.direction }}}} latency over the datastores of {HOST} has "
             f"been {{{{ $value | humanizeDuration }}}} ({over}; limit {latency}) for "
             f"{p.disk_latency_for.text}. Nothing is done automatically.",
+        ),
+        Alert(
+            name="VsphereDatastoreLatencyHigh",
+            group=GROUP,
+            scope="datastore",
+            expr=_datastore_latency(p),
+            for_=p.disk_latency_for,
+            severity="warning",
+            remediation="none",
+            summary="Datastore {{ $labels.datastore }} is slow to {{ $labels.direction }}s "
+            "({{ $value | humanizeDuration }})",
+            description="The mean {{ $labels.direction }} latency of datastore "
+            "{{ $labels.datastore }} (vCenter {{ $labels.vcenter }}), over the hosts using it, "
+            f"has been {{{{ $value | humanizeDuration }}}} ({over}; limit {latency}) for "
+            f"{p.disk_latency_for.text}: every VM with disks on it waits. Nothing is done "
+            "automatically.",
         ),
         vm(
             "VsphereVmNetworkDroppedPackets",
