@@ -230,3 +230,32 @@ async def test_dry_run_plans_every_tier_without_waiting_for_readiness(
     assert any(f"({hi}) was only planned (dry run)" in x for x in lines), lines
     _, after = inventory(sim)
     assert all(after[n]["host"] == failed["name"] for n in (hi, mid, lo))
+
+
+async def test_a_down_fault_domain_restarts_tier_by_tier_across_its_hosts(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """A confirmed-down fault domain (one decision for three hosts): its VMs restart tier by
+    tier by the simulator's HA-RestartPriority attribute (high / medium / low), across hosts."""
+    from .test_remediator_fault_domains import FD_A, domain_alert
+
+    sim = sim_factory(clusters=1, hosts=6, vms=18)
+    await reconfigure(
+        sim, "DC0_C0", dasConfig=ha(enabled=False), orchestration=readiness("poweredOn", 1)
+    )
+    for name in FD_A:  # the rack lost power
+        sim.fail_host(name)
+        sim.set_host(name, powerState="poweredOff")
+    client = await start(aiohttp_client, sim, tmp_path)
+    await send(client, domain_alert(sim, "fd-a"))
+    items = await settled(client, timeout=60)
+    done = [a for a in items if a["parent_id"] is not None and a["state"] == "done"]
+    tiers = {p: [s for s in done if s["priority"] == p] for p in ("high", "medium", "low")}
+    assert all(len(t) >= 2 for t in tiers.values()), tiers
+    # the simulator gives each fd-a host one priority: the order runs across hosts
+    assert len({s["host_id"] for t in tiers.values() for s in t}) == 3
+    for upper, lower in (("high", "medium"), ("medium", "low")):
+        ready = max(s["finished_at"] for s in tiers[upper]) + 1
+        assert min(s["started_at"] for s in tiers[lower]) >= ready, (upper, lower)
+    lines = await history(client, done[0]["parent_id"])
+    assert any("tier 3 of 3 (low" in x and "tier 2 (medium) ready" in x for x in lines), lines
