@@ -240,6 +240,18 @@ class Journal(Deliveries):
                     self._event(action_id, now, PENDING, reason)
         return n
 
+    def step_states(self, parent_id: int) -> list[tuple[int, str, str, str, str, str]]:
+        """(id, vm_id, vm, state, reason, new_vm_id) of a decision's steps: what restart
+        orchestration polls every second, without parsing every step's detail."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, vm_id, vm, state, reason,"
+                " COALESCE(json_extract(detail, '$.new_vm_id'), '') FROM actions"
+                " WHERE parent_id = ? ORDER BY id",
+                (parent_id,),
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows]
+
     def held_parents(self, after: float) -> list[int]:
         """Decisions with steps pending until after ``after`` (orchestration holds them)."""
         with self._lock:

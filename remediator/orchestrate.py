@@ -166,6 +166,18 @@ async def prepare(
     return orch
 
 
+@dataclass(frozen=True)
+class _StepRow:
+    """The columns of a step the orchestrator polls (Journal.step_states)."""
+
+    id: int
+    vm_id: str
+    vm: str
+    state: str
+    reason: str
+    new_vm_id: str
+
+
 @dataclass
 class Group:
     """One decision's orchestration in the engine."""
@@ -292,7 +304,8 @@ class Orchestrators:
         """One look: observe, release what is due, journal. True when nothing is held."""
         o = g.orch
         now = engine.clock()
-        steps = {s.vm_id: s for s in await engine.db(engine.j.siblings, g.parent_id)}
+        rows = await engine.db(engine.j.step_states, g.parent_id)
+        steps = {r[1]: _StepRow(*r) for r in rows}
         if not await engine.db(engine.j.alerts_firing, g.parent_id):
             held = [s for s in steps.values() if s.state == PENDING]
             await engine.db(
@@ -306,7 +319,7 @@ class Orchestrators:
             if s is None or not o.is_started(vm) or o.settled(vm):
                 continue
             if s.state in (DONE, SKIPPED):
-                look[vm] = str((s.detail or {}).get("new_vm_id") or s.vm_id)
+                look[vm] = s.new_vm_id or s.vm_id
             elif s.state == DRY_RUN:
                 o.failed(vm, now, f"({s.vm}) was only planned (dry run)")
             elif s.state in TERMINAL:
