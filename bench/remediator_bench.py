@@ -7,6 +7,8 @@ Alertmanager groups them (by vcenter, cluster, host, alertname).  It prints:
 * the time from webhook receipt to the last stranded VM powered on elsewhere (taken from
   the journal's ``finished_at`` of the last step, and checked against the simulator),
 * the concurrency used (workers, concurrent vCenter tasks),
+* the restart orchestration: by default 4 restart-priority tiers of equal size (name rules),
+  each starting when the one above is powered on (``remediator.orchestration``),
 * the remediator's own decision time per alert (policy and placement, no I/O; p50/p95)
   and the live read of vCenter that precedes it,
 * the ratios against the targets (60 s end to end, 100 ms per decision).
@@ -15,6 +17,7 @@ Figures only: nothing here asserts a time.
 
     python -m bench.remediator_bench                       # 1,000 stranded VMs
     python -m bench.remediator_bench --tasks 16 --workers 32
+    python -m bench.remediator_bench --tiers 1 --ready none  # no orchestration
 """
 
 from __future__ import annotations
@@ -48,6 +51,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+TIER_PRIORITIES = ("highest", "high", "medium", "low", "lowest")
+
+
+def tier_rules(vms_per_cluster: int, tiers: int) -> dict[str, Any]:
+    """``restart_priority`` name rules giving each cluster's VMs ``tiers`` equal tiers.
+
+    The simulator names VMs ``<cluster>_VM<i>`` and places them round-robin over the hosts,
+    so numbering ranges split every failed host's VMs into equal tiers too. The simulator's
+    own ``HA-RestartPriority`` attribute (three priorities in turn) is not read."""
+    if tiers <= 1:
+        return {"custom_attribute": None, "default": "medium"}
+    prios = TIER_PRIORITIES[:tiers]
+    size = -(-vms_per_cluster // tiers)
+    rules = [
+        {
+            "match": "_VM(" + "|".join(str(i) for i in range(k * size, (k + 1) * size)) + ")$",
+            "priority": p,
+        }
+        for k, p in enumerate(prios[:-1])
+    ]
+    return {"custom_attribute": None, "rules": rules, "default": prios[-1]}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sim = Simulator(
         clusters=args.clusters, hosts=args.hosts, vms=args.vms_per_cluster, fault_domains=2
@@ -70,6 +96,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
             ],
             "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+            "restart_priority": tier_rules(args.vms_per_cluster, args.tiers),
             "remediator": {
                 "listen": "127.0.0.1:0",
                 "bearer_token_env": "VHA_BENCH_TOKEN",
@@ -82,6 +109,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "host_failure": {"confirm_seconds": 0},
                 "rate_limit": {"max_actions": 100000, "window_seconds": 600},
                 "guard": {"max_failed_hosts": args.fail_per_cluster, "max_failed_share": 0.5},
+                # the simulator's clusters set no orchestration: the stack's defaults apply
+                "orchestration": {
+                    "ready_condition": args.ready,
+                    "post_ready_delay_seconds": args.delay,
+                },
             },
         }
     )
@@ -176,6 +208,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "simulator_start_seconds": round(sim_start, 2),
             "concurrency": {"workers": args.workers, "max_concurrent_tasks": args.tasks},
+            "orchestration": {
+                "tiers": args.tiers,
+                "ready_condition": args.ready,
+                "post_ready_delay_seconds": args.delay,
+                "steps_by_priority": {
+                    p: sum(1 for s in steps if s["priority"] == p)
+                    for p in TIER_PRIORITIES
+                    if any(s["priority"] == p for s in steps)
+                },
+                # per tier, seconds after receipt: first vCenter change, last power-on
+                "tier_spans": {
+                    p: [
+                        round(min(s["started_at"] or s["finished_at"] for s in ts) - received, 1),
+                        round(max(s["finished_at"] for s in ts) - received, 1),
+                    ]
+                    for p in TIER_PRIORITIES
+                    if (ts := [s for s in done if s["priority"] == p])
+                },
+            },
             "webhook_accept_ms_all_deliveries": round(accept_ms, 1),
             "receipt_to_last_power_on_seconds": round(total, 2),
             "vms_restarted": len(done),
@@ -239,6 +290,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=24)
     parser.add_argument("--tasks", type=int, default=16, help="concurrent vCenter tasks")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--tiers", type=int, default=4, choices=range(1, 6),
+                        help="restart-priority tiers of equal size (1: one priority)")  # fmt: skip
+    parser.add_argument("--ready", default="poweredOn",
+                        choices=("none", "poweredOn", "guestHbStatusGreen", "appHbStatusGreen"),
+                        help="start the next tier when the previous is ...")  # fmt: skip
+    parser.add_argument("--delay", type=float, default=0.0, help="additional delay, s")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
     result = asyncio.run(run(args))
@@ -253,6 +310,12 @@ def main() -> None:
     )
     c = result["concurrency"]
     print(f"concurrency: {c['workers']} workers, {c['max_concurrent_tasks']} vCenter tasks")
+    o = result["orchestration"]
+    print(
+        f"orchestration: {o['tiers']} tiers {o['steps_by_priority']}, next tier when "
+        f"{o['ready_condition']} + {o['post_ready_delay_seconds']:g} s; per tier, s after "
+        f"receipt [first change, last power-on]: {o['tier_spans']}"
+    )
     print(
         f"webhook receipt -> last VM powered on elsewhere: "
         f"{result['receipt_to_last_power_on_seconds']} s "

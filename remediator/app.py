@@ -33,6 +33,7 @@ from .engine import Engine
 from .journal import STATES, Action, JournalError
 from .logsafe import install as install_safe_logging
 from .metrics import Metrics
+from .orchestrate import tier_label
 
 log = logging.getLogger("remediator")
 install_safe_logging(log)
@@ -346,7 +347,8 @@ async def index(request: web.Request) -> web.Response:
     rows = "\n".join(
         f'<tr class="{e(a.state)}"><td>{a.id}</td><td>{a.parent_id or ""}</td><td>{e(a.kind)}</td>'
         f"<td>{e(a.state)}</td><td>{e(a.vcenter)}</td><td>{e(a.cluster)}</td><td>{e(a.vm)}</td>"
-        f"<td>{e(a.host)}</td><td>{e(a.target_host)}</td><td>{e(a.priority)}</td>"
+        f"<td>{e(a.host)}</td><td>{e(a.target_host)}</td>"
+        f"<td>{e(' '.join(filter(None, (a.priority, tier_label(a.detail)))))}</td>"
         f"<td>{e(a.restarted_by)}</td><td>{e(responsible(a))}</td>"
         f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(a.updated_at))}</td>"
         f"<td>{e(a.reason)}</td></tr>"

@@ -122,6 +122,19 @@ class PlacementConfig:
 
 
 @dataclass(frozen=True)
+class OrchestrationConfig:
+    """Restart orchestration where the cluster itself sets none (vSphere HA off and the
+    cluster's ``orchestration.defaultVmReadiness`` at vSphere's default, ``none``): when a
+    tier counts as ready (``ready_condition``, ``post_ready_delay_seconds``) and how long a
+    tier may hold the next (``timeout_seconds``, vSphere's restartPriorityTimeout)."""
+
+    ready_condition: str = "none"
+    post_ready_delay_seconds: float = 0.0
+    timeout_seconds: float = 600.0
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class RemediatorConfig:
     listen_host: str
     listen_port: int
@@ -148,6 +161,7 @@ class RemediatorConfig:
     placement: PlacementConfig
     state_refresh_seconds: float
     ha: HAWatchConfig = HAWatchConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @property
     def listen(self) -> str:
@@ -180,6 +194,7 @@ _TOP_KEYS = {
     "placement",
     "state_refresh_seconds",
     "ha",
+    "orchestration",
 }
 
 
@@ -424,6 +439,7 @@ def parse_remediator(
     enter_maintenance = c.run(False, _evacuate, section)
     placement = c.run(PlacementConfig(), _placement, section)
     ha = c.run(HAWatchConfig(), _ha, section)
+    orchestration = c.run(OrchestrationConfig(), _orchestration, section)
     c.raise_if_any()
     return RemediatorConfig(
         listen_host=listen_host,
@@ -451,6 +467,7 @@ def parse_remediator(
         placement=placement,
         state_refresh_seconds=state_refresh,
         ha=ha,
+        orchestration=orchestration,
     )
 
 
@@ -559,6 +576,28 @@ def _ha(section: Mapping[str, Any]) -> HAWatchConfig:
         overdue_seconds=overdue,
         act_when_overdue=_bool(raw, "act_when_overdue", key, False),
         io_check_required=_bool(raw, "io_check_required", key, True),
+    )
+
+
+READY_CONDITIONS = ("none", "poweredOn", "guestHbStatusGreen", "appHbStatusGreen")
+
+
+def _orchestration(section: Mapping[str, Any]) -> OrchestrationConfig:
+    raw = _mapping(section.get("orchestration"), _key("orchestration"))
+    key = _key("orchestration")
+    _only(
+        raw, {"ready_condition", "post_ready_delay_seconds", "timeout_seconds", "poll_seconds"}, key
+    )
+    cond = _str(raw, "ready_condition", key) or "none"
+    if cond not in READY_CONDITIONS:
+        raise ConfigError(
+            f"{key}.ready_condition", f"must be one of {', '.join(READY_CONDITIONS)}, got {cond!r}"
+        )
+    return OrchestrationConfig(
+        ready_condition=cond,
+        post_ready_delay_seconds=_num(raw, "post_ready_delay_seconds", key, 0.0),
+        timeout_seconds=_num(raw, "timeout_seconds", key, 600.0, minimum=1.0),
+        poll_seconds=_num(raw, "poll_seconds", key, 1.0, minimum=0.1, maximum=60.0),
     )
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from . import live, policy
+from . import live, orchestrate, policy
 from .alerts import DOMAIN_KINDS, HOST_KINDS
 from .domain_failure import decide_domain
 from .ha_settings import HAView, IOActivity, read_ha, read_io
@@ -110,10 +110,14 @@ async def decide(engine: Engine, a: Action) -> None:
                     return
                 memory["fenced"] = message
         rows = [s.as_row(cluster) for s in decision.steps]
+        cluster_id = snap.cluster.moid if snap.cluster else ""
+        tiers = await orchestrate.prepare(engine, a, cluster_id, rows)  # holds later tiers
         _, settled = await engine.db(
             engine.j.plan, a, rows, decision.reason, engine.clock(), memory, **fields
         )
         engine.settled(a.id, settled)
+        if tiers is not None:
+            await engine.orchestrators.started(engine, a, tiers)
         log.info("action %d %s %s planned: %s", a.id, a.kind, a.vm or a.host, decision.reason)
         for s in decision.steps:
             if s.state != PENDING:

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import live, policy
+from . import live, orchestrate, policy
 from .config import RemediatorConfig
 from .fault_domains import DOWN, UP, domain_state
 from .ha_settings import HAView, read_ha
@@ -135,11 +135,15 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
             fenced.append(f"{h.name}: {message}")
         memory["fenced"] = "; ".join(fenced)
     rows = [s.as_row(cluster) for s in decision.steps]
+    # the domain's VMs restart tier by tier, all of its hosts together (orchestrate.py)
+    tiers = await orchestrate.prepare(engine, a, cluster_id, rows)
     _, settled = await engine.db(
         engine.j.plan, a, rows, decision.reason, engine.clock(), memory, **fields
     )
     engine.settled(a.id, settled)
     log.info("action %d %s %s planned: %s", a.id, a.kind, domain, decision.reason)
+    if tiers is not None:
+        await engine.orchestrators.started(engine, a, tiers)
 
 
 def _name(h: HostState) -> str:

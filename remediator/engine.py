@@ -26,7 +26,7 @@ from vcenter.config import Config
 from vcenter.session import describe
 
 from . import actions as act
-from . import duplicates, live
+from . import duplicates, live, orchestrate
 from .alerts import Delivery
 from .config import RemediatorConfig
 from .decide import decide
@@ -88,6 +88,7 @@ class Engine:
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self._dup_watch = duplicates.Watcher()
+        self.orchestrators = orchestrate.Orchestrators()  # restart tiers, one task a failure
         self.tags = Tags(list(config.vcenters))  # vAPI, for a re-registered VM's tags
         self.running = False
         metrics.dry_run.set(1 if rcfg.dry_run else 0)
@@ -121,6 +122,9 @@ class Engine:
             await self.db(self.j.attempt_times, now - self.rcfg.rate_limit.window_seconds)
         )
         self.running = True
+        self._background.append(
+            asyncio.create_task(self.orchestrators.resume(self), name="vha-tiers-resume")
+        )
         self._background.append(asyncio.create_task(self._scheduler(), name="vha-scheduler"))
         for name in self.sessions:
             self._background.append(
@@ -137,6 +141,7 @@ class Engine:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running work finish briefly, put the rest back to pending."""
         self.running = False
+        await self.orchestrators.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

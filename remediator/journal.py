@@ -224,6 +224,52 @@ class Journal(Deliveries):
             settled = self._settle(parent.id, now)
         return ids, settled
 
+    def release(self, reasons: Mapping[int, str], now: float) -> int:
+        """Make held pending steps due now (restart orchestration: their tier started), in
+        one transaction; each step's history says why. Steps no longer pending are left."""
+        n = 0
+        with self._tx():
+            for action_id, reason in reasons.items():
+                cur = self.db.execute(
+                    "UPDATE actions SET not_before = ?, reason = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'pending'",
+                    (now, reason, now, action_id),
+                )
+                if cur.rowcount:
+                    n += 1
+                    self._event(action_id, now, PENDING, reason)
+        return n
+
+    def step_states(self, parent_id: int) -> list[tuple[int, str, str, str, str, str]]:
+        """(id, vm_id, vm, state, reason, new_vm_id) of a decision's steps: what restart
+        orchestration polls every second, without parsing every step's detail."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, vm_id, vm, state, reason,"
+                " COALESCE(json_extract(detail, '$.new_vm_id'), '') FROM actions"
+                " WHERE parent_id = ? ORDER BY id",
+                (parent_id,),
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows]
+
+    def held_parents(self, after: float) -> list[int]:
+        """Decisions with steps pending until after ``after`` (orchestration holds them)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT DISTINCT parent_id FROM actions WHERE state = 'pending'"
+                " AND parent_id IS NOT NULL AND not_before > ? ORDER BY parent_id",
+                (after,),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def note(self, action_id: int, now: float, message: str) -> None:
+        """A line in an action's history that changes nothing (an orchestration tier start)."""
+        with self._tx():
+            row = self.db.execute("SELECT state FROM actions WHERE id = ?", (action_id,))
+            state = row.fetchone()
+            if state is not None:
+                self._event(action_id, now, str(state[0]), message)
+
     def recover(self, now: float) -> int:
         """After a crash: actions left running go back to pending, to be re-evaluated live."""
         with self._tx(durable=True):

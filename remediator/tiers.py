@@ -75,6 +75,7 @@ class Orchestration:
         ]
         self._track = {vm: _Track(i) for i, tier in enumerate(self.tiers) for vm in tier}
         self._tier_started: dict[int, float] = {}
+        self._timed_out: set[int] = set()
         self._waits: dict[str, list[tuple[frozenset[str], bool, str]]] = {}
         for d in self.dependencies:
             needed = frozenset(v for v in d.depends_on if v in self._track)
@@ -122,11 +123,11 @@ class Orchestration:
         if self.readiness(vm).condition in ("", "none"):
             t.met_at = now  # ready as soon as its start is issued
 
-    def failed(self, vm: str, now: float) -> None:
+    def failed(self, vm: str, now: float, why: str = "could not be started") -> None:
         """A VM that could not be started no longer holds anyone back (noted)."""
         self._track[vm].failed = True
         self._tier_started.setdefault(self._track[vm].tier, now)
-        self.notes.append(f"{vm} could not be started: it no longer holds later tiers")
+        self.notes.append(f"{vm} {why}: it no longer holds later tiers")
 
     def observe(self, states: Mapping[str, VmReady], now: float) -> None:
         for vm, state in states.items():
@@ -181,9 +182,41 @@ class Orchestration:
             done, how = self._tier_done(i, now)
             if not done:
                 break
-            if how.startswith("timeout") and f"tier {i}" not in " ".join(self.notes):
-                self.notes.append(f"tier {i} ({self.priority_of(i)}): {how}, next tier started")
+            if how.startswith("timeout") and i not in self._timed_out and i + 1 < len(self.tiers):
+                self._timed_out.add(i)  # tiers count from 1 in what people read
+                self.notes.append(f"tier {i + 1} ({self.priority_of(i)}): {how}, next tier started")
         return out
+
+    # --- what the engine's orchestrator (remediator/orchestrate.py) asks ---------------
+
+    def tier_of(self, vm: str) -> int:
+        return self._track[vm].tier
+
+    def is_started(self, vm: str) -> bool:
+        return self._track[vm].started is not None
+
+    def settled(self, vm: str) -> bool:
+        """Its readiness is known: its condition was seen met, or it could not start."""
+        t = self._track[vm]
+        return t.failed or t.met_at is not None
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self._waits)
+
+    def waits_for(self, vm: str) -> list[str]:
+        """Names of the dependency rules this VM waits on."""
+        return sorted({name for _, _, name in self._waits.get(vm, [])})
+
+    def why_open(self, i: int, now: float) -> str:
+        """Why tier ``i`` may start: the tier above it is ready, or its timeout passed."""
+        if i == 0:
+            return "highest tier, started first"
+        done, how = self._tier_done(i - 1, now)
+        above = f"tier {i} ({self.priority_of(i - 1)})"
+        if done and how.startswith("timeout"):
+            return f"{above} not ready: {how}"
+        return f"{above} ready"
 
     def priority_of(self, i: int) -> str:
         return self.priorities[self.tiers[i][0]] if self.tiers[i] else ""

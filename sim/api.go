@@ -135,6 +135,9 @@ func (s *sim) vmJSON(t *vmTrack) (vmJSON, types.ManagedObjectReference) {
 	if t.ov.appHeartbeat != "" {
 		j.InjectedFaults["appHeartbeatStatus"] = t.ov.appHeartbeat
 	}
+	if bootHangOf(t) {
+		j.InjectedFaults["hangOnBoot"] = "true"
+	}
 	return j, hostRef
 }
 
@@ -271,7 +274,7 @@ var (
 	appHeartbeatStates = []string{"appStatusGreen", "appStatusRed", "appStatusGray"}
 
 	hostKeys = []string{"connectionState", "powerState", "inMaintenanceMode", "inQuarantineMode", "overallStatus", "dasHostState"}
-	vmKeys   = []string{"powerState", "guestHeartbeatStatus", "toolsRunningStatus", "appHeartbeatStatus"}
+	vmKeys   = []string{"powerState", "guestHeartbeatStatus", "toolsRunningStatus", "appHeartbeatStatus", "hangOnBoot"}
 )
 
 // splitPath splits an escaped URL path into unescaped segments.
@@ -613,6 +616,11 @@ func (s *sim) postVM(r *http.Request, name string) (int, interface{}, *apiError)
 		var healthy string
 		var dst **string
 		switch k {
+		case "hangOnBoot": // sim/boot_hang.go: every later boot of these files hangs
+			if err := setBootHang(t, raw); err != nil {
+				return 0, nil, err
+			}
+			continue
 		case "powerState":
 			v, err := enumValue(k, raw, vmPowerStates)
 			if err != nil {

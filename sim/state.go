@@ -418,7 +418,7 @@ func (s *sim) reconcileVM(vm *simulator.VirtualMachine, snaps []hostSnap, moves 
 		}
 		if !timePtrEqual(sboot, t.boot) {
 			if !first {
-				t.ov = overrides{}
+				t.ov = bootOverrides(vm) // sim/boot_hang.go; none unless marked
 			}
 			t.boot = copyTime(sboot)
 		}
