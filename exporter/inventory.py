@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -336,6 +336,9 @@ class Inventory:
         # The latest licence snapshot (exporter/licenses.py), replaced whole.
         self.licenses: Any = None
         self._listeners: list[Callable[[], None]] = []
+        # moid -> type of the objects the follower changed since the detection lane
+        # (patch.py) last took them; a resync empties it (the full render has those).
+        self.changed: dict[str, str] = {}
 
     # --- change notification -------------------------------------------------------
     def add_listener(self, fn: Callable[[], None]) -> None:
@@ -404,12 +407,22 @@ class Inventory:
             self.resyncs_total += 1
             self.generation += 1
             self.synced_generation = self.generation
+            self.changed = {}
 
     def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> None:
         """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates."""
         with self.lock:
-            apply_object_updates(self.objects, self.custom_fields, updates, self.observe)
+            noted = self._noted(updates)
+            apply_object_updates(self.objects, self.custom_fields, noted, self.observe)
             self.updates_total += 1
+
+    def _noted(
+        self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]
+    ) -> Iterator[tuple[str, str, str, list[tuple[str, str, Any]]]]:
+        """``updates``, each object noted in ``changed`` for the detection lane."""
+        for update in updates:
+            self.changed[update[2]] = update[1]
+            yield update
 
     def apply_polled(
         self, rows: Iterable[tuple[str, str, dict[str, Any]]], newer_than: int | None = None

@@ -14,6 +14,7 @@ costs the families it touches, and a scrape only concatenates.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .exposition import Piece, chunks, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
+from .patch import Patch, build_patch
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -112,10 +114,12 @@ def inventory_families(
     inventories: Sequence[Inventory],
     config: Config,
     collector_results: dict[tuple[str, str], tuple[float, float]],
+    on_snapshots: Callable[[], None] | None = None,
 ) -> list[Family]:
     """Every collector over every live vCenter; a failing collector is reported, not fatal."""
     out: list[Family] = []
     now = time.time()
+    snaps: list[tuple[str, Inventory]] = []
     for inv in inventories:
         with inv.lock:
             if not (inv.up and inv.synced) and not inv.holding(config.sync.hold_seconds, now):
@@ -126,8 +130,11 @@ def inventory_families(
                 continue
             # Detection first: the collectors run on a snapshot, outside the lock, so the
             # follower applies the next update while this render runs.
-            snap = inv.snapshot()
-        ctx = RenderContext(inv.vcenter, snap, Topology(snap, config), config, now)
+            snaps.append((inv.vcenter, inv.snapshot()))
+    if on_snapshots is not None:
+        on_snapshots()  # every snapshot taken: the detection lane's later patches are newer
+    for vcenter, snap in snaps:
+        ctx = RenderContext(vcenter, snap, Topology(snap, config), config, now)
         for name, fn in COLLECTORS.items():
             start = time.perf_counter()
             ok = 1.0
@@ -138,8 +145,8 @@ def inventory_families(
                 out.extend(exc.families)
             except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
                 ok = 0.0
-                log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
-            collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
+                log.exception("collector %s failed for vCenter %s", name, vcenter)
+            collector_results[(vcenter, name)] = (ok, time.perf_counter() - start)
     return out
 
 
@@ -186,11 +193,13 @@ class Body(tuple[bytes, ...]):
     """A rendered ``/metrics`` body: one bytes chunk per metric family (its pieces' bytes)."""
 
     pieces: tuple[Piece, ...]
+    seq: int  # publication order: a newer body (full render or patch) has a higher one
 
-    def __new__(cls, pieces: Iterable[Piece]) -> Body:
+    def __new__(cls, pieces: Iterable[Piece], seq: int = 0) -> Body:
         items = tuple(pieces)
         body = super().__new__(cls, (p.plain for p in items))
         body.pieces = items
+        body.seq = seq
         return body
 
     def decode(self) -> str:
@@ -242,6 +251,13 @@ class Renderer:
         # after a render started to the body that shows it being published.
         self._changed_since: float | None = None
         self.lag = LagHistogram()
+        # The detection lane (patch.py): changed objects spliced into the published body.
+        self._publish_lock = threading.Lock()  # one publisher at a time: full or patch
+        self._patches: list[Patch] = []  # applied since the running full render began
+        self._patch_wanted = False
+        self._patcher: threading.Thread | None = None
+        self._seq = itertools.count(1)
+        self.patches_total = 0
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -255,6 +271,7 @@ class Renderer:
             if self._changed_since is None:
                 self._changed_since = time.monotonic()
             self._dirty = True
+            self._patch_wanted = True
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -262,12 +279,14 @@ class Renderer:
         self._thread.start()
         self._packer = threading.Thread(target=self._pack_loop, name="vha-pack", daemon=True)
         self._packer.start()
+        self._patcher = threading.Thread(target=self._patch_loop, name="vha-patch", daemon=True)
+        self._patcher.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        for thread in (self._thread, self._packer):
+        for thread in (self._thread, self._packer, self._patcher):
             if thread is not None:
                 thread.join(timeout=5)
 
@@ -348,12 +367,18 @@ class Renderer:
     def render_now(self) -> Body:
         with self._cond:
             self._dirty = False
-            changed, self._changed_since = self._changed_since, None
+        begun = time.monotonic()
+        snapped = [begun]
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
         families = status_families(self.inventories, self.config.sync.hold_seconds)
-        families += inventory_families(self.inventories, self.config, per_collector)
+        families += inventory_families(
+            self.inventories,
+            self.config,
+            per_collector,
+            on_snapshots=lambda: snapped.append(time.monotonic()),
+        )
         for source in self.extra_sources:
             try:
                 families += source()
@@ -376,14 +401,75 @@ class Renderer:
         )
         took.add("", self._render_seconds)
         lag = self.lag.family()
-        body = Body(self._pieces([*families, ok, dur, build, took, lag]))
+        pieces = self._pieces([*families, ok, dur, build, took, lag])
+        with self._publish_lock:
+            # What the detection lane published while this render ran is newer than this
+            # render's snapshot: applied again, so a slow render never hides a change.
+            with self._cond:
+                old_body = self._body
+            patched = False
+            for patch in self._patches:
+                if patch.begun >= begun:
+                    pieces = patch.apply(pieces, whole=patch.begun >= snapped[-1])
+                    patched = True
+            self._patches = []
+            if patched:
+                pieces = reuse(pieces, old_body.pieces if old_body is not None else ())
+            body = Body(pieces, next(self._seq))
+            with self._cond:
+                self._body = body
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         self.rendered_generations = generations
+        self._observe_lag(begun)
+        return body
+
+    def _observe_lag(self, covered: float) -> None:
+        """A body showing every change before ``covered`` (monotonic) is published."""
         with self._cond:
-            self._body = body
-        if changed is not None:
-            self.lag.observe(time.monotonic() - changed)
+            since = self._changed_since
+            if since is None or since > covered:
+                return
+            self._changed_since = None
+        self.lag.observe(time.monotonic() - since)
+
+    def _patch_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._patch_wanted and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                self._patch_wanted = False
+            try:
+                self.patch_now()
+            except Exception:  # noqa: BLE001 - the full render follows anyway
+                log.exception("patching /metrics failed")
+
+    def patch_now(self) -> Body | None:
+        """Splice the objects changed since the last patch into the published body (see
+        patch.py); the gzip members of the pieces it changed are built right after."""
+        begun = time.monotonic()
+        with self._cond:
+            if self._body is None:
+                return None  # the first full render comes first
+        patch, complete = build_patch(self, begun)
+        with self._publish_lock:
+            with self._cond:
+                current = self._body
+            if current is None:
+                return None
+            body = Body(patch.apply(current.pieces), next(self._seq))
+            with self._cond:
+                self._body = body
+            self._patches.append(patch)
+            self.patches_total += 1
+        if complete:
+            self._observe_lag(begun)
+        else:
+            with self._cond:
+                self._patch_wanted = True  # the rest of a burst: right after this one
+        self.prepare(body)
         return body
 
     def prepare(self, body: Body) -> None:
@@ -396,18 +482,24 @@ class Renderer:
         if gzipped:
             for piece in body.pieces:
                 piece.gzip()
-            with self._cond:
-                self._ready[(True, 1)] = body
+            self._set_ready((True, 1), body)
         for n in totals:
             for piece in body.pieces:
                 for i in range(n):
                     piece.shard(i, n, gzipped=gzipped)
                 if gzipped and not plain_shards:
                     piece.drop_plain_split(n)
-            with self._cond:
-                self._ready[(False, n)] = body
-                if gzipped:
-                    self._ready[(True, n)] = body
+            self._set_ready((False, n), body)
+            if gzipped:
+                self._set_ready((True, n), body)
+
+    def _set_ready(self, key: tuple[bool, int], body: Body) -> None:
+        """``body`` is what scrapes of ``key`` get, unless a newer body is already built
+        (the packer and the detection lane prepare bodies side by side)."""
+        with self._cond:
+            old = self._ready.get(key)
+            if old is None or old.seq < body.seq:
+                self._ready[key] = body
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""
