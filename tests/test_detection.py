@@ -47,8 +47,10 @@ async def test_a_change_reaches_metrics_while_a_full_render_is_held(
     client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
     await wait_for(
         client,
-        lambda s: _value(s, "vsphere_up", vcenter="vc1") == 1
-        and any(x.name == "vsphere_perf_entities" and (x.value or 0) > 0 for x in s),
+        lambda s: (
+            _value(s, "vsphere_up", vcenter="vc1") == 1
+            and any(x.name == "vsphere_perf_entities" and (x.value or 0) > 0 for x in s)
+        ),
         timeout=60,
     )
     renderer = client.server.app[EXPORTER].renderer
@@ -128,7 +130,6 @@ def test_splice_replaces_appends_and_removes_an_objects_lines() -> None:
 
 def test_gzip_members_of_a_patched_body_decompress_to_it() -> None:
     from exporter.exposition import Piece, chunks  # noqa: PLC0415
-
     from exporter.patch import Patch  # noqa: PLC0415
 
     key = b'vcenter="v",host_id="host-1"'
