@@ -508,7 +508,13 @@ class Renderer:
             for rendered, inv in zip(self.rendered_generations, self.inventories, strict=True)
         )
 
-    def body(self, *, gzipped: bool = False, shard: tuple[int, int] | None = None) -> list[bytes]:
+    def body(
+        self,
+        *,
+        gzipped: bool = False,
+        shard: tuple[int, int] | None = None,
+        own_process: bool = False,
+    ) -> list[bytes]:
         """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
@@ -531,4 +537,7 @@ class Renderer:
         if body is None:
             body = self.render_now()
         process = Piece("process", generate_latest(self._process), shard0=True)
-        return chunks([*body.pieces, process], gzipped=gzipped, shard=shard)
+        out = chunks(body.pieces, gzipped=gzipped, shard=shard)
+        if own_process:  # a replica's shard: its process metrics are its own, in every shard
+            return [*out, process.gzip() if gzipped else process.plain]
+        return out + chunks([process], gzipped=gzipped, shard=shard)
