@@ -194,7 +194,8 @@ def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
 
     config = renderer.config
     patch = Patch(begun)
-    for fam in status_families(renderer.inventories, config.sync.hold_seconds):
+    counts = dict(renderer.last_counts)
+    for fam in status_families(renderer.inventories, config.sync.hold_seconds, counts):
         patch.whole[fam.name] = fam.render().encode()
     complete = True
     now = time.time()
@@ -209,7 +210,9 @@ def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
             if not live:
                 continue
             snap = inv.snapshot()
-        topo = Topology(snap, config)
+        # The last full render's topology (clusters, datacenters, fault domains of hosts):
+        # a host moved between clusters shows with the next full render.
+        topo = renderer.last_topologies.get(inv.vcenter) or Topology(snap, config)
         _objects_patch(patch, inv.vcenter, snap, topo, focus, renderer, now)
         if any(t in ("HostSystem", "ClusterComputeResource") for t in focus.values()):
             ctx = RenderContext(inv.vcenter, _private(snap, snap.objects), topo, config, now)

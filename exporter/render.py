@@ -36,8 +36,16 @@ log = logging.getLogger(__name__)
 ERROR_REASONS = ("connect", "auth", "session", "fault", "timeout", "other")
 
 
-def status_families(inventories: Sequence[Inventory], hold_seconds: float = 0.0) -> list[Family]:
-    """Per-vCenter sync health; always present, even when a vCenter is down."""
+def status_families(
+    inventories: Sequence[Inventory],
+    hold_seconds: float = 0.0,
+    counts: dict[str, dict[str, int]] | None = None,
+) -> list[Family]:
+    """Per-vCenter sync health; always present, even when a vCenter is down.
+
+    ``counts``: object counts by vCenter, filled in (or, when present, reused: the
+    detection lane shows the last full render's, a pass over 40,000 objects saved).
+    """
     up = Family("vsphere_up", "1 while the exporter holds a live, synced vCenter session.")
     last = Family(
         "vsphere_sync_last_success_timestamp_seconds",
@@ -91,8 +99,14 @@ def status_families(inventories: Sequence[Inventory], hold_seconds: float = 0.0)
                     1,
                 )
         shown = inv.up or holding
-        counts = inv.counts() if shown else dict.fromkeys(KIND_OF_TYPE.values(), 0)
-        for kind, n in counts.items():
+        known = counts.get(inv.vcenter) if counts is not None else None
+        if known is None:
+            known = inv.counts() if shown else dict.fromkeys(KIND_OF_TYPE.values(), 0)
+            if counts is not None:
+                counts[inv.vcenter] = known
+        elif not shown:
+            known = dict.fromkeys(KIND_OF_TYPE.values(), 0)
+        for kind, n in known.items():
             objects.add(f'{base},type="{kind}"', n)
     return [
         up,
@@ -115,8 +129,11 @@ def inventory_families(
     config: Config,
     collector_results: dict[tuple[str, str], tuple[float, float]],
     on_snapshots: Callable[[], None] | None = None,
+    topologies: dict[str, Topology] | None = None,
 ) -> list[Family]:
-    """Every collector over every live vCenter; a failing collector is reported, not fatal."""
+    """Every collector over every live vCenter; a failing collector is reported, not fatal.
+
+    ``topologies`` receives each vCenter's topology (the detection lane reuses it)."""
     out: list[Family] = []
     now = time.time()
     snaps: list[tuple[str, Inventory]] = []
@@ -134,7 +151,10 @@ def inventory_families(
     if on_snapshots is not None:
         on_snapshots()  # every snapshot taken: the detection lane's later patches are newer
     for vcenter, snap in snaps:
-        ctx = RenderContext(vcenter, snap, Topology(snap, config), config, now)
+        topo = Topology(snap, config)
+        if topologies is not None:
+            topologies[vcenter] = topo
+        ctx = RenderContext(vcenter, snap, topo, config, now)
         for name, fn in COLLECTORS.items():
             start = time.perf_counter()
             ok = 1.0
@@ -258,6 +278,9 @@ class Renderer:
         self._patcher: threading.Thread | None = None
         self._seq = itertools.count(1)
         self.patches_total = 0
+        # The last full render's object counts and topologies, which a patch reuses.
+        self.last_counts: dict[str, dict[str, int]] = {}
+        self.last_topologies: dict[str, Topology] = {}
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -372,13 +395,17 @@ class Renderer:
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
-        families = status_families(self.inventories, self.config.sync.hold_seconds)
+        counts: dict[str, dict[str, int]] = {}
+        topologies: dict[str, Topology] = {}
+        families = status_families(self.inventories, self.config.sync.hold_seconds, counts)
         families += inventory_families(
             self.inventories,
             self.config,
             per_collector,
             on_snapshots=lambda: snapped.append(time.monotonic()),
+            topologies=topologies,
         )
+        self.last_counts, self.last_topologies = counts, topologies
         for source in self.extra_sources:
             try:
                 families += source()
