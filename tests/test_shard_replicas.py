@@ -132,3 +132,34 @@ def test_bad_shard_flags_are_one_line(tmp_path: Path, flags: list[str], message:
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "exporter.md"
+
+
+def test_documented_replica_scrape_configs_pass_promtool(tmp_path: Path) -> None:
+    import re  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    fenced = re.findall(r"^```(\w*)\n(.*?)^```", DOCS.read_text(), re.S | re.M)
+    blocks = [body for lang, body in fenced if not lang]  # the query-parameter ones: yaml
+    configs = [d for d in map(yaml.safe_load, blocks) if isinstance(d, dict)]
+    configs = [c for c in configs if "scrape_configs" in c]
+    targets = [c["scrape_configs"][0]["static_configs"] for c in configs]
+    assert [len(t) for t in targets] == [2, 4]
+    for static in targets:  # one address per replica, each with its shard label
+        assert len({t["targets"][0] for t in static}) == len(static)
+        assert [t["labels"]["shard"] for t in static] == [str(i) for i in range(len(static))]
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    for i, config in enumerate(configs):
+        path = tmp_path / f"prometheus-{i}.yml"
+        path.write_text(yaml.safe_dump(config))
+        proc = subprocess.run(
+            ["promtool", "check", "config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
