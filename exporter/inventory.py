@@ -339,6 +339,7 @@ class Inventory:
         # moid -> type of the objects the follower changed since the detection lane
         # (patch.py) last took them; a resync empties it (the full render has those).
         self.changed: dict[str, str] = {}
+        self.received_at: float | None = None  # the oldest update set not yet rendered
 
     # --- change notification -------------------------------------------------------
     def add_listener(self, fn: Callable[[], None]) -> None:
@@ -409,9 +410,19 @@ class Inventory:
             self.synced_generation = self.generation
             self.changed = {}
 
-    def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> None:
-        """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates."""
+    def apply(
+        self,
+        updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]],
+        received: float | None = None,
+    ) -> None:
+        """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates.
+
+        ``received``: when (monotonic) the follower read the update set from vCenter, where
+        ``vsphere_render_lag_seconds`` (the exporter's own share) starts.
+        """
         with self.lock:
+            if received is not None and self.received_at is None:
+                self.received_at = received
             noted = self._noted(updates)
             apply_object_updates(self.objects, self.custom_fields, noted, self.observe)
             self.updates_total += 1

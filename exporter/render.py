@@ -198,7 +198,8 @@ class LagHistogram:
     def family(self) -> Family:
         fam = Family(
             "vsphere_render_lag_seconds",
-            "From an inventory change applied to the first /metrics body showing it published.",
+            "From a vCenter update set read by the follower (or another inventory change) to "
+            "the first /metrics body showing it published.",
             "histogram",
         )
         for bound, n in zip(self.BUCKETS, self.counts, strict=True):
@@ -290,9 +291,15 @@ class Renderer:
             self._cond.notify_all()
 
     def _inventory_changed(self) -> None:
+        # From the update set read off the wire (the follower's conversion and apply are
+        # the exporter's share too), else from now.
+        received = [t for inv in self.inventories if (t := inv.received_at) is not None]
+        for inv in self.inventories:
+            inv.received_at = None
+        since = min(received, default=time.monotonic())
         with self._cond:
-            if self._changed_since is None:
-                self._changed_since = time.monotonic()
+            if self._changed_since is None or since < self._changed_since:
+                self._changed_since = since
             self._dirty = True
             self._patch_wanted = True
             self._cond.notify_all()
