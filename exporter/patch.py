@@ -257,7 +257,7 @@ def _objects_patch(
             log.debug("patch: collector %s failed", name, exc_info=True)
             continue
         for fam in families:
-            grouped = by_object(fam)
+            grouped = None if fam.name in renderer.extra_names else by_object(fam)
             if grouped is None:
                 continue  # not a per-object family after all: the full render has it
             changes = patch.objects.setdefault(fam.name, {})

@@ -282,6 +282,7 @@ class Renderer:
         # The last full render's object counts and topologies, which a patch reuses.
         self.last_counts: dict[str, dict[str, int]] = {}
         self.last_topologies: dict[str, Topology] = {}
+        self.extra_names: frozenset[str] = frozenset()
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -413,11 +414,15 @@ class Renderer:
             topologies=topologies,
         )
         self.last_counts, self.last_topologies = counts, topologies
+        extra: list[Family] = []
         for source in self.extra_sources:
             try:
-                families += source()
+                extra += source()
             except Exception:  # noqa: BLE001 - an extra source must not blank the scrape
                 log.exception("metrics source %r failed", source)
+        # A family the counters also feed is one piece of both: never spliced by a patch.
+        self.extra_names = frozenset(f.name for f in extra)
+        families += extra
         ok = Family(
             "vsphere_scrape_collector_success", "1 when the collector succeeded for the vCenter."
         )
