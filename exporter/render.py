@@ -494,6 +494,10 @@ class Renderer:
         with self._cond:
             if self._body is None:
                 return None  # the first full render comes first
+        if not self.shows_latest_sync():
+            # The body predates a (re)sync: a patch would show vsphere_up 1 over the old
+            # (or no) image, or splice a few objects into it. The full render comes first.
+            return None
         patch, complete = build_patch(self, begun)
         with self._publish_lock:
             with self._cond:
