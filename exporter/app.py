@@ -17,6 +17,7 @@ from vcenter.config import Config
 
 from .cost import CostSource, parse_cost_config
 from .exposition import ShardError, parse_shard
+from .exposition_config import parse_exposition_config
 from .families import CONTENT_TYPE
 from .inventory import Inventory
 from .perf import collectors_for
@@ -34,6 +35,8 @@ class Exporter:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.inventories = [Inventory(vc.name) for vc in config.vcenters]
+        # The replica's shard on plain /metrics (exposition_config.py); query parameters win.
+        self.default_shard = parse_exposition_config(config).default_shard
         self.followers = [
             Follower(vc, inv, config.sync)
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
@@ -118,14 +121,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     """The latest body, or one shard of it with ``?shard=i&total_shards=n`` (see
-    exposition.py); bad shard parameters are a 400 with a one-line reason."""
+    exposition.py); bad shard parameters are a 400 with a one-line reason.  Without them,
+    a replica started with a shard (``--shard``/``exposition.shard``) serves that shard,
+    with its own process metrics (each replica is a process of its own)."""
     exporter = request.app[EXPORTER]
     try:
         shard = parse_shard(request.query.get("shard"), request.query.get("total_shards"))
     except ShardError as exc:
         return web.Response(status=400, text=f"{exc}\n")
+    replica = shard is None and exporter.default_shard is not None
+    if replica:
+        shard = exporter.default_shard
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    chunks = await asyncio.to_thread(exporter.renderer.body, gzipped=gzipped, shard=shard)
+    chunks = await asyncio.to_thread(
+        exporter.renderer.body, gzipped=gzipped, shard=shard, own_process=replica
+    )
     headers = {"Content-Type": CONTENT_TYPE}
     if gzipped:
         headers["Content-Encoding"] = "gzip"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -340,6 +340,10 @@ class Inventory:
         # The latest snapshot-size poll (exporter/snapshot_sizes.py), replaced whole.
         self.snapshot_sizes: Any = None
         self._listeners: list[Callable[[], None]] = []
+        # moid -> type of the objects the follower changed since the detection lane
+        # (patch.py) last took them; a resync empties it (the full render has those).
+        self.changed: dict[str, str] = {}
+        self.received_at: float | None = None  # the oldest update set not yet rendered
 
     # --- change notification -------------------------------------------------------
     def add_listener(self, fn: Callable[[], None]) -> None:
@@ -408,12 +412,32 @@ class Inventory:
             self.resyncs_total += 1
             self.generation += 1
             self.synced_generation = self.generation
+            self.changed = {}
 
-    def apply(self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]) -> None:
-        """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates."""
+    def apply(
+        self,
+        updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]],
+        received: float | None = None,
+    ) -> None:
+        """Apply one update set of (kind, type, moid, [(op, path, value)]) object updates.
+
+        ``received``: when (monotonic) the follower read the update set from vCenter, where
+        ``vsphere_render_lag_seconds`` (the exporter's own share) starts.
+        """
         with self.lock:
-            apply_object_updates(self.objects, self.custom_fields, updates, self.observe)
+            if received is not None and self.received_at is None:
+                self.received_at = received
+            noted = self._noted(updates)
+            apply_object_updates(self.objects, self.custom_fields, noted, self.observe)
             self.updates_total += 1
+
+    def _noted(
+        self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]
+    ) -> Iterator[tuple[str, str, str, list[tuple[str, str, Any]]]]:
+        """``updates``, each object noted in ``changed`` for the detection lane."""
+        for update in updates:
+            self.changed[update[2]] = update[1]
+            yield update
 
     def apply_polled(
         self, rows: Iterable[tuple[str, str, dict[str, Any]]], newer_than: int | None = None

@@ -14,6 +14,7 @@ costs the families it touches, and a scrape only concatenates.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -28,14 +29,24 @@ from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .exposition import Piece, chunks, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
+from .patch import Patch, build_patch
 from .topology import Topology
 
 log = logging.getLogger(__name__)
+HEAD_START = 0.2  # seconds the detection lane has a change to itself before a full render
 ERROR_REASONS = ("connect", "auth", "session", "fault", "timeout", "other")
 
 
-def status_families(inventories: Sequence[Inventory], hold_seconds: float = 0.0) -> list[Family]:
-    """Per-vCenter sync health; always present, even when a vCenter is down."""
+def status_families(
+    inventories: Sequence[Inventory],
+    hold_seconds: float = 0.0,
+    counts: dict[str, dict[str, int]] | None = None,
+) -> list[Family]:
+    """Per-vCenter sync health; always present, even when a vCenter is down.
+
+    ``counts``: object counts by vCenter, filled in (or, when present, reused: the
+    detection lane shows the last full render's, a pass over 40,000 objects saved).
+    """
     up = Family("vsphere_up", "1 while the exporter holds a live, synced vCenter session.")
     last = Family(
         "vsphere_sync_last_success_timestamp_seconds",
@@ -89,8 +100,14 @@ def status_families(inventories: Sequence[Inventory], hold_seconds: float = 0.0)
                     1,
                 )
         shown = inv.up or holding
-        counts = inv.counts() if shown else dict.fromkeys(KIND_OF_TYPE.values(), 0)
-        for kind, n in counts.items():
+        known = counts.get(inv.vcenter) if counts is not None else None
+        if known is None:
+            known = inv.counts() if shown else dict.fromkeys(KIND_OF_TYPE.values(), 0)
+            if counts is not None:
+                counts[inv.vcenter] = known
+        elif not shown:
+            known = dict.fromkeys(KIND_OF_TYPE.values(), 0)
+        for kind, n in known.items():
             objects.add(f'{base},type="{kind}"', n)
     return [
         up,
@@ -112,10 +129,15 @@ def inventory_families(
     inventories: Sequence[Inventory],
     config: Config,
     collector_results: dict[tuple[str, str], tuple[float, float]],
+    on_snapshots: Callable[[], None] | None = None,
+    topologies: dict[str, Topology] | None = None,
 ) -> list[Family]:
-    """Every collector over every live vCenter; a failing collector is reported, not fatal."""
+    """Every collector over every live vCenter; a failing collector is reported, not fatal.
+
+    ``topologies`` receives each vCenter's topology (the detection lane reuses it)."""
     out: list[Family] = []
     now = time.time()
+    snaps: list[tuple[str, Inventory]] = []
     for inv in inventories:
         with inv.lock:
             if not (inv.up and inv.synced) and not inv.holding(config.sync.hold_seconds, now):
@@ -126,8 +148,14 @@ def inventory_families(
                 continue
             # Detection first: the collectors run on a snapshot, outside the lock, so the
             # follower applies the next update while this render runs.
-            snap = inv.snapshot()
-        ctx = RenderContext(inv.vcenter, snap, Topology(snap, config), config, now)
+            snaps.append((inv.vcenter, inv.snapshot()))
+    if on_snapshots is not None:
+        on_snapshots()  # every snapshot taken: the detection lane's later patches are newer
+    for vcenter, snap in snaps:
+        topo = Topology(snap, config)
+        if topologies is not None:
+            topologies[vcenter] = topo
+        ctx = RenderContext(vcenter, snap, topo, config, now)
         for name, fn in COLLECTORS.items():
             start = time.perf_counter()
             ok = 1.0
@@ -138,8 +166,8 @@ def inventory_families(
                 out.extend(exc.families)
             except Exception:  # noqa: BLE001 - one bad object must not blank the scrape
                 ok = 0.0
-                log.exception("collector %s failed for vCenter %s", name, inv.vcenter)
-            collector_results[(inv.vcenter, name)] = (ok, time.perf_counter() - start)
+                log.exception("collector %s failed for vCenter %s", name, vcenter)
+            collector_results[(vcenter, name)] = (ok, time.perf_counter() - start)
     return out
 
 
@@ -171,7 +199,8 @@ class LagHistogram:
     def family(self) -> Family:
         fam = Family(
             "vsphere_render_lag_seconds",
-            "From an inventory change applied to the first /metrics body showing it published.",
+            "From a vCenter update set read by the follower (or another inventory change) to "
+            "the first /metrics body showing it published.",
             "histogram",
         )
         for bound, n in zip(self.BUCKETS, self.counts, strict=True):
@@ -187,10 +216,12 @@ class Body:
     piece's bytes.  Holds the pieces, not their bytes, so a piece that let its plain bytes
     go (gzip only, see :meth:`Piece.release_plain`) frees them."""
 
-    __slots__ = ("pieces",)
+    __slots__ = ("pieces", "seq")
 
-    def __init__(self, pieces: Iterable[Piece]) -> None:
+    def __init__(self, pieces: Iterable[Piece], seq: int = 0) -> None:
         self.pieces: tuple[Piece, ...] = tuple(pieces)
+        # publication order: a newer body (full render or patch) has a higher one
+        self.seq = seq
 
     def __iter__(self) -> Iterator[bytes]:
         return (p.plain for p in self.pieces)
@@ -247,6 +278,17 @@ class Renderer:
         # after a render started to the body that shows it being published.
         self._changed_since: float | None = None
         self.lag = LagHistogram()
+        # The detection lane (patch.py): changed objects spliced into the published body.
+        self._publish_lock = threading.Lock()  # one publisher at a time: full or patch
+        self._patches: list[Patch] = []  # applied since the running full render began
+        self._patch_wanted = False
+        self._patcher: threading.Thread | None = None
+        self._seq = itertools.count(1)
+        self.patches_total = 0
+        # The last full render's object counts and topologies, which a patch reuses.
+        self.last_counts: dict[str, dict[str, int]] = {}
+        self.last_topologies: dict[str, Topology] = {}
+        self.extra_names: frozenset[str] = frozenset()
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -256,10 +298,17 @@ class Renderer:
             self._cond.notify_all()
 
     def _inventory_changed(self) -> None:
+        # From the update set read off the wire (the follower's conversion and apply are
+        # the exporter's share too), else from now.
+        received = [t for inv in self.inventories if (t := inv.received_at) is not None]
+        for inv in self.inventories:
+            inv.received_at = None
+        since = min(received, default=time.monotonic())
         with self._cond:
-            if self._changed_since is None:
-                self._changed_since = time.monotonic()
+            if self._changed_since is None or since < self._changed_since:
+                self._changed_since = since
             self._dirty = True
+            self._patch_wanted = True
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -267,12 +316,14 @@ class Renderer:
         self._thread.start()
         self._packer = threading.Thread(target=self._pack_loop, name="vha-pack", daemon=True)
         self._packer.start()
+        self._patcher = threading.Thread(target=self._patch_loop, name="vha-patch", daemon=True)
+        self._patcher.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        for thread in (self._thread, self._packer):
+        for thread in (self._thread, self._packer, self._patcher):
             if thread is not None:
                 thread.join(timeout=5)
 
@@ -286,9 +337,10 @@ class Renderer:
                     return
             # Let a burst of updates land in one render; and in a storm (a change within a
             # render's time of the last one) wait out that time, so rendering takes at most
-            # half a core. A change after a quiet spell, the detection case, renders at once.
+            # half a core. A change after a quiet spell goes through the detection lane
+            # first (patch.py), which gets a head start instead of sharing the GIL.
             quiet = time.monotonic() - ended
-            time.sleep(max(0.02, min(self._render_seconds, 5.0) - quiet))
+            time.sleep(max(HEAD_START, min(self._render_seconds, 5.0) - quiet))
             try:
                 body = self.render_now()
                 with self._cond:
@@ -353,17 +405,31 @@ class Renderer:
     def render_now(self) -> Body:
         with self._cond:
             self._dirty = False
-            changed, self._changed_since = self._changed_since, None
+        begun = time.monotonic()
+        snapped = [begun]
         start = time.perf_counter()
         generations = [inv.generation for inv in self.inventories]
         per_collector: dict[tuple[str, str], tuple[float, float]] = {}
-        families = status_families(self.inventories, self.config.sync.hold_seconds)
-        families += inventory_families(self.inventories, self.config, per_collector)
+        counts: dict[str, dict[str, int]] = {}
+        topologies: dict[str, Topology] = {}
+        families = status_families(self.inventories, self.config.sync.hold_seconds, counts)
+        families += inventory_families(
+            self.inventories,
+            self.config,
+            per_collector,
+            on_snapshots=lambda: snapped.append(time.monotonic()),
+            topologies=topologies,
+        )
+        self.last_counts, self.last_topologies = counts, topologies
+        extra: list[Family] = []
         for source in self.extra_sources:
             try:
-                families += source()
+                extra += source()
             except Exception:  # noqa: BLE001 - an extra source must not blank the scrape
                 log.exception("metrics source %r failed", source)
+        # A family the counters also feed is one piece of both: never spliced by a patch.
+        self.extra_names = frozenset(f.name for f in extra)
+        families += extra
         ok = Family(
             "vsphere_scrape_collector_success", "1 when the collector succeeded for the vCenter."
         )
@@ -381,14 +447,79 @@ class Renderer:
         )
         took.add("", self._render_seconds)
         lag = self.lag.family()
-        body = Body(self._pieces([*families, ok, dur, build, took, lag]))
+        pieces = self._pieces([*families, ok, dur, build, took, lag])
+        with self._publish_lock:
+            # What the detection lane published while this render ran is newer than this
+            # render's snapshot: applied again, so a slow render never hides a change.
+            with self._cond:
+                old_body = self._body
+            patched = False
+            for patch in self._patches:
+                if patch.begun >= begun:
+                    pieces = patch.apply(pieces, whole=patch.begun >= snapped[-1])
+                    patched = True
+            self._patches = []
+            if patched:
+                pieces = reuse(pieces, old_body.pieces if old_body is not None else ())
+            body = Body(pieces, next(self._seq))
+            with self._cond:
+                self._body = body
         self._render_seconds = time.perf_counter() - start
         self.renders_total += 1
         self.rendered_generations = generations
+        self._observe_lag(begun)
+        return body
+
+    def _observe_lag(self, covered: float) -> None:
+        """A body showing every change before ``covered`` (monotonic) is published."""
         with self._cond:
-            self._body = body
-        if changed is not None:
-            self.lag.observe(time.monotonic() - changed)
+            since = self._changed_since
+            if since is None or since > covered:
+                return
+            self._changed_since = None
+        self.lag.observe(time.monotonic() - since)
+
+    def _patch_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._patch_wanted and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                self._patch_wanted = False
+            try:
+                self.patch_now()
+            except Exception:  # noqa: BLE001 - the full render follows anyway
+                log.exception("patching /metrics failed")
+
+    def patch_now(self) -> Body | None:
+        """Splice the objects changed since the last patch into the published body (see
+        patch.py); the gzip members of the pieces it changed are built right after."""
+        begun = time.monotonic()
+        with self._cond:
+            if self._body is None:
+                return None  # the first full render comes first
+        if not self.shows_latest_sync():
+            # The body predates a (re)sync: a patch would show vsphere_up 1 over the old
+            # (or no) image, or splice a few objects into it. The full render comes first.
+            return None
+        patch, complete = build_patch(self, begun)
+        with self._publish_lock:
+            with self._cond:
+                current = self._body
+            if current is None:
+                return None
+            body = Body(patch.apply(current.pieces), next(self._seq))
+            with self._cond:
+                self._body = body
+            self._patches.append(patch)
+            self.patches_total += 1
+        if complete:
+            self._observe_lag(begun)
+        else:
+            with self._cond:
+                self._patch_wanted = True  # the rest of a burst: right after this one
+        self.prepare(body)
         return body
 
     def prepare(self, body: Body) -> None:
@@ -401,21 +532,27 @@ class Renderer:
         if gzipped:
             for piece in body.pieces:
                 piece.gzip()
-            with self._cond:
-                self._ready[(True, 1)] = body
+            self._set_ready((True, 1), body)
         for n in totals:
             for piece in body.pieces:
                 for i in range(n):
                     piece.shard(i, n, gzipped=gzipped)
                 if gzipped and not plain_shards:
                     piece.drop_plain_split(n)
-            with self._cond:
-                self._ready[(False, n)] = body
-                if gzipped:
-                    self._ready[(True, n)] = body
+            self._set_ready((False, n), body)
+            if gzipped:
+                self._set_ready((True, n), body)
         if gzipped:  # Prometheus's way: the gzip members are the body now
             for piece in body.pieces:
                 piece.release_plain()
+
+    def _set_ready(self, key: tuple[bool, int], body: Body) -> None:
+        """``body`` is what scrapes of ``key`` get, unless a newer body is already built
+        (the packer and the detection lane prepare bodies side by side)."""
+        with self._cond:
+            old = self._ready.get(key)
+            if old is None or old.seq < body.seq:
+                self._ready[key] = body
 
     def shows_latest_sync(self) -> bool:
         """True once the served body was rendered after every vCenter's last full sync."""
@@ -424,7 +561,13 @@ class Renderer:
             for rendered, inv in zip(self.rendered_generations, self.inventories, strict=True)
         )
 
-    def body(self, *, gzipped: bool = False, shard: tuple[int, int] | None = None) -> list[bytes]:
+    def body(
+        self,
+        *,
+        gzipped: bool = False,
+        shard: tuple[int, int] | None = None,
+        own_process: bool = False,
+    ) -> list[bytes]:
         """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
@@ -447,4 +590,7 @@ class Renderer:
         if body is None:
             body = self.render_now()
         process = Piece("process", generate_latest(self._process), shard0=True)
-        return chunks([*body.pieces, process], gzipped=gzipped, shard=shard)
+        out = chunks(body.pieces, gzipped=gzipped, shard=shard)
+        if own_process:  # a replica's shard: its process metrics are its own, in every shard
+            return [*out, process.gzip() if gzipped else process.plain]
+        return out + chunks([process], gzipped=gzipped, shard=shard)

@@ -240,8 +240,9 @@ class Follower:
         while not self._stop.is_set():
             result = collector.WaitForUpdatesEx(version, options)
             if result is not None:
+                received = time.monotonic()
                 version = result.version
-                self.inventory.apply(convert_update_set(result))
+                self.inventory.apply(convert_update_set(result), received)
                 del result
             self.inventory.mark_alive()
 

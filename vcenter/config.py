@@ -34,6 +34,7 @@ KNOWN_SECTIONS = {
     "cost",
     "demo",
     "collectors",
+    "exposition",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.collectors_config import parse_collectors_config
+from exporter.exposition_config import parse_exposition_config, with_flags
 from vcenter.config import Collector, Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -53,6 +54,7 @@ def validate(path: str, *, read_secrets: bool = True, remediator: bool | None = 
     c.run(None, parse_performance_config, config)
     c.run(None, parse_cost_config, config)
     c.run(None, parse_collectors_config, config)
+    c.run(None, parse_exposition_config, config)
     if remediator or (remediator is None and config.raw.get("remediator") is not None):
         base = Path(config.path).parent if config.path else None
         empty: Mapping[str, Any] = {}
@@ -130,6 +132,11 @@ def _exporter(args: argparse.Namespace) -> int:
     from exporter.app import run  # noqa: PLC0415 - keep `vha --help` fast
 
     config = validate(args.config, remediator=False)
+    try:
+        config = with_flags(config, args.shard, args.total_shards)
+    except ConfigError as exc:
+        _print_errors(args.config, exc)
+        return 2
     if not config.vcenters:
         print(
             f"vha: configuration error: {args.config}: vcenters: at least one vCenter is required",
@@ -201,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--config", required=True, help="YAML configuration file")
+    p.add_argument(
+        "--shard",
+        type=int,
+        help="serve this shard of the objects on plain /metrics (0..total-1; overrides "
+        "exposition.shard); ?shard=&total_shards= still select what they name",
+    )
+    p.add_argument(
+        "--total-shards",
+        type=int,
+        help="how many replicas share the objects (overrides exposition.total_shards)",
+    )
     p.set_defaults(func=_exporter)
 
     p = sub.add_parser(

@@ -1,0 +1,274 @@
+"""The detection lane: a changed object reaches ``/metrics`` without waiting for a full render.
+
+A full render of 10,000 VMs with host sensors takes seconds (every collector over every
+object, then every family's text).  The follower's changes are few objects at a time, and
+detection (a host disconnected, a VM powered off) is exactly those changes.  So a thread of
+its own takes the objects the follower changed since it last looked, runs the per-object
+collectors over only those objects (the same code as the full render, on a snapshot whose
+``objects`` iterates just them), and splices their lines into the published body's pieces:
+each object's lines of a family are contiguous (a collector adds them in one pass over the
+objects), found by their identity label block (``{vcenter="..",host_id=".."``), and
+replaced; a family whose bytes come out equal keeps its piece, so its gzip member and shard
+splits are reused.  The families that are not per-object and cheap (the sync status, the
+clusters' host counts) are rendered whole.  Everything else (performance counters, tags,
+pools, timestamps refreshed by every round) follows with the next full render, which keeps
+running as before; when it publishes, the patches made since it took its snapshot are
+applied onto it again, so a full render started before a change never hides it.
+
+A patch is bounded (:data:`MAX_OBJECTS` objects, hosts first; a larger burst, such as a
+resync, is left to the full render), so the lane never turns into a second full render.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .collectors import COLLECTORS, RenderContext
+from .exposition import Piece
+from .families import Family, escape
+from .inventory import Inventory, ManagedObject
+from .topology import Topology
+
+if TYPE_CHECKING:
+    from .render import Renderer
+
+log = logging.getLogger(__name__)
+
+# Collectors whose every line starts with the identity block of one host, VM or datastore.
+PER_OBJECT = ("host", "vm", "datastore", "hardware", "tools", "guest_disks", "custom_attributes")
+# Collectors rendered whole in a patch when a host or cluster changed (cheap: per cluster).
+WHOLE = ("cluster",)
+KIND = {"HostSystem": "host", "VirtualMachine": "vm", "Datastore": "datastore"}
+MAX_OBJECTS = 32  # per patch; the rest wait for the next patch
+STORM_OBJECTS = 2000  # more changed than this at once: the full render's job, not a patch's
+_VALUE = rb'"(?:[^"\\]|\\.)*"'
+_LINE = re.compile(
+    rb"[^{\s]+\{(vcenter=" + _VALUE + rb",(?:host|vm|datastore)_id=" + _VALUE + rb")"
+)
+
+
+class NotContiguous(Exception):
+    """An object's lines of a family are not in one run: the piece is filtered line by line."""
+
+
+def ident(vcenter: str, type_name: str, moid: str) -> bytes | None:
+    """The identity block an object's lines start with (as collectors/context.py builds it)."""
+    kind = KIND.get(type_name)
+    if kind is None:
+        return None
+    return f'vcenter="{escape(vcenter)}",{kind}_id="{escape(moid)}"'.encode()
+
+
+def splice(plain: bytes, name: bytes, objects: dict[bytes, bytes]) -> bytes:
+    """``plain`` (one family's text) with each object's lines replaced by ``objects[id]``.
+
+    An object not in ``plain`` has its lines appended (a series's place inside its family
+    does not matter to Prometheus); ``b""`` removes an object's lines.
+    """
+    spans: list[tuple[int, int, bytes]] = []
+    tail: list[bytes] = []
+    for key, new in objects.items():
+        needle = b"\n" + name + b"{" + key
+        start = plain.find(needle)
+        if start < 0:
+            if new:
+                tail.append(new)
+            continue
+        start += 1
+        end = start
+        head = needle[1:]
+        while plain.startswith(head, end):
+            end = plain.index(b"\n", end) + 1
+        if plain.find(needle, end - 1) >= 0:
+            raise NotContiguous(name)
+        if plain[start:end] != new:
+            spans.append((start, end, new))
+    if not spans and not tail:
+        return plain
+    spans.sort()
+    parts: list[bytes] = []
+    pos = 0
+    for start, end, new in spans:
+        parts += (plain[pos:start], new)
+        pos = end
+    parts.append(plain[pos:])
+    if tail and parts[-1] and not parts[-1].endswith(b"\n"):
+        parts.append(b"\n")
+    return b"".join(parts + tail)
+
+
+def filter_lines(plain: bytes, objects: dict[bytes, bytes]) -> bytes:
+    """:func:`splice` the slow way (every line parsed), for a family whose lines of one
+    object are not in one run."""
+    kept = []
+    for line in plain.splitlines(keepends=True):
+        m = _LINE.match(line)
+        if m is None or m.group(1) not in objects:
+            kept.append(line)
+    return b"".join(kept) + b"".join(objects.values())
+
+
+def by_object(fam: Family) -> dict[bytes, bytes] | None:
+    """A family's lines grouped by object identity; None when a line has none."""
+    out: dict[bytes, list[bytes]] = {}
+    for line in "".join(fam.lines).encode().splitlines(keepends=True):
+        m = _LINE.match(line)
+        if m is None:
+            return None
+        out.setdefault(m.group(1), []).append(line)
+    return {k: b"".join(v) for k, v in out.items()}
+
+
+class Focus(dict[str, ManagedObject]):
+    """All objects for look-ups (a VM's host, a reporter's name), but iterating only the
+    focused ones, so unmodified collectors render just those."""
+
+    def __init__(self, objects: dict[str, ManagedObject], focus: Iterable[str]) -> None:
+        super().__init__(objects)
+        self.focused = [objects[m] for m in focus if m in objects]
+
+    def values(self) -> Any:
+        return list(self.focused)
+
+    def items(self) -> Any:
+        return [(o.moid, o) for o in self.focused]
+
+    def keys(self) -> Any:
+        return [o.moid for o in self.focused]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([o.moid for o in self.focused])
+
+
+@dataclass
+class Patch:
+    """What one patch changes: per family name, objects' new lines or the whole text."""
+
+    begun: float  # monotonic time before anything was read
+    objects: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    whole: dict[str, bytes] = field(default_factory=dict)
+
+    def apply(
+        self, pieces: Sequence[Piece], *, objects: bool = True, whole: bool = True
+    ) -> list[Piece]:
+        """``pieces`` with this patch applied; an unchanged piece is the same object."""
+        out = []
+        for piece in pieces:
+            # A piece the patch does not touch is passed on without reading its bytes: once
+            # gzip is served a piece keeps only its gzip member, and reading ``plain`` would
+            # decompress the whole body on every patch.
+            if whole and piece.name in self.whole:
+                before, plain = piece.plain, self.whole[piece.name]
+            elif objects and piece.name in self.objects:
+                changes = self.objects[piece.name]
+                before = piece.plain
+                try:
+                    plain = splice(before, piece.name.encode(), changes)
+                except NotContiguous:
+                    plain = filter_lines(before, changes)
+            else:
+                out.append(piece)
+                continue
+            out.append(piece if plain == before else Piece(piece.name, plain))
+        return out
+
+
+def take_focus(inv: Inventory) -> dict[str, str] | None:
+    """Up to :data:`MAX_OBJECTS` changed objects (hosts first), the rest left for the next
+    patch; None for a storm (the full render's job)."""
+    with inv.lock:
+        changed = inv.changed
+        if len(changed) > STORM_OBJECTS:
+            inv.changed = {}
+            return None
+        if len(changed) <= MAX_OBJECTS:
+            inv.changed = {}
+            return changed
+        order = sorted(changed, key=lambda m: changed[m] != "HostSystem")
+        taken = {m: changed.pop(m) for m in order[:MAX_OBJECTS]}
+        return taken
+
+
+def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
+    """The patch of every inventory's changed objects: (patch, everything taken)."""
+    from .render import status_families  # noqa: PLC0415 - render imports this module
+
+    config = renderer.config
+    patch = Patch(begun)
+    counts = dict(renderer.last_counts)
+    for fam in status_families(renderer.inventories, config.sync.hold_seconds, counts):
+        patch.whole[fam.name] = fam.render().encode()
+    complete = True
+    now = time.time()
+    for inv in renderer.inventories:
+        focus = take_focus(inv)
+        if inv.changed:
+            complete = False
+        if not focus:
+            continue
+        with inv.lock:
+            live = (inv.up and inv.synced) or inv.holding(config.sync.hold_seconds, now)
+            if not live:
+                continue
+            snap = inv.snapshot()
+        # The last full render's topology (clusters, datacenters, fault domains of hosts):
+        # a host moved between clusters shows with the next full render.
+        topo = renderer.last_topologies.get(inv.vcenter) or Topology(snap, config)
+        _objects_patch(patch, inv.vcenter, snap, topo, focus, renderer, now)
+        if any(t in ("HostSystem", "ClusterComputeResource") for t in focus.values()):
+            ctx = RenderContext(inv.vcenter, _private(snap, snap.objects), topo, config, now)
+            for name in WHOLE:
+                for fam in COLLECTORS[name](ctx):
+                    if len(renderer.inventories) == 1:  # several vCenters: one piece each
+                        patch.whole[fam.name] = fam.render().encode()
+    return patch, complete
+
+
+def _private(snap: Inventory, objects: dict[str, ManagedObject]) -> Inventory:
+    """The snapshot with ``objects`` and a render cache of its own (the full render's is
+    left alone: the lane runs beside it)."""
+    view = Inventory.__new__(Inventory)
+    view.__dict__.update(snap.__dict__)
+    view.objects = objects
+    view.render_cache = {}
+    return view
+
+
+def _objects_patch(
+    patch: Patch,
+    vcenter: str,
+    snap: Inventory,
+    topo: Topology,
+    focus: dict[str, str],
+    renderer: Renderer,
+    now: float,
+) -> None:
+    keys = [(KIND[t], k) for m, t in focus.items() if (k := ident(vcenter, t, m)) is not None]
+    if not keys:
+        return
+    view = _private(snap, Focus(snap.objects, focus))
+    ctx = RenderContext(vcenter, view, topo, renderer.config, now)
+    for name in PER_OBJECT:
+        fn = COLLECTORS.get(name)
+        if fn is None:
+            continue
+        try:
+            families = fn(ctx)
+        except Exception:  # noqa: BLE001 - the full render reports the collector
+            log.debug("patch: collector %s failed", name, exc_info=True)
+            continue
+        for fam in families:
+            grouped = None if fam.name in renderer.extra_names else by_object(fam)
+            if grouped is None:
+                continue  # not a per-object family after all: the full render has it
+            changes = patch.objects.setdefault(fam.name, {})
+            for kind, key in keys:
+                # Families are named per kind (vsphere_vm_*): a VM is not looked for in a
+                # host family, where it has no lines (a scan of the family saved).
+                if key in grouped or fam.name.startswith(f"vsphere_{kind}_"):
+                    changes[key] = grouped.get(key, b"")
