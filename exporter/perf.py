@@ -540,7 +540,11 @@ class PerfCollector:
         if isinstance(result, bytes) and self.worker is not None:
             rows = [(t.kind, t.moid, t.name, t.vcpus) for t in batch]
             converted = self.worker.run(result, rows, names, self.perf.counters)
-            return [Sample(by_moid[m], received, v) for m, v in converted if m in by_moid]
+            return [
+                Sample(by_moid[m], received, v, datastores=ds)
+                for m, v, ds in converted
+                if m in by_moid
+            ]
         return convert_metrics(result, by_moid, names, self.counters, received)
 
     def _query(self, perf_manager: Any, batch: list[Target]) -> Any:

@@ -31,7 +31,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TargetRow = tuple[str, str, str, int]  # kind, moid, name, vcpus (perf.Target's fields)
-Rows = list[tuple[str, dict[str, float]]]  # moid -> converted values
+# moid, converted values, a host's raw datastore counters per instance (perf_datastores)
+Rows = list[tuple[str, dict[str, float], dict[str, dict[str, float]]]]
 
 
 def parse_and_convert(
@@ -40,7 +41,10 @@ def parse_and_convert(
     names: Mapping[int, str],
     counter_keys: Sequence[str],
 ) -> tuple[int, Rows]:
-    """In the worker: a QueryPerf answer -> (worker pid, [(moid, {counter key: value})])."""
+    """In the worker: a QueryPerf answer -> (worker pid, [(moid, values, datastores)]).
+
+    The per-datastore values travel too: the per-datastore families are built from them
+    in the exporter (dropping them here left those families empty)."""
     from .perf import Target, convert_metrics  # noqa: PLC0415 - perf imports this module
     from .perf_counters import KINDS, counters_for  # noqa: PLC0415
     from .perf_soap import parse_response  # noqa: PLC0415
@@ -48,7 +52,7 @@ def parse_and_convert(
     by_moid = {row[1]: Target(*row) for row in targets}
     counters = {kind: counters_for(kind, tuple(counter_keys)) for kind in KINDS}
     samples = convert_metrics(parse_response(body), by_moid, names, counters, 0.0)
-    return os.getpid(), [(s.target.moid, s.values) for s in samples]
+    return os.getpid(), [(s.target.moid, s.values, s.datastores) for s in samples]
 
 
 PARENT_CHECK_SECONDS = 1.0
