@@ -30,6 +30,10 @@ REMEDIATOR = {
     "vm_monitoring": {"min_uptime_seconds": 5, "prefer_cluster_settings": False},
     "retry": {"backoff_initial_seconds": 0.5, "backoff_max_seconds": 2},
     "max_concurrent_tasks": 8,
+    # Several tests fail a host of the same 4-host cluster within minutes; the default guard
+    # (more than 34 % of a cluster failed within 600 s, as the rules' mass failure) would
+    # rightly hold the second one. The guard has its own tests; here it allows 2 of 4.
+    "guard": {"max_failed_share": 0.5},
 }
 
 
