@@ -57,3 +57,31 @@ async def test_remediator_vms_go_ahead_while_ha_vms_are_watched(
     m = parse(await (await client.get("/metrics")).text())
     overdue = value(m, "vha_remediator_ha_restart_overdue_total", vcenter="vc1", cluster="DC0_C0")
     assert overdue == len(theirs)
+
+
+async def test_fault_domain_decisions_count_who_was_responsible(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """``vha_remediator_responsibility_total`` counts ``restart_fault_domain_vms`` like
+    ``restart_host_vms``: once per VM of the domain's hosts, on the first look."""
+    from .test_remediator_fault_domains import FD_A, disable_ha, domain_alert
+
+    sim = sim_factory(clusters=1, hosts=6, vms=18)
+    await disable_ha(sim)
+    hosts, _ = inventory(sim)
+    on_domain = [v for n in FD_A for v in hosts[n]["vms"]]
+    for name in FD_A:  # the rack lost power
+        sim.fail_host(name)
+        sim.set_host(name, powerState="poweredOff")
+    client = await start(aiohttp_client, sim, tmp_path)
+    await send(client, domain_alert(sim, "fd-a"))
+    await settled(client, timeout=60)
+    m = parse(await (await client.get("/metrics")).text())
+    counted = value(
+        m,
+        "vha_remediator_responsibility_total",
+        kind="restart_fault_domain_vms",
+        actor="remediator",
+        rule="ha-off",
+    )
+    assert counted == len(on_domain)
