@@ -35,18 +35,17 @@ async def test_remediator_vms_go_ahead_while_ha_vms_are_watched(
     await send(client, alert("restart_host_vms", **host_labels(failed)))
 
     async def restarted() -> dict[str, Any] | None:
-        now = inventory(sim)[1].get(mine)  # absent while it is being re-registered
-        if now is None or now["host"] == failed["name"] or now["powerState"] != "poweredOn":
-            return None
-        return now
+        step = steps(await actions(client)).get(mine)
+        return step if step is not None and step["state"] == "done" else None
 
     # the remediator's VM runs elsewhere well before vSphere HA's VMs are overdue
     await until(restarted, 20.0, what=f"{mine} restarted by the remediator")
-    items = await actions(client)
-    by_vm = steps(items)
-    assert by_vm[mine]["state"] == "done", by_vm[mine]
+    _, now = inventory(sim)
+    assert now[mine]["host"] != failed["name"] and now[mine]["powerState"] == "poweredOn"
+    by_vm = steps(await actions(client))
     for name in theirs:
-        assert by_vm[name]["state"] == "pending" and "vSphere HA" in by_vm[name]["reason"]
+        assert by_vm[name]["kind"] == "watch_ha" and by_vm[name]["state"] in ("pending", "running")
+        assert "vSphere HA protects it" in by_vm[name]["reason"]
     _, now = inventory(sim)
     assert all(now[n]["host"] == failed["name"] for n in theirs)
     # after the window: overdue, alerted once per VM, still never touched
@@ -56,6 +55,31 @@ async def test_remediator_vms_go_ahead_while_ha_vms_are_watched(
     for name in theirs:
         assert after[name]["host"] == failed["name"] and after[name]["moid"] == vms[name]["moid"]
         assert by_vm[name]["state"] == "skipped" and "overdue" in by_vm[name]["reason"]
+    m = parse(await (await client.get("/metrics")).text())
+    overdue = value(m, "vha_remediator_ha_restart_overdue_total", vcenter="vc1", cluster="DC0_C0")
+    assert overdue == len(theirs)
+
+
+async def test_act_when_overdue_restarts_the_watched_vms_after_the_window(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """With ``ha.act_when_overdue`` the watch steps restart HA's VMs once HA is overdue."""
+    sim = sim_factory(clusters=1, hosts=3, vms=9)
+    hosts, _ = inventory(sim)
+    failed = hosts["DC0_C0_H0"]
+    mine, *theirs = failed["vms"]
+    sim.set_vm_ha(mine, das_protected=False)
+    sim.fail_host(failed["name"])
+    ha = {"overdue_seconds": 6, "act_when_overdue": True}
+    client = await start(aiohttp_client, sim, tmp_path, ha=ha)
+    await send(client, alert("restart_host_vms", **host_labels(failed)))
+    items = await settled(client, 60.0)
+    by_vm = steps(items)
+    _, after = inventory(sim)
+    for name in [mine, *theirs]:
+        assert after[name]["host"] != failed["name"] and after[name]["powerState"] == "poweredOn"
+        assert by_vm[name]["state"] == "done" and by_vm[name]["restarted_by"] == "remediator"
+    assert {by_vm[n]["kind"] for n in theirs} == {"watch_ha"}
     m = parse(await (await client.get("/metrics")).text())
     overdue = value(m, "vha_remediator_ha_restart_overdue_total", vcenter="vc1", cluster="DC0_C0")
     assert overdue == len(theirs)
