@@ -419,7 +419,7 @@ def decide_host_failure(
         f"{', HA ' + host.das_state if host.das_state else ''}): {placed} VMs to restart"
         f"{f', {unplaced} unplaced' if unplaced else ''}"
         f"{f', {by_ha} already restarted by vSphere HA' if by_ha else ''}"
-        f"{f', {len(ha_pending)} vSphere HA is restarting (watched)' if ha_pending else ''}"
+        f"{f', {len(ha_pending)} being restarted by vSphere HA (watched)' if ha_pending else ''}"
         f"{f', {left} left alone' if left else ''}"
     )
     return out(
