@@ -20,6 +20,7 @@ from .ha_settings import HAView, IOActivity, read_ha, read_io
 from .journal import CANCELLED, PENDING, REFUSED, SKIPPED, UNPLACED, Action
 from .model import Snapshot
 from .power_off_cause import PowerOffVerdict, classify_live
+from .responsibility_metrics import count as count_responsibility
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -171,7 +172,9 @@ async def _policy(
         )
     else:
         decision = policy.decide_reset(req, snap, engine.rcfg, now, resets, view, io)
-    _count_responsibility(engine, a, decision)
+    count_responsibility(
+        engine, a, a.detail, decision.memory, decision.labels.get("cluster", a.cluster)
+    )
     took = time.perf_counter() - t0
     engine.metrics.decision_duration.labels(kind=a.kind).observe(took)
     decision.memory["decision_ms"] = round(took * 1000, 3)
@@ -180,26 +183,6 @@ async def _policy(
     decision.memory["decision_cpu_ms"] = round((time.thread_time() - cpu0) * 1000, 3)
     decision.memory["live_vms"] = len(snap.vms)
     return decision
-
-
-def _count_responsibility(engine: Engine, a: Action, decision: policy.Decision) -> None:
-    """Metrics of who was responsible (first look at each VM of a decision only) and of
-    VMs vSphere HA is overdue on (once each)."""
-    seen = a.detail.get("ha") or {}
-    for vm_id, r in (decision.memory.get("ha") or {}).items():
-        if vm_id not in seen:
-            engine.metrics.responsibility.labels(
-                kind=a.kind, actor=r.get("actor", ""), rule=r.get("rule", "")
-            ).inc()
-    before = set(a.detail.get("ha_overdue") or [])
-    late = [m for m in decision.memory.get("ha_overdue") or [] if m not in before]
-    if late:
-        cluster = decision.labels.get("cluster", a.cluster)
-        engine.metrics.ha_overdue.labels(vcenter=a.vcenter, cluster=cluster).inc(len(late))
-        log.warning(
-            "action %d %s %s: vSphere HA is overdue on %d VMs (%s)",
-            a.id, a.kind, a.vm or a.host, len(late), ", ".join(sorted(late)),
-        )  # fmt: skip
 
 
 async def _fence(engine: Engine, a: Action, labels: dict[str, str]) -> tuple[bool, str]:

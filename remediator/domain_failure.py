@@ -40,6 +40,7 @@ from .fault_domains import DOWN, UP, domain_state
 from .ha_settings import HAView, read_ha
 from .journal import PENDING, REFUSED, SKIPPED, Action
 from .model import HostState, Snapshot
+from .responsibility_metrics import count_domain
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -106,6 +107,7 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
         a.vcenter, a.starts_ts, snap, hosts, engine.rcfg, now, view, memory, last_connected
     )
     engine.metrics.decision_duration.labels(kind=a.kind).observe(time.perf_counter() - t0)
+    count_domain(engine, a, a.detail, memory, cluster)  # who was responsible, per VM
     if decision.outcome != policy.PLAN:
         state = {policy.SKIP: SKIPPED, policy.REFUSE: REFUSED}.get(decision.outcome, PENDING)
         await engine.finish(

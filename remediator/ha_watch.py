@@ -16,7 +16,7 @@ from typing import Any
 from .config import HAWatchConfig
 from .ha_settings import ClusterHA, HAView, VmHAFacts
 
-__all__ = ["HAWatchConfig", "Annotated", "annotate", "next_look"]
+__all__ = ["HAWatchConfig", "Annotated", "annotate", "next_look", "watch_detail", "watch_look"]
 from .model import PRIORITY_RANK, Snapshot, VMState
 from .responsibility import HA, NOBODY, REMEDIATOR, Responsibility, restart_responsibility
 
@@ -108,3 +108,20 @@ def next_look(annotated: Annotated, since: float, now: float) -> float | None:
     ]
     future = [t for t in times if t > now]
     return min(future) if future else None
+
+
+WATCH_KEY = "ha_watch"  # a watch step's detail: since, overdue_after, act_when_overdue
+LOOK_SECONDS = 30.0  # how often HA's progress is re-read (a deferring decision, a watch step)
+
+
+def watch_detail(since: float, overdue_after: float | None, act: bool) -> dict[str, Any]:
+    """The detail of a watch step (steps/watch_ha.py) for a VM vSphere HA is restarting."""
+    return {WATCH_KEY: {"since": since, "overdue_after": overdue_after, "act_when_overdue": act}}
+
+
+def watch_look(info: Mapping[str, Any], now: float) -> float:
+    """A watch step's next look: in :data:`LOOK_SECONDS`, or at the overdue time if sooner."""
+    after = info.get("overdue_after")
+    if after is None:
+        return now + LOOK_SECONDS
+    return max(now + 1.0, min(now + LOOK_SECONDS, float(info["since"]) + float(after)))

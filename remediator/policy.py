@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import RemediatorConfig
 from .ha_settings import DEFAULT_IO_STATS_INTERVAL, HAView, IOActivity, ToolsMonitoring, VmHAFacts
-from .ha_watch import annotate, next_look
+from .ha_watch import WATCH_KEY, annotate, next_look, watch_detail, watch_look
 from .model import HostState, Snapshot, VMState
 from .placement import Placement, place
 from .power_off_cause import PowerOffVerdict
@@ -31,6 +31,7 @@ from .responsibility import reset_responsibility, reset_verdict
 
 PLAN, SKIP, DEFER, REFUSE = "plan", "skip", "defer", "refuse"
 RESTART, RESET, MIGRATE, ENTER_MAINTENANCE = "restart", "reset", "migrate", "enter_maintenance"
+WATCH_HA = "watch_ha"  # a VM vSphere HA restarts, watched next to our own (steps/watch_ha.py)
 BY_REMEDIATOR, BY_HA = "remediator", "vsphere-ha"
 NEED_RESET = "appStateNeedReset"  # GuestInfoAppStateType: the application agent asks
 
@@ -67,9 +68,14 @@ class Step:
     reason: str = ""
     state: str = "pending"
     restarted_by: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    not_before: float | None = None
 
     def as_row(self, cluster: str) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"detail": self.detail} if self.detail else {}
+        if self.not_before is not None:
+            extra["not_before"] = self.not_before
+        return extra | {
             "kind": self.kind,
             "cluster": cluster,
             "vm_id": self.vm_id,
@@ -318,7 +324,7 @@ def decide_host_failure(
         wait = wait or ha_grace(snap, cfg, now, since, "restart the VMs")
     if wait is not None:
         return out(wait)
-    ha_pending: list[str] = []
+    ha_pending: list[Step] = []
 
     steps: list[Step] = []
     to_place: list[VMState] = []
@@ -360,7 +366,11 @@ def decide_host_failure(
         resp = watch.restart.get(moid) if watch is not None else None
         if watch is not None and resp is not None and not watch.may_restart(moid):
             if resp.actor == BY_HA and moid not in watch.overdue:
-                ha_pending.append(name)
+                base.kind, base.state = WATCH_HA, "pending"
+                base.reason = "vSphere HA protects it and is restarting it: the remediator watches"
+                base.detail = watch_detail(since, resp.overdue_after, resp.act_when_overdue)
+                base.not_before = watch_look(base.detail[WATCH_KEY], now)
+                ha_pending.append(base)
                 continue
             if resp.actor == BY_HA:
                 base.reason = (
@@ -378,7 +388,10 @@ def decide_host_failure(
             continue
         to_place.append(vm)
 
-    if ha_pending and watch is not None:
+    if ha_pending and watch is not None and not to_place:
+        # Only vSphere HA's VMs are left to restart: the decision waits for HA as a whole.
+        # With VMs of the remediator's own, those go ahead now and each of HA's is watched
+        # by its own step (steps/watch_ha.py): ours never wait behind HA's (issue 10).
         look = next_look(watch, since, now)
         until = f", overdue at {look - since:.0f}s after the failure" if look else ""
         return out(
@@ -400,11 +413,13 @@ def decide_host_failure(
     placed = sum(1 for s in restart if s.state == "pending")
     unplaced = len(restart) - placed
     left = len(steps) - by_ha
+    steps = ha_pending + steps
     reason = (
         f"{host.name} failed ({host.connection_state}"
         f"{', HA ' + host.das_state if host.das_state else ''}): {placed} VMs to restart"
         f"{f', {unplaced} unplaced' if unplaced else ''}"
         f"{f', {by_ha} already restarted by vSphere HA' if by_ha else ''}"
+        f"{f', {len(ha_pending)} being restarted by vSphere HA (watched)' if ha_pending else ''}"
         f"{f', {left} left alone' if left else ''}"
     )
     return out(

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import policy
-from . import maintenance, migrate, reset, vm_restart
+from . import maintenance, migrate, reset, vm_restart, watch_ha
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -22,4 +22,5 @@ STEPS: dict[str, Callable[[Engine, Action], Awaitable[None]]] = {
     policy.RESET: reset.run,
     policy.MIGRATE: migrate.run,
     policy.ENTER_MAINTENANCE: maintenance.run,
+    policy.WATCH_HA: watch_ha.run,
 }
