@@ -178,10 +178,12 @@ def run(
     changes: int,
     paging: bool = True,
     sensors: str = "on",
+    everything: bool = False,
 ) -> dict[str, float]:
     flags = SIZES[size]
     print(
-        f"== {size}: {flags}, paging {'on' if paging else 'off'}, host sensors {sensors}; "
+        f"== {size}: {flags}, paging {'on' if paging else 'off'}, host sensors {sensors}, "
+        f"{'every optional collector on' if everything else 'default collectors'}; "
         f"load {loadavg()}",
         flush=True,
     )
@@ -219,6 +221,10 @@ def run(
         "performance": {"enabled": True},
         "collectors": {"host_sensors": SENSORS[sensors]},
     }
+    if everything:  # issue 13's "with everything on": the switchable heavy families too
+        data["collectors"].update(
+            {"guest_disks": {"enabled": True}, "custom_attributes": {"enabled": True}}
+        )
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
     exporter = Process(
@@ -308,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--host-sensors", default="on", choices=list(SENSORS), help="collectors.host_sensors"
     )
+    parser.add_argument(
+        "--everything",
+        action="store_true",
+        help="also the off-by-default collectors (guest disks, custom attributes)",
+    )
     args = parser.parse_args(argv)
     run(
         args.size,
@@ -316,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.changes,
         paging=not args.no_paging,
         sensors=args.host_sensors,
+        everything=args.everything,
     )
     return 0
 
