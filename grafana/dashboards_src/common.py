@@ -523,12 +523,12 @@ def datasource_var() -> cog.Builder[dm.VariableModel]:
     return Extended(var, options=[], refresh=dm.VariableRefresh.ON_DASHBOARD_LOAD)
 
 
-def query_var(
-    name: str, label: str, metric: str, sel: str, *, include_all: bool = True
-) -> cog.Builder[dm.VariableModel]:
-    """A multi-value variable from ``label_values(metric{sel}, name)``; All is ``.*``."""
-    query = f"label_values({m(metric, sel)}, {name})"
-    var = (
+def multi_var(
+    name: str, label: str, query: str, *, include_all: bool, regex: str = ""
+) -> sdk.QueryVariable:
+    """The multi-value query variable every template variable here starts from (refreshed
+    with the time range, sorted); callers add All's value and the current selection."""
+    return (
         sdk.QueryVariable(name)
         .label(label)
         .datasource(DS)
@@ -539,11 +539,22 @@ def query_var(
         .include_all(include_all)
         .hide(dm.VariableHide.DONT_HIDE)
         .options([])
-        .regex("")
+        .regex(regex)
     )
+
+
+ALL = dm.VariableOption(selected=True, text=["All"], value=["$__all"])
+
+
+def query_var(
+    name: str, label: str, metric: str, sel: str, *, include_all: bool = True
+) -> cog.Builder[dm.VariableModel]:
+    """A multi-value variable from ``label_values(metric{sel}, name)``; All is ``.*``."""
+    query = f"label_values({m(metric, sel)}, {name})"
+    var = multi_var(name, label, query, include_all=include_all)
     if include_all:
         var.all_value(".*")
-        var.current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        var.current(ALL)
     # The query Grafana's variable editor shows; the SDK's variable model has no field for it.
     return Extended(var, definition=query)
 

@@ -22,11 +22,10 @@ Grafana's ``label_values()`` only takes a series selector, so the object variabl
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard as sdk
 from grafana_foundation_sdk.cog import builder as cog
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import DS, Extended
+from .common import ALL, Extended, multi_var
 from .promql import DC, DC_CL, DC_VM_CHOICE, VC, m
 
 PICKED = 'category=~"$tag_category", tag=~"$tag"'
@@ -58,21 +57,7 @@ def _label_var(
     """A multi-value variable ``name`` from ``label_values(metric{sel}, source)``; All is
     ``.*``."""
     query = f"label_values({m(metric, sel)}, {source})"
-    var = (
-        sdk.QueryVariable(name)
-        .label(label)
-        .datasource(DS)
-        .query(query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
-        .hide(dm.VariableHide.DONT_HIDE)
-        .options([])
-        .regex("")
-    )
+    var = multi_var(name, label, query, include_all=True).all_value(".*").current(ALL)
     return Extended(var, definition=query)
 
 
@@ -81,21 +66,9 @@ def tagged_var(
 ) -> cog.Builder[dm.VariableModel]:
     """The object variable ``name`` listing the objects of ``info`` that carry a picked tag."""
     query = f"query_result(count by ({name}) ({tagged(info, kind)}))"
-    var = (
-        sdk.QueryVariable(name)
-        .label(label)
-        .datasource(DS)
-        .query(query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(include_all)
-        .hide(dm.VariableHide.DONT_HIDE)
-        .options([])
-        .regex(f'/{name}="(.*)"/')
-    )
+    var = multi_var(name, label, query, include_all=include_all, regex=f'/{name}="(.*)"/')
     if include_all:  # All = the objects offered (no allValue), so a tag filters the panels
-        var.current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        var.current(ALL)
     return Extended(var, definition=query)
 
 
