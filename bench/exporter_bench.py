@@ -158,18 +158,11 @@ def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[floa
         disconnect(si)
 
 
-def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]:
-    print(f"\n== {name}: {flags}", flush=True)
-    t0 = time.perf_counter()
-    sim = Simulator(**flags)
-    sim.start(timeout=600)
-    sim_start = time.perf_counter() - t0
-    inv = sim.inventory()
-    n_hosts, n_vms = len(inv["hosts"]), len(inv["vms"])
-    print(f"simulator: {n_hosts} hosts, {n_vms} VMs, started in {sim_start:.1f}s", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="vha-bench-"))
+def bench_config(sim: Any, tmp: Path, port: int, **sections: Any) -> dict[str, Any]:
+    """The exporter configuration every bench gives its simulator: the simulator's account
+    through a password file in ``tmp``, its CA (or no verification where it has none), the
+    demo's fault-domain attribute; ``sections`` add or replace top-level keys."""
     (tmp / "pw").write_text(sim.password)
-    port = free_port()
     vc: dict[str, Any] = {
         "name": "bench",
         "url": sim.sdk_url,
@@ -180,14 +173,33 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         vc["ca_file"] = sim.ca_file
     else:
         vc["verify_tls"] = False
-    data = {
+    return {
         "listen": f"127.0.0.1:{port}",
         "vcenters": [vc],
         "fault_domains": {"custom_attribute": "HA-FaultDomain"},
-        "sync": {"max_wait_seconds": 5},
-        # The exporter's own figures; bench/perf_bench.py measures it with counters on.
-        "performance": {"enabled": PERF},
+        **sections,
     }
+
+
+def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]:
+    print(f"\n== {name}: {flags}", flush=True)
+    t0 = time.perf_counter()
+    sim = Simulator(**flags)
+    sim.start(timeout=600)
+    sim_start = time.perf_counter() - t0
+    inv = sim.inventory()
+    n_hosts, n_vms = len(inv["hosts"]), len(inv["vms"])
+    print(f"simulator: {n_hosts} hosts, {n_vms} VMs, started in {sim_start:.1f}s", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vha-bench-"))
+    port = free_port()
+    data = bench_config(
+        sim,
+        tmp,
+        port,
+        sync={"max_wait_seconds": 5},
+        # The exporter's own figures; bench/perf_bench.py measures it with counters on.
+        performance={"enabled": PERF},
+    )
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
     exporter = Process(

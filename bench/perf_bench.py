@@ -37,6 +37,8 @@ from sim.harness import Simulator
 from vcenter.config import Config, load_config, parse_config
 from vha.demo.stack import Process, free_port
 
+from .exporter_bench import bench_config
+
 SWEEP = [(250, 1), (250, 4), (100, 4), (500, 4), (250, 8)]  # (batch_size, concurrency)
 
 
@@ -66,22 +68,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def write_config(sim: Simulator, tmp: Path, port: int, perf: dict[str, Any]) -> Path:
-    (tmp / "pw").write_text(sim.password)
-    data = {
-        "listen": f"127.0.0.1:{port}",
-        "vcenters": [
-            {
-                "name": "bench",
-                "url": sim.sdk_url,
-                "user": sim.username,
-                "password_file": str(tmp / "pw"),
-                "ca_file": sim.ca_file,
-            }
-        ],
-        "fault_domains": {"custom_attribute": "HA-FaultDomain"},
-        "sync": {"max_wait_seconds": 5},
-        "performance": perf,
-    }
+    data = bench_config(sim, tmp, port, sync={"max_wait_seconds": 5}, performance=perf)
     path = tmp / f"config-{port}.yml"
     path.write_text(yaml.safe_dump(data))
     return path

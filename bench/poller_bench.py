@@ -33,7 +33,7 @@ from vcenter.properties import PAGE_OBJECTS
 from vcenter.session import connect, disconnect
 from vha.demo.stack import Process, free_port
 
-from .exporter_bench import SIZES, pct, scrape_seconds
+from .exporter_bench import SIZES, bench_config, pct, scrape_seconds
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,22 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     sim = Simulator(**SIZES[args.size], real_vcenter=True)
     sim.start(timeout=600)
     tmp = Path(tempfile.mkdtemp(prefix="vha-pollbench-"))
-    (tmp / "pw").write_text(sim.password)
     port = free_port()
-    vc: dict[str, Any] = {
-        "name": "bench",
-        "url": sim.sdk_url,
-        "user": sim.username,
-        "password_file": str(tmp / "pw"),
-        "ca_file": sim.ca_file,
-    }
-    data = {
-        "listen": f"127.0.0.1:{port}",
-        "vcenters": [vc],
-        "fault_domains": {"custom_attribute": "HA-FaultDomain"},
-        "sync": {"max_wait_seconds": 5, "poll_interval_seconds": args.interval},
-        "performance": {"enabled": False},
-    }
+    data = bench_config(
+        sim,
+        tmp,
+        port,
+        sync={"max_wait_seconds": 5, "poll_interval_seconds": args.interval},
+        performance={"enabled": False},
+    )
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
     try:

@@ -41,6 +41,7 @@ from vcenter.config import parse_config
 from vha.demo.stack import Process, free_port
 
 from .exporter_bench import (
+    bench_config,
     host_change_seconds,
     pct,
     peak_rss_mib,
@@ -198,33 +199,26 @@ def run(
         flush=True,
     )
     tmp = Path(tempfile.mkdtemp(prefix="vha-scale-"))
-    (tmp / "pw").write_text(sim.password)
     port = free_port()
-    vc: dict[str, Any] = {
-        "name": "bench",
-        "url": sim.sdk_url,
-        "user": sim.username,
-        "password_file": str(tmp / "pw"),
-        "ca_file": sim.ca_file,
-    }
-    data = {
-        "listen": f"127.0.0.1:{port}",
-        "vcenters": [vc],
-        "fault_domains": {"custom_attribute": "HA-FaultDomain"},
+    collectors: dict[str, Any] = {"host_sensors": SENSORS[sensors]}
+    if everything:  # issue 13's "with everything on": the switchable heavy families too
+        collectors.update(
+            {"guest_disks": {"enabled": True}, "custom_attributes": {"enabled": True}}
+        )
+    data = bench_config(
+        sim,
+        tmp,
+        port,
         # vcsim 0.24 answers the first WaitForUpdatesEx after a long (paged) sync by
         # re-collecting the whole filter once per change queued meanwhile (any object's
         # change is queued for every listening collector): at 10,000 VMs on a loaded machine that
         # took over 15 s, which the default margin (max_wait 5 s + 10 s) calls a hung
         # vCenter, and the exporter resynced in a loop. A real vCenter sends per-object
         # changes; the wider margin keeps the simulator's cost from measuring a hang.
-        "sync": {"max_wait_seconds": 5, "hung_margin_seconds": 120},
-        "performance": {"enabled": True},
-        "collectors": {"host_sensors": SENSORS[sensors]},
-    }
-    if everything:  # issue 13's "with everything on": the switchable heavy families too
-        data["collectors"].update(
-            {"guest_disks": {"enabled": True}, "custom_attributes": {"enabled": True}}
-        )
+        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},
+        performance={"enabled": True},
+        collectors=collectors,
+    )
     (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
     exporter = Process(
