@@ -9,7 +9,7 @@ in the shared :mod:`vcenter.config`, which validates only what both daemons read
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from vcenter.config import Config, ConfigError, _bool, _mapping, _number, _unknown_keys
@@ -118,39 +118,28 @@ def _tags(section: Any) -> TagsConfig:
     )
 
 
-def _alarms(section: Any) -> AlarmsConfig:
-    key = "collectors.alarms"
+def _polled(section: Any, key: str, interval: float) -> tuple[bool, float]:
+    """``enabled`` and ``interval_seconds`` of a collector that polls on a schedule (alarms,
+    licences and snapshot sizes share this shape and differ in their default interval)."""
     section = _mapping(section, key)
     _unknown_keys(section, {"enabled", "interval_seconds"}, key)
-    return AlarmsConfig(
-        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
-        interval_seconds=_number(
-            section.get("interval_seconds"), f"{key}.interval_seconds", 60.0, minimum=0.1
-        ),
+    return (
+        _bool(section.get("enabled"), f"{key}.enabled", True),
+        _number(section.get("interval_seconds"), f"{key}.interval_seconds", interval, minimum=0.1),
     )
+
+
+def _alarms(section: Any) -> AlarmsConfig:
+    return AlarmsConfig(*_polled(section, "collectors.alarms", AlarmsConfig.interval_seconds))
 
 
 def _licenses(section: Any) -> LicensesConfig:
-    key = "collectors.licenses"
-    section = _mapping(section, key)
-    _unknown_keys(section, {"enabled", "interval_seconds"}, key)
-    return LicensesConfig(
-        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
-        interval_seconds=_number(
-            section.get("interval_seconds"), f"{key}.interval_seconds", 300.0, minimum=0.1
-        ),
-    )
+    return LicensesConfig(*_polled(section, "collectors.licenses", LicensesConfig.interval_seconds))
 
 
 def _snapshot_sizes(section: Any) -> SnapshotSizesConfig:
-    key = "collectors.snapshot_sizes"
-    section = _mapping(section, key)
-    _unknown_keys(section, {"enabled", "interval_seconds"}, key)
     return SnapshotSizesConfig(
-        enabled=_bool(section.get("enabled"), f"{key}.enabled", True),
-        interval_seconds=_number(
-            section.get("interval_seconds"), f"{key}.interval_seconds", 300.0, minimum=0.1
-        ),
+        *_polled(section, "collectors.snapshot_sizes", SnapshotSizesConfig.interval_seconds)
     )
 
 
@@ -186,8 +175,7 @@ def parse_collectors_config(source: Config | Mapping[str, Any] | None) -> Collec
     key = "collectors"
     raw = source.raw.get(key) if isinstance(source, Config) else source
     section = _mapping(raw, key)
-    allowed = {"tags", "alarms", "licenses", "host_sensors", "guest_disks", "custom_attributes"}
-    allowed.add("snapshot_sizes")
+    allowed = {f.name for f in fields(CollectorsConfig)}
     _unknown_keys(section, allowed, key)
     return CollectorsConfig(
         tags=_tags(section.get("tags")),
