@@ -180,6 +180,8 @@ def test_unusable_alerts_say_why() -> None:
                 alert("restart_host_vms", vcenter="other", host_id="host-1"),
                 alert("teleport", host="h"),
                 alert("none"),
+                alert("restart_fault_domain_vms", cluster_id="domain-c7", fault_domain="fd-a"),
+                alert("restart_fault_domain_vms", cluster_id="domain-c7"),
             )
         ).encode()
     )
@@ -191,6 +193,10 @@ def test_unusable_alerts_say_why() -> None:
         " reset_vm, restart_fault_domain_vms)",
     ]
     assert not d.alerts[4].wants_action
+    assert [a.unusable(vcs) for a in d.alerts[5:]] == [
+        "",
+        "the alert needs both a cluster_id and a fault_domain label",
+    ]
 
 
 # --- journal ---------------------------------------------------------------------------
