@@ -146,24 +146,24 @@ def hook_env(vcenter: str, host: HostState, cluster: str, action_id: int) -> dic
 
 def hook_says(
     host: HostState, confirmed: Confirmation | None, hf: HostFailureConfig, ha_on: bool
-) -> tuple[bool, str]:
-    """For one silent host: (alive, why it is not confirmed down by the hook; "" if it is,
-    or if the hook has no say). An "alive" answer holds the host on any cluster (on HA
-    clusters a veto over ``hostDown``), then refuses after ``max_unconfirmed_seconds``
-    like HA's partition states. On a cluster without HA, with a hook configured, its
-    "off" is required (vCenter has nothing conclusive there) unless ``fence_to_confirm``
-    lets the fence that runs before any restart stand in."""
+) -> str:
+    """Why the hook's answer keeps one silent host from counting as dead; "" when it does
+    not. An "alive" answer holds the host on any cluster (on HA clusters a veto over
+    ``hostDown``), then refuses after ``max_unconfirmed_seconds`` like HA's partition
+    states. On a cluster without HA, with a hook configured, its "off" is required
+    (vCenter has nothing conclusive there) unless ``fence_to_confirm`` lets the fence that
+    runs before any restart stand in."""
     if confirmed is not None and confirmed.result == ALIVE:
-        return True, (
+        return (
             f"the confirmation hook says {host.name} is alive ({confirmed.message}): it may "
             "be partitioned and still running its VMs"
         )
     if not hf.confirm_command or ha_on or hf.fence_to_confirm:
-        return False, ""
+        return ""
     if confirmed is not None and confirmed.result == DOWN_:
-        return False, ""
+        return ""
     said = confirmed.describe() if confirmed is not None else "no answer yet"
-    return False, f"{host.name} is not confirmed down: the confirmation hook's answer is {said}"
+    return f"{host.name} is not confirmed down: the confirmation hook's answer is {said}"
 
 
 def needs_check(h: HostState) -> bool:

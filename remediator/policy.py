@@ -247,9 +247,6 @@ def confirm_host_failure(
             )
         return Decision(DEFER, why, retry_at=now + cfg.state_refresh_seconds)
 
-    hook_alive, hook_why = hook_says(host, confirmed, hf, _ha_on(snap))
-    if hook_alive:
-        return unconfirmed(hook_why)
     if (
         hf.require_fdm_host_down
         and _ha_on(snap)
@@ -260,6 +257,7 @@ def confirm_host_failure(
             f"vSphere HA reports {host.name} as {host.das_state}, not hostDown: it may be "
             "isolated or partitioned and still running its VMs"
         )
+    hook_why = hook_says(host, confirmed, hf, _ha_on(snap))
     if hook_why:
         return unconfirmed(hook_why)
     return None

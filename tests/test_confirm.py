@@ -164,7 +164,7 @@ def test_hook_exit_codes(tmp_path: Path) -> None:
         ({"confirm_command": "x", "confirm_timeout_seconds": 0}, "confirm_timeout_seconds", ">="),
         ({"confirm_command": "x", "confirm_max_age_seconds": 1}, "confirm_max_age_seconds", ""),
         ({"fence_to_confirm": "yes"}, "fence_to_confirm", "true or false"),
-        ({"fence_to_confirm": True}, "fence_to_confirm", "fencing_command"),
+        ({"fence_to_confirm": True}, "fence_to_confirm", "needs host_failure.fencing_command"),
     ],
 )
 def test_config_errors(host_failure: dict[str, Any], key: str, fragment: str) -> None:
