@@ -21,6 +21,7 @@ was off may have been powered on since, behind the same broken network).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 DOWN_, ALIVE, UNKNOWN_ = "down", "alive", "unknown"
 RESULTS = (DOWN_, ALIVE, UNKNOWN_)
 HOOK, FENCE = "hook", "fence"
+
+log = logging.getLogger("remediator")
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ async def ask(
     c = Confirmation(host.moid, host.name, result, message, engine.clock(), HOOK, action_id)
     engine.metrics.confirm_checks.labels(result=result).inc()
     engine.confirms.put(vcenter, c)
+    level = logging.INFO if result == DOWN_ else logging.WARNING
+    log.log(level, "confirmation hook for %s (%s): %s: %s", host.name, vcenter, result, message)
     return c
 
 

@@ -182,3 +182,73 @@ def test_config_defaults() -> None:
     assert hf.confirm_timeout_seconds == 30 and hf.confirm_max_age_seconds == 60
     cfg = parse_remediator({"auth": "none", "host_failure": {"confirm_command": "ipmi -H x"}})
     assert cfg.host_failure.confirm_command == ("ipmi", "-H", "x")
+
+
+class _Engine:
+    """What remediator.confirm needs of the engine: config, clock, metrics, the store."""
+
+    def __init__(self, tmp_path: Path, answer: int, **hf: Any) -> None:
+        from remediator.metrics import Metrics
+
+        self.log = tmp_path / "asked.log"
+        script = tmp_path / "status.sh"
+        script.write_text(f'#!/bin/sh\necho "$VHA_HOST" >> {self.log}\nexit {answer}\n')
+        script.chmod(0o755)
+        self.rcfg = rconfig(
+            state_refresh_seconds=5, host_failure={"confirm_command": [str(script)], **hf}
+        )
+        self.now = 1000.0
+        self.metrics = Metrics()
+        self.confirms = ConfirmStore(self.rcfg.host_failure.confirm_max_age_seconds)
+
+    def clock(self) -> float:
+        return self.now
+
+    def asked(self) -> list[str]:
+        return self.log.read_text().split() if self.log.exists() else []
+
+
+class _Action:
+    vcenter, id = "vc1", 7
+
+
+def test_held_decisions_ask_again_at_most_every_state_refresh(tmp_path: Path) -> None:
+    from remediator.confirm import confirm_hosts
+
+    engine: Any = _Engine(tmp_path, 0)
+    hosts = [silent("esx-1"), silent("esx-2"), HostState("esx-3", "esx-3")]  # esx-3 answers
+    off = HostState("esx-4", "esx-4", connection_state="notResponding", power_state="poweredOff")
+    got = asyncio.run(confirm_hosts(engine, _Action(), [*hosts, off], "c"))
+    assert {h: c.result for h, c in got.items()} == {"esx-1": DOWN_, "esx-2": DOWN_}
+    assert sorted(engine.asked()) == ["esx-1", "esx-2"]  # not the answering or powered-off one
+    engine.now += 4.9  # a re-read within state_refresh_seconds: the same answers
+    again = asyncio.run(confirm_hosts(engine, _Action(), hosts, "c"))
+    assert again == got and len(engine.asked()) == 2
+    engine.now += 0.2
+    asyncio.run(confirm_hosts(engine, _Action(), hosts, "c"))
+    assert len(engine.asked()) == 4
+    down = engine.metrics.confirm_checks.labels(result="down")._value.get()
+    assert down == 4
+
+
+def test_watcher_keeps_down_answers_fresh_and_forgets_hosts_that_answer(tmp_path: Path) -> None:
+    from remediator.confirm import refresh
+
+    engine: Any = _Engine(tmp_path, 0)
+    engine.confirms.put("vc1", Confirmation("esx-1", "esx-1", DOWN_, "off", 1000.0))
+    engine.confirms.put("vc1", Confirmation("esx-2", "esx-2", DOWN_, "off", 1000.0, "fence"))
+    engine.confirms.put("vc1", Confirmation("esx-3", "esx-3", ALIVE, "on", 1000.0))
+    clusters = {"c1": ("c", [silent("esx-1"), silent("esx-2"), silent("esx-3")])}
+    engine.now = 1029.0  # under half the max age (60 s): nothing asked yet
+    asyncio.run(refresh(engine, "vc1", clusters))
+    assert engine.asked() == []
+    engine.now = 1031.0
+    asyncio.run(refresh(engine, "vc1", clusters))
+    assert engine.asked() == ["esx-1"]  # only a hook's "off": not a fence, not "alive"
+    assert engine.confirms.get("vc1", "esx-1", 1031.0).at == 1031.0
+    engine.now = 5000.0  # a fence stays trusted while its host stays silent
+    assert engine.confirms.get("vc1", "esx-2", 5000.0) is not None
+    back = {"c1": ("c", [HostState("esx-1", "esx-1"), HostState("esx-2", "esx-2")])}
+    asyncio.run(refresh(engine, "vc1", back))
+    assert engine.confirms.get("vc1", "esx-1", 5000.0) is None
+    assert engine.confirms.get("vc1", "esx-2", 5000.0) is None
