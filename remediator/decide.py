@@ -1,8 +1,9 @@
 """Decisions: turn one alert firing into steps, after live state, the guard and the policy.
 
-The pure policy (:mod:`.policy`) decides; this module gathers what it needs from vCenter
-and the journal, times it, runs the fencing hook when a host-failure restart needs it,
-and journals the plan.
+The pure policy (:mod:`.policy`) decides; this module gathers what it needs from vCenter,
+the journal and the confirmation hook (:mod:`.confirm`: a silent host's power status, out
+of band), times it, runs the fencing hook when a host-failure restart needs it, and
+journals the plan.
 """
 
 from __future__ import annotations

@@ -8,14 +8,17 @@ the fault-domain alert itself carries this remediation (it is never inhibited by
 alert, which targets ``restart_host_vms`` only), and the remediator decides on its own
 live read of the cluster (:func:`.fault_domains.domain_state`):
 
-* **down** (every host silent to vCenter *and* HA ``hostDown`` or powered off): each
-  host's VMs are decided exactly as for ``restart_host_vms`` (:func:`.policy.
-  decide_host_failure`: who is responsible, HA's priorities, "never make things worse"),
-  one host after the other over one snapshot that carries the placements made so far,
-  so the domain's VMs share the survivors' capacity instead of each host's VMs counting
-  it afresh; the fencing hook, if configured, fences every host with VMs to restart;
-* **partitioned** (silent, but HA sees a host alive) or **unknown** (silent, nothing
-  confirms it): held and re-read every ``state_refresh_seconds``; after
+* **down** (every host silent to vCenter *and* HA ``hostDown``, powered off, "off" by
+  the out-of-band confirmation hook (:mod:`.confirm`), or fenced with
+  ``fence_to_confirm``): each host's VMs are decided exactly as for
+  ``restart_host_vms`` (:func:`.policy.decide_host_failure`: who is responsible, HA's
+  priorities, "never make things worse"), one host after the other over one snapshot
+  that carries the placements made so far, so the domain's VMs share the survivors'
+  capacity instead of each host's VMs counting it afresh; the fencing hook, if
+  configured, fences every host with VMs to restart;
+* **partitioned** (silent, but HA or the confirmation hook sees a host alive) or
+  **unknown** (silent, nothing confirms it; with ``fence_to_confirm`` fenced first):
+  held and re-read every ``state_refresh_seconds``; after
   ``host_failure.max_unconfirmed_seconds`` refused, leaving it to the person the alert
   paged. Nothing is restarted: its VMs may still run;
 * **up** (a host answers again): skipped; the hosts' own alerts, no longer inhibited,

@@ -252,3 +252,23 @@ def test_watcher_keeps_down_answers_fresh_and_forgets_hosts_that_answer(tmp_path
     asyncio.run(refresh(engine, "vc1", back))
     assert engine.confirms.get("vc1", "esx-1", 5000.0) is None
     assert engine.confirms.get("vc1", "esx-2", 5000.0) is None
+
+
+def test_restart_vm_on_a_silent_host_without_ha_waits_for_the_hook() -> None:
+    from remediator.policy import decide_vm_failure
+
+    failed = rhost("host-1", connection_state="notResponding", power_state="unknown",
+                   das_state="")  # fmt: skip
+    snap = snapshot([failed, rhost("host-2", "fd-b")], [vm("vm-1", "host-1")], ha=False)
+    cfg = rconfig(host_failure={"confirm_command": ["/bin/true"], "confirm_seconds": 0})
+
+    def decide(conf: dict[str, Confirmation]) -> Any:
+        memory = {"first_seen": 0.0, "failure_seen": 0.0}
+        req = Request("restart_vm", "vc1", vm_id="vm-1", since=1.0, memory=memory,
+                      confirmations=conf)  # fmt: skip
+        return decide_vm_failure(req, snap, cfg, 100.0)
+
+    assert decide({"host-1": said("host-1", DOWN_)}).outcome == PLAN
+    alive = decide({"host-1": said("host-1", ALIVE)})
+    assert alive.outcome == DEFER and "alive" in alive.reason
+    assert decide({}).outcome == DEFER
