@@ -71,7 +71,8 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
         engine.guard_metrics(now)  # the gauge shows at once what the answers confirmed
     # The verdict first: a partition is journaled as one, not as a tripped guard.
     verdict = domain_state(domain, snap.hosts.values(), ha_on, confirmations)
-    if verdict.state == UNKNOWN and engine.rcfg.host_failure.fence_to_confirm and members:
+    fence_first = engine.rcfg.host_failure.fence_to_confirm and not ha_on  # not HA's hosts
+    if verdict.state == UNKNOWN and fence_first and members:
         fenced = await _fence_to_confirm(engine, a, members, confirmations, cluster, fence)
         if fenced is None:
             return  # a fence failed: retried with backoff, nothing restarted

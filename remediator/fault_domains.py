@@ -116,10 +116,13 @@ def domain_state(
             "its VMs may still run; nothing restarted",
             names,
         )
-    unconfirmed = [h for h in members if not host_confirmed_down(h, None, confirmed.get(h.moid))]
+    # On an HA cluster HA's hostDown stays the confirmation: an "off" there does not
+    # replace it (each host's restart waits for hostDown anyway); "alive" vetoes, above.
+    offs = confirmed if ha_enabled is not True else NO_CONFIRMATIONS
+    unconfirmed = [h for h in members if not host_confirmed_down(h, None, offs.get(h.moid))]
     if unconfirmed:
         why = ", ".join(
-            confirmed[h.moid].describe() if h.moid in confirmed else h.name
+            offs[h.moid].describe() if h.moid in offs else h.name
             for h in sorted(unconfirmed, key=lambda h: h.name)
         )
         return DomainVerdict(
@@ -132,7 +135,7 @@ def domain_state(
     return DomainVerdict(
         domain,
         DOWN,
-        f"every host of fault domain {domain} is confirmed down ({_how(members, confirmed)}): "
+        f"every host of fault domain {domain} is confirmed down ({_how(members, offs)}): "
         "its VMs are restarted elsewhere",
         names,
     )

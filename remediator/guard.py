@@ -38,6 +38,9 @@ class _ClusterWatch:
     # Hosts of fault domains the last live read showed confirmed down as a whole
     # (remediator.fault_domains): real failures, left out of the count.
     confirmed_down: set[str] = field(default_factory=set)
+    # Whether the cluster has HA, as the last decision's read said (the watcher's read
+    # of hosts alone does not say): None until a decision looked
+    ha_enabled: bool | None = None
 
 
 def host_failing(host: HostState) -> bool:
@@ -100,6 +103,9 @@ class MassFailureGuard:
             if host_failing(host):
                 watch.failed_at[host.moid] = now
         watch.total = total
+        if ha_enabled is None:
+            ha_enabled = watch.ha_enabled
+        watch.ha_enabled = ha_enabled
         confirmed = self._confirmations(vcenter, now) if self._confirmations else {}
         watch.confirmed_down = confirmed_down_hosts(hosts, ha_enabled, confirmed=confirmed)
 

@@ -66,6 +66,11 @@ def test_one_host_alive_is_a_partition_even_where_ha_says_host_down() -> None:
     ha = [silent("a1", das="hostDown"), silent("a2", das="hostDown")]
     assert domain_state("a", ha, True).state == DOWN
     assert domain_state("a", ha, True, alive).state == PARTITIONED
+    # ... and an "off" there does not replace HA's hostDown (each host waits for it)
+    no_fdm = [silent("a1"), silent("a2")]
+    offs = {"a1": said("a1", DOWN_), "a2": said("a2", DOWN_, source="fence")}
+    assert domain_state("a", no_fdm, True, offs).state == UNKNOWN
+    assert domain_state("a", no_fdm, False, offs).state == DOWN
 
 
 def test_store_trusts_a_result_only_until_its_max_age() -> None:
@@ -272,3 +277,16 @@ def test_restart_vm_on_a_silent_host_without_ha_waits_for_the_hook() -> None:
     alive = decide({"host-1": said("host-1", ALIVE)})
     assert alive.outcome == DEFER and "alive" in alive.reason
     assert decide({}).outcome == DEFER
+
+
+def test_guard_watcher_reads_keep_the_clusters_ha_setting_from_decisions() -> None:
+    store = ConfirmStore(max_age_seconds=60)
+    guard = MassFailureGuard(GuardConfig(), store.fresh)
+    hosts = [silent("a1"), silent("a2"), HostState("b1", "b1", fault_domain="b"),
+             HostState("b2", "b2", fault_domain="b")]  # fmt: skip
+    store.put("vc1", said("a1", DOWN_, at=100.0))
+    store.put("vc1", said("a2", DOWN_, at=100.0))
+    guard.observe("vc1", "c", hosts, 100.0, True)  # a decision: HA on, hostDown needed
+    assert guard.verdict("vc1", "c", 100.0).tripped
+    guard.observe("vc1", "c", hosts, 101.0)  # the watcher: no HA setting in its read
+    assert guard.verdict("vc1", "c", 101.0).tripped  # still HA's word that counts
