@@ -275,3 +275,52 @@ async def test_fence_to_confirm_fences_an_unconfirmed_rack_and_restarts_it(
     assert sorted(fenced.read_text().split()) == sorted(RACK_A)  # each fenced once
     assert decision["detail"]["domain"]["state"] == "down"
     assert "fenced" in decision["detail"]["domain"]["reason"]
+
+
+async def test_on_an_ha_cluster_an_alive_answer_vetoes_host_down(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    sim = rack_sim(sim_factory)  # vSphere HA on: its master reports both hosts hostDown
+    for name in RACK_A:
+        sim.fail_host(name)
+    hosts, _ = inventory(sim)
+    assert {hosts[n]["dasHostState"] for n in RACK_A} == {"hostDown"}
+    before = sim.inventory()["vms"]
+    power = PowerStatus(tmp_path)
+    power.answer(DC0_C0_H0="off", DC0_C0_H2="on")  # but H2's BMC says it runs
+    client = await start(
+        aiohttp_client, sim, tmp_path, host_failure=hook_cfg(power, max_unconfirmed_seconds=2)
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    items = await settled(client, timeout=30)
+    [decision] = items
+    assert decision["state"] == "refused", decision
+    assert "DC0_C0_H2" in decision["reason"] and "alive" in decision["reason"]
+    assert decision["detail"]["domain"]["state"] == "partitioned"
+    assert sim.inventory()["vms"] == before
+
+
+async def test_a_failed_fence_to_confirm_restarts_nothing(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    before = sim.inventory()["vms"]
+    fence = tmp_path / "fence.sh"
+    fence.write_text(
+        '#!/bin/sh\n[ "$VHA_HOST" = DC0_C0_H2 ] && { echo "BMC refused"; exit 1; }\necho off\n'
+    )
+    fence.chmod(0o755)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        host_failure={"fencing_command": [str(fence)], "fence_to_confirm": True},
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    items = await settled(client, timeout=60)
+    [decision] = items
+    assert decision["state"] == "failed", decision
+    assert "fencing DC0_C0_H2 to confirm it down failed" in decision["reason"]
+    assert "BMC refused" in decision["reason"]
+    assert sim.inventory()["vms"] == before
