@@ -73,35 +73,56 @@ class Confirmation:
 
 
 class ConfirmStore:
-    """The latest answer per (vCenter, host), for decisions and the mass-failure guard."""
+    """The latest answer per (vCenter, host), for decisions and the mass-failure guard.
+
+    Hook answers are trusted until they are older than the max age. A fence the
+    remediator ran itself (``fence_to_confirm``) is kept apart and trusted until the host
+    answers vCenter again (:func:`refresh` then forgets it): it was turned off, and only a
+    person turns it back on; a later "alive" from the hook ends it (the fence did not
+    work), an "unknown" does not."""
 
     def __init__(self, max_age_seconds: float) -> None:
         self.max_age = max_age_seconds
         self._by: dict[tuple[str, str], Confirmation] = {}
+        self._fences: dict[tuple[str, str], Confirmation] = {}
 
     def put(self, vcenter: str, c: Confirmation) -> None:
-        self._by[(vcenter, c.host_id)] = c
-
-    def trusted(self, c: Confirmation, now: float) -> bool:
-        """A hook's answer until it is older than the max age. A fence the remediator ran
-        itself stays trusted until the host answers vCenter again (:func:`refresh` then
-        forgets it): it was turned off, and only a person turns it back on."""
-        return c.source == FENCE or now - c.at <= self.max_age
+        (self._fences if c.source == FENCE else self._by)[(vcenter, c.host_id)] = c
+        if c.source == HOOK and c.result == ALIVE:
+            self._fences.pop((vcenter, c.host_id), None)  # the fence did not work
 
     def get(self, vcenter: str, host_id: str, now: float) -> Confirmation | None:
-        """The answer while it may be trusted, else None."""
+        """The hook's answer while it is younger than the max age, else None."""
         c = self._by.get((vcenter, host_id))
-        return c if c is not None and self.trusted(c, now) else None
+        return c if c is not None and now - c.at <= self.max_age else None
+
+    def fence(self, vcenter: str, host_id: str) -> Confirmation | None:
+        return self._fences.get((vcenter, host_id))
 
     def forget(self, vcenter: str, host_id: str) -> None:
         self._by.pop((vcenter, host_id), None)
+        self._fences.pop((vcenter, host_id), None)
 
     def fresh(self, vcenter: str, now: float) -> dict[str, Confirmation]:
-        """Host moid -> answer, for every answer still young enough to trust."""
-        return {h: c for (vc, h), c in self._by.items() if vc == vcenter and self.trusted(c, now)}
+        """Host moid -> the answer to go by, for every host with one still trusted."""
+        out = {
+            h: c for (vc, h), c in self._by.items() if vc == vcenter and now - c.at <= self.max_age
+        }
+        for (vc, h), f in self._fences.items():
+            if vc == vcenter:
+                out[h] = merged(out.get(h), f) or f
+        return out
 
     def hosts(self, vcenter: str) -> list[Confirmation]:
-        return [c for (vc, _), c in self._by.items() if vc == vcenter]
+        """Every answer and fence kept for the vCenter, however old."""
+        return [c for (vc, _), c in [*self._by.items(), *self._fences.items()] if vc == vcenter]
+
+
+def merged(hook: Confirmation | None, fence: Confirmation | None) -> Confirmation | None:
+    """The answer to go by for a host with a fence: the fence, unless the hook says alive."""
+    if fence is None or (hook is not None and hook.result == ALIVE):
+        return hook
+    return fence
 
 
 @dataclass(frozen=True)

@@ -187,15 +187,21 @@ async def _confirmations(
     engine: Engine, a: Action, members: list[HostState], cluster: str
 ) -> dict[str, Confirmation]:
     """The out-of-band answers for a silent domain's hosts: the confirmation hook's (asked
-    again at most every state_refresh_seconds), else a fence this remediator ran."""
+    again at most every state_refresh_seconds) and the fences this remediator ran (kept
+    in memory, and taken back from the decision's journal after a restart)."""
     if not members or any(h.responding for h in members):
         return {}  # a domain with a host answering is up: nothing to confirm
+    journaled = a.detail.get("confirm") or {}
+    for h in members:  # a fence this remediator ran before it restarted (its journal)
+        seen = journaled.get(h.moid)
+        if isinstance(seen, dict) and seen.get("source") == FENCE:
+            if engine.confirms.fence(a.vcenter, h.moid) is None:
+                engine.confirms.put(a.vcenter, Confirmation.from_detail(seen))
     out = await confirm.confirm_hosts(engine, a, members, cluster)
-    now = engine.clock()
-    for h in members:
-        kept = engine.confirms.get(a.vcenter, h.moid, now)
-        if h.moid not in out and kept is not None and kept.source == FENCE:
-            out[h.moid] = kept
+    for h in members:  # a fence stands until the hook says the host is alive
+        best = confirm.merged(out.get(h.moid), engine.confirms.fence(a.vcenter, h.moid))
+        if best is not None:
+            out[h.moid] = best
     return out
 
 

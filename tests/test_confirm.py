@@ -252,11 +252,21 @@ def test_watcher_keeps_down_answers_fresh_and_forgets_hosts_that_answer(tmp_path
     assert engine.asked() == ["esx-1"]  # only a hook's "off": not a fence, not "alive"
     assert engine.confirms.get("vc1", "esx-1", 1031.0).at == 1031.0
     engine.now = 5000.0  # a fence stays trusted while its host stays silent
-    assert engine.confirms.get("vc1", "esx-2", 5000.0) is not None
+    assert set(engine.confirms.fresh("vc1", 5000.0)) == {"esx-2"}
     back = {"c1": ("c", [HostState("esx-1", "esx-1"), HostState("esx-2", "esx-2")])}
     asyncio.run(refresh(engine, "vc1", back))
-    assert engine.confirms.get("vc1", "esx-1", 5000.0) is None
-    assert engine.confirms.get("vc1", "esx-2", 5000.0) is None
+    assert engine.confirms.hosts("vc1") == [engine.confirms.get("vc1", "esx-3", 1000.0)]
+    assert engine.confirms.fence("vc1", "esx-2") is None
+
+
+def test_a_fence_stands_until_the_hook_says_alive() -> None:
+    store = ConfirmStore(max_age_seconds=60)
+    store.put("vc1", said("a1", DOWN_, at=100.0, source="fence"))
+    store.put("vc1", said("a1", UNKNOWN_, at=200.0))  # the BMC does not answer: still fenced
+    assert store.fresh("vc1", 200.0)["a1"].source == "fence"
+    store.put("vc1", said("a1", ALIVE, at=210.0))  # it runs: the fence did not work
+    assert store.fresh("vc1", 210.0)["a1"].result == ALIVE
+    assert store.fresh("vc1", 999.0) == {}  # and the fence is not trusted again later
 
 
 def test_restart_vm_on_a_silent_host_without_ha_waits_for_the_hook() -> None:
@@ -290,3 +300,18 @@ def test_guard_watcher_reads_keep_the_clusters_ha_setting_from_decisions() -> No
     assert guard.verdict("vc1", "c", 100.0).tripped
     guard.observe("vc1", "c", hosts, 101.0)  # the watcher: no HA setting in its read
     assert guard.verdict("vc1", "c", 101.0).tripped  # still HA's word that counts
+
+
+def test_a_journaled_fence_is_taken_back_after_a_restart_not_run_again(tmp_path: Path) -> None:
+    from remediator.domain_failure import _confirmations
+
+    engine: Any = _Engine(tmp_path, 2)  # a fresh remediator; the BMCs do not answer
+    fenced = said("a1", DOWN_, at=50.0, source="fence")
+
+    class Held:
+        vcenter, id = "vc1", 7
+        detail = {"confirm": {"a1": fenced.as_detail()}}
+
+    got = asyncio.run(_confirmations(engine, Held(), [silent("a1"), silent("a2")], "c"))
+    assert got["a1"] == fenced and got["a2"].result == UNKNOWN_
+    assert engine.confirms.fresh("vc1", 1000.0)["a1"] == fenced  # the guard's view, too
