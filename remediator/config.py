@@ -81,6 +81,12 @@ class HostFailureConfig:
     fencing_command: tuple[str, ...] = ()
     fencing_timeout_seconds: float = 60.0
     move_method: str = "auto"
+    # Out-of-band power status (IPMI/iLO/iDRAC/Redfish): exit 0 off, 1 alive, else unknown
+    confirm_command: tuple[str, ...] = ()
+    confirm_timeout_seconds: float = 30.0
+    confirm_max_age_seconds: float = 60.0
+    # A successful fence counts as "confirmed down": kills a partitioned host's VMs
+    fence_to_confirm: bool = False
 
 
 @dataclass(frozen=True)
@@ -370,21 +376,22 @@ def _tls(
     return config
 
 
-def _fencing(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = section.get("fencing_command")
+def _command(section: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+    """A hook command: a string (split like a shell would) or a list of strings."""
+    value = section.get(name)
     if value is None:
         return ()
     if isinstance(value, str):
         try:
             parts = shlex.split(value)
         except ValueError as exc:
-            raise ConfigError(f"{key}.fencing_command", f"cannot be parsed: {exc}") from None
+            raise ConfigError(f"{key}.{name}", f"cannot be parsed: {exc}") from None
     elif isinstance(value, list) and all(isinstance(p, str) for p in value):
         parts = list(value)
     else:
-        raise ConfigError(f"{key}.fencing_command", "must be a command string or a list of strings")
+        raise ConfigError(f"{key}.{name}", "must be a command string or a list of strings")
     if not parts or not parts[0].strip():
-        raise ConfigError(f"{key}.fencing_command", "must not be empty")
+        raise ConfigError(f"{key}.{name}", "must not be empty")
     return tuple(parts)
 
 
@@ -434,7 +441,7 @@ def parse_remediator(
     retry = c.run(RetryConfig(), _retry, section)
     rate = c.run(RateLimitConfig(), _rate_limit, section)
     guard = c.run(GuardConfig(), _guard, section)
-    host_failure = c.run(HostFailureConfig(), _host_failure, section)
+    host_failure = c.run(HostFailureConfig(), _host_failure, section, state_refresh)
     vm_monitoring = c.run(VMMonitoringConfig(), _vm_monitoring, section)
     enter_maintenance = c.run(False, _evacuate, section)
     placement = c.run(PlacementConfig(), _placement, section)
@@ -510,7 +517,7 @@ def _guard(section: Mapping[str, Any]) -> GuardConfig:
     )
 
 
-def _host_failure(section: Mapping[str, Any]) -> HostFailureConfig:
+def _host_failure(section: Mapping[str, Any], state_refresh: float = 5.0) -> HostFailureConfig:
     hf_raw = _mapping(section.get("host_failure"), _key("host_failure"))
     hkey = _key("host_failure")
     _only(
@@ -522,6 +529,10 @@ def _host_failure(section: Mapping[str, Any]) -> HostFailureConfig:
             "fencing_command",
             "fencing_timeout_seconds",
             "move_method",
+            "confirm_command",
+            "confirm_timeout_seconds",
+            "confirm_max_age_seconds",
+            "fence_to_confirm",
         },
         hkey,
     )
@@ -530,13 +541,30 @@ def _host_failure(section: Mapping[str, Any]) -> HostFailureConfig:
         raise ConfigError(
             f"{hkey}.move_method", f"must be one of {', '.join(MOVE_METHODS)}, got {move_method!r}"
         )
+    fencing = _command(hf_raw, hkey, "fencing_command")
+    fence_to_confirm = _bool(hf_raw, "fence_to_confirm", hkey, False)
+    if fence_to_confirm and not fencing:
+        raise ConfigError(
+            f"{hkey}.fence_to_confirm", "needs host_failure.fencing_command (the fence to run)"
+        )
+    max_age = _num(hf_raw, "confirm_max_age_seconds", hkey, 60.0, minimum=1.0)
+    if max_age < state_refresh:
+        raise ConfigError(
+            f"{hkey}.confirm_max_age_seconds",
+            f"must be at least state_refresh_seconds ({state_refresh:g}): an answer would be "
+            "too old before the next re-check",
+        )
     return HostFailureConfig(
         confirm_seconds=_num(hf_raw, "confirm_seconds", hkey, 60.0),
         require_fdm_host_down=_bool(hf_raw, "require_fdm_host_down", hkey, True),
         max_unconfirmed_seconds=_num(hf_raw, "max_unconfirmed_seconds", hkey, 900.0, minimum=1.0),
-        fencing_command=_fencing(hf_raw, hkey),
+        fencing_command=fencing,
         fencing_timeout_seconds=_num(hf_raw, "fencing_timeout_seconds", hkey, 60.0, minimum=1.0),
         move_method=move_method,
+        confirm_command=_command(hf_raw, hkey, "confirm_command"),
+        confirm_timeout_seconds=_num(hf_raw, "confirm_timeout_seconds", hkey, 30.0, minimum=1.0),
+        confirm_max_age_seconds=max_age,
+        fence_to_confirm=fence_to_confirm,
     )
 
 

@@ -1,24 +1,24 @@
 """Decisions: turn one alert firing into steps, after live state, the guard and the policy.
 
-The pure policy (:mod:`.policy`) decides; this module gathers what it needs from vCenter
-and the journal, times it, runs the fencing hook when a host-failure restart needs it,
-and journals the plan.
+The pure policy (:mod:`.policy`) decides; this module gathers what it needs from vCenter,
+the journal and the confirmation hook (:mod:`.confirm`: a silent host's power status, out
+of band), times it, runs the fencing hook when a host-failure restart needs it, and
+journals the plan.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import live, orchestrate, policy
+from . import confirm, live, orchestrate, policy
 from .alerts import DOMAIN_KINDS, HOST_KINDS
 from .domain_failure import decide_domain
 from .ha_settings import HAView, IOActivity, read_ha, read_io
 from .journal import CANCELLED, PENDING, REFUSED, SKIPPED, UNPLACED, Action
-from .model import Snapshot
+from .model import HostState, Snapshot
 from .power_off_cause import PowerOffVerdict, classify_live
 from .responsibility_metrics import count as count_responsibility
 
@@ -45,14 +45,6 @@ async def decide(engine: Engine, a: Action) -> None:
         return
     engine.health[a.vcenter].mark_up(engine.clock())
     cluster = snap.cluster.name if snap.cluster else ""
-    if snap.cluster is not None:
-        engine.guard.observe(
-            a.vcenter, cluster, snap.hosts.values(), engine.clock(), snap.cluster.ha_enabled
-        )
-    if not await engine.guarded(a, cluster):
-        return
-
-    now = engine.clock()
     req = policy.Request(
         kind=a.kind,
         vcenter=a.vcenter,
@@ -64,8 +56,21 @@ async def decide(engine: Engine, a: Action) -> None:
         memory=a.detail,
         last_connected=engine.guard.last_connected(a.vcenter),
     )
+    # The out-of-band power status of a silent host (read-only: it runs in dry run too),
+    # before the guard counts, so a confirmed host is counted as confirmed.
+    confirmations = await confirm.confirm_hosts(engine, a, _silent_hosts(snap, req), cluster)
+    req = replace(req, confirmations=confirmations)
+    if snap.cluster is not None:
+        engine.guard.observe(
+            a.vcenter, cluster, snap.hosts.values(), engine.clock(), snap.cluster.ha_enabled
+        )
+    if not await engine.guarded(a, cluster):
+        return
+
+    now = engine.clock()
     decision = await _policy(engine, a, req, snap, now)
     memory = dict(decision.memory)
+    confirm.journal(memory, confirmations)
     clamped = memory.get("start_clamped")
     if clamped and not a.detail.get("start_clamped"):
         engine.metrics.implausible_starts.labels(reason=clamped["reason"]).inc()
@@ -125,6 +130,18 @@ async def decide(engine: Engine, a: Action) -> None:
                 engine.metrics.actions.labels(kind=s.kind, result=s.state).inc()
             if s.state == UNPLACED:
                 log.warning("action %d: %s (%s) unplaced: %s", a.id, s.vm, s.priority, s.reason)
+
+
+def _silent_hosts(snap: Snapshot, req: policy.Request) -> list[HostState]:
+    """The host whose failure a restart decision hinges on, for the confirmation hook."""
+    if req.kind == "restart_host_vms":
+        host = policy.find_host(snap, req)
+    elif req.kind == "restart_vm":
+        vm = policy.find_vm(snap, req)
+        host = snap.hosts.get(vm.host_id) if vm is not None else None
+    else:
+        host = None
+    return [host] if host is not None else []
 
 
 async def _policy(
@@ -192,38 +209,18 @@ async def _fence(engine: Engine, a: Action, labels: dict[str, str]) -> tuple[boo
     a fence that confirms the host is off removes it.  Non-zero exit or a timeout means
     no restart.
     """
-    cmd = engine.rcfg.host_failure.fencing_command
-    env = dict(os.environ)
-    env.update(
-        VHA_VCENTER=a.vcenter,
-        VHA_HOST=labels.get("host", a.host),
-        VHA_HOST_ID=labels.get("host_id", a.host_id),
-        VHA_CLUSTER=labels.get("cluster", a.cluster),
-        VHA_ACTION_ID=str(a.id),
-    )
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-        )
-    except OSError as exc:
-        return False, f"cannot run {cmd[0]}: {exc.strerror}"
-    try:
-        out, _ = await asyncio.wait_for(
-            proc.communicate(), engine.rcfg.host_failure.fencing_timeout_seconds
-        )
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return (
-            False,
-            f"{cmd[0]} timed out after {engine.rcfg.host_failure.fencing_timeout_seconds:.0f}s",
-        )
-    tail = (out or b"").decode(errors="replace").strip().splitlines()
-    last = tail[-1][:200] if tail else ""
-    if proc.returncode != 0:
-        return False, f"{cmd[0]} exited {proc.returncode}: {last}"
-    return True, f"fenced by {cmd[0]}{': ' + last if last else ''}"
+    hf = engine.rcfg.host_failure
+    cmd = hf.fencing_command
+    env = {
+        "VHA_VCENTER": a.vcenter,
+        "VHA_HOST": labels.get("host", a.host),
+        "VHA_HOST_ID": labels.get("host_id", a.host_id),
+        "VHA_CLUSTER": labels.get("cluster", a.cluster),
+        "VHA_ACTION_ID": str(a.id),
+    }
+    run = await confirm.run_hook(cmd, env, hf.fencing_timeout_seconds)
+    if run.returncode is None:
+        return False, run.error
+    if run.returncode != 0:
+        return False, f"{cmd[0]} exited {run.returncode}: {run.last}"
+    return True, f"fenced by {cmd[0]}{': ' + run.last if run.last else ''}"

@@ -8,14 +8,17 @@ the fault-domain alert itself carries this remediation (it is never inhibited by
 alert, which targets ``restart_host_vms`` only), and the remediator decides on its own
 live read of the cluster (:func:`.fault_domains.domain_state`):
 
-* **down** (every host silent to vCenter *and* HA ``hostDown`` or powered off): each
-  host's VMs are decided exactly as for ``restart_host_vms`` (:func:`.policy.
-  decide_host_failure`: who is responsible, HA's priorities, "never make things worse"),
-  one host after the other over one snapshot that carries the placements made so far,
-  so the domain's VMs share the survivors' capacity instead of each host's VMs counting
-  it afresh; the fencing hook, if configured, fences every host with VMs to restart;
-* **partitioned** (silent, but HA sees a host alive) or **unknown** (silent, nothing
-  confirms it): held and re-read every ``state_refresh_seconds``; after
+* **down** (every host silent to vCenter *and* HA ``hostDown``, powered off, "off" by
+  the out-of-band confirmation hook (:mod:`.confirm`), or fenced with
+  ``fence_to_confirm``): each host's VMs are decided exactly as for
+  ``restart_host_vms`` (:func:`.policy.decide_host_failure`: who is responsible, HA's
+  priorities, "never make things worse"), one host after the other over one snapshot
+  that carries the placements made so far, so the domain's VMs share the survivors'
+  capacity instead of each host's VMs counting it afresh; the fencing hook, if
+  configured, fences every host with VMs to restart;
+* **partitioned** (silent, but HA or the confirmation hook sees a host alive) or
+  **unknown** (silent, nothing confirms it; with ``fence_to_confirm`` fenced first):
+  held and re-read every ``state_refresh_seconds``; after
   ``host_failure.max_unconfirmed_seconds`` refused, leaving it to the person the alert
   paged. Nothing is restarted: its VMs may still run;
 * **up** (a host answers again): skipped; the hosts' own alerts, no longer inhibited,
@@ -34,9 +37,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import live, orchestrate, policy
+from . import confirm, live, orchestrate, policy
 from .config import RemediatorConfig
-from .fault_domains import DOWN, UP, domain_state
+from .confirm import DOWN_, FENCE, Confirmation
+from .fault_domains import DOWN, UNKNOWN, UP, domain_state
 from .ha_settings import HAView, read_ha
 from .journal import PENDING, REFUSED, SKIPPED, Action
 from .model import HostState, Snapshot
@@ -59,10 +63,28 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     engine.health[a.vcenter].mark_up(now)
     ha_on = bool(snap.cluster and snap.cluster.ha_enabled)
     cluster = snap.cluster.name if snap.cluster else a.cluster
-    engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
-    # The verdict first: a partition is journaled as one, not as a tripped guard.
-    verdict = domain_state(domain, snap.hosts.values(), ha_on)
+    members = [h for h in snap.hosts.values() if h.fault_domain == domain]
     memory: dict[str, Any] = dict(a.detail)
+    confirmations = await _confirmations(engine, a, members, cluster)
+    engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
+    if confirmations:
+        engine.guard_metrics(now)  # the gauge shows at once what the answers confirmed
+    # The verdict first: a partition is journaled as one, not as a tripped guard.
+    verdict = domain_state(domain, snap.hosts.values(), ha_on, confirmations)
+    fence_first = engine.rcfg.host_failure.fence_to_confirm and not ha_on  # not HA's hosts
+    if verdict.state == UNKNOWN and fence_first and members:
+        fenced = await _fence_to_confirm(engine, a, members, confirmations, cluster, fence)
+        if fenced is None:
+            return  # a fence failed: retried with backoff, nothing restarted
+        if fenced:
+            memory["fenced"] = "; ".join(fenced)
+            engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
+            verdict = domain_state(domain, snap.hosts.values(), ha_on, confirmations)
+        elif engine.rcfg.dry_run:
+            verdict = replace(
+                verdict, reason=verdict.reason + "; dry run: fence_to_confirm not run"
+            )
+    confirm.journal(memory, confirmations)
     memory.setdefault("first_seen", now)
     memory["domain"] = {"state": verdict.state, "reason": verdict.reason}
     fields = {"cluster": cluster, "fault_domain": domain}
@@ -104,7 +126,16 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     t0 = time.perf_counter()
     last_connected = engine.guard.last_connected(a.vcenter)
     decision = plan_domain(
-        a.vcenter, a.starts_ts, snap, hosts, engine.rcfg, now, view, memory, last_connected
+        a.vcenter,
+        a.starts_ts,
+        snap,
+        hosts,
+        engine.rcfg,
+        now,
+        view,
+        memory,
+        last_connected,
+        confirmations,
     )
     engine.metrics.decision_duration.labels(kind=a.kind).observe(time.perf_counter() - t0)
     count_domain(engine, a, a.detail, memory, cluster)  # who was responsible, per VM
@@ -152,6 +183,66 @@ def _name(h: HostState) -> str:
     return h.name
 
 
+async def _confirmations(
+    engine: Engine, a: Action, members: list[HostState], cluster: str
+) -> dict[str, Confirmation]:
+    """The out-of-band answers for a silent domain's hosts: the confirmation hook's (asked
+    again at most every state_refresh_seconds) and the fences this remediator ran (kept
+    in memory, and taken back from the decision's journal after a restart)."""
+    if not members or any(h.responding for h in members):
+        return {}  # a domain with a host answering is up: nothing to confirm
+    journaled = a.detail.get("confirm") or {}
+    for h in members:  # a fence this remediator ran before it restarted (its journal)
+        seen = journaled.get(h.moid)
+        if isinstance(seen, dict) and seen.get("source") == FENCE:
+            if engine.confirms.fence(a.vcenter, h.moid) is None:
+                engine.confirms.put(a.vcenter, Confirmation.from_detail(seen))
+    out = await confirm.confirm_hosts(engine, a, members, cluster)
+    for h in members:  # a fence stands until the hook says the host is alive
+        best = confirm.merged(out.get(h.moid), engine.confirms.fence(a.vcenter, h.moid))
+        if best is not None:
+            out[h.moid] = best
+    return out
+
+
+async def _fence_to_confirm(
+    engine: Engine,
+    a: Action,
+    members: list[HostState],
+    confirmations: dict[str, Confirmation],
+    cluster: str,
+    fence: Fence,
+) -> list[str] | None:
+    """``host_failure.fence_to_confirm``: fence every silent host of the domain that
+    nothing else confirmed, and count each successful fence as "confirmed down" (a fenced
+    host is off). The price: a rack that was only partitioned loses its running VMs (they
+    restart elsewhere). Never reached for a partition (an "alive" answer, or HA seeing a
+    host alive: the verdict is then partitioned, not unknown), never run in dry run.
+    ``None`` when a fence failed (the action is retried, nothing restarted)."""
+    if engine.rcfg.dry_run:
+        return []
+    done: list[str] = []
+    for h in sorted(members, key=_name):
+        c = confirmations.get(h.moid)
+        if h.responding or h.power_state == "poweredOff" or (c and c.result == DOWN_):
+            continue
+        labels = {"host": h.name, "host_id": h.moid, "cluster": cluster}
+        ok, message = await fence(engine, a, labels)
+        if not ok:
+            attempts = await engine.db(engine.j.start_attempt, a.id, engine.clock(), "fencing")
+            await engine.retry(
+                a,
+                f"fencing {h.name} to confirm it down failed, no VM restarted: {message}",
+                attempts=attempts,
+            )
+            return None
+        fenced = Confirmation(h.moid, h.name, DOWN_, message, engine.clock(), FENCE, a.id)
+        engine.confirms.put(a.vcenter, fenced)
+        confirmations[h.moid] = fenced
+        done.append(f"{h.name}: {message}")
+    return done
+
+
 async def _ha_view(
     engine: Engine, a: Action, snap: Snapshot, hosts: list[HostState], memory: dict[str, Any]
 ) -> HAView | None:
@@ -175,6 +266,7 @@ def plan_domain(
     view: HAView | None,
     memory: dict[str, Any],
     last_connected: Mapping[str, float],
+    confirmations: Mapping[str, Confirmation] | None = None,
 ) -> policy.Decision:
     """Every host of a confirmed-down domain decided as ``restart_host_vms``, in name
     order, each over the snapshot as the previous hosts' placements left it.
@@ -195,6 +287,7 @@ def plan_domain(
             since=since,
             memory=per_host.get(h.moid) or {},
             last_connected=last_connected,
+            confirmations=confirmations or {},
         )
         d = policy.decide_host_failure(req, snap, cfg, now, view)
         per_host[h.moid] = d.memory

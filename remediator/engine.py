@@ -26,9 +26,10 @@ from vcenter.config import Config
 from vcenter.session import describe
 
 from . import actions as act
-from . import duplicates, live, orchestrate
+from . import confirm, duplicates, live, orchestrate
 from .alerts import Delivery
 from .config import RemediatorConfig
+from .confirm import ConfirmStore
 from .decide import decide
 from .guard import MassFailureGuard, RateLimiter, VCenterHealth
 from .journal import (
@@ -73,7 +74,9 @@ class Engine:
             vc.name: live.Session(vc, config, pool_size=rcfg.workers + 4) for vc in config.vcenters
         }
         self.health = {name: VCenterHealth() for name in self.sessions}
-        self.guard = MassFailureGuard(rcfg.guard)
+        # the confirmation hook's answers: for decisions and the guard (remediator.confirm)
+        self.confirms = ConfirmStore(rcfg.host_failure.confirm_max_age_seconds)
+        self.guard = MassFailureGuard(rcfg.guard, self.confirms.fresh)
         self.limiter = RateLimiter(rcfg.rate_limit)
         self.journal: Journal | None = None
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="vha-journal")
@@ -240,6 +243,7 @@ class Engine:
                     log.info("vCenter %s reachable", vcenter)
                     self._wake.set()
                 health.mark_up(now)
+                await confirm.refresh(self, vcenter, clusters)  # before the guard counts
                 for name, hosts in clusters.values():
                     self.guard.observe(vcenter, name, hosts, now)
                 await self._duplicates(vcenter, clusters)

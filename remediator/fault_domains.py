@@ -13,7 +13,14 @@ are confirmed down. The verdict below comes from a live read of every host of th
   (``networkPartitionedFromMaster``, ``networkIsolated``, ``master``, ``connectedToMaster``):
   its VMs may still run, nothing is restarted;
 * **unknown**: silent with nothing to confirm either way (no HA state on a cluster without
-  HA): held, as today, until a person (or a fencing hook) confirms;
+  HA): held until a person, the confirmation hook or (with ``fence_to_confirm``) the
+  fencing hook confirms.
+
+On a cluster without HA, vCenter has no conclusive live read (see :mod:`.confirm`): the
+out-of-band confirmation hook (``host_failure.confirm_command``, a BMC's power status)
+supplies it. Its "off" confirms a host down like HA's ``hostDown``; its "alive" makes the
+domain a partition, on HA clusters too (a veto: HA's ``hostDown`` after a BMC said the
+host is on is the one case where two witnesses disagree, and the cautious one wins);
 * **up**: some host still answers.
 
 Where fault domains are *sites* (the default), a VM stays in its own domain while it has
@@ -24,11 +31,12 @@ neighbours next).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from vcenter.mass_failure import FAULT_DOMAIN_MIN_HOSTS
 
+from .confirm import ALIVE, DOWN_, FENCE, Confirmation
 from .model import HostState
 
 DOWN, PARTITIONED, UNKNOWN, UP = "down", "partitioned", "unknown", "up"
@@ -51,17 +59,28 @@ class DomainVerdict:
         return self.state == DOWN
 
 
-def host_confirmed_down(h: HostState, ha_enabled: bool | None = None) -> bool:
+NO_CONFIRMATIONS: Mapping[str, Confirmation] = {}
+
+
+def host_confirmed_down(
+    h: HostState, ha_enabled: bool | None = None, confirmed: Confirmation | None = None
+) -> bool:
     """Silent to vCenter and confirmed dead: HA's master says ``hostDown`` (only after the
-    host's datastore heartbeats stopped too), or vCenter reports it powered off."""
+    host's datastore heartbeats stopped too), vCenter reports it powered off, or the
+    out-of-band hook (or a fence) says it is off."""
     das = h.das_state if ha_enabled is not False else ""
-    return not h.responding and (das == "hostDown" or h.power_state == "poweredOff")
+    hook = confirmed is not None and confirmed.result == DOWN_
+    return not h.responding and (das == "hostDown" or h.power_state == "poweredOff" or hook)
 
 
 def domain_state(
-    domain: str, hosts: Iterable[HostState], ha_enabled: bool | None = None
+    domain: str,
+    hosts: Iterable[HostState],
+    ha_enabled: bool | None = None,
+    confirmed: Mapping[str, Confirmation] = NO_CONFIRMATIONS,
 ) -> DomainVerdict:
-    """The verdict on one fault domain from a live read of its hosts.
+    """The verdict on one fault domain from a live read of its hosts, and the
+    confirmation hook's answers (host moid -> answer, only those still trusted).
 
     ``ha_enabled=False`` ignores ``runtime.dasHostState``: vSphere describes it only for
     hosts of an HA-enabled cluster (ClusterDasFdmHostState), so a stale value left from
@@ -86,28 +105,68 @@ def domain_state(
             "a partition, its VMs may still run; nothing restarted",
             names,
         )
-    unconfirmed = [h.name for h in members if not host_confirmed_down(h)]
+    said_alive = [confirmed[h.moid] for h in members if _said(confirmed, h, ALIVE)]
+    if said_alive:
+        who = "; ".join(c.describe() for c in sorted(said_alive, key=lambda c: c.host))
+        return DomainVerdict(
+            domain,
+            PARTITIONED,
+            f"fault domain {domain} is silent to vCenter but the confirmation hook says "
+            f"{', '.join(sorted(c.host for c in said_alive))} alive ({who}): a partition, "
+            "its VMs may still run; nothing restarted",
+            names,
+        )
+    # On an HA cluster HA's hostDown stays the confirmation: an "off" there does not
+    # replace it (each host's restart waits for hostDown anyway); "alive" vetoes, above.
+    offs = confirmed if ha_enabled is not True else NO_CONFIRMATIONS
+    unconfirmed = [h for h in members if not host_confirmed_down(h, None, offs.get(h.moid))]
     if unconfirmed:
+        why = ", ".join(
+            offs[h.moid].describe() if h.moid in offs else h.name
+            for h in sorted(unconfirmed, key=lambda h: h.name)
+        )
         return DomainVerdict(
             domain,
             UNKNOWN,
-            f"fault domain {domain} is silent, but {', '.join(sorted(unconfirmed))} "
-            "cannot be confirmed down (no HA state, not reported powered off): held",
+            f"fault domain {domain} is silent, but {why} cannot be confirmed down (no HA "
+            "state, not reported powered off, no confirmation hook answer 'off'): held",
             names,
         )
     return DomainVerdict(
         domain,
         DOWN,
-        f"every host of fault domain {domain} is confirmed down (HA hostDown or powered off): "
+        f"every host of fault domain {domain} is confirmed down ({_how(members, offs)}): "
         "its VMs are restarted elsewhere",
         names,
     )
+
+
+def _said(confirmed: Mapping[str, Confirmation], h: HostState, result: str) -> bool:
+    c = confirmed.get(h.moid)
+    return c is not None and c.result == result
+
+
+def _how(members: list[HostState], confirmed: Mapping[str, Confirmation]) -> str:
+    """Which witnesses confirmed the domain down, for the journal."""
+    how: set[str] = set()
+    for h in members:
+        c = confirmed.get(h.moid)
+        if h.das_state == "hostDown":
+            how.add("HA hostDown")
+        elif h.power_state == "poweredOff":
+            how.add("powered off")
+        elif c is not None and c.source == FENCE:
+            how.add("fenced")
+        else:
+            how.add("confirmation hook: off")
+    return ", ".join(sorted(how))
 
 
 def confirmed_down_hosts(
     hosts: Iterable[HostState],
     ha_enabled: bool | None = None,
     min_hosts: int = FAULT_DOMAIN_MIN_HOSTS,
+    confirmed: Mapping[str, Confirmation] = NO_CONFIRMATIONS,
 ) -> set[str]:
     """Moids of the hosts of every fault domain (of at least ``min_hosts`` hosts) that is
     confirmed down as a whole.
@@ -120,7 +179,8 @@ def confirmed_down_hosts(
     out: set[str] = set()
     for d in {h.fault_domain for h in hosts if h.fault_domain}:
         members = {h.moid for h in hosts if h.fault_domain == d}
-        if len(members) >= min_hosts and domain_state(d, hosts, ha_enabled).state == DOWN:
+        verdict = domain_state(d, hosts, ha_enabled, confirmed)
+        if len(members) >= min_hosts and verdict.state == DOWN:
             out |= members
     return out
 

@@ -14,10 +14,11 @@ engine feeds it from live reads and seeds the rate limiter from the journal on s
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .config import GuardConfig, RateLimitConfig
+from .confirm import Confirmation
 from .fault_domains import confirmed_down_hosts
 from .model import HostState
 
@@ -37,6 +38,9 @@ class _ClusterWatch:
     # Hosts of fault domains the last live read showed confirmed down as a whole
     # (remediator.fault_domains): real failures, left out of the count.
     confirmed_down: set[str] = field(default_factory=set)
+    # Whether the cluster has HA, as the last decision's read said (the watcher's read
+    # of hosts alone does not say): None until a decision looked
+    ha_enabled: bool | None = None
 
 
 def host_failing(host: HostState) -> bool:
@@ -51,8 +55,15 @@ def host_failing(host: HostState) -> bool:
 class MassFailureGuard:
     """Counts failing hosts per cluster over a sliding window."""
 
-    def __init__(self, cfg: GuardConfig) -> None:
+    def __init__(
+        self,
+        cfg: GuardConfig,
+        confirmations: Callable[[str, float], Mapping[str, Confirmation]] | None = None,
+    ) -> None:
+        """``confirmations(vcenter, now)``: the confirmation hook's answers this
+        remediator got itself and still trusts (:meth:`.confirm.ConfirmStore.fresh`)."""
         self.cfg = cfg
+        self._confirmations = confirmations
         self._clusters: dict[tuple[str, str], _ClusterWatch] = {}
         self._logged: dict[tuple[str, str], bool] = {}
         self._connected: dict[str, dict[str, float]] = {}
@@ -72,10 +83,11 @@ class MassFailureGuard:
         would let made-up alerts hold back the restart of a real failure.
 
         The hosts of a fault domain confirmed down as a whole (every host silent *and*
-        HA ``hostDown`` or powered off: :func:`.fault_domains.confirmed_down_hosts`) are
-        left out of both the failed count and the total, from this read until a read
-        no longer confirms them: a rack that lost power is what HA exists for, while a
-        silent rack that HA still sees alive (a partition) keeps counting.
+        HA ``hostDown``, powered off, or off by the confirmation hook's fresh answer or a
+        fence: :func:`.fault_domains.confirmed_down_hosts`) are left out of both the
+        failed count and the total, from this read until a read no longer confirms them:
+        a rack that lost power is what HA exists for, while a silent rack that HA or the
+        hook still sees alive (a partition) keeps counting.
         """
         connected = self._connected.setdefault(vcenter, {})
         hosts = list(hosts)
@@ -91,7 +103,11 @@ class MassFailureGuard:
             if host_failing(host):
                 watch.failed_at[host.moid] = now
         watch.total = total
-        watch.confirmed_down = confirmed_down_hosts(hosts, ha_enabled)
+        if ha_enabled is None:
+            ha_enabled = watch.ha_enabled
+        watch.ha_enabled = ha_enabled
+        confirmed = self._confirmations(vcenter, now) if self._confirmations else {}
+        watch.confirmed_down = confirmed_down_hosts(hosts, ha_enabled, confirmed=confirmed)
 
     def last_connected(self, vcenter: str) -> dict[str, float]:
         """Host moid -> when a live read last showed it connected (for implausible starts)."""

@@ -117,6 +117,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.confirm_checks = Counter(
+            "vha_remediator_confirm_checks_total",
+            "Answers of the out-of-band confirmation hook (host_failure.confirm_command): "
+            "down (powered off), alive (a partition), unknown (no answer, timeout, error)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("down", "alive", "unknown"):
+            self.confirm_checks.labels(result=result)
         self.journal_errors = Counter(
             "vha_remediator_journal_errors_total",
             "Journal writes that failed (deliveries answered 503)",

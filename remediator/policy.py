@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RemediatorConfig
+from .confirm import Confirmation, hook_says
 from .ha_settings import DEFAULT_IO_STATS_INTERVAL, HAView, IOActivity, ToolsMonitoring, VmHAFacts
 from .ha_watch import WATCH_KEY, annotate, next_look, watch_detail, watch_look
 from .model import HostState, Snapshot, VMState
@@ -51,6 +52,8 @@ class Request:
     # When this remediator's own live reads last saw each host connected (host moid ->
     # Unix time): a failure cannot have started before that.
     last_connected: Mapping[str, float] = field(default_factory=dict)
+    # The confirmation hook's answers (host moid -> answer) the engine got for this look
+    confirmations: Mapping[str, Confirmation] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,7 +204,12 @@ def _ha_on(snap: Snapshot) -> bool:
 
 
 def confirm_host_failure(
-    host: HostState, snap: Snapshot, cfg: RemediatorConfig, now: float, since: float
+    host: HostState,
+    snap: Snapshot,
+    cfg: RemediatorConfig,
+    now: float,
+    since: float,
+    confirmed: Confirmation | None = None,
 ) -> Decision | None:
     """``None`` once a silent host may be treated as dead; else why not (yet).
 
@@ -210,6 +218,8 @@ def confirm_host_failure(
     disks.  So a failure counts only after ``confirm_seconds`` of silence and, where the
     cluster's HA agents report on the host, once they too say ``hostDown`` (HA's master
     declares that only after datastore heartbeats stop as well).
+
+    With a confirmation hook, its answer counts too (:func:`.confirm.hook_says`).
     """
     hf = cfg.host_failure
     if host.power_state == "poweredOff":
@@ -228,22 +238,28 @@ def confirm_host_failure(
             f"{hf.confirm_seconds:.0f}s",
             retry_at=since + hf.confirm_seconds,
         )
-    if (
-        hf.require_fdm_host_down
-        and _ha_on(snap)
-        and host.das_state
-        and host.das_state != "hostDown"
-    ):
-        why = (
-            f"vSphere HA reports {host.name} as {host.das_state}, not hostDown: it may be "
-            "isolated or partitioned and still running its VMs"
-        )
+
+    def unconfirmed(why: str) -> Decision:
         if elapsed >= hf.max_unconfirmed_seconds:
             return Decision(
                 REFUSE,
                 f"failure never confirmed after {elapsed:.0f}s; {why}; leaving it to a person",
             )
         return Decision(DEFER, why, retry_at=now + cfg.state_refresh_seconds)
+
+    if (
+        hf.require_fdm_host_down
+        and _ha_on(snap)
+        and host.das_state
+        and host.das_state != "hostDown"
+    ):
+        return unconfirmed(
+            f"vSphere HA reports {host.name} as {host.das_state}, not hostDown: it may be "
+            "isolated or partitioned and still running its VMs"
+        )
+    hook_why = hook_says(host, confirmed, hf, _ha_on(snap))
+    if hook_why:
+        return unconfirmed(hook_why)
     return None
 
 
@@ -314,7 +330,7 @@ def decide_host_failure(
     if not host.down:
         return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
     since = _brake_start(req, memory, now, host.moid)
-    wait = confirm_host_failure(host, snap, cfg, now, since)
+    wait = confirm_host_failure(host, snap, cfg, now, since, req.confirmations.get(host.moid))
     watch = None
     if view is not None and cfg.ha.defer_to_ha:
         watch = annotate(snap, view, cfg.ha, now - since, list(seen))
@@ -518,7 +534,7 @@ def decide_vm_failure(
         if host is None:
             return out(Decision(SKIP, "the VM's host is not in vCenter"))
         since = _brake_start(req, memory, now, host.moid)
-        wait = confirm_host_failure(host, snap, cfg, now, since)
+        wait = confirm_host_failure(host, snap, cfg, now, since, req.confirmations.get(host.moid))
         if view is not None and cfg.ha.defer_to_ha:
             wait = wait or ha_says(since)
         else:
