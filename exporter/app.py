@@ -57,7 +57,7 @@ class Exporter:
         collectors = parse_collectors_config(config)
         self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
         self.pollers = [  # quickStats, alarms and licences: polled, a session per vCenter
-            Poller(vc, inv, tasks_for(collectors, config.sync), config.sync)
+            Poller(vc, inv, tasks_for(collectors, config.sync, vc), config.sync)
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
 
