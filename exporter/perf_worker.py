@@ -9,6 +9,10 @@ collector's threads still talk to vCenter (the session, faults and retries stay 
 they were) and hand the answer's bytes over; back come only the converted values, one
 small dict per entity (the pickle is a fraction of the XML).
 
+The poller uses the same worker class for the pages of its ``RetrievePropertiesEx``
+(poll_soap.py, ``sync.poll_worker_process``): :meth:`ParseWorker.call` runs any
+module-level function there.
+
 Spawned, not forked: the exporter runs threads, and a forked child inherits their locks.
 A worker that dies or hangs is replaced on the next batch; the batch counts as failed.
 The worker ends with the exporter: the collector's ``stop`` terminates it, and it watches
