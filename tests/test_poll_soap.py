@@ -16,15 +16,20 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import SoapAdapter, vim, vmodl
 
+from exporter.app import EXPORTER, create_app
 from exporter.inventory import Inventory, apply_object_updates
 from exporter.perf_soap import SoapSession
 from exporter.perf_worker import ParseWorker
 from exporter.poll_soap import parse_page, retrieve_body
 from exporter.poller import POLLED, SoapPoll, poll
+from exporter.pollers import QuickStats
 from exporter.sync import convert_update_set, create_follow_filter
 from sim.harness import Simulator
 from vcenter.config import ConfigError, parse_config
 from vcenter.properties import view_filter_spec
+
+from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
+from .metrics_helpers import value
 
 PC = vmodl.query.PropertyCollector
 
@@ -305,3 +310,38 @@ def test_the_poll_worker_switch_is_checked(monkeypatch: pytest.MonkeyPatch) -> N
     assert sync({"poll_worker_process": False}).poll_worker_process is False
     with pytest.raises(ConfigError, match="sync.poll_worker_process"):
         sync({"poll_worker_process": "yes"})
+
+
+@pytest.mark.parametrize("worker_process", [True, False])
+async def test_the_exporter_polls_through_the_switch(
+    sim_factory: Any, aiohttp_client: Any, worker_process: bool
+) -> None:
+    """The exporter's poller reads silent changes over the plain-XML path, parsing in its
+    worker process or (switched off) in-process; the worker is gone when it stops."""
+    sim = sim_factory(clusters=1, hosts=2, vms=8, real_vcenter=True)
+    vm = sim.inventory()["vms"][-1]["name"]
+    sim.set_paging(max_objects_cap=3)
+    sync = {"max_wait_seconds": 1, "poll_interval_seconds": 1}
+    sync["poll_worker_process"] = worker_process
+    config = exporter_config(sim_vcenter(sim), sync=sync)
+    client = await aiohttp_client(create_app(config))
+    await wait_for(client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, timeout=30)
+    sim.set_vm_raw(vm, overallCpuUsage=2468)  # silent: only a poll can see it
+    await wait_for(
+        client, lambda s: value(s, "vsphere_vm_cpu_usage_hertz", vm=vm) == 2468e6, timeout=15
+    )
+    [task] = [t for t in client.server.app[EXPORTER].pollers[0].tasks if t.name == "quickstats"]
+    quickstats = task.run
+    assert isinstance(quickstats, QuickStats) and quickstats._soap is not None  # noqa: SLF001
+    if worker_process:
+        assert quickstats.worker is not None and quickstats.worker.parsed_total > 0
+        pid = quickstats.worker.pid
+        assert pid not in (None, os.getpid())
+    else:
+        assert quickstats.worker is None
+    await client.close()
+    if worker_process:
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), "the poll worker outlived the exporter"
