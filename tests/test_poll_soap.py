@@ -312,31 +312,38 @@ def test_the_poll_worker_switch_is_checked(monkeypatch: pytest.MonkeyPatch) -> N
         sync({"poll_worker_process": "yes"})
 
 
-@pytest.mark.parametrize("worker_process", [True, False])
+@pytest.mark.parametrize(
+    ("worker_process", "counters"), [(True, False), (True, True), (False, True)]
+)
 async def test_the_exporter_polls_through_the_switch(
-    sim_factory: Any, aiohttp_client: Any, worker_process: bool
+    sim_factory: Any, aiohttp_client: Any, worker_process: bool, counters: bool
 ) -> None:
-    """The exporter's poller reads silent changes over the plain-XML path, parsing in its
-    worker process or (switched off) in-process; the worker is gone when it stops."""
+    """The exporter's poller reads silent changes over the plain-XML path, parsing in a
+    worker process (the counters' when they are collected) or, switched off, in-process;
+    the worker is gone when the exporter stops."""
     sim = sim_factory(clusters=1, hosts=2, vms=8, real_vcenter=True)
     vm = sim.inventory()["vms"][-1]["name"]
     sim.set_paging(max_objects_cap=3)
     sync = {"max_wait_seconds": 1, "poll_interval_seconds": 1}
     sync["poll_worker_process"] = worker_process
-    config = exporter_config(sim_vcenter(sim), sync=sync)
+    perf = {"enabled": counters}
+    config = exporter_config(sim_vcenter(sim), sync=sync, performance=perf)
     client = await aiohttp_client(create_app(config))
     await wait_for(client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, timeout=30)
     sim.set_vm_raw(vm, overallCpuUsage=2468)  # silent: only a poll can see it
     await wait_for(
         client, lambda s: value(s, "vsphere_vm_cpu_usage_hertz", vm=vm) == 2468e6, timeout=15
     )
-    [task] = [t for t in client.server.app[EXPORTER].pollers[0].tasks if t.name == "quickstats"]
+    exporter = client.server.app[EXPORTER]
+    [task] = [t for t in exporter.pollers[0].tasks if t.name == "quickstats"]
     quickstats = task.run
     assert isinstance(quickstats, QuickStats) and quickstats._soap is not None  # noqa: SLF001
     if worker_process:
         assert quickstats.worker is not None and quickstats.worker.parsed_total > 0
         pid = quickstats.worker.pid
         assert pid not in (None, os.getpid())
+        shared = exporter.perf[0].worker if counters else None
+        assert (quickstats.worker is shared) is counters
     else:
         assert quickstats.worker is None
     await client.close()
