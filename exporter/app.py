@@ -56,8 +56,12 @@ class Exporter:
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
         self.tags = TagSource(config.vcenters, self.inventories, collectors.tags)
+        # The poll parses its pages in the counters' worker process where there is one.
+        workers = {c.vc.name: c.worker for c in self.perf if c.worker is not None}
         self.pollers = [  # quickStats, alarms and licences: polled, a session per vCenter
-            Poller(vc, inv, tasks_for(collectors, config.sync), config.sync)
+            Poller(
+                vc, inv, tasks_for(collectors, config.sync, vc, workers.get(vc.name)), config.sync
+            )
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
 

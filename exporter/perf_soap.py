@@ -190,20 +190,31 @@ def fault_from(body: bytes, status: int) -> Exception:
         cls = getattr(vim, obj.get("type", "ManagedEntity") if obj is not None else "", None)
         ref = cls(moid) if cls is not None else vim.ManagedEntity(moid)
         return vmodl.fault.ManagedObjectNotFound(msg=message, obj=ref)
-    cls = getattr(vim.fault, name, None) or getattr(vmodl.fault, name, None)
-    if cls is None:
+    return fault_named(name, message)
+
+
+def fault_named(name: str, message: str) -> Exception:
+    """The pyVmomi fault class called ``name`` (vim.fault, vmodl.fault, vmodl.query: the
+    property collector's InvalidProperty), or a MethodFault naming it."""
+    cls: Any = (
+        getattr(vim.fault, name, None)
+        or getattr(vmodl.fault, name, None)
+        or getattr(vmodl.query, name, None)
+    )
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
         return vmodl.MethodFault(msg=f"{name}: {message}" if name else message)
-    exc: Exception = cls(msg=message)
+    make: Any = cls  # pyVmomi's faults take their fields as keywords
+    exc: Exception = make(msg=message)
     return exc
 
 
-class SoapQueryPerf:
-    """``QueryPerf`` on the session of ``si``; thread-safe (a connection per thread)."""
+class SoapSession:
+    """SOAP calls on the session of ``si`` (its cookie and API version), over keep-alive
+    connections of its own, one per thread; faults raised as pyVmomi's. Thread-safe."""
 
     def __init__(
         self,
         si: Any,
-        perf_manager: str,
         *,
         host: str,
         port: int,
@@ -214,7 +225,6 @@ class SoapQueryPerf:
         stub = si._stub  # noqa: SLF001 - the session cookie and API version pyVmomi uses
         self.cookie = str(stub.cookie)
         self.version = str(stub.versionId)
-        self.perf_manager = perf_manager
         self.host, self.port, self.path = host, port, path
         self.context = context
         self.timeout = timeout
@@ -241,17 +251,8 @@ class SoapQueryPerf:
                 self._connections.append(conn)
         return conn
 
-    def query(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> list[EntityMetric]:
-        data = self.query_raw(specs, interval_id)
-        # Queries wait on vCenter in parallel; parsing holds the GIL anyway, and one parser
-        # at a time leaves the event loop (serving /metrics) a larger share of it.
-        with _PARSE_LOCK:
-            return parse_response(data)
-
-    def query_raw(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> bytes:
-        """The answer's bytes, unparsed (for the worker process); faults raised as in
-        :meth:`query`."""
-        body = request_body(self.perf_manager, specs, interval_id)
+    def post(self, body: bytes) -> bytes:
+        """One SOAP request; the answer's bytes, or its fault raised as pyVmomi's."""
         headers = {
             "Cookie": self.cookie,
             "SOAPAction": self.version,
@@ -278,3 +279,33 @@ class SoapQueryPerf:
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+
+
+class SoapQueryPerf(SoapSession):
+    """``QueryPerf`` on the session of ``si``; thread-safe (a connection per thread)."""
+
+    def __init__(
+        self,
+        si: Any,
+        perf_manager: str,
+        *,
+        host: str,
+        port: int,
+        path: str,
+        context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> None:
+        super().__init__(si, host=host, port=port, path=path, context=context, timeout=timeout)
+        self.perf_manager = perf_manager
+
+    def query(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> list[EntityMetric]:
+        data = self.query_raw(specs, interval_id)
+        # Queries wait on vCenter in parallel; parsing holds the GIL anyway, and one parser
+        # at a time leaves the event loop (serving /metrics) a larger share of it.
+        with _PARSE_LOCK:
+            return parse_response(data)
+
+    def query_raw(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> bytes:
+        """The answer's bytes, unparsed (for the worker process); faults raised as in
+        :meth:`query`."""
+        return self.post(request_body(self.perf_manager, specs, interval_id))

@@ -9,6 +9,10 @@ collector's threads still talk to vCenter (the session, faults and retries stay 
 they were) and hand the answer's bytes over; back come only the converted values, one
 small dict per entity (the pickle is a fraction of the XML).
 
+The poller uses the same worker class for the pages of its ``RetrievePropertiesEx``
+(poll_soap.py, ``sync.poll_worker_process``): :meth:`ParseWorker.call` runs any
+module-level function there.
+
 Spawned, not forked: the exporter runs threads, and a forked child inherits their locks.
 A worker that dies or hangs is replaced on the next batch; the batch counts as failed.
 The worker ends with the exporter: the collector's ``stop`` terminates it, and it watches
@@ -23,7 +27,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -97,18 +101,26 @@ class ParseWorker:
         names: Mapping[int, str],
         counter_keys: Sequence[str],
     ) -> Rows:
+        rows: Rows = self.call(parse_and_convert, body, list(targets), dict(names), counter_keys)
+        return rows
+
+    def call(self, fn: Callable[..., tuple[int, Any]], *args: Any) -> Any:
+        """``fn(*args)`` in the worker; ``fn`` returns (the worker's pid, the result).
+
+        Raises ``BrokenExecutor`` (the process died) or ``TimeoutError`` (it hung past
+        ``timeout``), after which the next call starts a new process."""
         pool = self._executor()
         try:  # a pool whose process died refuses the submit itself
-            future = pool.submit(parse_and_convert, body, list(targets), dict(names), counter_keys)
-            pid, rows = future.result(timeout=self.timeout)
+            future = pool.submit(fn, *args)
+            pid, result = future.result(timeout=self.timeout)
         except (BrokenExecutor, FutureTimeout):
-            log.warning("performance parse worker died or hung; starting a new one")
+            log.warning("parse worker died or hung; starting a new one")
             self._reset(pool)
             raise
         with self._lock:
             self.pid = pid
             self.parsed_total += 1
-        return rows
+        return result
 
     def _reset(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:

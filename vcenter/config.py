@@ -221,6 +221,8 @@ class SyncConfig:
     hold_seconds: float = 30.0
     # A WaitForUpdatesEx silent for max_wait_seconds plus this long means a hung vCenter.
     hung_margin_seconds: float = 10.0
+    # Parse the poll's pages in a worker process, off the exporter's GIL (docs/exporter.md).
+    poll_worker_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -584,6 +586,7 @@ def _sync(section: Any) -> SyncConfig:
         "poll_interval_seconds",
         "hold_seconds",
         "hung_margin_seconds",
+        "poll_worker_process",
     }
     c.run(
         None,
@@ -628,6 +631,13 @@ def _sync(section: Any) -> SyncConfig:
         10.0,
         minimum=1,
     )
+    worker = c.run(
+        True,
+        _bool,
+        section.get("poll_worker_process"),
+        f"{key}.poll_worker_process",
+        True,
+    )
     c.raise_if_any()
     return SyncConfig(
         max_wait_seconds=int(max_wait),
@@ -636,6 +646,7 @@ def _sync(section: Any) -> SyncConfig:
         poll_interval_seconds=poll,
         hold_seconds=hold,
         hung_margin_seconds=margin,
+        poll_worker_process=worker,
     )
 
 

@@ -1,0 +1,199 @@
+"""The poll's paged ``RetrievePropertiesEx`` as plain XML, without pyVmomi's deserialiser.
+
+At 10,000 VMs a poll of the never-announced properties (poller.py) is some 11,000
+ObjectContents every ``sync.poll_interval_seconds``; pyVmomi builds each as Python objects,
+one SAX callback per element, and ``py-spy --gil`` showed that deserialising holding the
+exporter's GIL 52 % of the time, ahead of the follower (detection) and of ``/metrics``.
+Here the poller's thread sends the same request over the same session (the cookie and API
+version pyVmomi logged in with, perf_soap.SoapSession) and reads the answer's bytes; the
+parse into plain ``(type, moid, {path: value})`` rows runs in a worker process
+(perf_worker.ParseWorker, ``sync.poll_worker_process``) or, switched off, in-process fed in
+slices. Values come out exactly as :func:`inventory.expand` makes them from pyVmomi's
+objects (the same converter runs on a plain stand-in of each value), and each object's
+``missingSet`` travels back as ``(path, fault name, message)`` so that the poller judges it
+with ``vcenter.faults.checked_contents``, as the pyVmomi path does.
+
+Only the shapes a RetrievePropertiesEx answer has are read: ``returnval/token``,
+``returnval/objects/{obj, propSet/{name, val}, missingSet/{path, fault/{fault,
+localizedMessage}}}``. A ``val``'s ``xsi:type`` says how to read it (xsd scalars, enums as
+strings, ManagedObjectReference as its moid, ``ArrayOf*`` as lists, any other data object
+as an attribute bag its converter reads like pyVmomi's object).
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+from xml.sax.saxutils import escape
+
+from .inventory import expand
+from .perf_soap import _END, _ENVELOPE, VIM, XSI_TYPE
+
+Row = tuple[str, str, dict[str, Any]]  # type, moid, {path: converted value}
+Missing = tuple[str, str, list[tuple[str, str, str]]]  # type, moid, [(path, fault, message)]
+Page = tuple[str | None, list[Row], list[Missing]]  # token, rows, objects with a missingSet
+
+_OBJECTS, _TOKEN, _OBJ, _PROPSET, _MISSING = (
+    f"{VIM}objects",
+    f"{VIM}token",
+    f"{VIM}obj",
+    f"{VIM}propSet",
+    f"{VIM}missingSet",
+)
+_NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
+    f"{VIM}name",
+    f"{VIM}val",
+    f"{VIM}path",
+    f"{VIM}fault",
+    f"{VIM}localizedMessage",
+)
+_INTS = {"int", "long", "short", "byte"}
+_FLOATS = {"float", "double"}
+FEED_BYTES = 64 << 10
+
+
+def method_body(method: str, collector: str, inner: str) -> bytes:
+    """A PropertyCollector method's SOAP request (``inner``: its arguments as XML)."""
+    head = _ENVELOPE.replace("<QueryPerf ", f"<{method} ")
+    end = _END.replace("</QueryPerf>", f"</{method}>")
+    this = f'<_this type="PropertyCollector">{escape(collector)}</_this>'
+    return f"{head}{this}{inner}{end}".encode()
+
+
+def continue_body(collector: str, token: str) -> bytes:
+    return method_body("ContinueRetrievePropertiesEx", collector, f"<token>{escape(token)}</token>")
+
+
+def cancel_body(collector: str, token: str) -> bytes:
+    return method_body("CancelRetrievePropertiesEx", collector, f"<token>{escape(token)}</token>")
+
+
+def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
+    """``RetrievePropertiesEx(spec, maxObjects)`` serialised by pyVmomi itself (once a poll,
+    a few hundred bytes), so the request is exactly the one the pyVmomi path sends."""
+    from pyVmomi import vmodl  # noqa: PLC0415 - only the exporter's process needs it
+
+    pc = vmodl.query.PropertyCollector
+    stub = collector._stub  # noqa: SLF001
+    this = pc(str(collector._moId), stub)  # noqa: SLF001
+    info = this._GetMethodInfo("RetrievePropertiesEx")  # noqa: SLF001
+    options = pc.RetrieveOptions(maxObjects=page_objects)
+    body: bytes = stub.SerializeRequest(this, info, [[spec], options])
+    return body
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _scalar(text: str) -> Any:
+    """A data object's field without ``xsi:type``: a number if it reads as one."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _value(element: ET.Element) -> Any:
+    """A ``val`` (or a field of one) as the plain stand-in of pyVmomi's value."""
+    xsi = (element.get(XSI_TYPE) or "").rsplit(":", 1)[-1]
+    children = list(element)
+    text = element.text or ""
+    if xsi in _INTS:
+        return int(text)
+    if xsi in _FLOATS:
+        return float(text)
+    if xsi == "boolean":
+        return text.strip() in ("true", "1")
+    if xsi == "dateTime":
+        return datetime.fromisoformat(text.strip())
+    if xsi == "ManagedObjectReference":
+        return SimpleNamespace(_moId=text, type=element.get("type"))
+    if xsi.startswith("ArrayOf"):
+        return [_value(child) for child in children]
+    if not children:
+        return text if xsi else _scalar(text)
+    bag = SimpleNamespace()
+    for child in children:
+        name = _local(child.tag)
+        value = _value(child)
+        previous = getattr(bag, name, None)
+        if previous is None:
+            setattr(bag, name, value)
+        elif isinstance(previous, list):
+            previous.append(value)
+        else:
+            setattr(bag, name, [previous, value])
+    return bag
+
+
+Polled = Mapping[str, Sequence[str]]  # type name -> the paths asked for
+
+
+def _object(element: ET.Element, polled: Polled, rows: list[Row], missing: list[Missing]) -> None:
+    obj = element.find(_OBJ)
+    if obj is None:
+        return
+    type_name, moid = obj.get("type") or "", obj.text or ""
+    values: dict[str, Any] = dict.fromkeys(polled.get(type_name, ()))  # unset: None
+    faults: list[tuple[str, str, str]] = []
+    for child in element:
+        if child.tag == _PROPSET:
+            name = child.findtext(_NAME) or ""
+            val = child.find(_VAL)
+            for path, value in expand(name, _value(val) if val is not None else None):
+                values[path] = value
+        elif child.tag == _MISSING:
+            outer = child.find(_FAULT)
+            inner = outer.find(_FAULT) if outer is not None else None
+            fault = (inner.get(XSI_TYPE) or "").rsplit(":", 1)[-1] if inner is not None else ""
+            message = (outer.findtext(_MESSAGE) if outer is not None else None) or ""
+            faults.append((child.findtext(_PATH) or "", fault, message))
+    rows.append((type_name, moid, values))
+    if faults:
+        missing.append((type_name, moid, faults))
+
+
+def parse_page(body: bytes, polled: Polled) -> Page:
+    """A RetrievePropertiesEx / ContinueRetrievePropertiesEx answer -> (token, rows, missing);
+    each row has every path ``polled`` asks of its type, None where the answer has none.
+
+    Fed to the C parser in 64 KB slices and each object dropped once read (as
+    perf_soap.parse_response): in-process, other threads get the GIL between slices, and
+    the tree never holds the whole page."""
+    parser: Any = ET.XMLPullParser(events=("end",))
+    rows: list[Row] = []
+    missing: list[Missing] = []
+    token: str | None = None
+    for start in range(0, len(body), FEED_BYTES):
+        parser.feed(body[start : start + FEED_BYTES])
+        token = _take(parser, polled, rows, missing) or token
+    parser.close()
+    token = _take(parser, polled, rows, missing) or token
+    return token, rows, missing
+
+
+def _take(parser: Any, polled: Polled, rows: list[Row], missing: list[Missing]) -> str | None:
+    token = None
+    for _event, element in parser.read_events():
+        if not isinstance(element, ET.Element):
+            continue
+        if element.tag == _OBJECTS:
+            _object(element, polled, rows, missing)
+            element.clear()
+        elif element.tag == _TOKEN:
+            token = element.text or None
+    return token
+
+
+def parse_page_traced(body: bytes, polled: Polled) -> tuple[int, Page]:
+    """In the worker process: (its pid, the parsed page)."""
+    return os.getpid(), parse_page(body, polled)
