@@ -224,6 +224,31 @@ func readObject(r *http.Request) (map[string]json.RawMessage, *apiError) {
 	return obj, nil
 }
 
+// serveState is the opening the fault-API state endpoints share (datastores, datastore
+// perf, guest, sensors): GET answers get(), POST hands the body's JSON object to set and
+// answers what set returns, any other method is a 405. One place keeps their methods,
+// status codes and error messages the same. Callers look the target up first, so an
+// unknown one is a 404 whatever the method.
+func serveState(r *http.Request, get func() interface{},
+	set func(body map[string]json.RawMessage) (interface{}, *apiError)) (int, interface{}, *apiError) {
+	switch r.Method {
+	case http.MethodGet:
+		return http.StatusOK, get(), nil
+	case http.MethodPost:
+	default:
+		return 0, nil, methodNotAllowed(r, "GET", "POST")
+	}
+	body, aerr := readObject(r)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	out, aerr := set(body)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	return http.StatusOK, out, nil
+}
+
 func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
