@@ -194,18 +194,10 @@ func (p *pager) apply(c pagingConfig) {
 // handler wraps vcsim's SDK mux; every SOAP call that reaches vcsim passes through it.
 func (p *pager) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
-			next.ServeHTTP(w, r)
+		body, name, handled := readSOAPCall(w, r, next)
+		if handled {
 			return
 		}
-		body, err := ioutil.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			http.Error(w, "reading request body", http.StatusBadRequest)
-			return
-		}
-		r.Body = ioutil.NopCloser(bytes.NewReader(body))
-		name := soapMethodName(body)
 		cookie := ""
 		if c, cerr := r.Cookie(soap.SessionCookieName); cerr == nil {
 			cookie = c.Value
