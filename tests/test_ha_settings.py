@@ -13,15 +13,14 @@ from pyVmomi import vim
 from remediator.ha_settings import ClusterHA, HAView, read_ha
 from remediator.live import Session
 
-from .exporter_fixtures import sim_vcenter
-from .remediator_fixtures import remediator_section, stack_config
+from .remediator_sim import sim_config
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def live(sim: Any) -> Iterator[tuple[Any, Session]]:
-    cfg = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
+    cfg = sim_config(sim)
     session = Session(cfg.vcenters[0], cfg)
     try:
         yield sim, session

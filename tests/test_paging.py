@@ -22,7 +22,7 @@ from vcenter.properties import retrieve_pages, view_filter_spec
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, select, value
-from .remediator_fixtures import remediator_section, stack_config
+from .remediator_sim import sim_config
 
 PC = vmodl.query.PropertyCollector
 
@@ -199,7 +199,7 @@ def test_remediator_cluster_snapshot_reads_every_page(sim_factory: Any) -> None:
     inv = sim.inventory()
     # Session.retrieve asks for pages of 1,000 (vcenter.properties); vCenter may page smaller.
     sim.set_paging(max_objects_cap=4)
-    config = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
+    config = sim_config(sim)
     session = Session(config.vcenters[0], config)
     try:
         cluster_id = inv["clusters"][0]["moid"]
