@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from remediator.app import create_app
+from remediator.live import Session
 from vcenter.config import Config
 from vcenter.session import connect, disconnect
 
@@ -26,15 +29,37 @@ from .metrics_helpers import parse, value
 from .remediator_fixtures import AUTH, payload, remediator_section, stack_config, until
 
 
-def sim_config(sim: Any, journal: str = ":memory:", **overrides: Any) -> Config:
-    """The stack configuration for one simulator: its vCenter and the test remediator
-    section (``overrides`` as for :func:`remediator_section`)."""
-    return stack_config([sim_vcenter(sim)], remediator_section(journal, **overrides))
+def sim_config(
+    sim: Any, journal: str = ":memory:", *, vcenter: dict[str, Any] | None = None, **overrides: Any
+) -> Config:
+    """The stack configuration for one simulator: its vCenter (``vcenter``, another
+    account's entry say, instead of the default one) and the test remediator section
+    (``overrides`` as for :func:`remediator_section`)."""
+    entry = vcenter if vcenter is not None else sim_vcenter(sim)
+    return stack_config([entry], remediator_section(journal, **overrides))
 
 
-async def start(aiohttp_client: Any, sim: Any, tmp_path: Path, **overrides: Any) -> Any:
+@contextmanager
+def sim_session(sim: Any) -> Iterator[Session]:
+    """The remediator's vCenter session to ``sim``, closed afterwards."""
+    cfg = sim_config(sim)
+    session = Session(cfg.vcenters[0], cfg)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+async def start(
+    aiohttp_client: Any,
+    sim: Any,
+    tmp_path: Path,
+    *,
+    vcenter: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Any:
     """The remediator app against ``sim``, journal in ``tmp_path``, served in-process."""
-    cfg = sim_config(sim, str(tmp_path / "journal.sqlite"), **overrides)
+    cfg = sim_config(sim, str(tmp_path / "journal.sqlite"), vcenter=vcenter, **overrides)
     return await aiohttp_client(create_app(cfg))
 
 
