@@ -107,6 +107,31 @@ def test_simulator_pages_like_vcenter(sim_factory: Any) -> None:
         Disconnect(si)
 
 
+@pytest.mark.slow
+def test_retrievals_never_continued_are_bounded_oldest_first(sim_factory: Any) -> None:
+    """A client that never comes back for the rest must not grow the simulator without
+    bound: past 512 pending retrievals (sim/paging.go maxPending) the oldest is dropped."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = SmartConnect(**sim.connection_kwargs())
+    try:
+        content = si.RetrieveContent()
+        _, spec = _view_spec(content)
+        root = content.propertyCollector
+        tokens = [
+            root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=1)).token
+            for _ in range(514)
+        ]
+        assert all(tokens) and len(set(tokens)) == len(tokens)
+        assert sim.paging_state()["pendingRetrievals"] == 512
+        for dropped in tokens[:2]:
+            with pytest.raises(vmodl.query.InvalidProperty):
+                root.ContinueRetrievePropertiesEx(token=dropped)
+        for kept in (tokens[2], tokens[-1]):
+            assert root.ContinueRetrievePropertiesEx(token=kept).objects
+    finally:
+        Disconnect(si)
+
+
 def _counts(samples: list[Sample]) -> dict[str, float]:
     return {
         s.labels["type"]: s.value
