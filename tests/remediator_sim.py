@@ -10,6 +10,7 @@ one module keeps them the same everywhere.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,17 @@ async def start(
     """The remediator app against ``sim``, journal in ``tmp_path``, served in-process."""
     cfg = sim_config(sim, str(tmp_path / "journal.sqlite"), vcenter=vcenter, **overrides)
     return await aiohttp_client(create_app(cfg))
+
+
+#: The HA tests run the remediator with ``ha.defer_to_ha`` on (the default);
+#: ``VHA_TEST_HA_LEGACY=1`` runs them with it off, the behaviour under which each fails.
+DEFER_TO_HA = os.environ.get("VHA_TEST_HA_LEGACY") != "1"
+
+
+async def start_ha(aiohttp_client: Any, sim: Any, tmp_path: Path, **overrides: Any) -> Any:
+    """:func:`start` with ``ha.defer_to_ha`` as the HA tests run it (:data:`DEFER_TO_HA`)."""
+    section = {"defer_to_ha": DEFER_TO_HA, **overrides.pop("ha", {})}
+    return await start(aiohttp_client, sim, tmp_path, ha=section, **overrides)
 
 
 async def send(client: Any, *alerts: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pyVmomi import vim
 
 from .remediator_fixtures import alert
 from .remediator_sim import decision, ha, inventory, reconfigure, send, settled, vm_labels
-from .test_remediator_ha_watch import start
+from .remediator_sim import start_ha as start
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 from .metrics_helpers import parse, value
 from .remediator_fixtures import alert, until
 from .remediator_sim import actions, host_labels, inventory, send, settled, steps
-from .test_remediator_ha_watch import start
+from .remediator_sim import start_ha as start
 
 pytestmark = pytest.mark.slow
 

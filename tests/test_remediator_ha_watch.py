@@ -8,7 +8,6 @@ Every test runs the remediator with ``remediator.ha.defer_to_ha: true`` (the def
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,20 +26,15 @@ from .remediator_sim import (
     reconfigure,
     send,
     settled,
+    start_ha,
     steps,
     vm_labels,
 )
-from .remediator_sim import start as start_remediator
 
 pytestmark = pytest.mark.slow
 
-DEFER = os.environ.get("VHA_TEST_HA_LEGACY") != "1"
-
-
-async def start(aiohttp_client: Any, sim: Any, tmp_path: Path, **overrides: Any) -> Any:
-    """The remediator with ``ha.defer_to_ha`` as this module runs it (``DEFER``)."""
-    section = {"defer_to_ha": DEFER, **overrides.pop("ha", {})}
-    return await start_remediator(aiohttp_client, sim, tmp_path, ha=section, **overrides)
+# test_remediator_tiers.py (changed on another branch) imports ``start`` from here.
+start = start_ha
 
 
 def old(minutes: float) -> str:
