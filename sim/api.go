@@ -224,6 +224,65 @@ func readObject(r *http.Request) (map[string]json.RawMessage, *apiError) {
 	return obj, nil
 }
 
+// serveState is the opening the fault-API state endpoints share (datastores, datastore
+// perf, guest, sensors): GET answers get(), POST hands the body's JSON object to set and
+// answers what set returns, any other method is a 405. One place keeps their methods,
+// status codes and error messages the same. Callers look the target up first, so an
+// unknown one is a 404 whatever the method.
+func serveState(r *http.Request, get func() interface{},
+	set func(body map[string]json.RawMessage) (interface{}, *apiError)) (int, interface{}, *apiError) {
+	switch r.Method {
+	case http.MethodGet:
+		return http.StatusOK, get(), nil
+	case http.MethodPost:
+	default:
+		return 0, nil, methodNotAllowed(r, "GET", "POST")
+	}
+	body, aerr := readObject(r)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	out, aerr := set(body)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	return http.StatusOK, out, nil
+}
+
+// withTarget is the opening of the POST endpoints on one host or VM: the body must be a
+// JSON object (a 400 before anything is looked up), then, with s.mu held, the target must
+// exist (a 404), and do applies the body to it.
+func withTarget[T any](s *sim, r *http.Request, name string, lookup func(string) (T, *apiError),
+	do func(T, map[string]json.RawMessage) (int, interface{}, *apiError)) (int, interface{}, *apiError) {
+	body, err := readObject(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := lookup(name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return do(t, body)
+}
+
+// onlyEnum reads a body that may hold one key, with one of the allowed values; def when the
+// body is empty.
+func onlyEnum(body map[string]json.RawMessage, key string, allowed []string, def string) (string, *apiError) {
+	v := def
+	for _, k := range sortedKeys(body) {
+		if k != key {
+			return "", unknownKey(k, []string{key})
+		}
+		var err *apiError
+		if v, err = enumValue(k, body[k], allowed); err != nil {
+			return "", err
+		}
+	}
+	return v, nil
+}
+
 func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -439,16 +498,12 @@ func (s *sim) getHost(name string) (int, interface{}, *apiError) {
 }
 
 func (s *sim) postHost(r *http.Request, name string) (int, interface{}, *apiError) {
-	body, err := readObject(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, err := s.lookupHost(name)
-	if err != nil {
-		return 0, nil, err
-	}
+	return withTarget(s, r, name, s.lookupHost, s.setHost)
+}
+
+// setHost applies a POST's host properties (checked first, then all at once). Caller holds
+// s.mu.
+func (s *sim) setHost(h *hostInfo, body map[string]json.RawMessage) (int, interface{}, *apiError) {
 	if len(body) == 0 {
 		return 0, nil, errf(http.StatusBadRequest, "no properties given (allowed: %s)", strings.Join(hostKeys, ", "))
 	}
@@ -517,57 +572,28 @@ func (s *sim) postHost(r *http.Request, name string) (int, interface{}, *apiErro
 }
 
 func (s *sim) postFail(r *http.Request, name string) (int, interface{}, *apiError) {
-	body, err := readObject(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, err := s.lookupHost(name)
-	if err != nil {
-		return 0, nil, err
-	}
-	das := string(types.ClusterDasFdmAvailabilityStateHostDown)
-	for _, k := range sortedKeys(body) {
-		if k != "dasHostState" {
-			return 0, nil, unknownKey(k, []string{"dasHostState"})
-		}
-		v, err := enumValue(k, body[k], failDasStates)
+	return withTarget(s, r, name, s.lookupHost, func(h *hostInfo, body map[string]json.RawMessage) (int, interface{}, *apiError) {
+		das, err := onlyEnum(body, "dasHostState", failDasStates, string(types.ClusterDasFdmAvailabilityStateHostDown))
 		if err != nil {
 			return 0, nil, err
 		}
-		das = v
-	}
-	s.failHost(h, das)
-	return http.StatusOK, s.hostEntryLocked(h), nil
+		s.failHost(h, das)
+		return http.StatusOK, s.hostEntryLocked(h), nil
+	})
 }
 
 func (s *sim) postRecover(r *http.Request, name string) (int, interface{}, *apiError) {
-	body, err := readObject(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, err := s.lookupHost(name)
-	if err != nil {
-		return 0, nil, err
-	}
-	mode := staleOff // what the host still has registered (duplicates.go)
-	for _, k := range sortedKeys(body) {
-		if k != "staleVms" {
-			return 0, nil, unknownKey(k, []string{"staleVms"})
-		}
-		v, err := enumValue(k, body[k], staleModes)
+	return withTarget(s, r, name, s.lookupHost, func(h *hostInfo, body map[string]json.RawMessage) (int, interface{}, *apiError) {
+		// what the host still has registered (duplicates.go)
+		mode, err := onlyEnum(body, "staleVms", staleModes, staleOff)
 		if err != nil {
 			return 0, nil, err
 		}
-		mode = v
-	}
-	releaseLocks(h.ref) // a host back in vCenter's hands: its VMs are known again
-	s.recoverHost(h)
-	s.returnStale(h, mode)
-	return http.StatusOK, s.hostEntryLocked(h), nil
+		releaseLocks(h.ref) // a host back in vCenter's hands: its VMs are known again
+		s.recoverHost(h)
+		s.returnStale(h, mode)
+		return http.StatusOK, s.hostEntryLocked(h), nil
+	})
 }
 
 // ---- VMs -------------------------------------------------------------------------------
@@ -593,16 +619,14 @@ func (s *sim) getVM(name string) (int, interface{}, *apiError) {
 }
 
 func (s *sim) postVM(r *http.Request, name string) (int, interface{}, *apiError) {
-	body, err := readObject(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.lookupVM(name)
-	if err != nil {
-		return 0, nil, err
-	}
+	return withTarget(s, r, name, s.lookupVM, func(t *vmTrack, body map[string]json.RawMessage) (int, interface{}, *apiError) {
+		return s.setVM(t, name, body)
+	})
+}
+
+// setVM applies a POST's VM properties (checked first, then all at once). Caller holds
+// s.mu.
+func (s *sim) setVM(t *vmTrack, name string, body map[string]json.RawMessage) (int, interface{}, *apiError) {
 	if len(body) == 0 {
 		return 0, nil, errf(http.StatusBadRequest, "no properties given (allowed: %s)", strings.Join(vmKeys, ", "))
 	}

@@ -22,11 +22,19 @@ var bootHangs = struct {
 	byVmx map[string]bool
 }{byVmx: map[string]bool{}}
 
+// vmxOf is the VM's .vmx datastore path ("" without a config). Caller holds the VM's lock.
 func vmxOf(vm *simulator.VirtualMachine) string {
 	if vm.Config == nil {
 		return ""
 	}
 	return vm.Config.Files.VmPathName
+}
+
+// vmxLocked is vmxOf for a caller that does not hold the VM's lock: it takes it.
+func vmxLocked(vm *simulator.VirtualMachine) string {
+	var vmx string
+	simulator.Map.WithLock(vm, func() { vmx = vmxOf(vm) })
+	return vmx
 }
 
 // bootOverrides is the guest state a new boot of this VM comes up with. Caller holds the
@@ -51,8 +59,7 @@ func setBootHang(t *vmTrack, raw json.RawMessage) *apiError {
 	if err := json.Unmarshal(raw, &on); err != nil {
 		return errf(http.StatusBadRequest, "hangOnBoot must be true or false")
 	}
-	var vmx string
-	simulator.Map.WithLock(t.obj, func() { vmx = vmxOf(t.obj) })
+	vmx := vmxLocked(t.obj)
 	if vmx == "" {
 		return errf(http.StatusConflict, "vm %q has no .vmx path", t.name)
 	}
@@ -67,8 +74,7 @@ func setBootHang(t *vmTrack, raw json.RawMessage) *apiError {
 }
 
 func bootHangOf(t *vmTrack) bool {
-	var vmx string
-	simulator.Map.WithLock(t.obj, func() { vmx = vmxOf(t.obj) })
+	vmx := vmxLocked(t.obj)
 	bootHangs.Lock()
 	defer bootHangs.Unlock()
 	return bootHangs.byVmx[vmx]

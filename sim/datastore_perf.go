@@ -154,26 +154,21 @@ func (p *perfManager) expandDatastoreInstances(m *types.PerfEntityMetric) {
 // routeDatastorePerf serves GET|POST /api/v1/datastores/{name}/perf: what each host that
 // mounts the datastore reports for it. Caller holds s.mu.
 func (s *sim) routeDatastorePerf(r *http.Request, ds *simulator.Datastore) (int, interface{}, *apiError) {
+	return serveState(r, func() interface{} { return datastorePerfJSON(ds) },
+		func(body map[string]json.RawMessage) (interface{}, *apiError) { return setDatastorePerf(ds, body) })
+}
+
+// setDatastorePerf applies a POST's counters to the datastore's model (all or nothing).
+func setDatastorePerf(ds *simulator.Datastore, body map[string]json.RawMessage) (interface{}, *apiError) {
 	ref := ds.Self
-	switch r.Method {
-	case http.MethodGet:
-		return http.StatusOK, datastorePerfJSON(ds), nil
-	case http.MethodPost:
-	default:
-		return 0, nil, methodNotAllowed(r, "GET", "POST")
-	}
-	body, aerr := readObject(r)
-	if aerr != nil {
-		return 0, nil, aerr
-	}
 	set := map[string]int64{}
 	for _, k := range sortedKeys(body) {
 		if _, known := dsPerfDefault[k]; !known {
-			return 0, nil, unknownKey(k, dsPerfKeys)
+			return nil, unknownKey(k, dsPerfKeys)
 		}
 		var v int64
 		if err := json.Unmarshal(body[k], &v); err != nil || v < 0 {
-			return 0, nil, errf(http.StatusBadRequest, "%s: expected an integer >= 0", k)
+			return nil, errf(http.StatusBadRequest, "%s: expected an integer >= 0", k)
 		}
 		set[k] = v
 	}
@@ -185,7 +180,7 @@ func (s *sim) routeDatastorePerf(r *http.Request, ds *simulator.Datastore) (int,
 		dsPerfModel[ref][k] = v
 	}
 	dsPerfMu.Unlock()
-	return http.StatusOK, datastorePerfJSON(ds), nil
+	return datastorePerfJSON(ds), nil
 }
 
 func datastorePerfJSON(ds *simulator.Datastore) map[string]interface{} {

@@ -81,19 +81,16 @@ func (s *sim) routeDatastores(r *http.Request, parts []string) (int, interface{}
 	if len(parts) == 2 {
 		return s.routeDatastorePerf(r, ds) // sim/datastore_perf.go
 	}
-	switch r.Method {
-	case http.MethodGet:
+	return serveState(r, func() interface{} {
 		var out map[string]interface{}
 		simulator.Map.WithLock(ds, func() { out = datastoreJSON(ds) })
-		return http.StatusOK, out, nil
-	case http.MethodPost:
-	default:
-		return 0, nil, methodNotAllowed(r, "GET", "POST")
-	}
-	body, aerr := readObject(r)
-	if aerr != nil {
-		return 0, nil, aerr
-	}
+		return out
+	}, func(body map[string]json.RawMessage) (interface{}, *apiError) { return setDatastore(ds, body) })
+}
+
+// setDatastore applies a POST's summary changes (checked first, then all at once).
+func setDatastore(ds *simulator.Datastore, body map[string]json.RawMessage) (interface{}, *apiError) {
+	var aerr *apiError
 	var changes []types.PropertyChange
 	var mode string
 	var free, uncommitted *int64
@@ -103,16 +100,16 @@ func (s *sim) routeDatastores(r *http.Request, parts []string) (int, interface{}
 		switch k {
 		case "maintenanceMode":
 			if mode, aerr = enumValue(k, raw, datastoreMaintenanceModes); aerr != nil {
-				return 0, nil, aerr
+				return nil, aerr
 			}
 		case "freeSpace", "uncommitted":
 			var v int64
 			if err := json.Unmarshal(raw, &v); err != nil || v < 0 {
-				return 0, nil, errf(http.StatusBadRequest, "%s: expected bytes, an integer >= 0", k)
+				return nil, errf(http.StatusBadRequest, "%s: expected bytes, an integer >= 0", k)
 			}
 			if k == "freeSpace" {
 				if v > ds.Summary.Capacity {
-					return 0, nil, errf(http.StatusBadRequest, "freeSpace: %d exceeds the capacity %d", v, ds.Summary.Capacity)
+					return nil, errf(http.StatusBadRequest, "freeSpace: %d exceeds the capacity %d", v, ds.Summary.Capacity)
 				}
 				free = &v
 			} else {
@@ -121,11 +118,11 @@ func (s *sim) routeDatastores(r *http.Request, parts []string) (int, interface{}
 		case "accessible":
 			v, err := boolValue(k, raw)
 			if err != nil {
-				return 0, nil, err
+				return nil, err
 			}
 			accessible = &v
 		default:
-			return 0, nil, unknownKey(k, datastoreKeys)
+			return nil, unknownKey(k, datastoreKeys)
 		}
 	}
 	var out map[string]interface{}
@@ -153,5 +150,5 @@ func (s *sim) routeDatastores(r *http.Request, parts []string) (int, interface{}
 		}
 		out = datastoreJSON(ds)
 	})
-	return http.StatusOK, out, nil
+	return out, nil
 }

@@ -75,10 +75,7 @@ func noteUnregister(r types.ManagedObjectReference, saved *savedVM) {
 	}
 	var vmx, name string
 	simulator.Map.WithLock(vm, func() {
-		name = vm.Name
-		if vm.Config != nil {
-			vmx = vm.Config.Files.VmPathName
-		}
+		name, vmx = vm.Name, vmxOf(vm)
 	})
 	stale.Lock()
 	defer stale.Unlock()
@@ -231,12 +228,7 @@ func (s *sim) registerStale(h *hostInfo, reg staleReg, mode string) error {
 // duplicateLockCheck: with two registrations of one .vmx, the one powered on holds the
 // lock, so the other cannot power on (FileLocked), as on vCenter.
 func duplicateLockCheck(vm *simulator.VirtualMachine, host types.ManagedObjectReference) types.BaseMethodFault {
-	var vmx string
-	simulator.Map.WithLock(vm, func() {
-		if vm.Config != nil {
-			vmx = vm.Config.Files.VmPathName
-		}
-	})
+	vmx := vmxLocked(vm)
 	stale.Lock()
 	_, ok := stale.copies[vmx]
 	stale.Unlock()

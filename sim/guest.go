@@ -85,19 +85,17 @@ func (s *sim) routeGuest(r *http.Request, parts []string) (int, interface{}, *ap
 		return 0, nil, aerr
 	}
 	vm := t.obj
-	var out map[string]interface{}
-	switch r.Method {
-	case http.MethodGet:
+	return serveState(r, func() interface{} {
+		var out map[string]interface{}
 		simulator.Map.WithLock(vm, func() { out = guestJSON(vm) })
-		return http.StatusOK, out, nil
-	case http.MethodPost:
-	default:
-		return 0, nil, methodNotAllowed(r, "GET", "POST")
-	}
-	body, aerr := readObject(r)
-	if aerr != nil {
-		return 0, nil, aerr
-	}
+		return out
+	}, func(body map[string]json.RawMessage) (interface{}, *apiError) { return setGuest(vm, body) })
+}
+
+// setGuest applies a POST's guest changes (checked first, then all at once).
+func setGuest(vm *simulator.VirtualMachine, body map[string]json.RawMessage) (interface{}, *apiError) {
+	var aerr *apiError
+	var out map[string]interface{}
 	allowed := []string{"toolsVersionStatus2", "toolsVersion", "disks"}
 	var status, version string
 	var disks []guestDisk
@@ -106,24 +104,24 @@ func (s *sim) routeGuest(r *http.Request, parts []string) (int, interface{}, *ap
 		switch k {
 		case "toolsVersionStatus2":
 			if status, aerr = enumValue(k, body[k], toolsVersionStatuses); aerr != nil {
-				return 0, nil, aerr
+				return nil, aerr
 			}
 		case "toolsVersion":
 			if err := json.Unmarshal(body[k], &version); err != nil {
-				return 0, nil, errf(http.StatusBadRequest, "toolsVersion: expected a string")
+				return nil, errf(http.StatusBadRequest, "toolsVersion: expected a string")
 			}
 		case "disks":
 			if err := json.Unmarshal(body[k], &disks); err != nil {
-				return 0, nil, errf(http.StatusBadRequest, "disks: expected [{path, capacity, free}]")
+				return nil, errf(http.StatusBadRequest, "disks: expected [{path, capacity, free}]")
 			}
 			for _, d := range disks {
 				if d.Path == "" || d.Capacity < 0 || d.Free < 0 || d.Free > d.Capacity {
-					return 0, nil, errf(http.StatusBadRequest, "disks: each needs a path and 0 <= free <= capacity")
+					return nil, errf(http.StatusBadRequest, "disks: each needs a path and 0 <= free <= capacity")
 				}
 			}
 			setDisks = true
 		default:
-			return 0, nil, unknownKey(k, allowed)
+			return nil, unknownKey(k, allowed)
 		}
 	}
 	simulator.Map.WithLock(vm, func() {
@@ -149,5 +147,5 @@ func (s *sim) routeGuest(r *http.Request, parts []string) (int, interface{}, *ap
 		}
 		out = guestJSON(vm)
 	})
-	return http.StatusOK, out, nil
+	return out, nil
 }

@@ -81,12 +81,7 @@ func releaseLocks(h types.ManagedObjectReference) {
 
 // lockCheck: a VM whose files another host holds locked cannot power on.
 func lockCheck(vm *simulator.VirtualMachine, host types.ManagedObjectReference) types.BaseMethodFault {
-	var vmx string
-	simulator.Map.WithLock(vm, func() {
-		if vm.Config != nil {
-			vmx = vm.Config.Files.VmPathName
-		}
-	})
+	vmx := vmxLocked(vm)
 	fileLocks.Lock()
 	holder, locked := fileLocks.byVmx[vmx]
 	fileLocks.Unlock()

@@ -194,18 +194,10 @@ func (p *pager) apply(c pagingConfig) {
 // handler wraps vcsim's SDK mux; every SOAP call that reaches vcsim passes through it.
 func (p *pager) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
-			next.ServeHTTP(w, r)
+		body, name, handled := readSOAPCall(w, r, next)
+		if handled {
 			return
 		}
-		body, err := ioutil.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			http.Error(w, "reading request body", http.StatusBadRequest)
-			return
-		}
-		r.Body = ioutil.NopCloser(bytes.NewReader(body))
-		name := soapMethodName(body)
 		cookie := ""
 		if c, cerr := r.Cookie(soap.SessionCookieName); cerr == nil {
 			cookie = c.Value
@@ -286,23 +278,20 @@ func (p *pager) forget(cookie, collector string) {
 
 // prune keeps the pending maps bounded (oldest first). Callers hold p.mu.
 func (p *pager) prune() {
-	for len(p.updates) > maxPending {
+	dropOldest(p.updates, func(u *updatePages) time.Time { return u.created })
+	dropOldest(p.retrievals, func(rp *retrievePages) time.Time { return rp.created })
+}
+
+// dropOldest deletes the entries of m created first until at most maxPending remain.
+func dropOldest[V any](m map[string]V, created func(V) time.Time) {
+	for len(m) > maxPending {
 		var oldest string
-		for k, u := range p.updates {
-			if oldest == "" || u.created.Before(p.updates[oldest].created) {
+		for k, v := range m {
+			if oldest == "" || created(v).Before(created(m[oldest])) {
 				oldest = k
 			}
 		}
-		delete(p.updates, oldest)
-	}
-	for len(p.retrievals) > maxPending {
-		var oldest string
-		for k, rp := range p.retrievals {
-			if oldest == "" || rp.created.Before(p.retrievals[oldest].created) {
-				oldest = k
-			}
-		}
-		delete(p.retrievals, oldest)
+		delete(m, oldest)
 	}
 }
 

@@ -100,25 +100,26 @@ func (s *sim) routeSensors(r *http.Request, parts []string) (int, interface{}, *
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	list := func() []types.HostNumericSensorInfo {
-		if rt := h.obj.Runtime.HealthSystemRuntime; rt != nil && rt.SystemHealthInfo != nil {
-			return rt.SystemHealthInfo.NumericSensorInfo
-		}
-		return nil
+	return serveState(r, func() interface{} {
+		var out []map[string]interface{}
+		simulator.Map.WithLock(h.obj, func() { out = sensorsJSON(hostSensors(h)) })
+		return map[string]interface{}{"sensors": out}
+	}, func(body map[string]json.RawMessage) (interface{}, *apiError) { return setSensor(h, body) })
+}
+
+// hostSensors is the host's numeric sensor list (nil without a health system). Callers hold
+// the host's lock.
+func hostSensors(h *hostInfo) []types.HostNumericSensorInfo {
+	if rt := h.obj.Runtime.HealthSystemRuntime; rt != nil && rt.SystemHealthInfo != nil {
+		return rt.SystemHealthInfo.NumericSensorInfo
 	}
+	return nil
+}
+
+// setSensor applies a POST's health and reading to the one sensor it names.
+func setSensor(h *hostInfo, body map[string]json.RawMessage) (interface{}, *apiError) {
+	var aerr *apiError
 	var out []map[string]interface{}
-	switch r.Method {
-	case http.MethodGet:
-		simulator.Map.WithLock(h.obj, func() { out = sensorsJSON(list()) })
-		return http.StatusOK, map[string]interface{}{"sensors": out}, nil
-	case http.MethodPost:
-	default:
-		return 0, nil, methodNotAllowed(r, "GET", "POST")
-	}
-	body, aerr := readObject(r)
-	if aerr != nil {
-		return 0, nil, aerr
-	}
 	allowed := []string{"sensor", "health", "reading"}
 	var name, health string
 	var value *float64
@@ -126,28 +127,28 @@ func (s *sim) routeSensors(r *http.Request, parts []string) (int, interface{}, *
 		switch k {
 		case "sensor":
 			if err := json.Unmarshal(body[k], &name); err != nil || name == "" {
-				return 0, nil, errf(http.StatusBadRequest, "sensor: expected the sensor's name")
+				return nil, errf(http.StatusBadRequest, "sensor: expected the sensor's name")
 			}
 		case "health":
 			if health, aerr = enumValue(k, body[k], sensorHealthStates); aerr != nil {
-				return 0, nil, aerr
+				return nil, aerr
 			}
 		case "reading":
 			var v float64
 			if err := json.Unmarshal(body[k], &v); err != nil {
-				return 0, nil, errf(http.StatusBadRequest, "reading: expected a number in the sensor's base units")
+				return nil, errf(http.StatusBadRequest, "reading: expected a number in the sensor's base units")
 			}
 			value = &v
 		default:
-			return 0, nil, unknownKey(k, allowed)
+			return nil, unknownKey(k, allowed)
 		}
 	}
 	if name == "" {
-		return 0, nil, errf(http.StatusBadRequest, "sensor: required")
+		return nil, errf(http.StatusBadRequest, "sensor: required")
 	}
 	found := false
 	simulator.Map.WithLock(h.obj, func() {
-		sensors := list()
+		sensors := hostSensors(h)
 		for i := range sensors {
 			if sensors[i].Name != name {
 				continue
@@ -167,10 +168,10 @@ func (s *sim) routeSensors(r *http.Request, parts []string) (int, interface{}, *
 				{Name: "runtime.healthSystemRuntime", Val: h.obj.Runtime.HealthSystemRuntime},
 			})
 		}
-		out = sensorsJSON(list())
+		out = sensorsJSON(hostSensors(h))
 	})
 	if !found {
-		return 0, nil, errf(http.StatusNotFound, "host %q has no sensor %q", h.name, name)
+		return nil, errf(http.StatusNotFound, "host %q has no sensor %q", h.name, name)
 	}
-	return http.StatusOK, map[string]interface{}{"sensors": out}, nil
+	return map[string]interface{}{"sensors": out}, nil
 }

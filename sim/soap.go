@@ -60,6 +60,25 @@ var inventoryTypes = map[string]bool{
 	"VirtualApp": true,
 }
 
+// readSOAPCall is the opening of every middleware in front of vcsim's /sdk handler: what is
+// not a POST to /sdk goes on to next untouched; a SOAP call's body is read, put back for
+// next, and returned with its method name. handled is true when the request has already
+// been answered (passed on, or a 400 for a body that could not be read).
+func readSOAPCall(w http.ResponseWriter, r *http.Request, next http.Handler) (body []byte, name string, handled bool) {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
+		next.ServeHTTP(w, r)
+		return nil, "", true
+	}
+	body, err := ioutil.ReadAll(r.Body)
+	_ = r.Body.Close()
+	if err != nil {
+		http.Error(w, "reading request body", http.StatusBadRequest)
+		return nil, "", true
+	}
+	r.Body = ioutil.NopCloser(bytes.NewReader(body))
+	return body, soapMethodName(body), false
+}
+
 // soapMethodName returns the local name of the first element inside soapenv:Body.
 func soapMethodName(body []byte) string {
 	d := stdxml.NewDecoder(bytes.NewReader(body))
@@ -130,18 +149,10 @@ func (b *bufferedResponse) flush(w http.ResponseWriter, body []byte) {
 // the caller sees derived state (heartbeats, connection state) as soon as its call returns.
 func (s *sim) sdkMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
-			next.ServeHTTP(w, r)
+		body, name, handled := readSOAPCall(w, r, next)
+		if handled {
 			return
 		}
-		body, err := ioutil.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			http.Error(w, "reading request body", http.StatusBadRequest)
-			return
-		}
-		r.Body = ioutil.NopCloser(bytes.NewReader(body))
-		name := soapMethodName(body)
 		if accounts.serve(w, r, body, name, next) { // users and roles (accounts.go)
 			return
 		}

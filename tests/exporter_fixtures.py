@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sim.harness import Account
 from vcenter.config import Config, parse_config
 
 from .metrics_helpers import Sample, parse
@@ -29,6 +30,13 @@ def sim_vcenter(sim: Any, name: str = "vc1", **extra: Any) -> dict[str, Any]:
         entry["verify_tls"] = False
     entry.update(extra)
     return entry
+
+
+def account_entry(sim: Any, account: Account, name: str = "vc1") -> dict[str, Any]:
+    """A vcenters[] entry that logs in as ``account`` (one of the simulator's accounts)."""
+    env = f"VHA_TEST_{name.upper()}_{account.role.upper().replace('-', '_')}_PASSWORD"
+    os.environ[env] = account.password
+    return sim_vcenter(sim, name, user=account.username, password_env=env)
 
 
 def exporter_config(*vcenters: dict[str, Any], **sections: Any) -> Config:

@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from remediator.config import RemediatorConfig, parse_remediator
@@ -55,6 +56,26 @@ def stack_config(vcenters: list[dict[str, Any]], remediator: dict[str, Any]) -> 
             "fault_domains": {"custom_attribute": "HA-FaultDomain"},
             "remediator": remediator,
         }
+    )
+
+
+#: A vCenter nobody answers at (a closed port on loopback): for the tests of the webhook's
+#: own edges, which need none, and which show it answers while vCenter is unreachable.
+DEAD_VCENTER = {
+    "name": "vc1",
+    "url": "https://127.0.0.1:9/sdk",
+    "user": "u",
+    "password_env": "VHA_TEST_DEAD_PW",
+    "verify_tls": False,
+    "timeout_seconds": 2,
+}
+
+
+def dead_config(tmp_path: Path, **overrides: Any) -> Config:
+    """The stack configuration against :data:`DEAD_VCENTER`, journal in ``tmp_path``."""
+    os.environ["VHA_TEST_DEAD_PW"] = "x"
+    return stack_config(
+        [DEAD_VCENTER], remediator_section(str(tmp_path / "journal.sqlite"), **overrides)
     )
 
 

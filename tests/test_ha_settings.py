@@ -13,20 +13,15 @@ from pyVmomi import vim
 from remediator.ha_settings import ClusterHA, HAView, read_ha
 from remediator.live import Session
 
-from .exporter_fixtures import sim_vcenter
-from .remediator_fixtures import remediator_section, stack_config
+from .remediator_sim import sim_session
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def live(sim: Any) -> Iterator[tuple[Any, Session]]:
-    cfg = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
-    session = Session(cfg.vcenters[0], cfg)
-    try:
+    with sim_session(sim) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def cluster_id(sim: Any, name: str = "DC0_C0") -> str:

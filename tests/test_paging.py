@@ -22,7 +22,7 @@ from vcenter.properties import retrieve_pages, view_filter_spec
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, select, value
-from .remediator_fixtures import remediator_section, stack_config
+from .remediator_sim import sim_config
 
 PC = vmodl.query.PropertyCollector
 
@@ -103,6 +103,31 @@ def test_simulator_pages_like_vcenter(sim_factory: Any) -> None:
         sim.set_paging(enabled=False)
         result = root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=7))
         assert len(result.objects) == n_hosts + n_vms and not result.token
+    finally:
+        Disconnect(si)
+
+
+@pytest.mark.slow
+def test_retrievals_never_continued_are_bounded_oldest_first(sim_factory: Any) -> None:
+    """A client that never comes back for the rest must not grow the simulator without
+    bound: past 512 pending retrievals (sim/paging.go maxPending) the oldest is dropped."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = SmartConnect(**sim.connection_kwargs())
+    try:
+        content = si.RetrieveContent()
+        _, spec = _view_spec(content)
+        root = content.propertyCollector
+        tokens = [
+            root.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=1)).token
+            for _ in range(514)
+        ]
+        assert all(tokens) and len(set(tokens)) == len(tokens)
+        assert sim.paging_state()["pendingRetrievals"] == 512
+        for dropped in tokens[:2]:
+            with pytest.raises(vmodl.query.InvalidProperty):
+                root.ContinueRetrievePropertiesEx(token=dropped)
+        for kept in (tokens[2], tokens[-1]):
+            assert root.ContinueRetrievePropertiesEx(token=kept).objects
     finally:
         Disconnect(si)
 
@@ -199,7 +224,7 @@ def test_remediator_cluster_snapshot_reads_every_page(sim_factory: Any) -> None:
     inv = sim.inventory()
     # Session.retrieve asks for pages of 1,000 (vcenter.properties); vCenter may page smaller.
     sim.set_paging(max_objects_cap=4)
-    config = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
+    config = sim_config(sim)
     session = Session(config.vcenters[0], config)
     try:
         cluster_id = inv["clusters"][0]["moid"]

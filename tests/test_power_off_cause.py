@@ -15,8 +15,7 @@ from pyVmomi import vim
 from remediator import power_off_cause as poc
 from remediator.live import Session
 
-from .exporter_fixtures import sim_vcenter
-from .remediator_fixtures import remediator_section, stack_config
+from .remediator_sim import sim_session
 
 E = poc.EventRecord
 
@@ -56,12 +55,8 @@ def test_classify_offline() -> None:
 
 @pytest.fixture
 def live(sim: Any) -> Iterator[tuple[Any, Session]]:
-    cfg = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
-    session = Session(cfg.vcenters[0], cfg)
-    try:
+    with sim_session(sim) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ import pytest
 from pyVmomi import vim
 
 from .remediator_fixtures import alert
-from .test_remediator_ha_watch import decision, ha, reconfigure, start
-from .test_remediator_sim import inventory, send, settled, vm_labels
+from .remediator_sim import decision, ha, inventory, reconfigure, send, settled, vm_labels
+from .remediator_sim import start_ha as start
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ import pytest
 
 from .metrics_helpers import parse, value
 from .remediator_fixtures import alert, resolved, until
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, start
+from .remediator_sim import actions, host_labels, inventory, send, settled, start
 
 pytestmark = pytest.mark.slow
 

@@ -21,17 +21,8 @@ from typing import Any
 import pytest
 
 from .remediator_fixtures import alert, until
+from .remediator_sim import actions, host_labels, inventory, metric, send, settled, start, steps
 from .test_remediator_fault_domains import disable_ha, domain_alert
-from .test_remediator_sim import (
-    _metric,
-    actions,
-    host_labels,
-    inventory,
-    send,
-    settled,
-    start,
-    steps,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -131,10 +122,10 @@ async def test_rack_the_hook_confirms_off_is_restarted_in_the_other_rack(
         hosts["DC0_C0_H0"]["moid"], "DC0_C0", "vc1", str(decision["id"])
     ]  # fmt: skip
     # Half the cluster is down, yet the guard did not hold it: the hook confirmed the rack
-    tripped = await _metric(client, "vha_remediator_guard_tripped", vcenter="vc1", cluster="DC0_C0")
+    tripped = await metric(client, "vha_remediator_guard_tripped", vcenter="vc1", cluster="DC0_C0")
     assert tripped == 0
     assert not any("mass-failure guard" in a["reason"] for a in items)
-    down = await _metric(client, "vha_remediator_confirm_checks_total", result="down")
+    down = await metric(client, "vha_remediator_confirm_checks_total", result="down")
     assert down is not None and down >= 2
 
 
@@ -166,7 +157,7 @@ async def test_rack_with_one_host_alive_is_a_partition_and_never_restarted(
     assert decision["detail"]["domain"]["state"] == "partitioned"
     await asyncio.sleep(0.5)
     assert sim.inventory()["vms"] == before
-    alive = await _metric(client, "vha_remediator_confirm_checks_total", result="alive")
+    alive = await metric(client, "vha_remediator_confirm_checks_total", result="alive")
     assert alive is not None and alive >= 1
     # held work re-checks, but at most every state_refresh_seconds (0.5 s in tests)
     assert len(power.calls()) <= 2 * (3 / 0.5 + 3)
@@ -195,7 +186,7 @@ async def test_rack_whose_hook_times_out_is_held(
     assert "DC0_C0_H2" in decision["reason"]
     assert decision["detail"]["domain"]["state"] == "unknown"
     assert sim.inventory()["vms"] == before
-    unknown = await _metric(client, "vha_remediator_confirm_checks_total", result="unknown")
+    unknown = await metric(client, "vha_remediator_confirm_checks_total", result="unknown")
     assert unknown is not None and unknown >= 1
 
 

@@ -8,7 +8,6 @@ only be broken, and the reason says so.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from pyVmomi import vim
 
 from .remediator_fixtures import AUTH, alert
-from .test_remediator_sim import host_labels, inventory, send, settled, start, steps, vsphere
+from .remediator_sim import host_labels, inventory, send, settled, start, steps, vsphere, wait_task
 
 pytestmark = pytest.mark.slow
 
@@ -67,10 +66,7 @@ def _rules(si: Any, db: list[str], other: str, allowed: list[str], failed: str) 
             ),
         ],
     )
-    task = cluster.ReconfigureComputeResource_Task(spec, modify=True)
-    while task.info.state not in ("success", "error"):
-        time.sleep(0.02)
-    assert task.info.state == "success", task.info.error
+    wait_task(cluster.ReconfigureComputeResource_Task(spec, modify=True))
 
 
 async def test_required_rules_are_hard_and_should_rules_are_broken_only_when_nothing_fits(

@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 
 from remediator import duplicates, live
-from vcenter.config import parse_config
 
-from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, select, value
-from .remediator_fixtures import AUTH, alert, remediator_section, until
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, start, steps
+from .remediator_fixtures import AUTH, alert, until
+from .remediator_sim import actions, host_labels, inventory, send, settled, sim_config, start, steps
 
 pytestmark = pytest.mark.slow
 
@@ -112,9 +110,7 @@ async def test_crash_recovery_lookup_never_adopts_the_stale_copy(
     await client.close()  # no remediator removes the copies now
     sim.recover_host("DC0_C0_H0")
     h0 = inventory(sim)[0]["DC0_C0_H0"]["moid"]
-    cfg = parse_config(
-        {"vcenters": [sim_vcenter(sim)], "remediator": remediator_section(":memory:")}
-    )
+    cfg = sim_config(sim)
     session = live.Session(cfg.vcenters[0], cfg)
     try:
         for n in names:

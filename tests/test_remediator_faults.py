@@ -17,9 +17,8 @@ from pyVmomi import vim, vmodl
 from remediator import live
 from vcenter.faults import checked_contents
 
-from .exporter_fixtures import sim_vcenter
-from .remediator_fixtures import alert, remediator_section, stack_config
-from .test_remediator_sim import host_labels, inventory, send, settled, start, steps
+from .remediator_fixtures import alert
+from .remediator_sim import host_labels, inventory, send, settled, sim_config, start, steps
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +54,7 @@ async def test_transient_fault_and_session_drop_mid_host_failure_skip_no_vm(
 def test_sim_drop_session_ends_only_that_session(sim: Any) -> None:
     """The simulator's session drop, as vCenter's: reads say NotAuthenticated in missingSet,
     methods raise it, a new login works, and the remediator's Session logs in again."""
-    cfg = stack_config([sim_vcenter(sim)], remediator_section(":memory:"))
+    cfg = sim_config(sim)
     session = live.Session(cfg.vcenters[0], cfg)
     try:
         vm = inventory(sim)[1]["DC0_C0_VM0"]

@@ -15,8 +15,8 @@ import pytest
 
 from .metrics_helpers import parse, value
 from .remediator_fixtures import alert, until
-from .test_remediator_ha_watch import start
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, steps
+from .remediator_sim import actions, host_labels, inventory, send, settled, steps
+from .remediator_sim import start_ha as start
 
 pytestmark = pytest.mark.slow
 

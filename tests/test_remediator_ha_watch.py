@@ -8,73 +8,37 @@ Every test runs the remediator with ``remediator.ha.defer_to_ha: true`` (the def
 
 from __future__ import annotations
 
-import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from remediator.app import create_app
-from vcenter.session import connect, disconnect
-
-from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, value
-from .remediator_fixtures import AUTH, alert, remediator_section, stack_config, until
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, steps, vm_labels
+from .remediator_fixtures import AUTH, alert
+from .remediator_sim import (
+    actions,
+    decision,
+    ha,
+    host_labels,
+    inventory,
+    reconfigure,
+    send,
+    settled,
+    start_ha,
+    steps,
+    vm_labels,
+)
 
 pytestmark = pytest.mark.slow
 
-DEFER = os.environ.get("VHA_TEST_HA_LEGACY") != "1"
-
-
-async def start(aiohttp_client: Any, sim: Any, tmp_path: Path, **overrides: Any) -> Any:
-    ha = {"defer_to_ha": DEFER, **overrides.pop("ha", {})}
-    section = remediator_section(str(tmp_path / "journal.sqlite"), ha=ha, **overrides)
-    return await aiohttp_client(create_app(stack_config([sim_vcenter(sim)], section)))
-
-
-async def reconfigure(sim: Any, cluster: str, **spec: Any) -> None:
-    """ReconfigureComputeResource_Task(modify=True) on ``cluster``, as an admin would."""
-    vc = stack_config([sim_vcenter(sim)], remediator_section(":memory:")).vcenters[0]
-    moid = next(c["moid"] for c in sim.inventory()["clusters"] if c["name"] == cluster)
-
-    def call() -> None:
-        si = connect(vc)
-        try:
-            c = vim.ClusterComputeResource(moid, si._stub)
-            built = {k: (v(si) if callable(v) else v) for k, v in spec.items()}
-            WaitForTask(
-                c.ReconfigureComputeResource_Task(
-                    spec=vim.cluster.ConfigSpecEx(**built), modify=True
-                )
-            )
-        finally:
-            disconnect(si)
-
-    await asyncio.to_thread(call)
-
-
-def ha(**fields: Any) -> vim.cluster.DasConfigInfo:
-    return vim.cluster.DasConfigInfo(**fields)
+# test_remediator_tiers.py (changed on another branch) imports ``start`` from here.
+start = start_ha
 
 
 def old(minutes: float) -> str:
     return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
-
-
-async def decision(client: Any, pred: Any, what: str, timeout: float = 20.0) -> dict[str, Any]:
-    async def look() -> dict[str, Any] | None:
-        for a in await actions(client):
-            if a["parent_id"] is None and pred(a):
-                return dict(a)
-        return None
-
-    found: dict[str, Any] = await until(look, timeout, what=what)
-    return found
 
 
 async def test_ha_protected_vms_are_left_to_ha_and_the_overdue_counter_fires(

@@ -23,29 +23,21 @@ from remediator.app import ENGINE, create_app, serve
 from remediator.config import parse_remediator_config
 
 from .metrics_helpers import parse, value
-from .remediator_fixtures import AUTH, alert, payload, remediator_section, stack_config
-
-DEAD_VCENTER = {
-    "name": "vc1",
-    "url": "https://127.0.0.1:9/sdk",
-    "user": "u",
-    "password_env": "VHA_TEST_DEAD_PW",
-    "verify_tls": False,
-    "timeout_seconds": 2,
-}
-
-
-def config(tmp_path: Path, **overrides: Any) -> Any:
-    os.environ["VHA_TEST_DEAD_PW"] = "x"
-    return stack_config(
-        [DEAD_VCENTER], remediator_section(str(tmp_path / "journal.sqlite"), **overrides)
-    )
+from .remediator_fixtures import (
+    AUTH,
+    DEAD_VCENTER,
+    alert,
+    dead_config,
+    payload,
+    remediator_section,
+    stack_config,
+)
 
 
 async def test_auth_schema_and_size_errors_and_the_service_keeps_serving(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(create_app(config(tmp_path, max_body_bytes=4096)))
+    client = await aiohttp_client(create_app(dead_config(tmp_path, max_body_bytes=4096)))
     good = json.dumps(payload(alert("restart_vm", vm_id="vm-1")))
     post = "/api/v1/alerts"
     cases = [
@@ -104,7 +96,7 @@ async def test_basic_auth(aiohttp_client: Any, tmp_path: Path) -> None:
 async def test_unwritable_journal_answers_503_so_alertmanager_retries(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    app = create_app(config(tmp_path))
+    app = create_app(dead_config(tmp_path))
     client = await aiohttp_client(app)
     engine = app[ENGINE]
     await engine.db(engine.j.db.execute, "PRAGMA query_only=ON")
@@ -129,7 +121,7 @@ async def test_serves_tls_and_stops_cleanly(tmp_path: Path, unused_tcp_port: int
         check=True,
         capture_output=True,
     )  # fmt: skip
-    cfg = config(
+    cfg = dead_config(
         tmp_path,
         listen=f"127.0.0.1:{unused_tcp_port}",
         tls={"cert_file": str(cert), "key_file": str(key)},

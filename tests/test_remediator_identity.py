@@ -16,7 +16,7 @@ import pytest
 from pyVmomi import vim
 
 from .remediator_fixtures import alert
-from .test_remediator_sim import host_labels, inventory, send, settled, start, steps, vsphere
+from .remediator_sim import host_labels, inventory, send, settled, start, steps, vsphere
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from remediator.app import create_app
 from sim.harness import Account, SimulatorError
 
+from .exporter_fixtures import account_entry
 from .metrics_helpers import parse, value
-from .remediator_fixtures import AUTH, alert, payload, remediator_section, stack_config, until
-from .test_sim_accounts import account_entry
+from .remediator_fixtures import alert
+from .remediator_sim import send, settled, start, steps
 
 pytestmark = pytest.mark.slow
 
@@ -54,27 +54,13 @@ async def test_identity_restore_refused_for_missing_privileges_is_reported(
     names = list(failed["vms"])
     _grant_read_only(sim, names[0])
     sim.fail_host(failed["name"])
-    cfg = stack_config(
-        [account_entry(sim, DENIED)], remediator_section(str(tmp_path / "journal.sqlite"))
-    )
-    client = await aiohttp_client(create_app(cfg))
+    client = await start(aiohttp_client, sim, tmp_path, vcenter=account_entry(sim, DENIED))
     labels = {"host_id": failed["moid"], "host": failed["name"], "cluster": failed["cluster"]}
-    resp = await client.post(
-        "/api/v1/alerts", json=payload(alert("restart_host_vms", **labels)), headers=AUTH
-    )
-    assert resp.status == 200, await resp.text()
-
-    async def settled() -> list[dict[str, Any]] | None:
-        r = await client.get("/api/v1/actions", params={"limit": 1000}, headers=AUTH)
-        items: list[dict[str, Any]] = (await r.json())["actions"]
-        busy = [a for a in items if a["state"] in ("pending", "running")]
-        return None if busy or len(items) < 2 else items
-
-    items = await until(settled, 40, what="the restarts to settle")
-    steps = {a["vm"]: a for a in items if a["parent_id"] is not None}
+    await send(client, alert("restart_host_vms", **labels))
+    by_vm = steps(await settled(client, 40))
     vms = {v["name"]: v for v in sim.inventory()["vms"]}
     for name in names:
-        step = steps[name]
+        step = by_vm[name]
         # The VM runs: identity comes second.
         assert step["state"] == "done", step
         assert vms[name]["powerState"] == "poweredOn" and vms[name]["host"] != failed["name"]
@@ -85,7 +71,7 @@ async def test_identity_restore_refused_for_missing_privileges_is_reported(
         errors = step["detail"]["identity_restored"]["errors"]
         assert any(e.startswith("custom attribute HA-RestartPriority") for e in errors), errors
         assert vms[name]["restartPriority"] is None  # really not copied
-    perm_errors = steps[names[0]]["detail"]["identity_restored"]["errors"]
+    perm_errors = by_vm[names[0]]["detail"]["identity_restored"]["errors"]
     assert any(
         e.startswith("permissions:") and "Authorization.ModifyPermissions" in e for e in perm_errors
     ), perm_errors

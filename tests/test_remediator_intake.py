@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,13 @@ from remediator.app import create_app, serve
 from remediator.config import parse_remediator_config
 from vcenter.moid import MOID_RE, valid_moid
 
-from .remediator_fixtures import AUTH, TOKEN, alert, payload, remediator_section, stack_config
-
-DEAD_VCENTER = {
-    "name": "vc1",
-    "url": "https://127.0.0.1:9/sdk",
-    "user": "u",
-    "password_env": "VHA_TEST_DEAD_PW",
-    "verify_tls": False,
-    "timeout_seconds": 2,
-}
-
-
-def config(tmp_path: Path, **overrides: Any) -> Any:
-    os.environ["VHA_TEST_DEAD_PW"] = "x"
-    return stack_config(
-        [DEAD_VCENTER], remediator_section(str(tmp_path / "journal.sqlite"), **overrides)
-    )
+from .remediator_fixtures import (
+    AUTH,
+    TOKEN,
+    alert,
+    dead_config,
+    payload,
+)
 
 
 async def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
@@ -76,7 +65,7 @@ def test_moid_validator() -> None:
 
 
 async def test_every_bad_input_is_a_4xx_with_a_reason(aiohttp_client: Any, tmp_path: Path) -> None:
-    client = await aiohttp_client(create_app(config(tmp_path)))
+    client = await aiohttp_client(create_app(dead_config(tmp_path)))
     port = client.server.port
     good = payload(alert("restart_host_vms", host_id="host-21", cluster="c1"))
 
@@ -131,7 +120,7 @@ async def test_labels_are_escaped_in_logs(
 ) -> None:
     # vCenter is unreachable: the action is held, then refused after a second, and the
     # refusal is logged with the VM's name from the alert.
-    client = await aiohttp_client(create_app(config(tmp_path, guard={"max_hold_seconds": 1})))
+    client = await aiohttp_client(create_app(dead_config(tmp_path, guard={"max_hold_seconds": 1})))
     caplog.set_level(logging.INFO, logger="remediator")
     forged = "vm-1\n2026-01-01 00:00:00 ERROR remediator: FORGED\x00" + "y" * 4000
     a = alert("restart_vm", vm_id="vm-1", vm=forged)
@@ -164,7 +153,7 @@ async def wait_listening(port: int) -> None:
 async def test_slow_clients_are_cut_off_and_do_not_hold_shutdown(
     tmp_path: Path, unused_tcp_port: int
 ) -> None:
-    cfg = config(
+    cfg = dead_config(
         tmp_path,
         listen=f"127.0.0.1:{unused_tcp_port}",
         header_timeout_seconds=1,
@@ -217,7 +206,7 @@ async def test_malformed_requests_log_one_line_not_a_traceback(
 ) -> None:
     """aiohttp refuses a request line with raw non-ASCII bytes (400) and logs it with a
     traceback; anyone could fill the log with those, so it becomes one escaped line."""
-    client = await aiohttp_client(create_app(config(tmp_path)))
+    client = await aiohttp_client(create_app(dead_config(tmp_path)))
     caplog.set_level(logging.DEBUG)
     bad = b"GET /api/v1/actions?vm=\x80\n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     for _ in range(3):

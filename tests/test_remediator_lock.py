@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-from .remediator_fixtures import remediator_section
+from .remediator_fixtures import DEAD_VCENTER, remediator_section
 from .test_remediator_crash import free_port, launch, wait_up
-from .test_remediator_http import DEAD_VCENTER
 
 
 def write_config(tmp_path: Path, name: str, journal: Path, port: int) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .remediator_fixtures import AUTH, alert, until
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, start, steps
+from .remediator_sim import actions, host_labels, inventory, send, settled, start, steps
 
 pytestmark = pytest.mark.slow
 

@@ -17,16 +17,7 @@ import pytest
 from pyVmomi import vim
 
 from .remediator_fixtures import alert
-from .test_remediator_sim import (
-    host_labels,
-    inventory,
-    send,
-    settled,
-    start,
-    steps,
-    vsphere,
-    wait_task,
-)
+from .remediator_sim import host_labels, inventory, send, settled, start, steps, vsphere, wait_task
 
 pytestmark = pytest.mark.slow
 

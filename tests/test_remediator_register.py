@@ -14,7 +14,7 @@ import pytest
 
 from .metrics_helpers import parse, select, value
 from .remediator_fixtures import AUTH, alert, resolved, until
-from .test_remediator_sim import actions, host_labels, inventory, send, settled, start, steps
+from .remediator_sim import actions, host_labels, inventory, send, settled, start, steps
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 
 from remediator.tags import Tags
-from vcenter.config import parse_config
 
-from .exporter_fixtures import sim_vcenter
 from .metrics_helpers import parse, value
-from .remediator_fixtures import remediator_section
-from .test_remediator_sim import alert, host_labels, inventory, send, settled, start, steps
+from .remediator_fixtures import alert
+from .remediator_sim import host_labels, inventory, send, settled, sim_config, start, steps
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +24,7 @@ async def test_restarted_vm_keeps_its_tags(
     hosts, vms = inventory(sim)
     failed = hosts["DC0_C0_H0"]
     names = list(failed["vms"])
-    cfg = parse_config(
-        {"vcenters": [sim_vcenter(sim)], "remediator": remediator_section(":memory:")}
-    )
+    cfg = sim_config(sim)
     tags = Tags(list(cfg.vcenters))
     try:
         before = {n: await tags.attached("vc1", vms[n]["moid"]) for n in names}

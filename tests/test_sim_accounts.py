@@ -7,7 +7,6 @@ the same (docs/simulator.md, "Accounts and roles").
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,12 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from exporter.app import create_app
-from remediator.app import create_app as create_remediator
-from sim.harness import EXPORTER_ACCOUNT, REMEDIATOR_ACCOUNT, Account, Simulator
+from sim.harness import EXPORTER_ACCOUNT, REMEDIATOR_ACCOUNT, Simulator
 
-from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
+from .exporter_fixtures import account_entry, exporter_config, wait_for
 from .metrics_helpers import current_state, value
-from .remediator_fixtures import AUTH, alert, payload, remediator_section, stack_config, until
+from .remediator_fixtures import AUTH, alert, until
+from .remediator_sim import host_labels, send, settled, start, vm_labels
 
 ACCOUNTS = [EXPORTER_ACCOUNT, REMEDIATOR_ACCOUNT]
 
@@ -31,13 +30,6 @@ ACCOUNTS = [EXPORTER_ACCOUNT, REMEDIATOR_ACCOUNT]
 def asim(sim_factory: Callable[..., Simulator]) -> Simulator:
     """One cluster, the exporter's read-only and the remediator's operator account."""
     return sim_factory(clusters=1, hosts=3, vms=3, accounts=ACCOUNTS)
-
-
-def account_entry(sim: Simulator, account: Account, name: str = "vc1") -> dict[str, Any]:
-    """A vcenters[] entry that logs in as ``account``."""
-    env = f"VHA_TEST_{name.upper()}_{account.role.upper().replace('-', '_')}_PASSWORD"
-    os.environ[env] = account.password
-    return sim_vcenter(sim, name, user=account.username, password_env=env)
 
 
 def login(sim: Simulator, account: str | None = None) -> Any:
@@ -206,21 +198,9 @@ async def test_remediator_on_the_read_only_account_reports_the_refusal(
 ) -> None:
     target = {v["name"]: v for v in asim.inventory()["vms"]}["DC0_C0_VM2"]
     asim.set_vm(target["name"], guestHeartbeatStatus="red")
-    cfg = stack_config(
-        [account_entry(asim, EXPORTER_ACCOUNT)],
-        remediator_section(str(tmp_path / "journal.sqlite")),
-    )
-    client = await aiohttp_client(create_remediator(cfg))
-    labels = {
-        "vm_id": target["moid"],
-        "vm": target["name"],
-        "host": target["host"],
-        "cluster": target["cluster"],
-    }
-    resp = await client.post(
-        "/api/v1/alerts", json=payload(alert("reset_vm", **labels)), headers=AUTH
-    )
-    assert resp.status == 200, await resp.text()
+    entry = account_entry(asim, EXPORTER_ACCOUNT)
+    client = await start(aiohttp_client, asim, tmp_path, vcenter=entry)
+    await send(client, alert("reset_vm", **vm_labels(target)))
 
     async def finished() -> list[dict[str, Any]] | None:
         r = await client.get("/api/v1/actions", params={"vm": target["name"]}, headers=AUTH)
@@ -252,29 +232,11 @@ async def test_remediator_on_the_operator_account_restarts_a_failed_hosts_vms(
     on_failed = list(failed["vms"])
     priority = {v["name"]: v["restartPriority"] for v in inv["vms"]}
     sim.fail_host(failed["name"])
-    cfg = stack_config(
-        [account_entry(sim, REMEDIATOR_ACCOUNT)],
-        remediator_section(str(tmp_path / "journal.sqlite")),
+    client = await start(
+        aiohttp_client, sim, tmp_path, vcenter=account_entry(sim, REMEDIATOR_ACCOUNT)
     )
-    client = await aiohttp_client(create_remediator(cfg))
-    labels = {
-        "host_id": failed["moid"],
-        "host": failed["name"],
-        "cluster": failed["cluster"],
-        "fault_domain": failed["faultDomain"],
-    }
-    resp = await client.post(
-        "/api/v1/alerts", json=payload(alert("restart_host_vms", **labels)), headers=AUTH
-    )
-    assert resp.status == 200, await resp.text()
-
-    async def settled() -> list[dict[str, Any]] | None:
-        r = await client.get("/api/v1/actions", params={"limit": 1000}, headers=AUTH)
-        items: list[dict[str, Any]] = (await r.json())["actions"]
-        busy = [a for a in items if a["state"] in ("pending", "running")]
-        return None if busy or len(items) < 2 else items
-
-    items = await until(settled, 40, what="the restarts to settle")
+    await send(client, alert("restart_host_vms", **host_labels(failed)))
+    items = await settled(client, 40)
     assert "NoPermission" not in str(items), [a for a in items if "NoPermission" in str(a)]
     vms = {v["name"]: v for v in sim.inventory()["vms"]}
     for name in on_failed:
