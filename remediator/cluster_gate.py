@@ -44,6 +44,7 @@ class Member:
     awaiting: tuple[str, ...] = ()  # undecided alerts of the cluster it waits for
     await_until: float = 0.0
     registered_at: float = 0.0
+    wake: asyncio.Event | None = None  # set when a peer joins, ends, or finishes a tier
 
     @property
     def where(self) -> str:
@@ -74,6 +75,7 @@ class ClusterGate:
         m.planned_at = m.planned_at or now
         self._members.setdefault(key, {})[m.parent_id] = m
         m.registered_at = now
+        self.poke(key, m.parent_id)
         m.orch.gate = lambda rank, t: self.hold(key, m.parent_id, rank, t)
         m.orch.foreign = lambda vm, t: self.foreign(key, m.parent_id, vm, t)
 
@@ -94,8 +96,16 @@ class ClusterGate:
     def drop(self, parent_id: int) -> None:
         """The decision no longer holds anyone: its task ended, or nothing waits on it."""
         for key, members in list(self._members.items()):
-            if members.pop(parent_id, None) is not None and not members:
-                del self._members[key]
+            if members.pop(parent_id, None) is not None:
+                self.poke(key, parent_id)
+                if not members:
+                    del self._members[key]
+
+    def poke(self, key: str, parent_id: int) -> None:
+        """Something the cluster's other decisions may wait on changed: look now."""
+        for pid, m in self._members.get(key, {}).items():
+            if pid != parent_id and m.wake is not None:
+                m.wake.set()
 
     def _live(self, m: Member, now: float) -> bool:
         return m.running or now - m.registered_at < UNSTARTED_TTL

@@ -242,6 +242,7 @@ class Group:
     created_at: float = 0.0  # when its alert was accepted (the batch window)
     cluster: str = ""  # the cluster's name, as its alerts carry it
     gate_noted: dict[int, str] = field(default_factory=dict)  # tier -> hold journaled
+    done_tiers: int = 0  # tiers seen done (a new one wakes the peers)
 
 
 class Orchestrators:
@@ -382,10 +383,19 @@ class Orchestrators:
     async def _run(self, engine: Engine, g: Group) -> None:
         poll = engine.rcfg.orchestration.poll_seconds
         try:
+            wake = asyncio.Event()
             while engine.running:
+                m = self.gate.member(g.parent_id)
+                if m is not None:
+                    m.wake = wake  # a peer joining, ending or finishing a tier wakes it
+                wake.clear()  # a poke while it looks makes it look again at once
                 if await self._step(engine, g):
                     return
-                await asyncio.sleep(max(0.05, g.orch.next_check(engine.clock(), poll)))
+                try:
+                    timeout = max(0.05, g.orch.next_check(engine.clock(), poll))
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except TimeoutError:
+                    pass
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - never leave steps held by a bug
@@ -432,6 +442,10 @@ class Orchestrators:
                 if moid not in states and steps[vm].state == SKIPPED:
                     o.failed(vm, now, f"({steps[vm].vm}) is gone")  # nothing to wait for
             o.observe({vm: states[m] for vm, m in look.items() if m in states}, now)
+            done = sum(o.tier_done(i, now) for i in range(len(o.tiers)))
+            if done > g.done_tiers:
+                g.done_tiers = done
+                self.gate.poke(g.key, g.parent_id)  # a peer may wait for this tier
         await self._awaiting(engine, g, now)
         due = o.due(now)
         await self._rehold(engine, g, steps, set(due), now)

@@ -94,3 +94,18 @@ def test_a_dependency_on_a_vm_no_decision_restarts_or_of_lower_priority_is_not_w
     assert sorted(a.due(0)) == ["x", "y"]
     assert any("'on-lower'" in n and "lower-priority b-lo" in n for n in a.notes), a.notes
     assert b.due(0) == []  # and b's low tier waits for a's high one
+
+
+def test_joining_or_leaving_wakes_the_other_decisions_of_the_cluster() -> None:
+    import asyncio
+
+    gate = ClusterGate()
+    joined(gate, 1, orch({"a-lo": "low"}))
+    member = gate.member(1)
+    assert member is not None
+    member.wake = asyncio.Event()
+    joined(gate, 2, orch({"b-hi": "high"}))
+    assert member.wake.is_set()  # a new peer: look again now (it may hold this one)
+    member.wake.clear()
+    gate.drop(2)
+    assert member.wake.is_set()  # a peer gone: what it held may start now
