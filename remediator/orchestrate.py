@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -507,7 +507,3 @@ def tier_label(detail: Mapping[str, Any] | None) -> str:
     """ "tier 2/3" for the remediator's page, or "" for a step without orchestration."""
     info = (detail or {}).get(KEY) or {}
     return f"tier {info['tier']}/{info['tiers']}" if info.get("tier") else ""
-
-
-def held(steps: Iterable[Action], now: float) -> list[Action]:
-    return [s for s in steps if s.state == PENDING and s.not_before > now + HELD_AFTER]
