@@ -138,6 +138,12 @@ class OrchestrationConfig:
     post_ready_delay_seconds: float = 0.0
     timeout_seconds: float = 600.0
     poll_seconds: float = 1.0
+    # Across decisions (remediator/cluster_gate.py): decisions of one cluster planned
+    # within this long of each other are ordered together, as vSphere HA orders all of a
+    # cluster's failed VMs; and a decision waits at most this long for alerts of its
+    # cluster accepted within as long of it to be decided first.
+    cluster_window_seconds: float = 600.0
+    batch_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -614,7 +620,16 @@ def _orchestration(section: Mapping[str, Any]) -> OrchestrationConfig:
     raw = _mapping(section.get("orchestration"), _key("orchestration"))
     key = _key("orchestration")
     _only(
-        raw, {"ready_condition", "post_ready_delay_seconds", "timeout_seconds", "poll_seconds"}, key
+        raw,
+        {
+            "ready_condition",
+            "post_ready_delay_seconds",
+            "timeout_seconds",
+            "poll_seconds",
+            "cluster_window_seconds",
+            "batch_seconds",
+        },
+        key,
     )
     cond = _str(raw, "ready_condition", key) or "none"
     if cond not in READY_CONDITIONS:
@@ -626,6 +641,8 @@ def _orchestration(section: Mapping[str, Any]) -> OrchestrationConfig:
         post_ready_delay_seconds=_num(raw, "post_ready_delay_seconds", key, 0.0),
         timeout_seconds=_num(raw, "timeout_seconds", key, 600.0, minimum=1.0),
         poll_seconds=_num(raw, "poll_seconds", key, 1.0, minimum=0.1, maximum=60.0),
+        cluster_window_seconds=_num(raw, "cluster_window_seconds", key, 600.0, minimum=0.0),
+        batch_seconds=_num(raw, "batch_seconds", key, 5.0, minimum=0.0, maximum=300.0),
     )
 
 

@@ -224,16 +224,18 @@ class Journal(Deliveries):
             settled = self._settle(parent.id, now)
         return ids, settled
 
-    def release(self, reasons: Mapping[int, str], now: float) -> int:
+    def release(self, reasons: Mapping[int, str], now: float, *, until: float | None = None) -> int:
         """Make held pending steps due now (restart orchestration: their tier started), in
-        one transaction; each step's history says why. Steps no longer pending are left."""
+        one transaction; each step's history says why. Steps no longer pending are left.
+        With ``until``, they stay held until then, with the new reason (what they wait on
+        changed)."""
         n = 0
         with self._tx():
             for action_id, reason in reasons.items():
                 cur = self.db.execute(
                     "UPDATE actions SET not_before = ?, reason = ?, updated_at = ?"
                     " WHERE id = ? AND state = 'pending'",
-                    (now, reason, now, action_id),
+                    (now if until is None else until, reason, now, action_id),
                 )
                 if cur.rowcount:
                     n += 1
@@ -261,6 +263,33 @@ class Journal(Deliveries):
                 (after,),
             ).fetchall()
         return [int(r[0]) for r in rows]
+
+    def tiered_parents(self, since: float) -> list[int]:
+        """Decisions with orchestrated steps planned since ``since`` (held or not): the
+        cluster gate's members after a restart."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT DISTINCT parent_id FROM actions WHERE parent_id IS NOT NULL"
+                " AND created_at >= ? AND json_extract(detail, '$.orchestration.tier')"
+                " IS NOT NULL ORDER BY parent_id",
+                (since,),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def undecided(
+        self, vcenter: str, cluster: str, kinds: Sequence[str], since: float, until: float
+    ) -> list[Action]:
+        """Decisions of ``kinds`` in the cluster accepted in [since, until] and not yet
+        decided (pending or running, no steps): what the cluster gate waits for."""
+        marks = ", ".join("?" * len(kinds))
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT * FROM actions WHERE parent_id IS NULL AND vcenter = ? AND cluster = ?"
+                f" AND kind IN ({marks}) AND state IN ('pending', 'running')"
+                " AND created_at BETWEEN ? AND ? ORDER BY id",
+                (vcenter, cluster, *kinds, since, until),
+            ).fetchall()
+        return [_row(r) for r in rows]
 
     def note(self, action_id: int, now: float, message: str) -> None:
         """A line in an action's history that changes nothing (an orchestration tier start)."""

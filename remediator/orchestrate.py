@@ -16,7 +16,10 @@ this module drives it for one decision's restart steps:
   ``guest.appHeartbeatStatus``: one property-collector call for all of them), releases the
   next tier's steps when :class:`~.tiers.Orchestration` says so, and journals each tier's
   start on the decision with its reason (the tier above ready, or its timeout passed);
-* a restarted remediator picks held steps up again (:meth:`Orchestrators.resume`).
+* a restarted remediator picks held steps up again (:meth:`Orchestrators.resume`);
+* decisions of one cluster are ordered together, as vSphere HA orders all of a cluster's
+  failed VMs (:mod:`.cluster_gate`): a lower tier of one waits for the higher tiers of the
+  others, a dependency on another decision's VM is waited for.
 
 Where the cluster sets no orchestration (readiness ``none``, vSphere's default) and the
 remediator is the one restarting, the stack's ``remediator.orchestration`` section supplies
@@ -27,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from vcenter.session import describe
 
 from . import policy
+from .cluster_gate import ClusterGate, Member, label
 from .ha_settings import DEFAULT_PRIORITY_TIMEOUT, ClusterHA, Readiness, read_ha
 from .journal import DONE, DRY_RUN, PENDING, SKIPPED, TERMINAL, Action
 from .tiers import Orchestration, VmReady
@@ -48,6 +52,7 @@ HELD_FOR = 10 * 365 * 86400.0  # a held step's not_before lies this far ahead...
 HELD_AFTER = 1e8  # ...and any not_before this far ahead of now marks a held step
 KEY = "orchestration"  # the step detail that carries its tier
 READY_PATHS = ["runtime.powerState", "guestHeartbeatStatus", "guest.appHeartbeatStatus"]
+RESTART_KINDS = ("restart_host_vms", "restart_fault_domain_vms", "restart_vm")
 
 
 def effective(cluster: ClusterHA | None, cluster_id: str, rcfg: RemediatorConfig) -> ClusterHA:
@@ -109,34 +114,86 @@ def _cluster_read(session: Any, cluster_id: str) -> ClusterHA | None:
     return read_ha(session, cluster_id, []).cluster
 
 
+def orchestrated(cluster: ClusterHA, orch: Orchestration) -> bool:
+    """Whether anything of the decision is ordered at all: a VM with a readiness condition
+    (else every tier is done as soon as it starts), or a dependency rule on its VMs."""
+    return orch.has_dependencies or any(
+        cluster.readiness_of(vm).condition not in ("", "none") for vm in orch.priorities
+    )
+
+
+async def _undecided(
+    engine: Engine, a: Action, cluster: str, gate: ClusterGate, key: str
+) -> tuple[str, ...]:
+    """Alerts of the cluster accepted within ``batch_seconds`` of this one and not decided
+    yet (nor registered): this decision waits for them to be planned first."""
+    batch = engine.rcfg.orchestration.batch_seconds
+    if batch <= 0 or not cluster or engine.clock() >= a.created_at + batch:
+        return ()
+    rows = await engine.db(
+        engine.j.undecided,
+        a.vcenter,
+        cluster,
+        RESTART_KINDS,
+        a.created_at - batch,
+        a.created_at + batch,
+    )
+    known = gate.known(key) | {a.id}
+    return tuple(
+        f"decision {r.id} ({label(r.kind, r.host, r.vm, r.fault_domain)})"
+        for r in rows
+        if r.id not in known
+    )
+
+
+def _held_reason(orch: Orchestration, cluster: ClusterHA, vm: str, now: float) -> str:
+    reason = orch.why_held(vm, now)
+    return (
+        f"{reason} ({describe_readiness(cluster, vm)})"
+        if reason.endswith("to be ready")
+        else reason
+    )
+
+
 async def prepare(
     engine: Engine, a: Action, cluster_id: str, rows: list[dict[str, Any]]
 ) -> Orchestration | None:
     """Tier the decision's restart rows in place (their tier in ``detail``; those that may
-    not start yet held: due far in the future); the orchestration, when anything waits."""
+    not start yet held: due far in the future) and register the decision in the cluster
+    gate; the orchestration, when anything is ordered."""
     restarts = [
         r for r in rows if r.get("kind") == policy.RESTART and r.get("state", PENDING) == PENDING
     ]
-    if len(restarts) < 2 or not cluster_id:
+    if not restarts or not cluster_id:
         return None
-    try:
-        raw = await engine.vc(a.vcenter, _cluster_read, cluster_id)
-    except Exception as exc:  # noqa: BLE001 - without its settings, vSphere's defaults
-        log.warning(
-            "action %d: reading cluster %s's orchestration settings failed (%s); "
-            "restarting by vSphere's defaults (no wait between tiers)",
-            a.id, cluster_id, describe(exc),
-        )  # fmt: skip
-        raw = None
-    cluster = effective(raw, cluster_id, engine.rcfg)
-    prios = {str(r["vm_id"]): str(r.get("priority") or "medium") for r in restarts}
-    orch = build(cluster, prios)
-    if len(orch.tiers) < 2 and not orch.has_dependencies:
-        return None
-    now = engine.clock()
-    due = set(orch.due(now))
-    if len(due) == len(orch.priorities):
-        return None  # readiness none: every tier starts at once, as vSphere HA's default
+    gate = engine.orchestrators.gate
+    gate.window = engine.rcfg.orchestration.cluster_window_seconds
+    key = f"{a.vcenter}/{cluster_id}"
+    member = gate.member(a.id)
+    if member is not None and member.running:
+        return None  # a replay: its orchestration runs
+    async with gate.lock(key):  # two decisions prepared at once see each other
+        try:
+            raw = await engine.vc(a.vcenter, _cluster_read, cluster_id)
+        except Exception as exc:  # noqa: BLE001 - without its settings, vSphere's defaults
+            log.warning(
+                "action %d: reading cluster %s's orchestration settings failed (%s); "
+                "restarting by vSphere's defaults (no wait between tiers)",
+                a.id, cluster_id, describe(exc),
+            )  # fmt: skip
+            raw = None
+        cluster = effective(raw, cluster_id, engine.rcfg)
+        prios = {str(r["vm_id"]): str(r.get("priority") or "medium") for r in restarts}
+        orch = build(cluster, prios)
+        now = engine.clock()
+        if not orch.tiers or not (orchestrated(cluster, orch) or gate.has_peers(key, now)):
+            return None  # nothing ordered, nobody to order against: as vSphere's default
+        name = str(restarts[0].get("cluster") or a.cluster)
+        awaiting = await _undecided(engine, a, name, gate, key)
+        m = Member(a.id, label(a.kind, a.host, a.vm, a.fault_domain), now, orch)
+        m.awaiting, m.await_until = awaiting, a.created_at + engine.rcfg.orchestration.batch_seconds
+        gate.register(key, m, now)
+        due = set(orch.due(now))
     n = len(orch.tiers)
     for r in restarts:
         vm = str(r["vm_id"])
@@ -155,14 +212,7 @@ async def prepare(
         }
         if vm not in due:
             r["not_before"] = now + HELD_FOR
-            waits = orch.waits_for(vm)
-            reason = (
-                f"held: tier {i + 1} of {n} ({orch.priority_of(i)}) waits for tier {i} "
-                f"({orch.priority_of(i - 1)}) to be ready ({describe_readiness(cluster, vm)})"
-                if i > 0
-                else f"held: waits for the VMs it depends on (rules {', '.join(waits)})"
-            )
-            r["reason"] = reason
+            r["reason"] = _held_reason(orch, cluster, vm, now)
     return orch
 
 
@@ -188,35 +238,62 @@ class Group:
     names: dict[str, str] = field(default_factory=dict)
     announced: set[int] = field(default_factory=set)
     noted: int = 0
+    key: str = ""  # its cluster in the gate
+    created_at: float = 0.0  # when its alert was accepted (the batch window)
+    cluster: str = ""  # the cluster's name, as its alerts carry it
+    gate_noted: dict[int, str] = field(default_factory=dict)  # tier -> hold journaled
+    done_tiers: int = 0  # tiers seen done (a new one wakes the peers)
 
 
 class Orchestrators:
-    """The engine's running orchestrations, one task per decision with held steps."""
+    """The engine's running orchestrations: one task per decision that holds steps or
+    whose tiers a peer of its cluster may wait for (until every tier is done)."""
 
     def __init__(self) -> None:
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.gate = ClusterGate()
 
     async def started(self, engine: Engine, a: Action, orch: Orchestration) -> None:
-        """After :func:`prepare`'s rows were planned: watch the held ones."""
+        """After :func:`prepare`'s rows were planned: watch them until every tier is done."""
         steps = await engine.db(engine.j.siblings, a.id)
-        if not held(steps, engine.clock()):
-            return  # a replay: the rows were planned before
-        group = Group(a.id, a.vcenter, orch, names={s.vm_id: s.vm for s in steps})
         now = engine.clock()
+        tiered = [s for s in steps if KEY in (s.detail or {})]
+        if not tiered or (orch.finished() and orch.all_done(now)):
+            self.gate.drop(a.id)  # a replay (planned before), or nothing left to order
+            return
+        info = tiered[0].detail[KEY]
+        group = Group(
+            a.id,
+            a.vcenter,
+            orch,
+            names={s.vm_id: s.vm for s in steps},
+            key=f"{a.vcenter}/{info.get('cluster_id', '')}",
+            created_at=a.created_at,
+            cluster=tiered[0].cluster or a.cluster,
+        )
         for i, tier in enumerate(orch.tiers):
             if any(orch.is_started(vm) for vm in tier):
                 await self._announce(engine, group, i, now)
         self._spawn(engine, group)
 
     async def resume(self, engine: Engine) -> None:
-        """After a restart: pick up every decision that still holds steps."""
-        for parent_id in await engine.db(engine.j.held_parents, engine.clock() + HELD_AFTER):
+        """After a restart: pick up every decision that still holds steps, and every one
+        planned within the cluster window (its tiers may hold a peer's): all of them join
+        the gate before any task runs."""
+        now = engine.clock()
+        self.gate.window = window = engine.rcfg.orchestration.cluster_window_seconds
+        ids = set(await engine.db(engine.j.held_parents, now + HELD_AFTER))
+        ids |= set(await engine.db(engine.j.tiered_parents, now - window))
+        groups: list[Group] = []
+        for parent_id in sorted(ids):
             steps = await engine.db(engine.j.siblings, parent_id)
             if steps:
                 group = await self._group(engine, parent_id, steps[0].vcenter, steps)
                 if group is not None:
-                    log.info("action %d: resuming its restart orchestration", parent_id)
-                    self._spawn(engine, group)
+                    groups.append(group)
+        for group in groups:
+            log.info("action %d: resuming its restart orchestration", group.parent_id)
+            self._spawn(engine, group)
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -229,7 +306,13 @@ class Orchestrators:
             return
         task = asyncio.create_task(self._run(engine, group), name=f"vha-tiers-{group.parent_id}")
         self.tasks[group.parent_id] = task
-        task.add_done_callback(lambda _t: self.tasks.pop(group.parent_id, None))
+        self.gate.running(group.parent_id)
+
+        def ended(_t: asyncio.Task[None]) -> None:
+            self.tasks.pop(group.parent_id, None)
+            self.gate.drop(group.parent_id)  # an ended decision never holds a peer
+
+        task.add_done_callback(ended)
 
     async def _group(
         self, engine: Engine, parent_id: int, vcenter: str, steps: Sequence[Action]
@@ -239,12 +322,14 @@ class Orchestrators:
         tiered = [s for s in steps if KEY in (s.detail or {})]
         now = engine.clock()
         held = [s for s in tiered if s.state == PENDING and s.not_before > now + HELD_AFTER]
-        if not held:
+        if not tiered:
             return None
         cluster_id = str(tiered[0].detail[KEY].get("cluster_id") or "")
         try:
             raw = await engine.vc(vcenter, _cluster_read, cluster_id)
         except Exception as exc:  # noqa: BLE001 - the loop re-reads nothing: release all
+            if not held:
+                return None  # nothing held: nothing to release, it just holds no peer
             log.warning(
                 "action %d: cannot read cluster %s's orchestration settings (%s): "
                 "starting every held restart now", parent_id, cluster_id, describe(exc),
@@ -258,7 +343,21 @@ class Orchestrators:
             return None
         cluster = effective(raw, cluster_id, engine.rcfg)
         orch = build(cluster, {s.vm_id: s.priority or "medium" for s in tiered})
-        group = Group(parent_id, vcenter, orch, names={s.vm_id: s.vm for s in tiered})
+        parent = await engine.db(engine.j.get, parent_id)
+        key = f"{vcenter}/{cluster_id}"
+        group = Group(
+            parent_id,
+            vcenter,
+            orch,
+            names={s.vm_id: s.vm for s in tiered},
+            key=key,
+            created_at=parent.created_at if parent else 0.0,
+            cluster=tiered[0].cluster,
+        )
+        who = label(parent.kind, parent.host, parent.vm, parent.fault_domain) if parent else ""
+        self.gate.register(
+            key, Member(parent_id, who, min(s.created_at for s in tiered), orch), now
+        )
         held_ids = {s.id for s in held}
         for s in tiered:
             if s.vm_id in orch.priorities and s.id not in held_ids:
@@ -284,10 +383,19 @@ class Orchestrators:
     async def _run(self, engine: Engine, g: Group) -> None:
         poll = engine.rcfg.orchestration.poll_seconds
         try:
+            wake = asyncio.Event()
             while engine.running:
+                m = self.gate.member(g.parent_id)
+                if m is not None:
+                    m.wake = wake  # a peer joining, ending or finishing a tier wakes it
+                wake.clear()  # a poke while it looks makes it look again at once
                 if await self._step(engine, g):
                     return
-                await asyncio.sleep(max(0.05, g.orch.next_check(engine.clock(), poll)))
+                try:
+                    timeout = max(0.05, g.orch.next_check(engine.clock(), poll))
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except TimeoutError:
+                    pass
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - never leave steps held by a bug
@@ -334,7 +442,13 @@ class Orchestrators:
                 if moid not in states and steps[vm].state == SKIPPED:
                     o.failed(vm, now, f"({steps[vm].vm}) is gone")  # nothing to wait for
             o.observe({vm: states[m] for vm, m in look.items() if m in states}, now)
+            done = sum(o.tier_done(i, now) for i in range(len(o.tiers)))
+            if done > g.done_tiers:
+                g.done_tiers = done
+                self.gate.poke(g.key, g.parent_id)  # a peer may wait for this tier
+        await self._awaiting(engine, g, now)
         due = o.due(now)
+        await self._rehold(engine, g, steps, set(due), now)
         if due:
             reasons: dict[int, str] = {}
             for i in sorted({o.tier_of(vm) for vm in due} - g.announced):
@@ -352,14 +466,44 @@ class Orchestrators:
         for note in o.notes[g.noted :]:
             await self._note(engine, g, note)
         g.noted = len(o.notes)
-        return o.finished()
+        return o.finished() and o.all_done(now)
+
+    async def _awaiting(self, engine: Engine, g: Group, now: float) -> None:
+        """Undecided alerts of the cluster this decision still waits for (batch window)."""
+        m = self.gate.member(g.parent_id)
+        if m is None or not m.awaiting:
+            return
+        if now >= m.await_until:
+            m.awaiting = ()
+            return
+        a = await engine.db(engine.j.get, g.parent_id)
+        if a is not None:
+            m.awaiting = await _undecided(engine, a, g.cluster, self.gate, g.key)
+
+    async def _rehold(
+        self, engine: Engine, g: Group, steps: Mapping[str, _StepRow], due: set[str], now: float
+    ) -> None:
+        """A held step whose reason to wait changed (now another decision's tier, or its
+        dependency) says so: in its reason and its history."""
+        o = g.orch
+        reasons: dict[int, str] = {}
+        for vm in o.priorities:
+            s = steps.get(vm)
+            if s is None or vm in due or o.is_started(vm) or s.state != PENDING:
+                continue
+            why = o.why_held(vm, now)
+            if not s.reason.startswith(why):
+                reasons[s.id] = why
+        if reasons:
+            await engine.db(engine.j.release, reasons, now, until=now + HELD_FOR)
+        for i, why in sorted(o.gated.items()):
+            if g.gate_noted.get(i) != why:
+                g.gate_noted[i] = why
+                n = len(o.tiers)
+                await self._note(engine, g, f"tier {i + 1} of {n} ({o.priority_of(i)}) held: {why}")
 
 
 def tier_label(detail: Mapping[str, Any] | None) -> str:
     """ "tier 2/3" for the remediator's page, or "" for a step without orchestration."""
     info = (detail or {}).get(KEY) or {}
     return f"tier {info['tier']}/{info['tiers']}" if info.get("tier") else ""
-
-
-def held(steps: Iterable[Action], now: float) -> list[Action]:
-    return [s for s in steps if s.state == PENDING and s.not_before > now + HELD_AFTER]

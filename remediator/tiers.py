@@ -13,6 +13,12 @@ without the timeout.
 engine asks :meth:`Orchestration.due` which VMs may start now, reports each start and
 each VM's state, and sleeps :meth:`Orchestration.next_check` at most. Tests drive it with
 a fake clock; the engine with ``time.monotonic()``.
+
+vSphere HA orders *all* of a cluster's failed VMs together, while the remediator has one
+decision per failed host. Two optional hooks make one decision's orchestration part of
+the cluster's (remediator/cluster_gate.py supplies both): ``gate`` says why a tier of a
+given rank may not open yet (a higher tier of another decision is not done), ``foreign``
+reports on a VM another decision restarts, so a dependency on it is honoured.
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ def condition_met(condition: str, state: VmReady) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Foreign:
+    """A VM another live decision of the cluster restarts, as a dependency sees it."""
+
+    rank: int
+    ready: bool
+    started: float | None
+    where: str  # "decision 5 (host esx-2)"
+
+
 @dataclass
 class _Track:
     tier: int
@@ -65,6 +81,10 @@ class Orchestration:
     timeout: Callable[[str], float] = lambda _vm: 600.0
     dependencies: Sequence[Dependency] = ()
     notes: list[str] = field(default_factory=list)
+    # rank of a tier about to open -> why it may not (another decision's tier), or None
+    gate: Callable[[int, float], str | None] | None = None
+    # a VM outside this decision -> its state in the decision restarting it, or None
+    foreign: Callable[[str, float], Foreign | None] | None = None
 
     def __post_init__(self) -> None:
         ranks = sorted(
@@ -77,11 +97,20 @@ class Orchestration:
         self._tier_started: dict[int, float] = {}
         self._timed_out: set[int] = set()
         self._waits: dict[str, list[tuple[frozenset[str], bool, str]]] = {}
+        # on VMs outside this decision: resolved through ``foreign`` when asked
+        self._outside: dict[str, list[tuple[frozenset[str], bool, str]]] = {}
+        self.gated: dict[int, str] = {}  # tier -> why the gate holds it (last due())
+        self.was_gated: dict[int, str] = {}  # tier -> the last reason the gate held it
+        self.dep_held: dict[str, str] = {}  # VM -> the outside VM it waits on (last due())
+        self._noted_outside: set[tuple[str, str]] = set()
         for d in self.dependencies:
             needed = frozenset(v for v in d.depends_on if v in self._track)
+            outside = frozenset(v for v in d.depends_on if v not in self._track)
             for vm in d.vms:
                 if vm not in self._track:
                     continue
+                if outside - {vm}:
+                    self._outside.setdefault(vm, []).append((outside - {vm}, d.mandatory, d.name))
                 lower = {n for n in needed if self._track[n].tier > self._track[vm].tier}
                 if lower:
                     # vSphere refuses a higher-priority VM depending on a lower one
@@ -158,7 +187,38 @@ class Orchestration:
                 return True, f"timeout after {limit:.0f} s"
         return False, ""
 
+    def _outside_ok(self, vm: str, now: float) -> bool:
+        """Dependencies on VMs of other decisions: a VM no live decision restarts is not
+        waited for; a lower-priority one is ignored, as vSphere refuses such a rule."""
+        if self.foreign is None:
+            return True
+        mine = RANK.get(self.priorities[vm], 0)
+        for needed, mandatory, name in self._outside.get(vm, []):
+            for n in sorted(needed):
+                st = self.foreign(n, now)
+                if st is None or st.ready:
+                    continue
+                if st.rank < mine:
+                    if (vm, n) not in self._noted_outside:
+                        self._noted_outside.add((vm, n))
+                        self.notes.append(
+                            f"dependency rule {name!r}: {vm} may not wait for lower-priority "
+                            f"{n} ({st.where}): ignored for it"
+                        )
+                    continue
+                if (
+                    not mandatory
+                    and st.started is not None
+                    and now >= st.started + self.timeout(vm)
+                ):
+                    continue
+                self.dep_held[vm] = f"waits for {n} of {st.where} to be ready (rule {name!r})"
+                return False
+        return True
+
     def _deps_ok(self, vm: str, now: float) -> bool:
+        if not self._outside_ok(vm, now):
+            return False
         for needed, mandatory, _ in self._waits.get(vm, []):
             if all(self.ready(n, now) for n in needed):
                 continue
@@ -173,7 +233,15 @@ class Orchestration:
         """VMs to start now (their tier is open, their dependencies ready); each is marked
         started at ``now`` — report a start that failed with :meth:`failed`."""
         out: list[str] = []
+        self.gated, self.dep_held = {}, {}
         for i, tier in enumerate(self.tiers):
+            if self.gate is not None and any(
+                self._track[vm].started is None and not self._track[vm].failed for vm in tier
+            ):
+                held = self.gate(RANK.get(self.priority_of(i), 0), now)
+                if held:
+                    self.gated[i] = self.was_gated[i] = held
+                    break
             for vm in tier:
                 t = self._track[vm]
                 if t.started is None and not t.failed and self._deps_ok(vm, now):
@@ -202,21 +270,49 @@ class Orchestration:
 
     @property
     def has_dependencies(self) -> bool:
-        return bool(self._waits)
+        return bool(self._waits) or bool(self._outside)
 
     def waits_for(self, vm: str) -> list[str]:
         """Names of the dependency rules this VM waits on."""
-        return sorted({name for _, _, name in self._waits.get(vm, [])})
+        waits = [*self._waits.get(vm, []), *self._outside.get(vm, [])]
+        return sorted({name for _, _, name in waits})
+
+    def tier_done(self, i: int, now: float) -> bool:
+        """Every VM of tier ``i`` ready, or its timeout passed (what a peer waits for)."""
+        return self._tier_done(i, now)[0]
+
+    def all_done(self, now: float) -> bool:
+        return all(self._tier_done(i, now)[0] for i in range(len(self.tiers)))
+
+    def state_of(self, vm: str, now: float, where: str) -> Foreign:
+        """What a dependency of another decision sees of ``vm``."""
+        t = self._track[vm]
+        return Foreign(RANK.get(self.priorities[vm], 0), self.ready(vm, now), t.started, where)
+
+    def why_held(self, vm: str, now: float) -> str:
+        """Why ``vm`` was not started by the last :meth:`due` (a journal reason)."""
+        i = self._track[vm].tier
+        if i in self.gated:
+            return f"held: {self.gated[i]}"
+        if vm in self.dep_held:
+            return f"held: {self.dep_held[vm]}"
+        if i > 0 and not self._tier_done(i - 1, now)[0]:
+            n, mine, above = len(self.tiers), self.priority_of(i), self.priority_of(i - 1)
+            return f"held: tier {i + 1} of {n} ({mine}) waits for tier {i} ({above}) to be ready"
+        if any(i2 in self.gated for i2 in range(i)):
+            return f"held: {next(self.gated[i2] for i2 in range(i) if i2 in self.gated)}"
+        return f"held: waits for the VMs it depends on (rules {', '.join(self.waits_for(vm))})"
 
     def why_open(self, i: int, now: float) -> str:
         """Why tier ``i`` may start: the tier above it is ready, or its timeout passed."""
+        after = f"; no longer held ({self.was_gated[i]} before)" if i in self.was_gated else ""
         if i == 0:
-            return "highest tier, started first"
+            return f"highest tier, started first{after}"
         done, how = self._tier_done(i - 1, now)
         above = f"tier {i} ({self.priority_of(i - 1)})"
         if done and how.startswith("timeout"):
-            return f"{above} not ready: {how}"
-        return f"{above} ready"
+            return f"{above} not ready: {how}{after}"
+        return f"{above} ready{after}"
 
     def priority_of(self, i: int) -> str:
         return self.priorities[self.tiers[i][0]] if self.tiers[i] else ""

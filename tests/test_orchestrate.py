@@ -35,6 +35,15 @@ def test_stack_defaults_apply_where_the_remediator_restarts_and_the_cluster_sets
     assert effective(HA_OFF, "c1", rconfig()).readiness == Readiness("none", 0)
 
 
+def test_cross_decision_settings() -> None:
+    o = rconfig(orchestration={"cluster_window_seconds": 120, "batch_seconds": 0}).orchestration
+    assert (o.cluster_window_seconds, o.batch_seconds) == (120, 0)
+    assert (
+        rconfig().orchestration.cluster_window_seconds,
+        rconfig().orchestration.batch_seconds,
+    ) == (600, 5)
+
+
 @pytest.mark.parametrize(
     ("section", "message"),
     [
@@ -42,6 +51,11 @@ def test_stack_defaults_apply_where_the_remediator_restarts_and_the_cluster_sets
         ({"poll_seconds": 0}, "remediator.orchestration.poll_seconds: must be >= 0.1"),
         ({"timeout_seconds": -1}, "remediator.orchestration.timeout_seconds: must be >= 1"),
         ({"post_ready_delay": 3}, "remediator.orchestration.post_ready_delay: unknown key"),
+        (
+            {"cluster_window_seconds": -1},
+            "remediator.orchestration.cluster_window_seconds: must be >= 0",
+        ),
+        ({"batch_seconds": 301}, "remediator.orchestration.batch_seconds: must be <= 300"),
     ],
 )
 def test_bad_orchestration_config_is_one_clear_error(
