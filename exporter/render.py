@@ -31,6 +31,7 @@ from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
 from .topology import Topology
+from .wire import answer_families
 
 log = logging.getLogger(__name__)
 HEAD_START = 0.2  # seconds the detection lane has a change to itself before a full render
@@ -122,6 +123,7 @@ def status_families(
         polls,
         poll_duration,
         unknown,
+        *answer_families(inventories),
     ]
 
 
