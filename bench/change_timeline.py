@@ -1,0 +1,154 @@
+"""Where a change's way to /metrics goes, per change (issue 15, item 2).
+
+For each host maintenance flip, four wall-clock moments, printed relative to the change:
+
+- ``change``: the simulator's API call returned (the change is in its inventory);
+- ``bare``: a bare ``WaitForUpdatesEx`` client, on the SAME filter spec as the exporter's
+  (``create_follow_filter``) and listening at the same time, got the answer's headers: the
+  simulator's own delivery of this very change;
+- ``follower``: the exporter's follower got the answer's headers
+  (``vsphere_sync_last_update_timestamp_seconds`` in the body that first shows the change);
+- ``body``: the scrape that first showed the change started (the body was published
+  between the previous scrape's start and this one's).
+
+``follower - bare`` is the simulator serving the exporter's collector later than the bare
+one (its queue, its turn), or the follower not yet waiting; ``body - follower`` is the
+exporter's read, parse and render (``vsphere_sync_update_parse_seconds`` plus
+``vsphere_render_lag_seconds``), within one scrape's granularity.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyVmomi import vmodl
+
+from exporter.sync import create_follow_filter
+from exporter.wire import install
+from vcenter.session import connect, disconnect
+
+
+class BareClient:
+    """A thread following the exporter's filter spec; notes when each host's
+    ``runtime.inMaintenanceMode`` arrived true (Unix seconds, header arrival)."""
+
+    def __init__(self, vc: Any) -> None:
+        self.vc = vc
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-bare", daemon=True)
+        self._pc: Any = None
+
+    def start(self, timeout: float = 1800) -> None:
+        self._thread.start()
+        if not self.ready.wait(timeout):
+            raise RuntimeError("bare client: initial sync not done")
+
+    def _run(self) -> None:
+        si = connect(self.vc)
+        try:
+            content = si.RetrieveContent()
+            pc, _view = create_follow_filter(content)
+            self._pc = pc
+            wire = install(si)
+            version = ""
+            opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
+            while True:  # the initial sync, as the exporter reads it
+                result = pc.WaitForUpdatesEx(version, opts)
+                if result is None:
+                    break
+                version = result.version
+                if not result.truncated:
+                    break
+            self.ready.set()
+            opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=5, maxObjectUpdates=500)
+            while not self._stop.is_set():
+                wire.reset()
+                result = pc.WaitForUpdatesEx(version, opts)
+                if result is None:
+                    continue
+                arrived, _parse, _size = wire.answer(time.monotonic())
+                version = result.version
+                for fu in result.filterSet or []:
+                    for ou in fu.objectSet or []:
+                        for ch in ou.changeSet or []:
+                            if ch.name.endswith("inMaintenanceMode") and ch.val:
+                                self.seen.setdefault(str(ou.obj._moId), arrived)
+        except Exception as exc:  # noqa: BLE001 - a bench figure goes missing, not the run
+            print(f"  bare client stopped: {exc!r}", flush=True)
+            self.ready.set()
+        finally:
+            disconnect(si)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def last_update(body: bytes) -> float:
+    m = re.search(rb"^vsphere_sync_last_update_timestamp_seconds\{[^}]*\} (\S+)$", body, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def timeline(
+    sim: Any,
+    vc: Any,
+    url: str,
+    hosts: list[dict[str, Any]],
+    fetch: Callable[[str, bool], tuple[float, bytes]],
+    timeout: float,
+) -> list[dict[str, float]]:
+    """Flip each host into maintenance and back; the four moments of each (see above)."""
+    bare = BareClient(vc)
+    bare.start()
+    rows = []
+    try:
+        for host in hosts:
+            shown = re.compile(
+                rb'^vsphere_host_maintenance_mode\{[^}]*host="'
+                + re.escape(host["name"].encode())
+                + rb'"\} 1$',
+                re.M,
+            )
+            t_set = time.time()
+            sim.set_host(host["name"], inMaintenanceMode=True)
+            t_change = time.time()
+            body_at = float("nan")
+            follower = float("nan")
+            while time.time() - t_change < timeout:
+                start = time.time()
+                _, body = fetch(url, True)
+                if shown.search(body):
+                    body_at, follower = start, last_update(body)
+                    break
+            deadline = time.time() + 30
+            while host["moid"] not in bare.seen and time.time() < deadline:
+                time.sleep(0.05)
+            row = {
+                "set_call_s": t_change - t_set,
+                "bare_s": bare.seen.get(host["moid"], float("nan")) - t_change,
+                "follower_s": follower - t_change,
+                "body_s": body_at - t_change,
+            }
+            rows.append(row)
+            print(
+                "  change {}: +0 set (call {:.3f}s), bare client +{:.2f}s, follower "
+                "+{:.2f}s, body +{:.2f}s".format(
+                    host["name"],
+                    row["set_call_s"],
+                    row["bare_s"],
+                    row["follower_s"],
+                    row["body_s"],
+                ),
+                flush=True,
+            )
+            sim.set_host(host["name"], inMaintenanceMode=False)
+            time.sleep(1.0)  # the flip back reaches both before the next change
+    finally:
+        bare.stop()
+    return rows
