@@ -40,7 +40,7 @@ from sim.harness import Simulator
 from vcenter.config import parse_config
 from vha.demo.stack import Process, free_port
 
-from .change_timeline import timeline
+from .change_timeline import in_shard0, timeline
 from .exporter_bench import (
     bench_config,
     host_change_seconds,
@@ -286,12 +286,12 @@ def run(
             sim,
             config.vcenters[0],
             url,
-            inv["hosts"][2 * changes : 3 * changes],
+            in_shard0("bench", inv["hosts"][2 * changes :])[:changes],
             scrape,
             CHANGE_TIMEOUT,
         )
         a1 = scrape(url)[1]
-        for key in ("bare_s", "follower_s", "body_s"):
+        for key in ("bare_s", "follower_s", "body_lo_s", "body_s"):
             out[f"timeline_{key[:-2]}_p50_s"] = statistics.median(r[key] for r in rows)
         out["timeline_follower_after_bare_p50_s"] = statistics.median(
             r["follower_s"] - r["bare_s"] for r in rows
