@@ -40,7 +40,7 @@ from sim.harness import Simulator
 from vcenter.config import parse_config
 from vha.demo.stack import Process, free_port
 
-from .change_timeline import in_shard0, timeline
+from .change_timeline import timeline
 from .exporter_bench import (
     bench_config,
     host_change_seconds,
@@ -286,8 +286,8 @@ def run(
             sim,
             config.vcenters[0],
             url,
-            in_shard0("bench", inv["hosts"][2 * changes :])[:changes],
-            scrape,
+            inv["hosts"][2 * changes : 3 * changes],
+            lambda u: scrape(u, True),
             CHANGE_TIMEOUT,
         )
         a1 = scrape(url)[1]
