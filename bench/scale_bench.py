@@ -40,6 +40,7 @@ from sim.harness import Simulator
 from vcenter.config import parse_config
 from vha.demo.stack import Process, free_port
 
+from .change_timeline import timeline
 from .exporter_bench import (
     bench_config,
     host_change_seconds,
@@ -278,6 +279,33 @@ def run(
         out["change_to_metric_p50_s"] = statistics.median(seen)
         out["change_to_metric_max_s"] = max(seen)
         floor = vcenter_update_latency(sim, config, hosts[changes : 2 * changes])
+        # The same changes seen at four points (bench/change_timeline.py): change, a bare
+        # client on the same filter listening meanwhile, the follower's receipt, the body.
+        a0 = scrape(url)[1]
+        rows = timeline(
+            sim,
+            config.vcenters[0],
+            url,
+            inv["hosts"][2 * changes : 3 * changes],
+            lambda u: scrape(u, True),
+            CHANGE_TIMEOUT,
+        )
+        a1 = scrape(url)[1]
+        for key in ("bare_s", "follower_s", "body_lo_s", "body_s"):
+            out[f"timeline_{key[:-2]}_p50_s"] = statistics.median(r[key] for r in rows)
+        out["timeline_follower_after_bare_p50_s"] = statistics.median(
+            r["follower_s"] - r["bare_s"] for r in rows
+        )
+        out["timeline_body_after_follower_p50_s"] = statistics.median(
+            r["body_s"] - r["follower_s"] for r in rows
+        )
+        for fam in ("update_parse_seconds", "update_size_bytes"):
+            name = f"vsphere_sync_{fam}"
+            n = sample(a1, name + "_count") - sample(a0, name + "_count")
+            if n > 0:
+                total = sample(a1, name + "_sum") - sample(a0, name + "_sum")
+                out[f"answers_{fam}_mean"] = total / n
+            out[f"answers_{fam}_count"] = n
         out["sim_delivery_p50_s"] = statistics.median(floor)
         out["exporter_share_p50_s"] = max(
             0.0, out["change_to_metric_p50_s"] - out["sim_delivery_p50_s"]

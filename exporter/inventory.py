@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .properties_extra import EXTRA_CONVERTERS, EXTRA_PROPERTIES
+from .wire import AnswerStats
 
 # The HA and DRS fields the cluster collector renders.  Under ``configuration`` (a
 # ClusterConfigInfo) rather than ``configurationEx``: the latter is declared as the base type
@@ -344,6 +345,7 @@ class Inventory:
         # (patch.py) last took them; a resync empties it (the full render has those).
         self.changed: dict[str, str] = {}
         self.received_at: float | None = None  # the oldest update set not yet rendered
+        self.answers = AnswerStats()  # what the follower's WaitForUpdatesEx answers cost
 
     # --- change notification -------------------------------------------------------
     def add_listener(self, fn: Callable[[], None]) -> None:

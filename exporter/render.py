@@ -31,6 +31,7 @@ from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
 from .topology import Topology
+from .wire import answer_families
 
 log = logging.getLogger(__name__)
 HEAD_START = 0.2  # seconds the detection lane has a change to itself before a full render
@@ -122,6 +123,7 @@ def status_families(
         polls,
         poll_duration,
         unknown,
+        *answer_families(inventories),
     ]
 
 
@@ -343,9 +345,7 @@ class Renderer:
             time.sleep(max(HEAD_START, min(self._render_seconds, 5.0) - quiet))
             try:
                 body = self.render_now()
-                with self._cond:
-                    self._to_pack = body
-                    self._cond.notify_all()
+                self._hand_to_packer(body)
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
             ended = time.monotonic()
@@ -509,6 +509,7 @@ class Renderer:
                 current = self._body
             if current is None:
                 return None
+            spliced_seq = next(self._seq)  # below the patched body's: see _prepare_patch
             body = Body(patch.apply(current.pieces), next(self._seq))
             with self._cond:
                 self._body = body
@@ -519,8 +520,58 @@ class Renderer:
         else:
             with self._cond:
                 self._patch_wanted = True  # the rest of a burst: right after this one
-        self.prepare(body)
+        self._prepare_patch(patch, current, body, spliced_seq)
         return body
+
+    def _prepare_patch(self, patch: Patch, current: Body, body: Body, spliced_seq: int) -> None:
+        """Make the patch reach every variant scrapes asked for (gzip, shards) without
+        waiting for the compression of the body it was spliced into.
+
+        ``current`` may be a full render the packer is still compressing (135 MB at 10,000
+        VMs: seconds). Building ``body``'s variants here would compress all of it on the
+        detection lane, and the next change would wait behind it. So for a variant whose
+        newest built body is ``current``, only ``body``'s new pieces are built; for one
+        still on an older body, the patch is spliced into that older body too (its other
+        families stay as they were for a few seconds more) and only the patch's pieces are
+        built. The packer then prepares ``body`` whole, which replaces those.
+        """
+        with self._cond:
+            ready = dict(self._ready)
+        for key, old in ready.items():
+            if old is current:
+                target = body
+            elif old.seq < current.seq:
+                target = Body(patch.apply(old.pieces), spliced_seq)
+            else:
+                continue
+            self._build(target, key)
+            self._set_ready(key, target)
+        self._hand_to_packer(body)
+
+    def _hand_to_packer(self, body: Body) -> None:
+        """Queue ``body`` for the packer, unless a newer one is already queued."""
+        with self._cond:
+            if self._to_pack is None or self._to_pack.seq < body.seq:
+                self._to_pack = body
+                self._cond.notify_all()
+
+    def _build(self, body: Body, key: tuple[bool, int]) -> None:
+        """Build ``body``'s variant ``key`` (gzip members, or the parts of ``total``
+        shards, plain or gzipped); pieces that have it already cost nothing."""
+        gzipped, total = key
+        with self._cond:
+            plain_shards = self._plain_shards_wanted
+            # As prepare() does: with gzip asked, the shards' gzip members are what is kept.
+            gzipped = gzipped or (total > 1 and self._gzip_wanted)
+        for piece in body.pieces:
+            if total == 1:
+                if gzipped:
+                    piece.gzip()
+                continue
+            for i in range(total):
+                piece.shard(i, total, gzipped=gzipped)
+            if gzipped and not plain_shards:
+                piece.drop_plain_split(total)
 
     def prepare(self, body: Body) -> None:
         """Build, after publishing ``body``, what scrapes asked for before: the gzip member
@@ -528,17 +579,11 @@ class Renderer:
         scrapes are served (see :meth:`body`)."""
         with self._cond:
             gzipped, totals = self._gzip_wanted, list(self._shard_totals)
-            plain_shards = self._plain_shards_wanted
         if gzipped:
-            for piece in body.pieces:
-                piece.gzip()
+            self._build(body, (True, 1))
             self._set_ready((True, 1), body)
         for n in totals:
-            for piece in body.pieces:
-                for i in range(n):
-                    piece.shard(i, n, gzipped=gzipped)
-                if gzipped and not plain_shards:
-                    piece.drop_plain_split(n)
+            self._build(body, (gzipped, n))
             self._set_ready((False, n), body)
             if gzipped:
                 self._set_ready((True, n), body)

@@ -30,6 +30,7 @@ from vcenter.session import classify, connect, describe, disconnect
 
 from .enums import enum_observer
 from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, expand
+from .wire import Recorder, install
 
 log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page
@@ -208,8 +209,9 @@ class Follower:
         options = vmodl.query.PropertyCollector.WaitOptions(
             maxWaitSeconds=0, maxObjectUpdates=PAGE_OBJECTS
         )
+        wire = install(si)
         while True:  # initial sync, page by page
-            result = collector.WaitForUpdatesEx(version, options)
+            result = self._wait(collector, version, options, wire)
             if result is None:
                 break
             version, truncated = result.version, result.truncated
@@ -238,13 +240,24 @@ class Follower:
             maxWaitSeconds=self.sync.max_wait_seconds, maxObjectUpdates=PAGE_OBJECTS
         )
         while not self._stop.is_set():
-            result = collector.WaitForUpdatesEx(version, options)
+            result = self._wait(collector, version, options, wire)
             if result is not None:
                 received = time.monotonic()
                 version = result.version
                 self.inventory.apply(convert_update_set(result), received)
                 del result
             self.inventory.mark_alive()
+
+    def _wait(self, collector: Any, version: str, options: Any, wire: Recorder) -> Any:
+        """One ``WaitForUpdatesEx``; an answer with an update set is recorded (arrival,
+        read and parse time, size: exporter/wire.py) on the inventory."""
+        wire.reset()
+        result = collector.WaitForUpdatesEx(version, options)
+        if result is not None:
+            arrived, parse, size = wire.answer(time.monotonic())
+            with self.inventory.lock:
+                self.inventory.answers.observe(arrived, parse, size)
+        return result
 
 
 def _set_socket_timeout(si: Any, seconds: float) -> None:
