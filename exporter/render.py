@@ -268,6 +268,7 @@ class Renderer:
         self._render_seconds = 0.0
         self.renders_total = 0
         self.families_rendered_total = 0  # families whose text was built (not reused)
+        self.last_built: frozenset[str] = frozenset()  # their names, in the last render
         self.rendered_generations = [-1] * len(self.inventories)
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
@@ -374,6 +375,7 @@ class Renderer:
         previous = self._by_sources
         cache: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
         out = []
+        built = []
         for name, group in groups.items():
             sizes = tuple(len(f.lines) for f in group)
             old = previous.get(name)
@@ -391,6 +393,7 @@ class Renderer:
                     merged.lines.extend(fam.lines)
                 piece = Piece(name, merged.render().encode())
                 self.families_rendered_total += 1
+                built.append(name)
             cache[name] = (group, sizes, piece)
             out.append(piece)
         with self._cond:
@@ -400,6 +403,7 @@ class Renderer:
             group, sizes, _ = cache[name]
             cache[name] = (group, sizes, piece)
         self._by_sources = cache
+        self.last_built = frozenset(built)
         return out
 
     def render_now(self) -> Body:

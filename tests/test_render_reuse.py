@@ -1,0 +1,239 @@
+"""A full render costs only what changed (issue 15 item 5, issue 13): the per-object
+collectors hand the renderer their previous families when none of their objects changed,
+so the renderer neither re-joins nor re-encodes them; a changed object is rendered again,
+alone; and a plain scrape of a body kept as gzip members only is streamed, never a whole
+decompressed copy."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import random
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from exporter import exposition
+from exporter.collectors import hardware, vms
+from exporter.exposition import Piece
+from exporter.families import Family
+from exporter.inventory import Inventory, ManagedObject
+from exporter.properties_extra import SENSORS
+from exporter.render import Body, Renderer
+from vcenter.config import parse_config
+
+from .test_inventory import _image
+
+# Families whose values are timings of the render itself: they differ between any two renders.
+TIMINGS = (
+    "vsphere_scrape_duration_seconds",
+    "vsphere_scrape_collector_duration_seconds",
+    "vsphere_render_lag_seconds",
+)
+
+
+def _stable(text: str) -> str:
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if not line.lstrip("# HELPTYPE").startswith(TIMINGS)
+    )
+
+
+def _estate(vm_count: int = 30) -> Inventory:
+    """The test image plus ``vm_count`` VMs on its host, sensors on the hosts."""
+    inv = _image()
+    host = next(o for o in inv.objects.values() if o.type == "HostSystem")
+    for obj in list(inv.objects.values()):
+        if obj.type == "HostSystem":
+            props = dict(obj.props)
+            props["runtime.connectionState"] = "connected"
+            props[SENSORS] = (
+                ("Fan 1A", "fan", "green", 8400.0, "rpm"),
+                ("Inlet Temp", "temperature", "green", 24.0, "celsius"),
+            )
+            inv.objects[obj.moid] = ManagedObject(obj.moid, obj.type, props)
+    for i in range(vm_count):
+        moid = f"vm-x{i}"
+        inv.objects[moid] = ManagedObject(
+            moid,
+            "VirtualMachine",
+            {
+                "name": f"app{i}",
+                "runtime.host": host.moid,
+                "runtime.powerState": "poweredOn",
+                "runtime.connectionState": "connected",
+                "guestHeartbeatStatus": "green",
+                "summary.config.numCpu": 2,
+            },
+        )
+    inv.up = inv.synced = True
+    return inv
+
+
+def _fresh_text(inv: Inventory, config: Any) -> str:
+    """What a render with every cache empty gives (the inventory's caches left alone)."""
+    saved, inv.render_cache = inv.render_cache, {}
+    try:
+        return _stable(Renderer(config, [inv]).render_now().decode())
+    finally:
+        inv.render_cache = saved
+
+
+def _pieces(body: Body) -> dict[str, Piece]:
+    return {p.name: p for p in body.pieces}
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Calls of the per-VM and per-host render functions, by moid."""
+    calls: dict[str, list[str]] = {"vm": [], "host": []}
+    real_vm, real_host = vms._render_vm, hardware._render_host
+
+    def vm(ctx: Any, obj: ManagedObject, *rest: Any) -> Any:
+        calls["vm"].append(obj.moid)
+        return real_vm(ctx, obj, *rest)
+
+    def host(ctx: Any, obj: ManagedObject, *rest: Any) -> Any:
+        calls["host"].append(obj.moid)
+        return real_host(ctx, obj, *rest)
+
+    monkeypatch.setattr(vms, "_render_vm", vm)
+    monkeypatch.setattr(hardware, "_render_host", host)
+    return calls
+
+
+def test_a_render_without_vm_changes_reuses_the_vm_families(
+    counted: dict[str, list[str]],
+) -> None:
+    inv = _estate()
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    first = renderer.render_now()
+    assert len(counted["vm"]) >= 30
+    counted["vm"].clear()
+    inv.mark_alive()  # a heartbeat round: the timestamp families change, no VM does
+    second = renderer.render_now()
+    assert counted["vm"] == []
+    before, after = _pieces(first), _pieces(second)
+    for name in ("vsphere_vm_info", "vsphere_vm_power_state", "vsphere_vm_cpu_count"):
+        assert after[name] is before[name], name  # neither joined nor encoded again
+    # Of the VM families only the heartbeat timestamps were built (their values changed);
+    # the 20 others were neither joined nor encoded, nor were the host sensors.
+    built = renderer.last_built
+    assert {n for n in built if n.startswith("vsphere_vm_")} <= {
+        "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds",
+        "vsphere_vm_app_heartbeat_last_green_timestamp_seconds",
+    }, built
+    assert not {n for n in built if n.startswith("vsphere_host_sensor")}
+    assert _stable(second.decode()) == _fresh_text(inv, config)
+
+
+def test_a_changed_vm_is_rendered_again_alone(counted: dict[str, list[str]]) -> None:
+    inv = _estate()
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    first = renderer.render_now()
+    counted["vm"].clear()
+    vm = inv.objects["vm-x3"]
+    props = dict(vm.props, **{"runtime.powerState": "poweredOff"})
+    inv.objects[vm.moid] = ManagedObject(vm.moid, vm.type, props)
+    second = renderer.render_now()
+    assert counted["vm"] == ["vm-x3"]
+    assert _pieces(second)["vsphere_vm_power_state"] is not _pieces(first)["vsphere_vm_power_state"]
+    assert 'vm="app3",state="poweredOff"} 1' in second.decode()
+    assert _stable(second.decode()) == _fresh_text(inv, config)
+
+
+def test_a_host_change_that_is_not_hardware_keeps_its_sensor_lines(
+    counted: dict[str, list[str]],
+) -> None:
+    """A poll's quickStats bump a host's revision on every poll; its sensor lines (~100
+    KB per host on real hardware) depend on none of it, so they are neither rendered nor
+    the ~100 MB family re-joined."""
+    inv = _estate()
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    first = renderer.render_now()
+    counted["host"].clear()
+    host = next(o for o in inv.objects.values() if o.type == "HostSystem")
+    props = dict(host.props, **{"summary.quickStats.overallCpuUsage": 1234})
+    inv.objects[host.moid] = ManagedObject(host.moid, host.type, props)
+    second = renderer.render_now()
+    assert counted["host"] == []
+    sensors = "vsphere_host_sensor_status"
+    assert _pieces(second)[sensors] is _pieces(first)[sensors]
+    assert _stable(second.decode()) == _fresh_text(inv, config)
+    # ...while a sensor's change is rendered (that host alone)
+    changed = dict(props)
+    changed[SENSORS] = (("Fan 1A", "fan", "red", 0.0, "rpm"),)
+    inv.objects[host.moid] = ManagedObject(host.moid, host.type, changed)
+    counted["host"].clear()  # the fresh render above rendered it too
+    third = renderer.render_now()
+    assert counted["host"] == [host.moid]
+    assert 'sensor="Fan 1A",type="fan",status="red"} 1' in third.decode()
+    assert _stable(third.decode()) == _fresh_text(inv, config)
+
+
+def _text(size: int, seed: int) -> bytes:
+    """Exposition-like text of about ``size`` bytes that compresses like a body does."""
+    rng = random.Random(seed)
+    lines, n = [], 0
+    while n < size:
+        line = f'm{{vcenter="vc",vm_id="vm-{rng.randrange(10**6)}"}} {rng.random()}\n'.encode()
+        lines.append(line)
+        n += len(line)
+    return b"".join(lines)
+
+
+def test_a_plain_scrape_of_a_gzip_only_body_is_streamed() -> None:
+    """Once gzip is served only the members are kept; a plain scrape (curl) decompresses
+    them block by block as it writes, never the whole body at once (which was another
+    copy of a 135 MB body per plain scrape)."""
+    pieces = [Piece(f"f{i}", _text(4 << 20, i)) for i in range(3)]
+    want = b"".join(p.plain for p in pieces)
+    for piece in pieces:
+        piece.gzip()
+        piece.release_plain()
+    stream = exposition.chunks(pieces, gzipped=False)
+    assert stream.length == len(want)
+    digest = hashlib.sha256()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for block in stream:
+            assert len(block) <= exposition.STREAM_BLOCK
+            digest.update(block)
+            del block
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.digest() == hashlib.sha256(want).digest()
+    assert peak < 3 * exposition.STREAM_BLOCK, peak  # the body is 12 MB
+
+
+def test_a_plain_scrape_of_a_gzip_only_body_gives_the_same_bytes() -> None:
+    pieces = [Piece(f"f{i}", _text(300_000 * (i + 1), i)) for i in range(3)]
+    pieces.append(Piece("empty", b""))
+    want = b"".join(p.plain for p in pieces)
+    for piece in pieces[:2]:  # one piece still has its plain bytes
+        piece.gzip()
+        piece.release_plain()
+    stream = exposition.chunks(pieces, gzipped=False)
+    assert stream.length == len(want)
+    assert b"".join(stream) == want
+    assert b"".join(stream) == want  # iterable again (a retried write)
+
+
+def test_families_handed_back_unchanged_are_not_mutated() -> None:
+    """The renderer recognises a family by identity and line count: a collector handing
+    back its previous family must hand it back whole (a copy of the list, same objects)."""
+    inv = _estate()
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    renderer.render_now()
+    fams: list[Family] = inv.render_cache["vm_families"][1]
+    sizes = [len(f.lines) for f in fams]
+    renderer.render_now()
+    assert [len(f.lines) for f in fams] == sizes
