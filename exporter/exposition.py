@@ -23,9 +23,12 @@ import hashlib
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 MAX_SHARDS = 256
+# Plain bytes per block when a gzip-only piece is decompressed for a plain scrape: the
+# scrape holds a block or two, never the piece (the ~100 MB sensor family) or the body.
+STREAM_BLOCK = 1 << 20
 # The identity label block every per-object family starts with (collectors/context.py and
 # perf.py build it): the vCenter, then the object's moid.
 _OBJECT = re.compile(
@@ -163,6 +166,32 @@ class Piece:
             return mine == theirs
         return self.digest == other.digest
 
+    def iter_plain(self, block: int = STREAM_BLOCK) -> Iterator[bytes]:
+        """The piece's bytes as they are written: its plain bytes while kept, else its
+        gzip member decompressed ``block`` bytes at a time."""
+        data = self._plain
+        if data is not None:
+            if data:
+                yield data
+            return
+        member = self._gzip
+        if not member:
+            return
+        inflater = zlib.decompressobj(31)
+        view = memoryview(member)
+        step = 1 << 16  # input fed in slices: ``unconsumed_tail`` is a copy of what is left
+        for start in range(0, len(view), step):
+            pending: bytes | memoryview = view[start : start + step]
+            while pending:
+                out = inflater.decompress(pending, block)
+                pending = inflater.unconsumed_tail
+                if out:
+                    yield out
+        while tail := inflater.decompress(b"", block):  # output zlib still holds
+            yield tail
+        if rest := inflater.flush():
+            yield rest
+
     def release_plain(self) -> None:
         """Keep only the gzip member (and what was split): a no-op until it exists."""
         if self._gzip is not None and self._plain is not None:
@@ -224,10 +253,43 @@ def reuse(pieces: Iterable[Piece], previous: Sequence[Piece]) -> list[Piece]:
     return out
 
 
+class Chunks:
+    """The body (or a shard) as the chunks to write one after the other, with its length.
+
+    Gzipped or sharded, each chunk is bytes already built. Plain and unsharded, a piece
+    that kept only its gzip member is decompressed block by block while it is written
+    (``lazy``), so a plain scrape never holds a decompressed copy of the body.
+    """
+
+    __slots__ = ("_items", "lazy", "length")
+
+    def __init__(self, items: Iterable[bytes | Piece]) -> None:
+        self._items: list[bytes | Piece] = [
+            i for i in items if (len(i) if isinstance(i, bytes) else i.size)
+        ]
+        self.length = sum(len(i) if isinstance(i, bytes) else i.size for i in self._items)
+        self.lazy = any(isinstance(i, Piece) for i in self._items)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._items:
+            if isinstance(item, bytes):
+                yield item
+            else:
+                yield from item.iter_plain()
+
+    def __len__(self) -> int:
+        """How many chunks (one per non-empty piece)."""
+        return len(self._items)
+
+    def __add__(self, other: Chunks) -> Chunks:
+        return Chunks([*self._items, *other._items])
+
+
 def chunks(
     pieces: Sequence[Piece], *, gzipped: bool, shard: tuple[int, int] | None = None
-) -> list[bytes]:
+) -> Chunks:
     """The body (or one shard of it) as chunks to write one after the other."""
     i, n = shard or (0, 1)
-    out = (p.shard(i, n, gzipped=gzipped) for p in pieces)
-    return [c for c in out if c]
+    if n == 1 and not gzipped:
+        return Chunks(pieces)
+    return Chunks(p.shard(i, n, gzipped=gzipped) for p in pieces)

@@ -26,7 +26,7 @@ from vcenter.config import Config
 
 from . import __version__
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import Piece, chunks, reuse
+from .exposition import Chunks, Piece, chunks, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
@@ -571,12 +571,13 @@ class Renderer:
         gzipped: bool = False,
         shard: tuple[int, int] | None = None,
         own_process: bool = False,
-    ) -> list[bytes]:
+    ) -> Chunks:
         """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
         body at 10,000 VMs is never copied into one buffer per scrape; gzipped, each chunk
-        is the family's gzip member, compressed once per change of that family.
+        is the family's gzip member, compressed once per change of that family; plain, a
+        family kept as its gzip member only is decompressed as it is written.
         """
         total = shard[1] if shard is not None else 1
         with self._cond:
@@ -596,5 +597,5 @@ class Renderer:
         process = Piece("process", generate_latest(self._process), shard0=True)
         out = chunks(body.pieces, gzipped=gzipped, shard=shard)
         if own_process:  # a replica's shard: its process metrics are its own, in every shard
-            return [*out, process.gzip() if gzipped else process.plain]
+            return out + Chunks([process.gzip() if gzipped else process.plain])
         return out + chunks([process], gzipped=gzipped, shard=shard)

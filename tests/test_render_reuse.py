@@ -37,7 +37,7 @@ def _stable(text: str) -> str:
     return "".join(
         line
         for line in text.splitlines(keepends=True)
-        if not line.lstrip("# HELPTYPE").startswith(TIMINGS)
+        if not (line.split()[2] if line.startswith("# ") else line).startswith(TIMINGS)
     )
 
 

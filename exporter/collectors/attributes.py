@@ -35,7 +35,7 @@ def collect(ctx: RenderContext) -> list[Family]:
 
         objs = [o for o in ctx.objects(type_name) if not o.get("config.template")]
         signature = (ctx.vcenter, cfg, fields_key, revisions(objs))
-        if (previous := previous_families(ctx, f"attributes_{kind}_families", signature)):
+        if previous := previous_families(ctx, f"attributes_{kind}_families", signature):
             out += previous
             continue
         for (lines,) in cached(ctx, f"attributes_{kind}", objs, render, (fields_key, cfg)):
