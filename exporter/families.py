@@ -8,11 +8,13 @@ these lines take ~0.2 s, which is what keeps ``/metrics`` cheap at any inventory
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ENCODE_BLOCK = 1 << 20  # characters joined and encoded at a time by Family.encode
 
 
 def escape(value: str) -> str:
@@ -82,11 +84,25 @@ class Family:
         for state in states:
             self.lines.append(f'{prefix}{state}"}} {"1" if state == current else "0"}\n')
 
-    def render(self) -> str:
+    def encode(self) -> bytes:
+        """:meth:`render` as UTF-8, built block by block: the host sensor family is ~100 MB
+        at 1,000 hosts, and ``render().encode()`` held it twice (a str and its bytes, with
+        the header's concatenation a third) while the bytes were made."""
+        out = io.BytesIO()  # its getvalue() hands over the buffer without a copy
+        out.write(self.header().encode())
+        lines = self.lines
+        total = sum(map(len, lines))
+        step = max(1, len(lines) * ENCODE_BLOCK // total) if total else 1
+        for start in range(0, len(lines), step):
+            out.write("".join(lines[start : start + step]).encode())
+        return out.getvalue()
+
+    def header(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
-        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n" + "".join(
-            self.lines
-        )
+        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n"
+
+    def render(self) -> str:
+        return self.header() + "".join(self.lines)
 
 
 def merge(families: Iterable[Family]) -> list[Family]:

@@ -387,11 +387,12 @@ class Renderer:
             ):
                 piece = old[2]
             else:
-                first = group[0]
-                merged = Family(first.name, first.help, first.type, [])
-                for fam in group:
-                    merged.lines.extend(fam.lines)
-                piece = Piece(name, merged.render().encode())
+                merged = group[0]
+                if len(group) > 1:  # several vCenters' families: one piece
+                    merged = Family(merged.name, merged.help, merged.type, [])
+                    for fam in group:
+                        merged.lines.extend(fam.lines)
+                piece = Piece(name, merged.encode())
                 self.families_rendered_total += 1
                 built.append(name)
             cache[name] = (group, sizes, piece)
