@@ -104,6 +104,15 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
             f"{peak:.0f} MiB; body {plain / 1e6:.1f} MB plain, {packed / 1e6:.1f} MB gzip; "
             f"load {loadavg()}"
         )
+        renderer = exporter.renderer
+        for _ in range(2):
+            built, t1 = renderer.families_rendered_total, time.perf_counter()
+            renderer.render_now()
+            print(
+                f"a full render, no object changed: {time.perf_counter() - t1:.2f} s, "
+                f"{renderer.families_rendered_total - built} families built; RSS peak "
+                f"{rss_mib()[1]:.0f} MiB"
+            )
         trimmed = trim_heap()
         if trimmed is not None:
             print(
