@@ -128,13 +128,15 @@ class Piece:
         "size",
     )
 
-    def __init__(self, name: str, plain: bytes, *, shard0: bool = False) -> None:
+    def __init__(
+        self, name: str, plain: bytes, *, shard0: bool = False, gzip: bytes | None = None
+    ) -> None:
         self.name = name
         self._plain: bytes | None = plain
         self.size = len(plain)
         self._digest: bytes | None = None  # of the plain bytes, taken before they go
         self.shard0 = shard0
-        self._gzip: bytes | None = None
+        self._gzip: bytes | None = gzip  # given: built from the family's cached members
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
         self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
         self._lock = threading.Lock()

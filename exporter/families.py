@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -60,12 +61,19 @@ def _fmt_float(value: float) -> str:
 
 @dataclass
 class Family:
-    """One metric family: a name, its type and help, and its sample lines."""
+    """One metric family: a name, its type and help, and its sample lines.
+
+    ``members``: more sample lines, as gzip members of their UTF-8 text (each a whole
+    number of lines), after ``lines``: what a collector caches compressed (the host
+    sensors, ~100 MB of text at 1,000 hosts) stays compressed until it is encoded, and
+    its members become part of the family's own gzip member unchanged (:meth:`gzip`).
+    """
 
     name: str
     help: str
     type: str = "gauge"
     lines: list[str] = field(default_factory=list)
+    members: list[bytes] = field(default_factory=list)
 
     def add(self, label_block: str, value: float) -> None:
         """Add a sample; ``label_block`` is the body of ``{...}`` (may be empty)."""
@@ -95,14 +103,31 @@ class Family:
         step = max(1, len(lines) * ENCODE_BLOCK // total) if total else 1
         for start in range(0, len(lines), step):
             out.write("".join(lines[start : start + step]).encode())
+        for member in self.members:
+            out.write(zlib.decompress(member, 31))
         return out.getvalue()
+
+    def gzip(self) -> bytes:
+        """The gzip member(s) of :meth:`encode`'s bytes: the header and ``lines``
+        compressed, then ``members`` as they are (RFC 1952 2.2: a gzip file is a series
+        of members, read as one stream)."""
+        packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+        head = packer.compress(self.header().encode() + "".join(self.lines).encode())
+        return b"".join([head, packer.flush(), *self.members])
+
+    def sample_text(self) -> str:
+        """The sample lines, without the header."""
+        text = "".join(self.lines)
+        if self.members:
+            text += "".join(zlib.decompress(m, 31).decode() for m in self.members)
+        return text
 
     def header(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
         return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n"
 
     def render(self) -> str:
-        return self.header() + "".join(self.lines)
+        return self.header() + self.sample_text()
 
 
 def merge(families: Iterable[Family]) -> list[Family]:
@@ -111,9 +136,12 @@ def merge(families: Iterable[Family]) -> list[Family]:
     for fam in families:
         existing = by_name.get(fam.name)
         if existing is None:
-            by_name[fam.name] = Family(fam.name, fam.help, fam.type, list(fam.lines))
+            by_name[fam.name] = Family(
+                fam.name, fam.help, fam.type, list(fam.lines), list(fam.members)
+            )
         else:
             existing.lines.extend(fam.lines)
+            existing.members.extend(fam.members)
     return list(by_name.values())
 
 

@@ -120,7 +120,7 @@ def filter_lines(plain: bytes, objects: dict[bytes, bytes]) -> bytes:
 def by_object(fam: Family) -> dict[bytes, bytes] | None:
     """A family's lines grouped by object identity; None when a line has none."""
     out: dict[bytes, list[bytes]] = {}
-    for line in "".join(fam.lines).encode().splitlines(keepends=True):
+    for line in fam.sample_text().encode().splitlines(keepends=True):
         m = _LINE.match(line)
         if m is None:
             return None

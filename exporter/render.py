@@ -377,7 +377,7 @@ class Renderer:
         out = []
         built = []
         for name, group in groups.items():
-            sizes = tuple(len(f.lines) for f in group)
+            sizes = tuple(len(f.lines) + len(f.members) for f in group)
             old = previous.get(name)
             if (
                 old is not None
@@ -392,7 +392,11 @@ class Renderer:
                     merged = Family(merged.name, merged.help, merged.type, [])
                     for fam in group:
                         merged.lines.extend(fam.lines)
-                piece = Piece(name, merged.encode())
+                        merged.members.extend(fam.members)
+                # A family with cached members has its gzip member made of them: a host's
+                # change compresses that host's lines, not the ~100 MB sensor family.
+                packed = merged.gzip() if merged.members else None
+                piece = Piece(name, merged.encode(), gzip=packed)
                 self.families_rendered_total += 1
                 built.append(name)
             cache[name] = (group, sizes, piece)

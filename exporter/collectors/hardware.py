@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from exporter.collectors_config import parse_collectors_config
 
+from ..exposition import gzip_member
 from ..families import Family, labels
 from ..inventory import ManagedObject
 from ..properties_extra import SENSORS
@@ -44,8 +45,9 @@ def _families() -> tuple[Family, Family, Family, Family]:
 
 def _render_host(
     ctx: RenderContext, host: ManagedObject, sensors_on: bool, include_green: bool
-) -> tuple[str, ...]:
-    """One host's lines of each family of :func:`_families`, in that order."""
+) -> tuple[str, bytes, bytes, str]:
+    """One host's lines of each family of :func:`_families`, in that order (the sensor
+    families' as gzip members)."""
     info, status, reading, counts = _families()
     base = ctx.base("host", host)
     info.add(
@@ -77,7 +79,19 @@ def _render_host(
                 reading.add(f"{sensor},{labels((('unit', unit),))}", value)
         for state, count in n.items():
             counts.add(f'{base},status="{state}"', count)
-    return tuple("".join(f.lines) for f in (info, status, reading, counts))
+    # The status and value lines (~100 KB per host on real hardware) are cached as gzip
+    # members: ~5 % of their text, decompressed only when the family is encoded again.
+    return (
+        "".join(info.lines),
+        _packed(status),
+        _packed(reading),
+        "".join(counts.lines),
+    )
+
+
+def _packed(fam: Family) -> bytes:
+    text = "".join(fam.lines)
+    return gzip_member(text.encode()) if text else b""
 
 
 # What a host's lines of these families depend on (its identity block, the hardware
@@ -121,7 +135,11 @@ def collect(ctx: RenderContext) -> list[Family]:
         extra_key=(ctx.vcenter, cfg.enabled, cfg.include_green),
         key=lambda host: by_moid[host.moid],
     ):
-        for fam, chunk in zip(families, parts, strict=True):
-            if chunk:
-                fam.lines.append(chunk)
+        info, status, reading, counts = parts
+        for fam, text in ((families[0], info), (families[3], counts)):
+            if text:
+                fam.lines.append(text)
+        for fam, member in ((families[1], status), (families[2], reading)):
+            if member:
+                fam.members.append(member)
     return remember(ctx, "hardware_families", signature, list(families))
