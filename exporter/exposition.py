@@ -19,6 +19,7 @@ was derived from it stays valid), which makes two things cheap:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 import threading
@@ -63,6 +64,31 @@ def parse_shard(shard: str | None, total: str | None) -> tuple[int, int] | None:
 def shard_of(vcenter: bytes, object_id: bytes, total: int) -> int:
     """The shard of one object (its labels as they appear in the body, escaped)."""
     return zlib.crc32(vcenter + b"\0" + object_id) % total
+
+
+def inflate(data: bytes, block: int = STREAM_BLOCK) -> Iterator[bytes]:
+    """The bytes of the gzip member(s) ``data``, at most ``block`` at a time.
+
+    Fed in 64 KiB slices: zlib's ``unconsumed_tail`` is a copy of the input left, which
+    for a whole 7 MB body was a copy per block. Several members (a piece built from
+    cached ones, Family.gzip) are read one after the other, as RFC 1952 2.2 reads them.
+    """
+    view = memoryview(data)
+    step = 1 << 16
+    inflater = zlib.decompressobj(31)
+    for start in range(0, len(view), step):
+        pending: bytes | memoryview = view[start : start + step]
+        while pending:
+            out = inflater.decompress(pending, block)
+            if out:
+                yield out
+            if inflater.eof:  # a member ended: the next starts in what is left
+                pending = inflater.unused_data
+                inflater = zlib.decompressobj(31)
+            else:
+                pending = inflater.unconsumed_tail
+    while not inflater.eof and (tail := inflater.decompress(b"", block)):
+        yield tail  # output zlib still held
 
 
 def gzip_member(data: bytes) -> bytes:
@@ -148,7 +174,7 @@ class Piece:
         if data is not None:
             return data
         member = self._gzip
-        return zlib.decompress(member, 31) if member else b""
+        return gzip.decompress(member) if member else b""  # every member (see Family.gzip)
 
     @property
     def digest(self) -> bytes:
@@ -181,20 +207,7 @@ class Piece:
         member = self._gzip
         if not member:
             return
-        inflater = zlib.decompressobj(31)
-        view = memoryview(member)
-        step = 1 << 16  # input fed in slices: ``unconsumed_tail`` is a copy of what is left
-        for start in range(0, len(view), step):
-            pending: bytes | memoryview = view[start : start + step]
-            while pending:
-                out = inflater.decompress(pending, block)
-                pending = inflater.unconsumed_tail
-                if out:
-                    yield out
-        while tail := inflater.decompress(b"", block):  # output zlib still holds
-            yield tail
-        if rest := inflater.flush():
-            yield rest
+        yield from inflate(member, block)
 
     def release_plain(self) -> None:
         """Keep only the gzip member (and what was split): a no-op until it exists."""

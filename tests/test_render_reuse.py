@@ -308,5 +308,10 @@ def test_host_sensor_lines_are_cached_compressed() -> None:
     )
     assert cached < piece.size / 5, (cached, piece.size)
     assert gz.decompress(piece.gzip()) == piece.plain
+    plain = piece.plain
+    piece.release_plain()  # gzip only, as once Prometheus scraped: every member is read
+    assert piece.plain == plain
+    assert b"".join(exposition.chunks([piece], gzipped=False)) == plain
+    assert b"".join(piece.iter_plain(block=1000)) == plain
     assert 'sensor="Sensor 7",type="temperature",status="red"} 1' in body.decode()
     assert _stable(body.decode()) == _fresh_text(inv, config)
