@@ -113,6 +113,8 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
                 f"{renderer.families_rendered_total - built} families built; RSS peak "
                 f"{rss_mib()[1]:.0f} MiB"
             )
+        built_names = sorted(getattr(renderer, "last_built", ()))
+        print(f"  built: {', '.join(n.removeprefix('vsphere_') for n in built_names)}")
         trimmed = trim_heap()
         if trimmed is not None:
             print(

@@ -18,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -259,8 +260,10 @@ class Renderer:
         self._dirty = True
         self._stop = False
         self._body: Body | None = None
-        # name -> (the source families it was rendered from, with their sizes; the piece)
-        self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        # name -> (weak references to the families it was rendered from: a family its
+        # source keeps and hands out again is recognised, one built afresh dies with its
+        # render instead of being held beside the body; their sizes; the piece)
+        self._by_sources: dict[str, tuple[list[weakref.ref[Family]], tuple[int, ...], Piece]] = {}
         self._gzip_wanted = False
         self._plain_shards_wanted = False  # plain shards asked: keep their parts built
         self._shard_totals: list[int] = []  # recently asked total_shards, newest last
@@ -373,7 +376,7 @@ class Renderer:
         for fam in families:
             groups.setdefault(fam.name, []).append(fam)
         previous = self._by_sources
-        cache: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        cache: dict[str, tuple[list[weakref.ref[Family]], tuple[int, ...], Piece]] = {}
         out = []
         built = []
         for name, group in groups.items():
@@ -383,7 +386,7 @@ class Renderer:
                 old is not None
                 and old[1] == sizes
                 and len(old[0]) == len(group)
-                and all(a is b for a, b in zip(old[0], group, strict=True))
+                and all(a() is b for a, b in zip(old[0], group, strict=True))
             ):
                 piece = old[2]
             else:
@@ -399,14 +402,14 @@ class Renderer:
                 piece = Piece(name, merged.encode(), gzip=packed)
                 self.families_rendered_total += 1
                 built.append(name)
-            cache[name] = (group, sizes, piece)
+            cache[name] = ([weakref.ref(f) for f in group], sizes, piece)
             out.append(piece)
         with self._cond:
             old_body = self._body
         out = reuse(out, old_body.pieces if old_body is not None else ())
         for name, piece in zip(groups, out, strict=True):
-            group, sizes, _ = cache[name]
-            cache[name] = (group, sizes, piece)
+            refs, sizes, _ = cache[name]
+            cache[name] = (refs, sizes, piece)
         self._by_sources = cache
         self.last_built = frozenset(built)
         return out

@@ -315,3 +315,30 @@ def test_host_sensor_lines_are_cached_compressed() -> None:
     assert b"".join(piece.iter_plain(block=1000)) == plain
     assert 'sensor="Sensor 7",type="temperature",status="red"} 1' in body.decode()
     assert _stable(body.decode()) == _fresh_text(inv, config)
+
+
+def test_a_render_lets_go_of_the_families_nobody_keeps() -> None:
+    """The renderer recognises an unchanged family by identity, but must not keep every
+    family of the last render alive for that: the text of the families built afresh on
+    each render (hosts, clusters, tags, timestamps) was 28 MiB held between renders at
+    10,000 VMs, beside the body that already has it."""
+    import weakref  # noqa: PLC0415
+
+    made: list[weakref.ref[Family]] = []
+    kept = Family("vsphere_kept", "A family its source keeps and hands out again.")
+    kept.add('vcenter="vc"', 1)
+
+    def source() -> list[Family]:
+        fresh = Family("vsphere_fresh", "A family built afresh each time.")
+        fresh.add('vcenter="vc"', len(made))
+        made.append(weakref.ref(fresh))
+        return [fresh, kept]
+
+    renderer = Renderer(parse_config({}), [], extra_sources=[source])
+    first = renderer.render_now()
+    gc.collect()
+    assert made[0]() is None  # built afresh, not kept by the renderer
+    second = renderer.render_now()
+    assert _pieces(second)["vsphere_kept"] is _pieces(first)["vsphere_kept"]
+    assert "vsphere_kept" not in renderer.last_built
+    assert b"vsphere_fresh" in b"".join(second)
