@@ -91,6 +91,12 @@ def inflate(data: bytes, block: int = STREAM_BLOCK) -> Iterator[bytes]:
         yield tail  # output zlib still held
 
 
+def member_size(member: bytes) -> int:
+    """The decompressed size of one gzip member, from its trailer (ISIZE, RFC 1952 2.3.1:
+    the size modulo 2**32; a host's lines are far below 4 GiB)."""
+    return int.from_bytes(member[-4:], "little") if member else 0
+
+
 def gzip_member(data: bytes) -> bytes:
     """One complete gzip member (header, deflate at level 1, CRC-32 and size trailer)."""
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)
@@ -160,6 +166,21 @@ class Piece:
         self.name = name
         self._plain: bytes | None = plain
         self.size = len(plain)
+        self._init_rest(shard0, gzip)
+
+    @classmethod
+    def packed(cls, name: str, members: bytes, size: int) -> Piece:
+        """A piece from its gzip member(s) alone (a family of cached members, see
+        Family.gzip) and its decompressed ``size``: its bytes are never held whole unless
+        a patch or a plain shard asks for them."""
+        piece = cls.__new__(cls)
+        piece.name = name
+        piece._plain = None
+        piece.size = size
+        piece._init_rest(False, members)
+        return piece
+
+    def _init_rest(self, shard0: bool, gzip: bytes | None) -> None:
         self._digest: bytes | None = None  # of the plain bytes, taken before they go
         self.shard0 = shard0
         self._gzip: bytes | None = gzip  # given: built from the family's cached members
@@ -188,7 +209,13 @@ class Piece:
         """BLAKE2b of the plain bytes (releases the GIL on large buffers; 16 bytes keep a
         collision out of reach), computed when first needed."""
         if self._digest is None:
-            self._digest = hashlib.blake2b(self.plain, digest_size=16).digest()
+            if self._plain is not None:
+                self._digest = hashlib.blake2b(self._plain, digest_size=16).digest()
+            else:  # block by block: a gzip-only piece is never decompressed whole for it
+                h = hashlib.blake2b(digest_size=16)
+                for block in self.iter_plain():
+                    h.update(block)
+                self._digest = h.digest()
         return self._digest
 
     def same_bytes(self, other: Piece) -> bool:

@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .exposition import member_size
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ENCODE_BLOCK = 1 << 20  # characters joined and encoded at a time by Family.encode
 
@@ -114,6 +116,12 @@ class Family:
         packer = zlib.compressobj(1, zlib.DEFLATED, 31)
         head = packer.compress(self.header().encode() + "".join(self.lines).encode())
         return b"".join([head, packer.flush(), *self.members])
+
+    def encoded_size(self) -> int:
+        """The size of :meth:`encode`'s bytes, without decompressing the members (their
+        trailers hold their sizes)."""
+        head = len(self.header().encode()) + len("".join(self.lines).encode())
+        return head + sum(member_size(m) for m in self.members)
 
     def sample_text(self) -> str:
         """The sample lines, without the header."""

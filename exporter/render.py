@@ -396,10 +396,13 @@ class Renderer:
                     for fam in group:
                         merged.lines.extend(fam.lines)
                         merged.members.extend(fam.members)
-                # A family with cached members has its gzip member made of them: a host's
-                # change compresses that host's lines, not the ~100 MB sensor family.
-                packed = merged.gzip() if merged.members else None
-                piece = Piece(name, merged.encode(), gzip=packed)
+                # A family with cached members is its members (a host's change compresses
+                # that host's lines, not the ~100 MB sensor family), never decompressed
+                # whole by a render.
+                if merged.members:
+                    piece = Piece.packed(name, merged.gzip(), merged.encoded_size())
+                else:
+                    piece = Piece(name, merged.encode())
                 self.families_rendered_total += 1
                 built.append(name)
             cache[name] = ([weakref.ref(f) for f in group], sizes, piece)

@@ -387,3 +387,30 @@ def test_a_gzip_only_piece_of_many_members_is_decompressed_once_over() -> None:
         tracemalloc.stop()
     assert got == want
     assert peak < 1.4 * len(want), (peak, len(want))
+
+
+def test_a_family_of_cached_members_is_never_decompressed_whole_by_a_render() -> None:
+    """The sensor family re-joined after one host's change: its piece is its members
+    concatenated (compressed), its size read from their trailers and its digest taken
+    block by block, so a full render never holds its ~100 MB of text (250 MB at the
+    maximum of 2,500 hosts)."""
+    fam = Family("vsphere_host_sensor_status", "Sensors.")
+    fam.add('vcenter="vc",host_id="host-0",sensor="a",status="green"', 1)
+    texts = [_text(50_000, i) for i in range(200)]  # 10 MB
+    fam.members = [exposition.gzip_member(t) for t in texts]
+    want = fam.header().encode() + "".join(fam.lines).encode() + b"".join(texts)
+    renderer = Renderer(parse_config({}), [], extra_sources=[lambda: [fam]])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        body = renderer.render_now()
+        piece = _pieces(body)["vsphere_host_sensor_status"]
+        assert piece.size == len(want)
+        _ = piece.digest
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(want) / 2, (peak, len(want))
+    assert piece.plain == want
+    assert b"".join(exposition.chunks([piece], gzipped=False)) == want
+    assert piece.same_bytes(Piece(piece.name, want))
