@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 
 from vcenter.config import Config
 
-from . import __version__
+from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .exposition import Chunks, Piece, chunks, reuse
 from .families import Family, escape
@@ -480,6 +480,7 @@ class Renderer:
             with self._cond:
                 self._body = body
         self._render_seconds = time.perf_counter() - start
+        heap.trim()  # the render's transients back to the system (rate-limited)
         self.renders_total += 1
         self.rendered_generations = generations
         self._observe_lag(begun)
