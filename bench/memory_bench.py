@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
+import ctypes.util
 import gc
 import json
 import os
@@ -35,6 +37,21 @@ def rss_mib() -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(rest.split()[0]) / 1024
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def trim_heap() -> float | None:
+    """glibc's ``malloc_trim(0)`` (free heap pages back to the system), then the RSS in
+    MiB; None off glibc. Tells the live memory from what the allocator keeps after the
+    transients of renders and collections."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return None
+    return rss_mib()[0]
 
 
 def config_for(info: dict[str, Any], tmp: Path, sensors: bool, perf: bool) -> Any:
@@ -87,6 +104,24 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
             f"{peak:.0f} MiB; body {plain / 1e6:.1f} MB plain, {packed / 1e6:.1f} MB gzip; "
             f"load {loadavg()}"
         )
+        renderer = exporter.renderer
+        for _ in range(2):
+            built, t1 = renderer.families_rendered_total, time.perf_counter()
+            renderer.render_now()
+            print(
+                f"a full render, no object changed: {time.perf_counter() - t1:.2f} s, "
+                f"{renderer.families_rendered_total - built} families built; RSS peak "
+                f"{rss_mib()[1]:.0f} MiB"
+            )
+        built_names = sorted(getattr(renderer, "last_built", ()))
+        print(f"  built: {', '.join(n.removeprefix('vsphere_') for n in built_names)}")
+        trimmed = trim_heap()
+        if trimmed is not None:
+            print(
+                f"after malloc_trim(0): RSS {trimmed:.0f} MiB "
+                f"({trimmed * 1024 / max(vms, 1):.1f} KiB/VM; {rss - trimmed:.0f} MiB was free "
+                "heap glibc had kept)"
+            )
         counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
         print("live objects (gc-tracked) by type:", counts.most_common(12))
         if trace:

@@ -20,12 +20,16 @@ was derived from it stays valid), which makes two things cheap:
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 MAX_SHARDS = 256
+# Plain bytes per block when a gzip-only piece is decompressed for a plain scrape: the
+# scrape holds a block or two, never the piece (the ~100 MB sensor family) or the body.
+STREAM_BLOCK = 1 << 20
 # The identity label block every per-object family starts with (collectors/context.py and
 # perf.py build it): the vCenter, then the object's moid.
 _OBJECT = re.compile(
@@ -60,6 +64,37 @@ def parse_shard(shard: str | None, total: str | None) -> tuple[int, int] | None:
 def shard_of(vcenter: bytes, object_id: bytes, total: int) -> int:
     """The shard of one object (its labels as they appear in the body, escaped)."""
     return zlib.crc32(vcenter + b"\0" + object_id) % total
+
+
+def inflate(data: bytes, block: int = STREAM_BLOCK) -> Iterator[bytes]:
+    """The bytes of the gzip member(s) ``data``, at most ``block`` at a time.
+
+    Fed in 64 KiB slices: zlib's ``unconsumed_tail`` is a copy of the input left, which
+    for a whole 7 MB body was a copy per block. Several members (a piece built from
+    cached ones, Family.gzip) are read one after the other, as RFC 1952 2.2 reads them.
+    """
+    view = memoryview(data)
+    step = 1 << 16
+    inflater = zlib.decompressobj(31)
+    for start in range(0, len(view), step):
+        pending: bytes | memoryview = view[start : start + step]
+        while pending:
+            out = inflater.decompress(pending, block)
+            if out:
+                yield out
+            if inflater.eof:  # a member ended: the next starts in what is left
+                pending = inflater.unused_data
+                inflater = zlib.decompressobj(31)
+            else:
+                pending = inflater.unconsumed_tail
+    while not inflater.eof and (tail := inflater.decompress(b"", block)):
+        yield tail  # output zlib still held
+
+
+def member_size(member: bytes) -> int:
+    """The decompressed size of one gzip member, from its trailer (ISIZE, RFC 1952 2.3.1:
+    the size modulo 2**32; a host's lines are far below 4 GiB)."""
+    return int.from_bytes(member[-4:], "little") if member else 0
 
 
 def gzip_member(data: bytes) -> bytes:
@@ -125,13 +160,30 @@ class Piece:
         "size",
     )
 
-    def __init__(self, name: str, plain: bytes, *, shard0: bool = False) -> None:
+    def __init__(
+        self, name: str, plain: bytes, *, shard0: bool = False, gzip: bytes | None = None
+    ) -> None:
         self.name = name
         self._plain: bytes | None = plain
         self.size = len(plain)
+        self._init_rest(shard0, gzip)
+
+    @classmethod
+    def packed(cls, name: str, members: bytes, size: int) -> Piece:
+        """A piece from its gzip member(s) alone (a family of cached members, see
+        Family.gzip) and its decompressed ``size``: its bytes are never held whole unless
+        a patch or a plain shard asks for them."""
+        piece = cls.__new__(cls)
+        piece.name = name
+        piece._plain = None
+        piece.size = size
+        piece._init_rest(False, members)
+        return piece
+
+    def _init_rest(self, shard0: bool, gzip: bytes | None) -> None:
         self._digest: bytes | None = None  # of the plain bytes, taken before they go
         self.shard0 = shard0
-        self._gzip: bytes | None = None
+        self._gzip: bytes | None = gzip  # given: built from the family's cached members
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
         self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
         self._lock = threading.Lock()
@@ -143,25 +195,53 @@ class Piece:
         if data is not None:
             return data
         member = self._gzip
-        return zlib.decompress(member, 31) if member else b""
+        if not member:
+            return b""
+        # Every member (see Family.gzip), into one buffer: gzip.decompress joins a list of
+        # the members' bytes, two copies of the ~100 MB sensor family at once.
+        out = io.BytesIO()
+        for block in inflate(member):
+            out.write(block)
+        return out.getvalue()
 
     @property
     def digest(self) -> bytes:
         """BLAKE2b of the plain bytes (releases the GIL on large buffers; 16 bytes keep a
         collision out of reach), computed when first needed."""
         if self._digest is None:
-            self._digest = hashlib.blake2b(self.plain, digest_size=16).digest()
+            if self._plain is not None:
+                self._digest = hashlib.blake2b(self._plain, digest_size=16).digest()
+            else:  # block by block: a gzip-only piece is never decompressed whole for it
+                h = hashlib.blake2b(digest_size=16)
+                for block in self.iter_plain():
+                    h.update(block)
+                self._digest = h.digest()
         return self._digest
 
     def same_bytes(self, other: Piece) -> bool:
         """True when ``other`` has this piece's bytes (compared directly while both have
         them, else by digest)."""
+        if self is other:  # an unchanged family's piece handed back whole
+            return True
         if self.size != other.size:
             return False
         mine, theirs = self._plain, other._plain
         if mine is not None and theirs is not None:
             return mine == theirs
         return self.digest == other.digest
+
+    def iter_plain(self, block: int = STREAM_BLOCK) -> Iterator[bytes]:
+        """The piece's bytes as they are written: its plain bytes while kept, else its
+        gzip member decompressed ``block`` bytes at a time."""
+        data = self._plain
+        if data is not None:
+            if data:
+                yield data
+            return
+        member = self._gzip
+        if not member:
+            return
+        yield from inflate(member, block)
 
     def release_plain(self) -> None:
         """Keep only the gzip member (and what was split): a no-op until it exists."""
@@ -224,10 +304,43 @@ def reuse(pieces: Iterable[Piece], previous: Sequence[Piece]) -> list[Piece]:
     return out
 
 
+class Chunks:
+    """The body (or a shard) as the chunks to write one after the other, with its length.
+
+    Gzipped or sharded, each chunk is bytes already built. Plain and unsharded, a piece
+    that kept only its gzip member is decompressed block by block while it is written
+    (``lazy``), so a plain scrape never holds a decompressed copy of the body.
+    """
+
+    __slots__ = ("_items", "lazy", "length")
+
+    def __init__(self, items: Iterable[bytes | Piece]) -> None:
+        self._items: list[bytes | Piece] = [
+            i for i in items if (len(i) if isinstance(i, bytes) else i.size)
+        ]
+        self.length = sum(len(i) if isinstance(i, bytes) else i.size for i in self._items)
+        self.lazy = any(isinstance(i, Piece) for i in self._items)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._items:
+            if isinstance(item, bytes):
+                yield item
+            else:
+                yield from item.iter_plain()
+
+    def __len__(self) -> int:
+        """How many chunks (one per non-empty piece)."""
+        return len(self._items)
+
+    def __add__(self, other: Chunks) -> Chunks:
+        return Chunks([*self._items, *other._items])
+
+
 def chunks(
     pieces: Sequence[Piece], *, gzipped: bool, shard: tuple[int, int] | None = None
-) -> list[bytes]:
+) -> Chunks:
     """The body (or one shard of it) as chunks to write one after the other."""
     i, n = shard or (0, 1)
-    out = (p.shard(i, n, gzipped=gzipped) for p in pieces)
-    return [c for c in out if c]
+    if n == 1 and not gzipped:
+        return Chunks(pieces)
+    return Chunks(p.shard(i, n, gzipped=gzipped) for p in pieces)

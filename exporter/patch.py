@@ -91,15 +91,19 @@ def splice(plain: bytes, name: bytes, objects: dict[bytes, bytes]) -> bytes:
     if not spans and not tail:
         return plain
     spans.sort()
-    parts: list[bytes] = []
+    # Views, not slices: a slice copies, and the parts of the ~100 MB sensor family were
+    # a third copy of it beside the old and the new bytes while a host's change was spliced.
+    view = memoryview(plain)
+    parts: list[bytes | memoryview] = []
     pos = 0
     for start, end, new in spans:
-        parts += (plain[pos:start], new)
+        parts += (view[pos:start], new)
         pos = end
-    parts.append(plain[pos:])
-    if tail and parts[-1] and not parts[-1].endswith(b"\n"):
+    parts.append(view[pos:])
+    if tail and len(parts[-1]) and not plain.endswith(b"\n"):
         parts.append(b"\n")
-    return b"".join(parts + tail)
+    parts += tail
+    return b"".join(parts)
 
 
 def filter_lines(plain: bytes, objects: dict[bytes, bytes]) -> bytes:
@@ -116,7 +120,7 @@ def filter_lines(plain: bytes, objects: dict[bytes, bytes]) -> bytes:
 def by_object(fam: Family) -> dict[bytes, bytes] | None:
     """A family's lines grouped by object identity; None when a line has none."""
     out: dict[bytes, list[bytes]] = {}
-    for line in "".join(fam.lines).encode().splitlines(keepends=True):
+    for line in fam.sample_text().encode().splitlines(keepends=True):
         m = _LINE.match(line)
         if m is None:
             return None

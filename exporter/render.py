@@ -18,15 +18,16 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from vcenter.config import Config
 
-from . import __version__
+from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import Piece, chunks, reuse
+from .exposition import Chunks, Piece, chunks, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
@@ -261,8 +262,10 @@ class Renderer:
         self._dirty = True
         self._stop = False
         self._body: Body | None = None
-        # name -> (the source families it was rendered from, with their sizes; the piece)
-        self._by_sources: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        # name -> (weak references to the families it was rendered from: a family its
+        # source keeps and hands out again is recognised, one built afresh dies with its
+        # render instead of being held beside the body; their sizes; the piece)
+        self._by_sources: dict[str, tuple[list[weakref.ref[Family]], tuple[int, ...], Piece]] = {}
         self._gzip_wanted = False
         self._plain_shards_wanted = False  # plain shards asked: keep their parts built
         self._shard_totals: list[int] = []  # recently asked total_shards, newest last
@@ -270,6 +273,7 @@ class Renderer:
         self._render_seconds = 0.0
         self.renders_total = 0
         self.families_rendered_total = 0  # families whose text was built (not reused)
+        self.last_built: frozenset[str] = frozenset()  # their names, in the last render
         self.rendered_generations = [-1] * len(self.inventories)
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
@@ -372,34 +376,45 @@ class Renderer:
         for fam in families:
             groups.setdefault(fam.name, []).append(fam)
         previous = self._by_sources
-        cache: dict[str, tuple[list[Family], tuple[int, ...], Piece]] = {}
+        cache: dict[str, tuple[list[weakref.ref[Family]], tuple[int, ...], Piece]] = {}
         out = []
+        built = []
         for name, group in groups.items():
-            sizes = tuple(len(f.lines) for f in group)
+            sizes = tuple(len(f.lines) + len(f.members) for f in group)
             old = previous.get(name)
             if (
                 old is not None
                 and old[1] == sizes
                 and len(old[0]) == len(group)
-                and all(a is b for a, b in zip(old[0], group, strict=True))
+                and all(a() is b for a, b in zip(old[0], group, strict=True))
             ):
                 piece = old[2]
             else:
-                first = group[0]
-                merged = Family(first.name, first.help, first.type, [])
-                for fam in group:
-                    merged.lines.extend(fam.lines)
-                piece = Piece(name, merged.render().encode())
+                merged = group[0]
+                if len(group) > 1:  # several vCenters' families: one piece
+                    merged = Family(merged.name, merged.help, merged.type, [])
+                    for fam in group:
+                        merged.lines.extend(fam.lines)
+                        merged.members.extend(fam.members)
+                # A family with cached members is its members (a host's change compresses
+                # that host's lines, not the ~100 MB sensor family), never decompressed
+                # whole by a render.
+                if merged.members:
+                    piece = Piece.packed(name, merged.gzip(), merged.encoded_size())
+                else:
+                    piece = Piece(name, merged.encode())
                 self.families_rendered_total += 1
-            cache[name] = (group, sizes, piece)
+                built.append(name)
+            cache[name] = ([weakref.ref(f) for f in group], sizes, piece)
             out.append(piece)
         with self._cond:
             old_body = self._body
         out = reuse(out, old_body.pieces if old_body is not None else ())
         for name, piece in zip(groups, out, strict=True):
-            group, sizes, _ = cache[name]
-            cache[name] = (group, sizes, piece)
+            refs, sizes, _ = cache[name]
+            cache[name] = (refs, sizes, piece)
         self._by_sources = cache
+        self.last_built = frozenset(built)
         return out
 
     def render_now(self) -> Body:
@@ -465,6 +480,7 @@ class Renderer:
             with self._cond:
                 self._body = body
         self._render_seconds = time.perf_counter() - start
+        heap.trim()  # the render's transients back to the system (rate-limited)
         self.renders_total += 1
         self.rendered_generations = generations
         self._observe_lag(begun)
@@ -612,12 +628,13 @@ class Renderer:
         gzipped: bool = False,
         shard: tuple[int, int] | None = None,
         own_process: bool = False,
-    ) -> list[bytes]:
+    ) -> Chunks:
         """The latest body (or shard ``(i, n)`` of it) as chunks, plus process metrics.
 
         Chunks (one per family) are written to the client one after the other, so a 35 MB
         body at 10,000 VMs is never copied into one buffer per scrape; gzipped, each chunk
-        is the family's gzip member, compressed once per change of that family.
+        is the family's gzip member, compressed once per change of that family; plain, a
+        family kept as its gzip member only is decompressed as it is written.
         """
         total = shard[1] if shard is not None else 1
         with self._cond:
@@ -637,5 +654,5 @@ class Renderer:
         process = Piece("process", generate_latest(self._process), shard0=True)
         out = chunks(body.pieces, gzipped=gzipped, shard=shard)
         if own_process:  # a replica's shard: its process metrics are its own, in every shard
-            return [*out, process.gzip() if gzipped else process.plain]
+            return out + Chunks([process.gzip() if gzipped else process.plain])
         return out + chunks([process], gzipped=gzipped, shard=shard)

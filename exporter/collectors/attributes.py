@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..inventory import ManagedObject
-from .cache import cached
+from .cache import cached, previous_families, remember, revisions
 from .context import RenderContext
 
 
@@ -33,8 +33,12 @@ def collect(ctx: RenderContext) -> list[Family]:
                     scratch.add(f"{base},{labels((('attribute', attr), ('value', value)))}", 1)
             return ("".join(scratch.lines),)
 
-        objs = (o for o in ctx.objects(type_name) if not o.get("config.template"))
-        for (lines,) in cached(ctx, f"attributes_{kind}", objs, render, fields_key):
+        objs = [o for o in ctx.objects(type_name) if not o.get("config.template")]
+        signature = (ctx.vcenter, cfg, fields_key, revisions(objs))
+        if previous := previous_families(ctx, f"attributes_{kind}_families", signature):
+            out += previous
+            continue
+        for (lines,) in cached(ctx, f"attributes_{kind}", objs, render, (fields_key, cfg)):
             fam.lines.append(lines)
-        out.append(fam)
+        out += remember(ctx, f"attributes_{kind}_families", signature, [fam])
     return out

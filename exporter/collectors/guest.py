@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 from ..families import Family, labels
 from ..inventory import ManagedObject
 from ..properties_extra import GUEST_DISKS
-from .cache import cached
+from .cache import cached, previous_families, remember, revisions
 from .context import RenderContext
 
 
@@ -27,8 +27,11 @@ def collect(ctx: RenderContext) -> list[Family]:
             f.add(block, free_space)
         return "".join(c.lines), "".join(f.lines)
 
-    vms = (vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template"))
+    vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
+    signature = (ctx.vcenter, revisions(vms))
+    if (previous := previous_families(ctx, "guest_disks_families", signature)) is not None:
+        return previous
     for c_lines, f_lines in cached(ctx, "guest_disks", vms, render):
         cap.lines.append(c_lines)
         free.lines.append(f_lines)
-    return [cap, free]
+    return remember(ctx, "guest_disks_families", signature, [cap, free])

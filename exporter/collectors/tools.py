@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..families import Family
 from ..inventory import ManagedObject
-from .cache import cached
+from .cache import cached, previous_families, remember, revisions
 from .context import RenderContext
 
 STATUSES = ("current", "needsUpgrade", "unsupported", "notInstalled", "unmanaged")
@@ -37,7 +37,10 @@ def collect(ctx: RenderContext) -> list[Family]:
         scratch.add_enum(ctx.base("vm", vm), "status", STATUSES, current)
         return ("".join(scratch.lines),)
 
-    vms = (vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template"))
+    vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
+    signature = (ctx.vcenter, revisions(vms))
+    if (previous := previous_families(ctx, "tools_families", signature)) is not None:
+        return previous
     for (lines,) in cached(ctx, "tools", vms, render):
         fam.lines.append(lines)
-    return [fam]
+    return remember(ctx, "tools_families", signature, [fam])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..families import Family, labels
 from ..inventory import ManagedObject
+from .cache import revisions
 from .context import RenderContext
 
 POWER_STATES = ("poweredOn", "poweredOff", "suspended")
@@ -117,14 +118,34 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     return ["".join(f.lines) for f in fams] + [base]
 
 
+def _placements(ctx: RenderContext) -> dict[str, tuple[str, ...]]:
+    """Every host's placement (the labels its VMs carry), computed once per render: the
+    same for its 10-40 VMs, and part of the collector's signature."""
+    topo = ctx.topology
+    objects = ctx.inventory.objects
+    out: dict[str, tuple[str, ...]] = {}
+    for host_id, (cluster_id, cluster) in topo.host_cluster.items():
+        host = objects.get(host_id)
+        out[host_id] = (
+            host_id,
+            host.name if host is not None else "",
+            cluster_id,
+            cluster,
+            topo.datacenter(host_id),
+            topo.host_fault_domain.get(host_id, ""),
+        )
+    return out
+
+
 def collect(ctx: RenderContext) -> list[Family]:
     """Every VM, reusing a VM's rendered lines until it or its placement changes.
 
     Re-rendering 10,000 VMs from scratch takes about half a second; most renders are
-    triggered by a handful of changed VMs or by the idle heartbeat, so the cache keeps a
-    render to the changed VMs plus the timestamp families.
+    triggered by a handful of changed VMs, a performance collection or the idle heartbeat,
+    so the cache keeps a render to the changed VMs plus the timestamp families; and when no
+    VM and no placement changed, the 20 per-VM families are the previous render's objects,
+    which the renderer neither joins nor encodes again.
     """
-    families = _families()
     guest_seen = Family(
         "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds",
         "Last time the exporter saw the guest heartbeat green, Unix seconds.",
@@ -134,44 +155,64 @@ def collect(ctx: RenderContext) -> list[Family]:
         "Last time the exporter saw the application heartbeat green, Unix seconds.",
     )
     topo = ctx.topology
-    healthy = ctx.inventory.last_healthy
     objects = ctx.inventory.objects
+    vms = [
+        vm
+        for vm in objects.values()
+        if vm.type == "VirtualMachine" and not vm.props.get("config.template")
+    ]
+    placements = _placements(ctx)
+    fields_key = tuple(sorted(topo.custom_fields.items()))
+    # What the 20 families depend on: the VMs (revisions are unique, so equal tuples are
+    # the same VM images), every host's placement, the custom field names and the config.
+    signature = (
+        ctx.vcenter,
+        ctx.config,
+        fields_key,
+        tuple(placements.items()),
+        revisions(vms),
+    )
+    previous = ctx.inventory.render_cache.get("vm_families")
+    if previous is not None and previous[0] == signature:
+        families, bases = previous[1], previous[2]
+    else:
+        families, bases = _render_all(ctx, vms, placements, fields_key)
+        ctx.inventory.render_cache["vm_families"] = (signature, families, bases)
+    healthy = ctx.inventory.last_healthy
+    for vm, base in zip(vms, bases, strict=True):
+        if (ts := healthy.get((vm.moid, "guest"))) is not None:
+            guest_seen.add(base, ts)
+        if (ts := healthy.get((vm.moid, "app"))) is not None:
+            app_seen.add(base, ts)
+    return [*families, guest_seen, app_seen]
+
+
+def _render_all(
+    ctx: RenderContext,
+    vms: list[ManagedObject],
+    placements: dict[str, tuple[str, ...]],
+    fields_key: tuple[tuple[int, str], ...],
+) -> tuple[list[Family], list[str]]:
+    """The 20 per-VM families of ``vms`` and each VM's identity label block, from each
+    VM's cached lines where its revision, placement and the config are unchanged."""
+    families = _families()
     old_cache = ctx.inventory.render_cache.get("vm", {})
     cache: dict[str, tuple[tuple[object, ...], list[str]]] = {}
-    fields_key = len(topo.custom_fields)
-    # A host's placement is the same for its 10-40 VMs: computed once per host per render.
-    placements: dict[str, tuple[str, ...]] = {}
     rendered: list[list[str]] = []
-    for vm in objects.values():
-        if vm.type != "VirtualMachine" or vm.props.get("config.template"):
-            continue
+    for vm in vms:
         host_id = vm.props.get("runtime.host") or ""
         placement = placements.get(host_id)
-        if placement is None:
-            host = objects.get(host_id)
-            cluster_id, cluster = topo.host_cluster.get(host_id, ("", ""))
-            placement = placements[host_id] = (
-                host_id,
-                host.name if host is not None else "",
-                cluster_id,
-                cluster,
-                topo.datacenter(host_id) if host_id else "",
-                topo.host_fault_domain.get(host_id, ""),
-            )
-        key = (vm.rev, fields_key, placement)
+        if placement is None:  # a host not (yet) in the inventory
+            placement = (host_id, "", "", "", "", "")
+        key = (vm.rev, fields_key, placement, ctx.config)
         entry = old_cache.get(vm.moid)
         if entry is None or entry[0] != key:
             entry = (key, _render_vm(ctx, vm, placement))
         cache[vm.moid] = entry
         rendered.append(entry[1])
-        base = entry[1][-1]
-        if (ts := healthy.get((vm.moid, "guest"))) is not None:
-            guest_seen.add(base, ts)
-        if (ts := healthy.get((vm.moid, "app"))) is not None:
-            app_seen.add(base, ts)
     # One pass per family over the cached fragments (C-level list building) rather than
     # 19 appends per VM.
     for k, fam in enumerate(families):
         fam.lines = [r[k] for r in rendered if r[k]]
     ctx.inventory.render_cache["vm"] = cache
-    return [*families, guest_seen, app_seen]
+    return families, [r[-1] for r in rendered]
