@@ -51,10 +51,17 @@ class Histogram:
     def add_to(self, fam: Family, base: str) -> None:
         """The ``_bucket``/``_sum``/``_count`` lines under labels ``base``."""
         for bound, n in zip(self.bounds, self.counts, strict=True):
-            fam.lines.append(f'{fam.name}_bucket{{{base},le="{bound:g}"}} {n}\n')
+            fam.lines.append(f'{fam.name}_bucket{{{base},le="{_le(bound)}"}} {n}\n')
         fam.lines.append(f'{fam.name}_bucket{{{base},le="+Inf"}} {self.count}\n')
         fam.lines.append(f"{fam.name}_sum{{{base}}} {self.sum!r}\n")
         fam.lines.append(f"{fam.name}_count{{{base}}} {self.count}\n")
+
+
+def _le(bound: float) -> str:
+    """Short where exact (``0.1``, ``1``), else the full value: ``%g`` alone would write
+    1 MiB as ``1.04858e+06``, a bound no bucket has."""
+    short = f"{bound:g}"
+    return short if float(short) == bound else repr(float(bound))
 
 
 class AnswerStats:

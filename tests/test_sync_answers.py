@@ -68,6 +68,17 @@ def test_histogram_lines_are_cumulative_with_sum_and_count() -> None:
     ]
 
 
+def test_bucket_bounds_are_written_exactly() -> None:
+    """The size buckets reach 256 MiB: a six-digit ``le`` would name a bound that is not one."""
+    from exporter.wire import SIZE_BUCKETS
+
+    hist = Histogram(SIZE_BUCKETS)
+    fam = Family("x_bytes", "h", "histogram")
+    hist.add_to(fam, 'vcenter="a"')
+    les = [line.split('le="')[1].split('"')[0] for line in fam.lines if "_bucket" in line]
+    assert [float(le) for le in les[:-1]] == list(SIZE_BUCKETS)
+
+
 class _Stub:
     def __init__(self) -> None:
         self.scheme = http.client.HTTPConnection
