@@ -76,19 +76,21 @@ class Exporter:
             poller.start()
 
     def stop(self) -> None:
+        # Pollers first: a poll may share a counters collector's parse worker, and one still
+        # in flight after the collector closed it would start a new worker nobody stops.
+        for poller in self.pollers:
+            poller.signal_stop()
         for collector in self.perf:
             collector.signal_stop()
         for follower in self.followers:
             follower.signal_stop()  # signal all first, then wait for each
         for follower in self.followers:
             follower.stop(timeout=2.0)
-        for collector in self.perf:
-            collector.stop(timeout=2.0)
-        for poller in self.pollers:
-            poller.signal_stop()
-        self.tags.stop(timeout=2.0)
         for poller in self.pollers:
             poller.stop(timeout=2.0)
+        for collector in self.perf:
+            collector.stop(timeout=2.0)
+        self.tags.stop(timeout=2.0)
         self.renderer.stop()
 
     def ready(self) -> bool:

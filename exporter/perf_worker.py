@@ -81,10 +81,17 @@ class ParseWorker:
         self.pid: int | None = None  # the process that parsed the last batch
         self.parsed_total = 0
         self._lock = threading.Lock()
+        # One call at a time: the counters and the poll may share this worker, and a call's
+        # timeout must measure its own parse, not the wait behind the other's batch (which
+        # would declare a healthy worker hung and kill it in the middle of that batch).
+        self._calls = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed:  # a call in flight at shutdown must not start a new process
+                raise BrokenExecutor("parse worker closed")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
@@ -109,14 +116,15 @@ class ParseWorker:
 
         Raises ``BrokenExecutor`` (the process died) or ``TimeoutError`` (it hung past
         ``timeout``), after which the next call starts a new process."""
-        pool = self._executor()
-        try:  # a pool whose process died refuses the submit itself
-            future = pool.submit(fn, *args)
-            pid, result = future.result(timeout=self.timeout)
-        except (BrokenExecutor, FutureTimeout):
-            log.warning("parse worker died or hung; starting a new one")
-            self._reset(pool)
-            raise
+        with self._calls:
+            pool = self._executor()
+            try:  # a pool whose process died refuses the submit itself
+                future = pool.submit(fn, *args)
+                pid, result = future.result(timeout=self.timeout)
+            except (BrokenExecutor, FutureTimeout):
+                log.warning("parse worker died or hung; starting a new one")
+                self._reset(pool)
+                raise
         with self._lock:
             self.pid = pid
             self.parsed_total += 1
@@ -130,6 +138,7 @@ class ParseWorker:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             _kill(pool)
