@@ -87,6 +87,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # confirmation refresh, per vCenter
         self._pools: dict[tuple[str, str], str] = {}
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
@@ -149,6 +150,10 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        for task in self._refreshing.values():
+            task.cancel()  # run_hook kills a hook it was waiting for
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+        self._refreshing.clear()
         if self._in_flight:
             _, pending = await asyncio.wait(list(self._in_flight.values()), timeout=grace)
             for task in pending:
@@ -243,12 +248,34 @@ class Engine:
                     log.info("vCenter %s reachable", vcenter)
                     self._wake.set()
                 health.mark_up(now)
-                await confirm.refresh(self, vcenter, clusters)  # before the guard counts
+                self._refresh(vcenter, clusters)  # beside the loop: hooks may take a while
                 for name, hosts in clusters.values():
                     self.guard.observe(vcenter, name, hosts, now)
                 await self._duplicates(vcenter, clusters)
             self.guard_metrics(now)
             await asyncio.sleep(self.rcfg.state_refresh_seconds)
+
+    def _refresh(self, vcenter: str, clusters: Any) -> None:
+        """Re-ask the confirmation hook (:func:`.confirm.refresh`) as a task of its own, at
+        most one per vCenter at a time: hooks run up to ``confirm_timeout_seconds``, and
+        the guard's view must keep updating meanwhile (answers stay trusted for their max
+        age, re-asked at half of it, so a slow hook does not let them lapse)."""
+        running = self._refreshing.get(vcenter)
+        if running is not None and not running.done():
+            return
+        self._refreshing[vcenter] = asyncio.create_task(
+            self._refresh_once(vcenter, clusters), name=f"vha-confirm-refresh-{vcenter}"
+        )
+
+    async def _refresh_once(self, vcenter: str, clusters: Any) -> None:
+        try:
+            await confirm.refresh(self, vcenter, clusters)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next pass asks again
+            log.warning("vCenter %s: refreshing confirmation answers failed: %s",
+                        vcenter, describe(exc))  # fmt: skip
+            self.metrics.confirm_refresh_errors.labels(vcenter=vcenter).inc()
 
     async def _duplicates(self, vcenter: str, clusters: Any) -> None:
         """Stale copies on hosts that came back (:mod:`.duplicates`); never stops the watch."""

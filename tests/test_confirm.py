@@ -336,3 +336,27 @@ def test_confirm_max_age_checked_only_with_a_hook_and_defaults_to_state_refresh(
             }
         )
     assert info.value.key == "remediator.host_failure.confirm_max_age_seconds"
+
+
+def test_a_cancelled_hook_is_killed_not_left_running(tmp_path: Path) -> None:
+    """Cancelling run_hook (the remediator stopping) kills the hook's process."""
+    pidfile = tmp_path / "pid"
+    script = tmp_path / "hang.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 30\n")
+    script.chmod(0o755)
+
+    async def run() -> int:
+        task = asyncio.create_task(run_hook((str(script),), {}, 60))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)
+        return int(pidfile.read_text())
+
+    pid = asyncio.run(run())
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone or a reaped-soon zombie

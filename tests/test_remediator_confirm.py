@@ -315,3 +315,34 @@ async def test_a_failed_fence_to_confirm_restarts_nothing(
     assert "fencing DC0_C0_H2 to confirm it down failed" in decision["reason"]
     assert "BMC refused" in decision["reason"]
     assert sim.inventory()["vms"] == before
+
+
+async def test_a_confirmation_refresh_that_raises_does_not_stop_the_watcher(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher runs the hook refresh beside its loop: a refresh that raises (a bug, a
+    hook's process gone at its timeout) is logged and counted, and the guard's view of
+    the cluster keeps updating (review finding 4, issue 10)."""
+    from remediator import confirm
+
+    async def broken(*_: Any) -> None:
+        raise ProcessLookupError(3, "No such process")
+
+    monkeypatch.setattr(confirm, "refresh", broken)
+    sim = rack_sim(sim_factory)
+    power = PowerStatus(tmp_path)
+    client = await start(aiohttp_client, sim, tmp_path, host_failure=hook_cfg(power))
+
+    async def errors() -> float | None:
+        return await metric(client, "vha_remediator_confirm_refresh_errors_total", vcenter="vc1")
+
+    await until(errors, 10, what="the failed refresh counted")
+    sim.fail_host("DC0_C0_H0")
+
+    async def seen() -> bool:
+        failed = await metric(
+            client, "vha_remediator_guard_failed_hosts", vcenter="vc1", cluster="DC0_C0"
+        )
+        return failed == 1
+
+    await until(seen, 10, what="the guard seeing the failed host after the refresh raised")
