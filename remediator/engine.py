@@ -379,40 +379,56 @@ class Engine:
             self.metrics.actions.labels(kind=kind, result=state).inc()
             log.info("action %s %s finished: %s", parent_id, kind, state)
 
-    async def hold(self, a: Action, reason: str) -> None:
-        """Keep an action pending while a guard is up; past ``max_hold_seconds``, refuse it."""
+    async def hold(self, a: Action, reason: str, *, detail: dict[str, Any] | None = None) -> None:
+        """Keep an action pending while a guard is up; past ``max_hold_seconds``, refuse it.
+        ``detail``: the decision's memory so far (fences it ran), journaled with it."""
         now = self.clock()
+        kw: dict[str, Any] = {} if detail is None else {"detail": detail}
         if now - a.created_at > self.rcfg.guard.max_hold_seconds:
-            await self.finish(a, REFUSED, f"held too long ({now - a.created_at:.0f}s): {reason}")
+            await self.finish(
+                a, REFUSED, f"held too long ({now - a.created_at:.0f}s): {reason}", **kw
+            )
             return
         await self.finish(
-            a, PENDING, f"held: {reason}", not_before=now + self.rcfg.state_refresh_seconds
+            a, PENDING, f"held: {reason}", not_before=now + self.rcfg.state_refresh_seconds, **kw
         )
 
-    async def retry(self, a: Action, reason: str, *, attempts: int | None = None) -> None:
+    async def retry(
+        self,
+        a: Action,
+        reason: str,
+        *,
+        attempts: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Back off and look again; ``detail`` as for :meth:`hold` (what already happened
+        must not happen twice on the retry)."""
         n = a.attempts if attempts is None else attempts
+        kw: dict[str, Any] = {} if detail is None else {"detail": detail}
         if n >= self.rcfg.retry.max_attempts:
-            await self.finish(a, FAILED, f"{reason} (gave up after {n} attempts)")
+            await self.finish(a, FAILED, f"{reason} (gave up after {n} attempts)", **kw)
             return
         delay = self.rcfg.retry.delay(max(1, n))
         await self.finish(
-            a, PENDING, f"{reason}; retrying in {delay:.0f}s", not_before=self.clock() + delay
+            a, PENDING, f"{reason}; retrying in {delay:.0f}s", not_before=self.clock() + delay, **kw
         )
 
-    async def guarded(self, a: Action, cluster: str) -> bool:
-        """True when the action may proceed; otherwise it has been held."""
+    async def guarded(
+        self, a: Action, cluster: str, *, detail: dict[str, Any] | None = None
+    ) -> bool:
+        """True when the action may proceed; otherwise it has been held (with ``detail``)."""
         health = self.health.get(a.vcenter)
         if health is None:
             await self.finish(a, SKIPPED, f"vCenter {a.vcenter} is no longer configured")
             return False
         if health.checked_at and not health.up:
-            await self.hold(a, f"cannot reach vCenter {a.vcenter}: {health.error}")
+            await self.hold(a, f"cannot reach vCenter {a.vcenter}: {health.error}", detail=detail)
             return False
         if cluster:
             verdict = self.guard.verdict(a.vcenter, cluster, self.clock())
             if verdict.tripped:
                 self.guard_metrics(self.clock())
-                await self.hold(a, verdict.reason)
+                await self.hold(a, verdict.reason, detail=detail)
                 return False
         return True
 
