@@ -74,7 +74,7 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     # The verdict first: a partition is journaled as one, not as a tripped guard.
     verdict = domain_state(domain, snap.hosts.values(), ha_on, confirmations)
     fence_first = engine.rcfg.host_failure.fence_to_confirm and not ha_on  # not HA's hosts
-    if verdict.state == UNKNOWN and fence_first and members and not engine.rcfg.dry_run:
+    if verdict.state == UNKNOWN and fence_first and members:
         # Fencing is the one irreversible act here: only after confirm_seconds of silence,
         # and only if the guard, counting these hosts as unconfirmed failures, lets it.
         wait = _confirm_wait(engine, a, snap, members, confirmations, memory, now)

@@ -476,3 +476,29 @@ async def test_fence_to_confirm_keeps_its_fences_when_one_fails(
     [d] = [a for a in items if a["parent_id"] is None]
     assert d["state"] == "done", d
     assert sorted(fenced.read_text().split()) == sorted(RACK_A)
+
+
+async def test_fence_to_confirm_in_dry_run_says_it_did_not_fence(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Dry run: past the wait and the guard, the fence is not run, and the reason says so."""
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    fence, fenced = fence_script(tmp_path)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        dry_run=True,
+        guard=HALF,
+        host_failure={
+            "fencing_command": [str(fence)],
+            "fence_to_confirm": True,
+            "max_unconfirmed_seconds": 1,
+        },
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    [d] = await settled(client, timeout=30)
+    assert d["state"] == "refused", d
+    assert "dry run: fence_to_confirm not run" in d["reason"]
+    assert not fenced.exists()
