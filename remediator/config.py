@@ -553,8 +553,12 @@ def _host_failure(section: Mapping[str, Any], state_refresh: float = 5.0) -> Hos
         raise ConfigError(
             f"{hkey}.fence_to_confirm", "needs host_failure.fencing_command (the fence to run)"
         )
-    max_age = _num(hf_raw, "confirm_max_age_seconds", hkey, 60.0, minimum=1.0)
-    if max_age < state_refresh:
+    # The default follows the watcher period; only a given value next to a hook is checked
+    # (without a hook there are no answers to age, and any period must load).
+    confirm_command = _command(hf_raw, hkey, "confirm_command")
+    default_age = max(60.0, state_refresh)
+    max_age = _num(hf_raw, "confirm_max_age_seconds", hkey, default_age, minimum=1.0)
+    if confirm_command and "confirm_max_age_seconds" in hf_raw and max_age < state_refresh:
         raise ConfigError(
             f"{hkey}.confirm_max_age_seconds",
             f"must be at least state_refresh_seconds ({state_refresh:g}): an answer would be "
@@ -567,7 +571,7 @@ def _host_failure(section: Mapping[str, Any], state_refresh: float = 5.0) -> Hos
         fencing_command=fencing,
         fencing_timeout_seconds=_num(hf_raw, "fencing_timeout_seconds", hkey, 60.0, minimum=1.0),
         move_method=move_method,
-        confirm_command=_command(hf_raw, hkey, "confirm_command"),
+        confirm_command=confirm_command,
         confirm_timeout_seconds=_num(hf_raw, "confirm_timeout_seconds", hkey, 30.0, minimum=1.0),
         confirm_max_age_seconds=max_age,
         fence_to_confirm=fence_to_confirm,

@@ -151,11 +151,22 @@ async def run_hook(cmd: tuple[str, ...], env: Mapping[str, str], timeout: float)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        proc.kill()
+        _kill(proc)
         await proc.wait()
         return HookRun(None, error=f"{cmd[0]} timed out after {timeout:.0f}s")
+    finally:
+        if proc.returncode is None:  # cancelled (the remediator stopping): never left running
+            _kill(proc)
     tail = (out or b"").decode(errors="replace").strip().splitlines()
     return HookRun(proc.returncode, tail[-1][:200] if tail else "")
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill a hook; one that exited in the meantime (ProcessLookupError) is fine."""
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
 
 
 def hook_env(vcenter: str, host: HostState, cluster: str, action_id: int) -> dict[str, str]:

@@ -65,6 +65,8 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     cluster = snap.cluster.name if snap.cluster else a.cluster
     members = [h for h in snap.hosts.values() if h.fault_domain == domain]
     memory: dict[str, Any] = dict(a.detail)
+    memory.setdefault("first_seen", now)
+    fields = {"cluster": cluster, "fault_domain": domain}
     confirmations = await _confirmations(engine, a, members, cluster)
     engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
     if confirmations:
@@ -73,9 +75,20 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     verdict = domain_state(domain, snap.hosts.values(), ha_on, confirmations)
     fence_first = engine.rcfg.host_failure.fence_to_confirm and not ha_on  # not HA's hosts
     if verdict.state == UNKNOWN and fence_first and members:
-        fenced = await _fence_to_confirm(engine, a, members, confirmations, cluster, fence)
+        # Fencing is the one irreversible act here: only after confirm_seconds of silence,
+        # and only if the guard, counting these hosts as unconfirmed failures, lets it.
+        wait = _confirm_wait(engine, a, snap, members, confirmations, memory, now)
+        if wait is not None:
+            confirm.journal(memory, confirmations)
+            await engine.finish(
+                a, PENDING, wait.reason, not_before=wait.retry_at, detail=memory, **fields
+            )
+            return
+        if not await engine.guarded(a, cluster, detail=memory):
+            return
+        fenced = await _fence_to_confirm(engine, a, members, confirmations, cluster, fence, memory)
         if fenced is None:
-            return  # a fence failed: retried with backoff, nothing restarted
+            return  # a fence failed: retried with backoff (fences done kept), nothing restarted
         if fenced:
             memory["fenced"] = "; ".join(fenced)
             engine.guard.observe(a.vcenter, cluster, snap.hosts.values(), now, ha_on)
@@ -85,9 +98,7 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
                 verdict, reason=verdict.reason + "; dry run: fence_to_confirm not run"
             )
     confirm.journal(memory, confirmations)
-    memory.setdefault("first_seen", now)
     memory["domain"] = {"state": verdict.state, "reason": verdict.reason}
-    fields = {"cluster": cluster, "fault_domain": domain}
     if verdict.state == UP:
         await engine.finish(
             a,
@@ -119,7 +130,7 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
             **fields,
         )
         return
-    if not await engine.guarded(a, cluster):  # other failed hosts can still trip it
+    if not await engine.guarded(a, cluster, detail=memory):  # other failed hosts can trip it
         return
     hosts = sorted((h for h in snap.hosts.values() if h.fault_domain == domain), key=_name)
     view = await _ha_view(engine, a, snap, hosts, memory)
@@ -151,22 +162,31 @@ async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
         )
         return
     if engine.rcfg.host_failure.fencing_command and not memory.get("fenced"):
-        fenced = []
+        # each fence journaled as it succeeds: a retry after another host's failed fence
+        # fences only the hosts still unfenced
+        done: dict[str, str] = dict(memory.get("fenced_hosts") or {})
         for h in hosts:
+            if h.moid in done:
+                continue
             if not any(s.host_id == h.moid and s.state == PENDING for s in decision.steps):
                 continue
             if engine.rcfg.dry_run:
-                fenced.append(f"{h.name}: dry run, fencing hook not run")
+                done[h.moid] = f"{h.name}: dry run, fencing hook not run"
                 continue
             ok, message = await fence(engine, a, {"host": h.name, "host_id": h.moid, **fields})
             if not ok:
+                memory["fenced_hosts"] = done
                 attempts = await engine.db(engine.j.start_attempt, a.id, engine.clock(), "fencing")
                 await engine.retry(
-                    a, f"fencing {h.name} failed, no VM restarted: {message}", attempts=attempts
+                    a,
+                    f"fencing {h.name} failed, no VM restarted: {message}",
+                    attempts=attempts,
+                    detail=memory,
                 )
                 return
-            fenced.append(f"{h.name}: {message}")
-        memory["fenced"] = "; ".join(fenced)
+            done[h.moid] = f"{h.name}: {message}"
+        memory["fenced_hosts"] = done
+        memory["fenced"] = "; ".join(done.values())
     rows = [s.as_row(cluster) for s in decision.steps]
     # the domain's VMs restart tier by tier, all of its hosts together (orchestrate.py)
     tiers = await orchestrate.prepare(engine, a, cluster_id, rows)
@@ -205,6 +225,39 @@ async def _confirmations(
     return out
 
 
+def _confirm_wait(
+    engine: Engine,
+    a: Action,
+    snap: Snapshot,
+    members: list[HostState],
+    confirmations: Mapping[str, Confirmation],
+    memory: dict[str, Any],
+    now: float,
+) -> policy.Decision | None:
+    """Why ``fence_to_confirm`` may not fence the domain yet (``confirm_seconds`` of
+    silence not over), or ``None``. The silence counts, as for a single host
+    (:func:`.policy.confirm_host_failure`), from the later of a plausible alert start and
+    this remediator's first look at the failure; the hosts' own decisions then count from
+    the same moment, so the wait is not paid twice."""
+    req = policy.Request(
+        kind=a.kind,
+        vcenter=a.vcenter,
+        since=a.starts_ts,
+        last_connected=engine.guard.last_connected(a.vcenter),
+    )
+    per_host: dict[str, Any] = dict(memory.get("hosts") or {})
+    for h in sorted(members, key=_name):
+        since = policy.brake_start(req, memory, now, h.moid)
+        seen = dict(per_host.get(h.moid) or {})
+        seen.setdefault("failure_seen", memory["failure_seen"])
+        per_host[h.moid] = seen
+        d = policy.confirm_host_failure(h, snap, engine.rcfg, now, since, confirmations.get(h.moid))
+        if d is not None and d.outcome == policy.DEFER:
+            return d
+    memory["hosts"] = per_host
+    return None
+
+
 async def _fence_to_confirm(
     engine: Engine,
     a: Action,
@@ -212,13 +265,15 @@ async def _fence_to_confirm(
     confirmations: dict[str, Confirmation],
     cluster: str,
     fence: Fence,
+    memory: dict[str, Any],
 ) -> list[str] | None:
     """``host_failure.fence_to_confirm``: fence every silent host of the domain that
     nothing else confirmed, and count each successful fence as "confirmed down" (a fenced
     host is off). The price: a rack that was only partitioned loses its running VMs (they
     restart elsewhere). Never reached for a partition (an "alive" answer, or HA seeing a
     host alive: the verdict is then partitioned, not unknown), never run in dry run.
-    ``None`` when a fence failed (the action is retried, nothing restarted)."""
+    ``None`` when a fence failed (the action is retried with the fences that succeeded
+    journaled in ``detail.confirm``, so they are not run again, nothing restarted)."""
     if engine.rcfg.dry_run:
         return []
     done: list[str] = []
@@ -229,11 +284,13 @@ async def _fence_to_confirm(
         labels = {"host": h.name, "host_id": h.moid, "cluster": cluster}
         ok, message = await fence(engine, a, labels)
         if not ok:
+            confirm.journal(memory, confirmations)  # with the fences that succeeded
             attempts = await engine.db(engine.j.start_attempt, a.id, engine.clock(), "fencing")
             await engine.retry(
                 a,
                 f"fencing {h.name} to confirm it down failed, no VM restarted: {message}",
                 attempts=attempts,
+                detail=memory,
             )
             return None
         fenced = Confirmation(h.moid, h.name, DOWN_, message, engine.clock(), FENCE, a.id)

@@ -87,6 +87,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # confirmation refresh, per vCenter
         self._pools: dict[tuple[str, str], str] = {}
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
@@ -149,6 +150,10 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        for task in self._refreshing.values():
+            task.cancel()  # run_hook kills a hook it was waiting for
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+        self._refreshing.clear()
         if self._in_flight:
             _, pending = await asyncio.wait(list(self._in_flight.values()), timeout=grace)
             for task in pending:
@@ -243,12 +248,34 @@ class Engine:
                     log.info("vCenter %s reachable", vcenter)
                     self._wake.set()
                 health.mark_up(now)
-                await confirm.refresh(self, vcenter, clusters)  # before the guard counts
+                self._refresh(vcenter, clusters)  # beside the loop: hooks may take a while
                 for name, hosts in clusters.values():
                     self.guard.observe(vcenter, name, hosts, now)
                 await self._duplicates(vcenter, clusters)
             self.guard_metrics(now)
             await asyncio.sleep(self.rcfg.state_refresh_seconds)
+
+    def _refresh(self, vcenter: str, clusters: Any) -> None:
+        """Re-ask the confirmation hook (:func:`.confirm.refresh`) as a task of its own, at
+        most one per vCenter at a time: hooks run up to ``confirm_timeout_seconds``, and
+        the guard's view must keep updating meanwhile (answers stay trusted for their max
+        age, re-asked at half of it, so a slow hook does not let them lapse)."""
+        running = self._refreshing.get(vcenter)
+        if running is not None and not running.done():
+            return
+        self._refreshing[vcenter] = asyncio.create_task(
+            self._refresh_once(vcenter, clusters), name=f"vha-confirm-refresh-{vcenter}"
+        )
+
+    async def _refresh_once(self, vcenter: str, clusters: Any) -> None:
+        try:
+            await confirm.refresh(self, vcenter, clusters)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next pass asks again
+            log.warning("vCenter %s: refreshing confirmation answers failed: %s",
+                        vcenter, describe(exc))  # fmt: skip
+            self.metrics.confirm_refresh_errors.labels(vcenter=vcenter).inc()
 
     async def _duplicates(self, vcenter: str, clusters: Any) -> None:
         """Stale copies on hosts that came back (:mod:`.duplicates`); never stops the watch."""
@@ -352,40 +379,56 @@ class Engine:
             self.metrics.actions.labels(kind=kind, result=state).inc()
             log.info("action %s %s finished: %s", parent_id, kind, state)
 
-    async def hold(self, a: Action, reason: str) -> None:
-        """Keep an action pending while a guard is up; past ``max_hold_seconds``, refuse it."""
+    async def hold(self, a: Action, reason: str, *, detail: dict[str, Any] | None = None) -> None:
+        """Keep an action pending while a guard is up; past ``max_hold_seconds``, refuse it.
+        ``detail``: the decision's memory so far (fences it ran), journaled with it."""
         now = self.clock()
+        kw: dict[str, Any] = {} if detail is None else {"detail": detail}
         if now - a.created_at > self.rcfg.guard.max_hold_seconds:
-            await self.finish(a, REFUSED, f"held too long ({now - a.created_at:.0f}s): {reason}")
+            await self.finish(
+                a, REFUSED, f"held too long ({now - a.created_at:.0f}s): {reason}", **kw
+            )
             return
         await self.finish(
-            a, PENDING, f"held: {reason}", not_before=now + self.rcfg.state_refresh_seconds
+            a, PENDING, f"held: {reason}", not_before=now + self.rcfg.state_refresh_seconds, **kw
         )
 
-    async def retry(self, a: Action, reason: str, *, attempts: int | None = None) -> None:
+    async def retry(
+        self,
+        a: Action,
+        reason: str,
+        *,
+        attempts: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Back off and look again; ``detail`` as for :meth:`hold` (what already happened
+        must not happen twice on the retry)."""
         n = a.attempts if attempts is None else attempts
+        kw: dict[str, Any] = {} if detail is None else {"detail": detail}
         if n >= self.rcfg.retry.max_attempts:
-            await self.finish(a, FAILED, f"{reason} (gave up after {n} attempts)")
+            await self.finish(a, FAILED, f"{reason} (gave up after {n} attempts)", **kw)
             return
         delay = self.rcfg.retry.delay(max(1, n))
         await self.finish(
-            a, PENDING, f"{reason}; retrying in {delay:.0f}s", not_before=self.clock() + delay
+            a, PENDING, f"{reason}; retrying in {delay:.0f}s", not_before=self.clock() + delay, **kw
         )
 
-    async def guarded(self, a: Action, cluster: str) -> bool:
-        """True when the action may proceed; otherwise it has been held."""
+    async def guarded(
+        self, a: Action, cluster: str, *, detail: dict[str, Any] | None = None
+    ) -> bool:
+        """True when the action may proceed; otherwise it has been held (with ``detail``)."""
         health = self.health.get(a.vcenter)
         if health is None:
             await self.finish(a, SKIPPED, f"vCenter {a.vcenter} is no longer configured")
             return False
         if health.checked_at and not health.up:
-            await self.hold(a, f"cannot reach vCenter {a.vcenter}: {health.error}")
+            await self.hold(a, f"cannot reach vCenter {a.vcenter}: {health.error}", detail=detail)
             return False
         if cluster:
             verdict = self.guard.verdict(a.vcenter, cluster, self.clock())
             if verdict.tripped:
                 self.guard_metrics(self.clock())
-                await self.hold(a, verdict.reason)
+                await self.hold(a, verdict.reason, detail=detail)
                 return False
         return True
 

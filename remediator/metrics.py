@@ -126,6 +126,13 @@ class Metrics:
         )
         for result in ("down", "alive", "unknown"):
             self.confirm_checks.labels(result=result)
+        self.confirm_refresh_errors = Counter(
+            "vha_remediator_confirm_refresh_errors_total",
+            "Watcher refreshes of the confirmation hook's answers that failed unexpectedly "
+            "(logged; the next pass asks again)",
+            ["vcenter"],
+            registry=r,
+        )
         self.journal_errors = Counter(
             "vha_remediator_journal_errors_total",
             "Journal writes that failed (deliveries answered 503)",

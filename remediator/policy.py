@@ -174,7 +174,7 @@ def _alert_start(req: Request, memory: dict[str, Any], now: float, host_id: str)
     return req.since
 
 
-def _brake_start(req: Request, memory: dict[str, Any], now: float, host_id: str) -> float:
+def brake_start(req: Request, memory: dict[str, Any], now: float, host_id: str) -> float:
     """Where confirmation and HA grace count from: the later of the alert's start and the
     first time this remediator saw the failure by a live read (journaled in ``memory`` as
     ``failure_seen``).  Call only when the live read shows the failure.
@@ -329,7 +329,7 @@ def decide_host_failure(
 
     if not host.down:
         return out(Decision(SKIP, f"host back: {host.name} is connected and powered on"))
-    since = _brake_start(req, memory, now, host.moid)
+    since = brake_start(req, memory, now, host.moid)
     wait = confirm_host_failure(host, snap, cfg, now, since, req.confirmations.get(host.moid))
     watch = None
     if view is not None and cfg.ha.defer_to_ha:
@@ -510,7 +510,7 @@ def decide_vm_failure(
                     f"powered off by {powered_off_by}: a VM a person powered off is not restarted",
                 )
             )
-        leave = ha_says(_brake_start(req, memory, now, host.moid))
+        leave = ha_says(brake_start(req, memory, now, host.moid))
         if leave is not None:
             return out(leave)
         if not vm.restartable:
@@ -533,7 +533,7 @@ def decide_vm_failure(
     else:
         if host is None:
             return out(Decision(SKIP, "the VM's host is not in vCenter"))
-        since = _brake_start(req, memory, now, host.moid)
+        since = brake_start(req, memory, now, host.moid)
         wait = confirm_host_failure(host, snap, cfg, now, since, req.confirmations.get(host.moid))
         if view is not None and cfg.ha.defer_to_ha:
             wait = wait or ha_says(since)
@@ -646,7 +646,7 @@ def decide_reset(
         if resp.actor != BY_REMEDIATOR:
             return out(Decision(SKIP, resp.reason, restarted_by=resp.actor))
     elif ha_monitors:
-        wait = ha_grace(snap, cfg, now, _brake_start(req, memory, now, host.moid), "reset the VM")
+        wait = ha_grace(snap, cfg, now, brake_start(req, memory, now, host.moid), "reset the VM")
         if wait is not None:
             return out(wait)
     if not tools.enabled:
@@ -667,7 +667,7 @@ def decide_reset(
     interval = (
         view.cluster.io_stats_interval if view and view.cluster else DEFAULT_IO_STATS_INTERVAL
     )
-    started = _brake_start(req, memory, now, host.moid)
+    started = brake_start(req, memory, now, host.moid)
     verdict = reset_verdict(
         tools,
         now=now,

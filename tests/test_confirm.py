@@ -315,3 +315,48 @@ def test_a_journaled_fence_is_taken_back_after_a_restart_not_run_again(tmp_path:
     got = asyncio.run(_confirmations(engine, Held(), [silent("a1"), silent("a2")], "c"))
     assert got["a1"] == fenced and got["a2"].result == UNKNOWN_
     assert engine.confirms.fresh("vc1", 1000.0)["a1"] == fenced  # the guard's view, too
+
+
+def test_confirm_max_age_checked_only_with_a_hook_and_defaults_to_state_refresh() -> None:
+    """A config without a confirmation hook may refresh slower than 60 s (issue 10 review):
+    the max age only matters for the hook's answers, and defaults to at least the period."""
+    os.environ[TOKEN_ENV] = "x"
+    slow = parse_remediator({"auth": "none", "state_refresh_seconds": 120})
+    assert slow.host_failure.confirm_max_age_seconds == 120
+    hooked = parse_remediator(
+        {"auth": "none", "state_refresh_seconds": 90, "host_failure": {"confirm_command": "x"}}
+    )
+    assert hooked.host_failure.confirm_max_age_seconds == 90  # default follows the period
+    with pytest.raises(ConfigError) as info:
+        parse_remediator(
+            {
+                "auth": "none",
+                "state_refresh_seconds": 90,
+                "host_failure": {"confirm_command": "x", "confirm_max_age_seconds": 60},
+            }
+        )
+    assert info.value.key == "remediator.host_failure.confirm_max_age_seconds"
+
+
+def test_a_cancelled_hook_is_killed_not_left_running(tmp_path: Path) -> None:
+    """Cancelling run_hook (the remediator stopping) kills the hook's process."""
+    pidfile = tmp_path / "pid"
+    script = tmp_path / "hang.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 30\n")
+    script.chmod(0o755)
+
+    async def run() -> int:
+        task = asyncio.create_task(run_hook((str(script),), {}, 60))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)
+        return int(pidfile.read_text())
+
+    pid = asyncio.run(run())
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone or a reaped-soon zombie

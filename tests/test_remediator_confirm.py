@@ -21,13 +21,27 @@ from typing import Any
 import pytest
 
 from .remediator_fixtures import alert, until
-from .remediator_sim import actions, host_labels, inventory, metric, send, settled, start, steps
+from .remediator_sim import (
+    actions,
+    host_labels,
+    inventory,
+    metric,
+    send,
+    settled,
+    start,
+    steps,
+)
+from .remediator_sim import (
+    decision as first_decision,
+)
 from .test_remediator_fault_domains import disable_ha, domain_alert
 
 pytestmark = pytest.mark.slow
 
 RACK_A = ("DC0_C0_H0", "DC0_C0_H2")
 RACK_B = ("DC0_C0_H1", "DC0_C0_H3")
+# A rack is half the cluster: with this guard a rack alone passes, a third host trips it.
+HALF = {"max_failed_share": 0.5, "max_failed_hosts": 2}
 
 
 class PowerStatus:
@@ -254,6 +268,7 @@ async def test_fence_to_confirm_fences_an_unconfirmed_rack_and_restarts_it(
         aiohttp_client,
         sim,
         tmp_path,
+        guard=HALF,  # the guard judges the rack before its fences: half the cluster
         host_failure={"fencing_command": [str(fence)], "fence_to_confirm": True},
     )
     await send(client, domain_alert(sim, "fd-a"))
@@ -306,6 +321,7 @@ async def test_a_failed_fence_to_confirm_restarts_nothing(
         aiohttp_client,
         sim,
         tmp_path,
+        guard=HALF,
         host_failure={"fencing_command": [str(fence)], "fence_to_confirm": True},
     )
     await send(client, domain_alert(sim, "fd-a"))
@@ -315,3 +331,174 @@ async def test_a_failed_fence_to_confirm_restarts_nothing(
     assert "fencing DC0_C0_H2 to confirm it down failed" in decision["reason"]
     assert "BMC refused" in decision["reason"]
     assert sim.inventory()["vms"] == before
+
+
+async def test_a_confirmation_refresh_that_raises_does_not_stop_the_watcher(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher runs the hook refresh beside its loop: a refresh that raises (a bug, a
+    hook's process gone at its timeout) is logged and counted, and the guard's view of
+    the cluster keeps updating (review finding 4, issue 10)."""
+    from remediator import confirm
+
+    async def broken(*_: Any) -> None:
+        raise ProcessLookupError(3, "No such process")
+
+    monkeypatch.setattr(confirm, "refresh", broken)
+    sim = rack_sim(sim_factory)
+    power = PowerStatus(tmp_path)
+    client = await start(aiohttp_client, sim, tmp_path, host_failure=hook_cfg(power))
+
+    async def errors() -> float | None:
+        return await metric(client, "vha_remediator_confirm_refresh_errors_total", vcenter="vc1")
+
+    await until(errors, 10, what="the failed refresh counted")
+    sim.fail_host("DC0_C0_H0")
+
+    async def seen() -> bool:
+        failed = await metric(
+            client, "vha_remediator_guard_failed_hosts", vcenter="vc1", cluster="DC0_C0"
+        )
+        return failed == 1
+
+    await until(seen, 10, what="the guard seeing the failed host after the refresh raised")
+
+
+def fence_script(tmp_path: Path, fail_once: str = "") -> tuple[Path, Path]:
+    """A fencing hook logging each host it fences; ``fail_once``'s first fence fails."""
+    fenced = tmp_path / "fenced.log"
+    flag = tmp_path / "failed-once"
+    fence = tmp_path / "fence.sh"
+    fail = (
+        f'[ "$VHA_HOST" = {fail_once} ] && [ ! -e {flag} ] && '
+        f'{{ touch {flag}; echo "BMC busy"; exit 1; }}\n'
+        if fail_once
+        else ""
+    )
+    fence.write_text(f'#!/bin/sh\n{fail}echo "$VHA_HOST" >> {fenced}\necho "powered off"\n')
+    fence.chmod(0o755)
+    return fence, fenced
+
+
+async def test_fence_to_confirm_waits_confirm_seconds_before_fencing(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """A silent rack is not fenced at the first look: confirm_seconds of silence first, as
+    for a single host (review finding 1, issue 10)."""
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    fence, fenced = fence_script(tmp_path)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        guard=HALF,
+        host_failure={
+            "fencing_command": [str(fence)],
+            "fence_to_confirm": True,
+            "confirm_seconds": 300,
+        },
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    found = await first_decision(client, lambda a: "confirming" in a["reason"], "a confirm wait")
+    assert found["state"] == "pending" and found["not_before"] > found["created_at"] + 250
+    await asyncio.sleep(1.5)  # several state_refresh_seconds: still nothing fenced
+    assert not fenced.exists()
+
+
+async def test_fence_to_confirm_fences_nothing_while_the_guard_trips(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """The guard judges the unfenced rack: another failed host of the cluster trips it, and
+    no host is fenced (review finding 1, issue 10)."""
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    sim.fail_host("DC0_C0_H1")  # 3 of 4 hosts silent: above both bounds
+    fence, fenced = fence_script(tmp_path)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        guard=HALF,
+        host_failure={"fencing_command": [str(fence)], "fence_to_confirm": True},
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    await first_decision(client, lambda a: a["reason"].startswith("held:"), "the guard holding it")
+    await asyncio.sleep(1.5)
+    assert not fenced.exists()
+
+
+async def test_a_fence_that_succeeded_is_not_run_again_after_another_failed(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Fencing a confirmed-down rack before its restart: H0's fence succeeds, H2's fails
+    once; the retry fences only H2 (review finding 2, issue 10)."""
+    sim = rack_sim(sim_factory)
+    running = await silent_rack(sim)
+    power = PowerStatus(tmp_path)
+    power.answer(DC0_C0_H0="off", DC0_C0_H2="off")
+    fence, fenced = fence_script(tmp_path, fail_once="DC0_C0_H2")
+    client = await start(
+        aiohttp_client, sim, tmp_path, host_failure=hook_cfg(power, fencing_command=[str(fence)])
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    items = await settled(client, timeout=60)
+    [d] = [a for a in items if a["parent_id"] is None]
+    assert d["state"] == "done", d
+    assert sorted(fenced.read_text().split()) == sorted(RACK_A)  # each fenced once
+    _, vms = inventory(sim)
+    for name in running:
+        assert vms[name]["host"] in RACK_B and vms[name]["powerState"] == "poweredOn"
+
+
+async def test_fence_to_confirm_keeps_its_fences_when_one_fails(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """fence_to_confirm: H0 fenced, H2's fence fails once; the retry fences only H2, and
+    the decision's journal kept H0's fence meanwhile (review finding 2, issue 10)."""
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    fence, fenced = fence_script(tmp_path, fail_once="DC0_C0_H2")
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        guard=HALF,
+        retry={"backoff_initial_seconds": 3, "backoff_max_seconds": 3},
+        host_failure={"fencing_command": [str(fence)], "fence_to_confirm": True},
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    failed = await first_decision(client, lambda a: "confirm it down failed" in a["reason"], "")
+    hosts, _ = inventory(sim)
+    kept = failed["detail"]["confirm"][hosts["DC0_C0_H0"]["moid"]]
+    assert kept["source"] == "fence" and kept["result"] == "down"  # journaled, not only held
+    items = await settled(client, timeout=60)
+    [d] = [a for a in items if a["parent_id"] is None]
+    assert d["state"] == "done", d
+    assert sorted(fenced.read_text().split()) == sorted(RACK_A)
+
+
+async def test_fence_to_confirm_in_dry_run_says_it_did_not_fence(
+    sim_factory: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Dry run: past the wait and the guard, the fence is not run, and the reason says so."""
+    sim = rack_sim(sim_factory)
+    await silent_rack(sim)
+    fence, fenced = fence_script(tmp_path)
+    client = await start(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        dry_run=True,
+        guard=HALF,
+        host_failure={
+            "fencing_command": [str(fence)],
+            "fence_to_confirm": True,
+            "max_unconfirmed_seconds": 1,
+        },
+    )
+    await send(client, domain_alert(sim, "fd-a"))
+    [d] = await settled(client, timeout=30)
+    assert d["state"] == "refused", d
+    assert "dry run: fence_to_confirm not run" in d["reason"]
+    assert not fenced.exists()
