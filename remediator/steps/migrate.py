@@ -8,19 +8,17 @@ from .. import actions as act
 from .. import live, policy
 from ..journal import DONE, SKIPPED, UNPLACED, Action
 from ..placement import place
+from . import reread
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
 
 async def run(engine: Engine, s: Action) -> None:
-    snap = await engine.read(s, live.objects_snapshot, [s.vm_id], [s.host_id, s.target_host_id])
-    if snap is None:
+    found = await reread.step_vm(engine, s, [s.host_id, s.target_host_id])
+    if found is None:
         return
-    vm = snap.vms.get(s.vm_id)
-    if vm is None:
-        await engine.finish(s, SKIPPED, "no longer in vCenter's inventory")
-        return
+    snap, vm = found
     source = snap.hosts.get(s.host_id)
     if vm.host_id != s.host_id:
         where = vm.host_id

@@ -6,21 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import actions as act
-from .. import live, policy
+from .. import policy
 from ..journal import DONE, SKIPPED, Action
+from . import reread
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
 
 async def run(engine: Engine, s: Action) -> None:
-    snap = await engine.read(s, live.objects_snapshot, [s.vm_id], [s.host_id])
-    if snap is None:
+    found = await reread.step_vm(engine, s, [s.host_id])
+    if found is None:
         return
-    vm = snap.vms.get(s.vm_id)
-    if vm is None:
-        await engine.finish(s, SKIPPED, "no longer in vCenter's inventory")
-        return
+    snap, vm = found
     if s.attempts > 0 and vm.boot_time and s.started_at and vm.boot_time >= s.started_at - 1:
         await engine.finish(
             s,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .. import live, policy
 from ..ha_watch import LOOK_SECONDS, WATCH_KEY, watch_look
 from ..journal import PENDING, SKIPPED, Action
-from . import vm_restart
+from . import reread, vm_restart
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -36,13 +36,10 @@ __all__ = ["LOOK_SECONDS", "run"]
 async def run(engine: Engine, s: Action) -> None:
     """Re-read the VM: restarted by HA (done watching), still waiting, or overdue."""
     info = dict(s.detail.get(WATCH_KEY) or {})
-    snap = await engine.read(s, live.objects_snapshot, [s.vm_id], [s.host_id])
-    if snap is None:
+    found = await reread.step_vm(engine, s, [s.host_id])
+    if found is None:
         return
-    vm = snap.vms.get(s.vm_id)
-    if vm is None:
-        await engine.finish(s, SKIPPED, "no longer in vCenter's inventory")
-        return
+    snap, vm = found
     cur = snap.hosts.get(vm.host_id)
     if cur is None and vm.host_id:
         more = await engine.read(s, live.objects_snapshot, [], [vm.host_id])
