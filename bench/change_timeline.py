@@ -31,6 +31,8 @@ from exporter.sync import create_follow_filter
 from exporter.wire import install
 from vcenter.session import connect, disconnect
 
+from .exporter_bench import initial_sync
+
 
 class BareClient:
     """A process of its own following the exporter's filter spec; notes when each host's
@@ -76,15 +78,7 @@ def _follow(vc: Any, out: Any, stop: Any) -> None:
         content = si.RetrieveContent()
         pc, _view = create_follow_filter(content)
         wire = install(si)
-        version = ""
-        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
-        while True:  # the initial sync, as the exporter reads it
-            result = pc.WaitForUpdatesEx(version, opts)
-            if result is None:
-                break
-            version = result.version
-            if not result.truncated:
-                break
+        version = initial_sync(pc)
         out.put("ready")
         opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=5, maxObjectUpdates=500)
         while not stop.is_set():

@@ -123,6 +123,21 @@ def host_change_seconds(
     return elapsed, seen
 
 
+def initial_sync(pc: Any) -> str:
+    """Read a fresh filter's initial sync in pages, as the exporter does; its version."""
+    from pyVmomi import vmodl  # noqa: PLC0415
+
+    version = ""
+    opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
+    while True:
+        result = pc.WaitForUpdatesEx(version, opts)
+        if result is None:
+            return version
+        version = result.version
+        if not result.truncated:
+            return version
+
+
 def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[float]:
     """How long the simulator itself takes to deliver a change to a WaitForUpdatesEx client
     following the exporter's filter: the floor under the exporter's change-to-visible time."""
@@ -132,15 +147,7 @@ def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[floa
     try:
         content = si.RetrieveContent()
         pc, _view = create_follow_filter(content)
-        version = ""
-        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=500)
-        while True:
-            result = pc.WaitForUpdatesEx(version, opts)
-            if result is None:
-                break
-            version = result.version
-            if not result.truncated:
-                break
+        version = initial_sync(pc)
         opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=30)
         out = []
         for host in hosts:
