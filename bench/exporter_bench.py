@@ -140,25 +140,36 @@ def initial_sync(pc: Any) -> str:
 
 def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[float]:
     """How long the simulator itself takes to deliver a change to a WaitForUpdatesEx client
-    following the exporter's filter: the floor under the exporter's change-to-visible time."""
+    following the exporter's filter: the floor under the exporter's change-to-visible time.
+
+    The socket timeout is the wait's plus a wide margin, and an empty answer (the wait ran
+    out) is waited on again: at 40,000 VMs vcsim 0.24 re-collects the whole filter for
+    every queued change, so one answer can take longer than a vCenter's login timeout (the
+    run of 2026-12-02 died there on a socket timeout)."""
     from pyVmomi import vmodl  # noqa: PLC0415
 
-    si = connect(config.vcenters[0])
+    wait_seconds = 30
+    si = connect(config.vcenters[0], timeout=wait_seconds + 600)
     try:
         content = si.RetrieveContent()
         pc, _view = create_follow_filter(content)
         version = initial_sync(pc)
-        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=30)
+        opts = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=wait_seconds)
+
+        def next_answer(version: str) -> str:
+            while True:
+                result = pc.WaitForUpdatesEx(version, opts)
+                if result is not None:
+                    return str(result.version)
+
         out = []
         for host in hosts:
             sim.set_host(host, inQuarantineMode=True)
             t0 = time.perf_counter()
-            result = pc.WaitForUpdatesEx(version, opts)
+            version = next_answer(version)
             out.append(time.perf_counter() - t0)
-            version = result.version
             sim.set_host(host, inQuarantineMode=False)
-            result = pc.WaitForUpdatesEx(version, opts)
-            version = result.version
+            version = next_answer(version)
         pc.DestroyPropertyCollector()
         return out
     finally:
