@@ -14,7 +14,9 @@ For each host maintenance flip, four wall-clock moments, printed relative to the
 ``follower - bare`` is the simulator serving the exporter's collector later than the bare
 one (its queue, its turn), or the follower not yet waiting; ``body - follower`` is the
 exporter's read, parse and render (``vsphere_sync_update_parse_seconds`` plus
-``vsphere_render_lag_seconds``), within one scrape's granularity.
+``vsphere_render_lag_seconds``), within one scrape's granularity; ``own_lag`` is the
+exporter's own stamp of that share for the change (``vsphere_render_last_lag_seconds``),
+finer than any observation from outside.
 """
 
 from __future__ import annotations
@@ -110,6 +112,31 @@ def last_update(body: bytes) -> float:
     return float(line.rsplit(b" ", 1)[1])
 
 
+def sample_value(body: bytes, name: str) -> float:
+    """An unlabelled series' value (bytes.find, as :func:`last_update`)."""
+    at = body.find(b"\n" + name.encode() + b" ")
+    if at < 0:
+        return float("nan")
+    return float(body[at + 1 : body.find(b"\n", at + 1)].rsplit(b" ", 1)[1])
+
+
+def own_lag(
+    fetch: Callable[[str], tuple[float, bytes]], url: str, count_before: float, timeout: float
+) -> float:
+    """``vsphere_render_last_lag_seconds`` from the first body that counts an observation
+    after ``count_before``: the exporter's own share of the change (follower's read to the
+    body published), stamped by the exporter. The lag family is rendered by full renders,
+    so it shows a few seconds after the patch that published the change; a later
+    observation (a poll's changes) may have replaced it by then: an upper bound, then."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = fetch(url)[1]
+        if sample_value(body, "vsphere_render_lag_seconds_count") > count_before:
+            return sample_value(body, "vsphere_render_last_lag_seconds")
+        time.sleep(0.5)
+    return float("nan")
+
+
 def timeline(
     sim: Any,
     vc: Any,
@@ -137,6 +164,7 @@ def timeline(
                 host["moid"].encode(),
                 host["name"].encode(),
             )
+            lags_before = sample_value(fetch(url)[1], "vsphere_render_lag_seconds_count")
             t_set = time.time()
             sim.set_host(host["name"], inMaintenanceMode=True)
             t_change = time.time()
@@ -149,6 +177,7 @@ def timeline(
                     body_at, body_lo, follower = start, last_start, last_update(body)
                     break
                 last_start = start
+            own = own_lag(fetch, url, lags_before, 30) if body_at == body_at else float("nan")
             deadline = time.time() + 30
             while host["moid"] not in bare.seen and time.time() < deadline:
                 bare.poll()
@@ -159,17 +188,19 @@ def timeline(
                 "follower_s": follower - t_change,
                 "body_lo_s": body_lo - t_change,
                 "body_s": body_at - t_change,
+                "own_lag_s": own,
             }
             rows.append(row)
             print(
                 "  change {}: +0 set (call {:.3f}s), bare client +{:.2f}s, follower "
-                "+{:.2f}s, body +{:.2f}..{:.2f}s".format(
+                "+{:.2f}s, body +{:.2f}..{:.2f}s, exporter's own lag {:.3f}s".format(
                     host["name"],
                     row["set_call_s"],
                     row["bare_s"],
                     row["follower_s"],
                     row["body_lo_s"],
                     row["body_s"],
+                    row["own_lag_s"],
                 ),
                 flush=True,
             )

@@ -11,7 +11,9 @@ exporter subprocess.  Prints:
 - exporter peak RSS and CPU seconds per minute over that window;
 - change -> /metrics (host maintenance flip), the simulator's own delivery to a bare
   WaitForUpdatesEx client on the same filter, and the exporter's share (the difference);
-- per-shard latency with 4 shards, when the exporter has sharding;
+  then the same changes on a timeline (bench/change_timeline.py), with the exporter's own
+  stamp of its share per change (``vsphere_render_last_lag_seconds``);
+- per-shard gzip latency with 4 shards (``/metrics?shard=i&total_shards=4``);
 - a polling RetrievePropertiesEx fetch of the same properties (the reference ratio; a
   lower bound for a polling exporter such as pryorda/vmware_exporter, see docs/exporter.md);
 - the machine's load average (it is shared: the figures move with it).
@@ -119,10 +121,28 @@ def children_rss_mib(pid: int) -> float:
     return total
 
 
-def sharding_available() -> bool:
-    from exporter import app  # noqa: PLC0415
-
-    return "total_shards" in Path(app.__file__).read_text()
+def shard_latency(url: str, total: int, scrapes: int) -> dict[str, float]:
+    """Gzip scrapes of each of ``total`` shards, as ``total`` Prometheus jobs would ask:
+    the first per shard (it splits the body's pieces, once per body) apart from the rest;
+    the shards' series add up to the whole body's (tests/test_exposition.py checks the
+    union byte for byte)."""
+    out: dict[str, float] = {}
+    worst: list[float] = []
+    series = 0
+    for i in range(total):
+        shard_url = f"{url}?shard={i}&total_shards={total}"
+        first, body = scrape(shard_url, True)
+        lat = [scrape(shard_url, True)[0] for _ in range(scrapes)]
+        series += sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        out[f"shard{i}_of_{total}_first_ms"] = first * 1000
+        out[f"shard{i}_of_{total}_gzip_p50_ms"] = pct(lat, 0.5) * 1000
+        out[f"shard{i}_of_{total}_gzip_p95_ms"] = pct(lat, 0.95) * 1000
+        out[f"shard{i}_of_{total}_mb"] = len(body) / 1e6
+        worst += lat
+        del body
+    out[f"shards_of_{total}_gzip_p95_ms"] = pct(worst, 0.95) * 1000
+    out[f"shards_of_{total}_series"] = series
+    return out
 
 
 def change_to_metric(sim: Any, url: str, hosts: list[str]) -> list[float]:
@@ -261,6 +281,14 @@ def run(
         out["exporter_children_rss_mib"] = children_rss_mib(pid)
         body = scrape(url)[1]
         out["poll_duration_s"] = sample(body, "vsphere_sync_poll_duration_seconds")
+        del body
+        for key, value in shard_latency(url, 4, scrapes).items():
+            out[key] = value
+        # Before the change timings, which the simulator can stall at this size.
+        out["polling_fetch_s"] = polling_scrape(config)
+        out["polling_over_gzip_p50_ratio"] = out["polling_fetch_s"] / (
+            out["metrics_gzip_p50_ms"] / 1000
+        )
         lag0 = lag_histogram(scrape(url)[1])
         seen = change_to_metric(sim, url, hosts[:changes])
         lag1 = lag_histogram(scrape(url)[1])
@@ -286,13 +314,15 @@ def run(
             sim,
             config.vcenters[0],
             url,
-            inv["hosts"][2 * changes : 3 * changes],
+            # hosts not flipped yet, or (a small inventory) the first ones again
+            inv["hosts"][2 * changes : 3 * changes] or inv["hosts"][:changes],
             lambda u: scrape(u, True),
             CHANGE_TIMEOUT,
         )
         a1 = scrape(url)[1]
-        for key in ("bare_s", "follower_s", "body_lo_s", "body_s"):
+        for key in ("bare_s", "follower_s", "body_lo_s", "body_s", "own_lag_s"):
             out[f"timeline_{key[:-2]}_p50_s"] = statistics.median(r[key] for r in rows)
+        out["timeline_own_lag_max_s"] = max(r["own_lag_s"] for r in rows)
         out["timeline_follower_after_bare_p50_s"] = statistics.median(
             r["follower_s"] - r["bare_s"] for r in rows
         )
@@ -310,16 +340,10 @@ def run(
         out["exporter_share_p50_s"] = max(
             0.0, out["change_to_metric_p50_s"] - out["sim_delivery_p50_s"]
         )
-        out["polling_fetch_s"] = polling_scrape(config)
-        out["polling_over_gzip_p50_ratio"] = out["polling_fetch_s"] / (
-            out["metrics_gzip_p50_ms"] / 1000
-        )
         out["exporter_peak_rss_mib_end"] = peak_rss_mib(pid)
     finally:
         exporter.stop()
         sim.close()
-    if not sharding_available():
-        print("  sharding: not available (issue 15 item 6 has not landed on this branch)")
     print(f"  load average at the end: {loadavg()} (2 cores, shared)", flush=True)
     return out
 

@@ -213,6 +213,17 @@ class LagHistogram:
         fam.lines.append(f"vsphere_render_lag_seconds_count {self.count}\n")
         return fam
 
+    def last_family(self) -> Family:
+        """The last observation alone: with one change at a time (bench/change_timeline.py)
+        it is that change's own share, read from outside, which the buckets only bound."""
+        fam = Family(
+            "vsphere_render_last_lag_seconds",
+            "The last observation of vsphere_render_lag_seconds: how long the most recent "
+            "inventory change waited for the body.",
+        )
+        fam.add("", self.last)
+        return fam
+
 
 class Body:
     """A rendered ``/metrics`` body: one piece per metric family; iterating gives each
@@ -461,8 +472,8 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
-        lag = self.lag.family()
-        pieces = self._pieces([*families, ok, dur, build, took, lag])
+        lag, last_lag = self.lag.family(), self.lag.last_family()
+        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag])
         with self._publish_lock:
             # What the detection lane published while this render ran is newer than this
             # render's snapshot: applied again, so a slow render never hides a change.

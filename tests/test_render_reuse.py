@@ -30,6 +30,7 @@ TIMINGS = (
     "vsphere_scrape_duration_seconds",
     "vsphere_scrape_collector_duration_seconds",
     "vsphere_render_lag_seconds",
+    "vsphere_render_last_lag_seconds",
 )
 
 
