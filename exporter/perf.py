@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,20 +208,16 @@ def _latest(series: Any) -> float | None:
     return None if value < 0 else value
 
 
-def convert_metrics(
-    results: Sequence[Any],
-    targets: Mapping[str, Target],
-    names: Mapping[int, str],
-    counters: Mapping[str, list[Counter]],
-    received: float,
-) -> list[Sample]:
-    """QueryPerf results -> one :class:`Sample` per entity with the converted values."""
-    out = []
+# What a converter keeps of one entity's answer: its moid, the sampling interval in
+# seconds, and each counter's newest value per instance ({name: {instance: value}}).
+Entry = tuple[str, float, dict[str, dict[str, float]]]
+
+
+def metric_entries(results: Sequence[Any], names: Mapping[int, str]) -> Iterator[Entry]:
+    """QueryPerf results (pyVmomi's objects, or perf_soap's plain stand-ins) as entries;
+    the parse worker makes the same from the answer's bytes (perf_scan.scan_entries)."""
     for metric in results or []:
-        entity = getattr(metric, "entity", None)
-        target = targets.get(str(getattr(entity, "_moId", "")))
-        if target is None:
-            continue
+        moid = str(getattr(getattr(metric, "entity", None), "_moId", ""))
         infos = getattr(metric, "sampleInfo", None) or []
         interval = float(getattr(infos[-1], "interval", 0) or REALTIME_INTERVAL_ID) if infos else 20
         raw: dict[str, dict[str, float]] = {}
@@ -231,6 +227,21 @@ def convert_metrics(
             if name is None or value is None:
                 continue
             raw.setdefault(name, {})[str(series.id.instance or "")] = value
+        yield moid, interval, raw
+
+
+def convert_entries(
+    entries: Iterable[Entry],
+    targets: Mapping[str, Target],
+    counters: Mapping[str, list[Counter]],
+    received: float,
+) -> list[Sample]:
+    """Entries -> one :class:`Sample` per known entity with the converted values."""
+    out = []
+    for moid, interval, raw in entries:
+        target = targets.get(moid)
+        if target is None:
+            continue
         info = Entity(target.kind, target.vcpus, interval)
         sample = Sample(target, received)
         if target.kind == "host":
@@ -241,6 +252,17 @@ def convert_metrics(
                 sample.values[counter.key] = value
         out.append(sample)
     return out
+
+
+def convert_metrics(
+    results: Sequence[Any],
+    targets: Mapping[str, Target],
+    names: Mapping[int, str],
+    counters: Mapping[str, list[Counter]],
+    received: float,
+) -> list[Sample]:
+    """QueryPerf results -> one :class:`Sample` per entity with the converted values."""
+    return convert_entries(metric_entries(results, names), targets, counters, received)
 
 
 def build_families(

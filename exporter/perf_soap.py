@@ -37,30 +37,32 @@ _END = "</QueryPerf></soapenv:Body></soapenv:Envelope>"
 _PARSE_LOCK = threading.Lock()  # one parse at a time in the process (see query())
 
 
-# The shapes convert_metrics() reads (the attribute names pyVmomi's objects have).
-@dataclass(frozen=True)
+# The shapes convert_metrics() reads (the attribute names pyVmomi's objects have). Slotted
+# and not frozen: a frozen dataclass's __init__ costs 2.5x as much, and a collection at
+# 10,000 VMs builds some 400,000 of them.
+@dataclass(slots=True)
 class MoRef:
     _moId: str  # noqa: N815 - pyVmomi's attribute name
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SampleInfo:
     interval: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MetricId:
     counterId: int  # noqa: N815
     instance: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Series:
     id: MetricId
     value: list[float]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EntityMetric:
     entity: MoRef
     sampleInfo: list[SampleInfo]  # noqa: N815
@@ -146,6 +148,8 @@ def parse_response(body: bytes) -> list[EntityMetric]:
     the GIL for its whole parse (expat never releases it), and every ``/metrics`` scrape in
     the process waited behind it; between slices other threads get their turn. Each entity
     is dropped from the tree once read, so the tree never holds the whole answer either.
+    (The parse worker reads the usual answer with perf_scan.py instead, a fraction of
+    the CPU, and this only where that declines.)
     """
     parser: Any = ET.XMLPullParser(events=("end",))
     out: list[EntityMetric] = []

@@ -48,14 +48,20 @@ def parse_and_convert(
     """In the worker: a QueryPerf answer -> (worker pid, [(moid, values, datastores)]).
 
     The per-datastore values travel too: the per-datastore families are built from them
-    in the exporter (dropping them here left those families empty)."""
-    from .perf import Target, convert_metrics  # noqa: PLC0415 - perf imports this module
+    in the exporter (dropping them here left those families empty). The answer is
+    scanned (perf_scan.py, a fraction of an XML parse's CPU) unless it is not in the shape
+    the scanner reads; then ElementTree parses it."""
+    from .perf import Target, convert_entries, metric_entries  # noqa: PLC0415 - perf imports this module
     from .perf_counters import KINDS, counters_for  # noqa: PLC0415
+    from .perf_scan import scan_entries  # noqa: PLC0415
     from .perf_soap import parse_response  # noqa: PLC0415
 
     by_moid = {row[1]: Target(*row) for row in targets}
     counters = {kind: counters_for(kind, tuple(counter_keys)) for kind in KINDS}
-    samples = convert_metrics(parse_response(body), by_moid, names, counters, 0.0)
+    entries = scan_entries(body, names)
+    if entries is None:
+        entries = list(metric_entries(parse_response(body), names))
+    samples = convert_entries(entries, by_moid, counters, 0.0)
     return os.getpid(), [(s.target.moid, s.values, s.datastores) for s in samples]
 
 
