@@ -21,6 +21,7 @@ from exporter.families import Family
 from exporter.inventory import Inventory, ManagedObject
 from exporter.properties_extra import SENSORS
 from exporter.render import Body, Renderer
+from exporter.tagging import TagSnapshot
 from vcenter.config import parse_config
 
 from .test_inventory import _image
@@ -415,3 +416,30 @@ def test_a_family_of_cached_members_is_never_decompressed_whole_by_a_render() ->
     assert piece.plain == want
     assert b"".join(exposition.chunks([piece], gzipped=False)) == want
     assert piece.same_bytes(Piece(piece.name, want))
+
+
+def test_tags_are_rebuilt_only_for_a_new_snapshot_or_a_rename() -> None:
+    """The tag families depend on the tag snapshot and the tagged objects' names, not on
+    their other properties: a poll's new quickStats must not rebuild them."""
+    inv = _estate()
+    inv.tags = TagSnapshot(ok=True, attachments={"vm-x1": (("env", "prod"),)})
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    first = renderer.render_now()
+
+    def change(moid: str, **props: Any) -> None:
+        old = inv.objects[moid]
+        inv.objects[moid] = ManagedObject(moid, old.type, {**old.props, **props})
+
+    change("vm-x1", **{"summary.quickStats.overallCpuUsage": 123})
+    second = renderer.render_now()
+    assert "vsphere_vm_tag_info" not in renderer.last_built
+    assert _pieces(second)["vsphere_vm_tag_info"] is _pieces(first)["vsphere_vm_tag_info"]
+    change("vm-x1", name="renamed")
+    third = renderer.render_now()
+    assert "vsphere_vm_tag_info" in renderer.last_built
+    assert b'vm="renamed",category="env",tag="prod"' in _pieces(third)["vsphere_vm_tag_info"].plain
+    inv.tags = TagSnapshot(ok=True, attachments={"vm-x1": (("env", "test"),)})
+    fourth = renderer.render_now()
+    assert b'tag="test"' in _pieces(fourth)["vsphere_vm_tag_info"].plain
+    assert _stable(fourth.decode()) == _fresh_text(inv, config)
