@@ -140,7 +140,10 @@ def test_vms_leaving_and_entering_arrive_as_leave_and_enter(
         )
         vm = next(v for v in view.view if v.name == "DC0_C0_VM3")
         vmx, folder, pool, host = (
-            vm.config.files.vmPathName, vm.parent, vm.resourcePool, vm.runtime.host
+            vm.config.files.vmPathName,
+            vm.parent,
+            vm.resourcePool,
+            vm.runtime.host,
         )
         WaitForTask(vm.PowerOffVM_Task())  # not in the filter: nothing is sent for it
         vm.UnregisterVM()
@@ -170,13 +173,17 @@ def test_cancel_wait_for_updates_ends_a_waiting_call(sim: Simulator) -> None:
 
         t = threading.Thread(target=wait)
         t.start()
-        while _delivery(sim)["waiting"] == 0:  # the call is parked in the simulator
+        for _ in range(600):  # until the call is parked in the simulator (bounded)
+            if _delivery(sim)["waiting"]:
+                break
             t.join(0.05)
         follower.pc.CancelWaitForUpdates()
         t.join(30)
         assert not t.is_alive()
         assert len(caught) == 1 and isinstance(caught[0], vmodl.fault.RequestCanceled)
-        assert follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=0)) is None
+        assert (
+            follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=0)) is None
+        )
     finally:
         Disconnect(si)
 
