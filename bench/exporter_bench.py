@@ -143,9 +143,9 @@ def vcenter_update_latency(sim: Any, config: Any, hosts: list[str]) -> list[floa
     following the exporter's filter: the floor under the exporter's change-to-visible time.
 
     The socket timeout is the wait's plus a wide margin, and an empty answer (the wait ran
-    out) is waited on again: at 40,000 VMs vcsim 0.24 re-collects the whole filter for
-    every queued change, so one answer can take longer than a vCenter's login timeout (the
-    run of 2026-12-02 died there on a socket timeout)."""
+    out) is waited on again: at 40,000 VMs vcsim 0.24 (``-incremental-delivery=false``)
+    re-collects the whole filter for every queued change, so one answer can take longer
+    than a vCenter's login timeout (the run of 2026-12-02 died there on a socket timeout)."""
     from pyVmomi import vmodl  # noqa: PLC0415
 
     wait_seconds = 30

@@ -729,6 +729,7 @@ func (s *sim) configJSON() map[string]interface{} {
 		"realVCenter":       realVCenter.Load(),
 		"reconcileInterval": s.cfg.reconcileInterval.String(),
 		"paging":            paging.json(),
+		"delivery":          delivery.json(),
 	}
 }
 
@@ -737,7 +738,7 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 	if err != nil {
 		return 0, nil, err
 	}
-	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter}
+	flags := map[string]*atomic.Bool{"strict": &s.strict, "strictSource": &s.strictSource, "realVCenter": &realVCenter, "incrementalDelivery": &delivery.enabled}
 	values := map[string]bool{}
 	var pagingCfg *pagingConfig
 	for _, k := range sortedKeys(body) {
@@ -750,7 +751,7 @@ func (s *sim) postConfig(r *http.Request) (int, interface{}, *apiError) {
 			continue
 		}
 		if flags[k] == nil {
-			return 0, nil, unknownKey(k, []string{"paging", "realVCenter", "strict", "strictSource"})
+			return 0, nil, unknownKey(k, []string{"incrementalDelivery", "paging", "realVCenter", "strict", "strictSource"})
 		}
 		v, err := boolValue(k, body[k])
 		if err != nil {

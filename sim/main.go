@@ -48,6 +48,7 @@ type config struct {
 	strictSource      bool
 	realVCenter       bool
 	paging            bool
+	incremental       bool
 	exitWithParent    bool
 	reconcileInterval time.Duration
 	verbose           bool
@@ -82,6 +83,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.strictSource, "strict-source", false, "with -strict, also refuse moving a VM off a host that is not connected")
 	fs.BoolVar(&cfg.realVCenter, "real-vcenter", false, "do not announce quickStats and overallStatus changes to property collectors, as vCenter does not")
 	fs.BoolVar(&cfg.paging, "paging", true, "page WaitForUpdatesEx and RetrievePropertiesEx as vCenter does (100 objects a page; see docs/simulator.md)")
+	fs.BoolVar(&cfg.incremental, "incremental-delivery", true, "send WaitForUpdatesEx the changed properties of changed objects as vCenter does, re-collecting a filter only when the objects it reaches can change (false: vcsim's re-collection per change; see docs/simulator.md)")
 	fs.BoolVar(&cfg.exitWithParent, "exit-with-parent", false, "exit when the parent process goes away")
 	fs.DurationVar(&cfg.reconcileInterval, "reconcile-interval", 0, "period of the guest-agent safety-net reconciler (0 = auto: 200ms, longer above 2,000 VMs)")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log vcsim's own messages to stderr")
@@ -245,6 +247,7 @@ func run(cfg *config) error {
 	}
 
 	paging.setEnabled(cfg.paging)
+	delivery.enabled.Store(cfg.incremental)
 	sdkAddr := sdkLn.Addr().String()
 	svc := s.model.Service
 	svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -340,6 +343,7 @@ func initService(svc *simulator.Service, sdkAddr string) (err error) {
 	}()
 	inner := svc.NewServer()
 	inner.Close()
+	installDelivery() // sim/delivery.go
 
 	// vcsim points clients at its own listener; point them at ours.
 	simulator.Map.SessionManager().ServiceHostName = sdkAddr

@@ -206,6 +206,7 @@ func (p *pager) handler(next http.Handler) http.Handler {
 		case "WaitForUpdatesEx", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CancelRetrievePropertiesEx":
 		case "Logout":
 			p.forget(cookie, "")
+			delivery.forgetSession(cookie) // sim/delivery.go
 			next.ServeHTTP(w, r)
 			return
 		case "DestroyPropertyCollector":
