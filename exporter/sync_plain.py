@@ -1,0 +1,115 @@
+"""The follower's plain-XML initial sync (sync_soap.py) on its session and parse worker.
+
+Kept apart from sync.py's loop: it owns a SOAP session on the follower's cookie and, with
+``sync.poll_worker_process``, a worker process of its own that lives only for the sync
+(the sync is rare; afterwards the follower's small answers go through pyVmomi, and ~37 MiB
+of worker would idle). Without the worker the same XML is parsed in the follower's thread,
+still pipelined with the next page's request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import BrokenExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
+from typing import Any
+
+from vcenter.config import SyncConfig, VCenterConfig
+from vcenter.session import ssl_context
+
+from .inventory import Inventory, ManagedObject, apply_object_updates
+from .perf_soap import SoapSession
+from .perf_worker import ParseWorker
+from .sync_soap import (
+    PlainSyncFailed,
+    UpdatePage,
+    interned,
+    parse_updates,
+    parse_updates_traced,
+    pipelined_pages,
+    wait_body,
+)
+
+PAGE_OBJECTS = 500  # as sync.PAGE_OBJECTS: vCenter caps a page at 100 anyway
+
+
+class PlainSync:
+    """One initial sync as plain XML; :meth:`close` ends its session and worker."""
+
+    def __init__(self, session: SoapSession, worker: ParseWorker | None, stop: threading.Event):
+        self.session = session
+        self.worker = worker
+        self.stop = stop
+
+    @classmethod
+    def open(
+        cls, vc: VCenterConfig, si: Any, sync: SyncConfig, stop: threading.Event
+    ) -> PlainSync | None:
+        """None when ``si``'s session has no cookie to reuse (pyVmomi then syncs)."""
+        if not SoapSession.usable(si):
+            return None
+        https = vc.url.lower().startswith("https")
+        session = SoapSession(
+            si,
+            host=vc.host,
+            port=vc.port,
+            path=vc.path,
+            context=ssl_context(vc) if https else None,
+            timeout=vc.timeout_seconds,
+        )
+        worker = ParseWorker(4 * vc.timeout_seconds) if sync.poll_worker_process else None
+        return cls(session, worker, stop)
+
+    def parse(self, body: bytes) -> UpdatePage | None:
+        """One page in the worker (or here); any failure to read it is PlainSyncFailed."""
+        try:
+            if self.worker is None:
+                return parse_updates(body)
+            page: UpdatePage | None = self.worker.call(parse_updates_traced, body)
+            return page
+        except (BrokenExecutor, FutureTimeout) as exc:
+            raise PlainSyncFailed(f"parse worker died or hung: {exc!r}") from exc
+        except Exception as exc:  # noqa: BLE001 - unreadable XML, an unexpected shape
+            raise PlainSyncFailed(f"page not readable as plain XML: {exc!r}") from exc
+
+    def run(
+        self, collector: Any, inventory: Inventory
+    ) -> tuple[dict[str, ManagedObject], dict[int, str], str]:
+        """Every page folded into a new image: (objects, custom field names, version)."""
+        from pyVmomi import vmodl  # noqa: PLC0415
+
+        options = vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=0, maxObjectUpdates=PAGE_OBJECTS
+        )
+        objects: dict[str, ManagedObject] = {}
+        fields: dict[int, str] = {}
+        version = ""
+        request = partial(wait_body, collector, options=options)
+        for page, size, parse_seconds in self._timed(request):
+            version, _truncated, updates = page
+            del page
+            with inventory.lock:
+                inventory.answers.observe(time.time(), parse_seconds, size)
+            apply_object_updates(objects, fields, interned(updates), inventory.observe)
+            del updates
+        return objects, fields, version
+
+    def _timed(self, request: Any) -> Any:
+        """The pages with their size and the seconds their parse took."""
+        timings: list[float] = []
+
+        def parse(body: bytes) -> UpdatePage | None:
+            begun = time.monotonic()
+            page = self.parse(body)
+            timings.append(time.monotonic() - begun)
+            return page
+
+        for page, size in pipelined_pages(self.session, request, parse, self.stop):
+            yield page, size, timings.pop()
+
+    def close(self) -> None:
+        self.session.close()
+        if self.worker is not None:
+            self.worker.close()
