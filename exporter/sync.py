@@ -272,19 +272,19 @@ class Follower:
         try:
             return reader.run(collector, self.inventory)
         except PlainSyncFailed as exc:
-            log.warning(
-                "vcenter=%s plain-XML initial sync failed (%s); syncing through pyVmomi",
-                self.vc.name,
-                exc,
-            )
-            with self.inventory.lock:
-                self.inventory.plain_sync_fallbacks_total += 1
-            content = si.RetrieveContent()
-            _destroy(collector)
-            self._collector, _view = create_follow_filter(content)
-            return None
+            failed = exc
         finally:
-            reader.close()
+            reader.close()  # first: pyVmomi's idle connections go (sync_plain.py)
+        log.warning(
+            "vcenter=%s plain-XML initial sync failed (%s); syncing through pyVmomi",
+            self.vc.name,
+            failed,
+        )
+        with self.inventory.lock:
+            self.inventory.plain_sync_fallbacks_total += 1
+        _destroy(collector)
+        self._collector, _view = create_follow_filter(si.RetrieveContent())
+        return None
 
     def _wait(self, collector: Any, version: str, options: Any, wire: Recorder) -> Any:
         """One ``WaitForUpdatesEx``; an answer with an update set is recorded (arrival,
