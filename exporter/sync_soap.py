@@ -208,7 +208,12 @@ def pipelined_pages(
     thread.start()
     try:
         while True:
-            body, error = pages.get()
+            try:
+                body, error = pages.get(timeout=0.2)
+            except queue.Empty:
+                if stop.is_set():  # the fetch thread ends without a last word
+                    raise InterruptedError("follower stopping") from None
+                continue
             if error is not None:
                 raise error
             if body is None:
