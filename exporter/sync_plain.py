@@ -30,6 +30,7 @@ from .sync_soap import (
     parse_updates_traced,
     pipelined_pages,
     wait_body,
+    worker_pid,
 )
 
 PAGE_OBJECTS = 500  # as sync.PAGE_OBJECTS: vCenter caps a page at 100 anyway
@@ -45,6 +46,8 @@ class PlainSync:
         self.session = session
         self.worker = worker
         self.stop = stop
+        self._warm = threading.Event()  # the worker process is up: pages go to it
+        self._warming: threading.Thread | None = None
 
     @classmethod
     def open(
@@ -66,16 +69,38 @@ class PlainSync:
         return cls(si, session, worker, stop)
 
     def parse(self, body: bytes) -> UpdatePage | None:
-        """One page in the worker (or here); any failure to read it is PlainSyncFailed."""
+        """One page in the worker once it is up, else here; any failure to read it is
+        PlainSyncFailed. Spawning the worker (a process importing pyVmomi) takes a second
+        or more on a loaded machine, longer than a small inventory's whole sync: it is
+        started only when the first page says more follow, and pages are parsed here
+        until it answers, so its start never delays a page."""
         try:
-            if self.worker is None:
-                return parse_updates(body)
-            page: UpdatePage | None = self.worker.call(parse_updates_traced, body)
-            return page
+            if self.worker is None or not self._warm.is_set():
+                page = parse_updates(body)
+                if page is not None and page[1]:
+                    self._start_worker()
+                return page
+            got: UpdatePage | None = self.worker.call(parse_updates_traced, body)
+            return got
         except (BrokenExecutor, FutureTimeout) as exc:
             raise PlainSyncFailed(f"parse worker died or hung: {exc!r}") from exc
         except Exception as exc:  # noqa: BLE001 - unreadable XML, an unexpected shape
             raise PlainSyncFailed(f"page not readable as plain XML: {exc!r}") from exc
+
+    def _start_worker(self) -> None:
+        worker = self.worker
+        if worker is None or self._warming is not None:
+            return
+
+        def warm() -> None:
+            try:
+                worker.call(worker_pid)
+            except Exception:  # noqa: BLE001 - no worker: the pages stay in this process
+                return
+            self._warm.set()
+
+        self._warming = threading.Thread(target=warm, name="vha-sync-worker-start", daemon=True)
+        self._warming.start()
 
     def run(
         self, collector: Any, inventory: Inventory

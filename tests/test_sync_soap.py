@@ -4,6 +4,7 @@ between pages, a fault mid-sync and an unreadable page behave as the pyVmomi pat
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -51,10 +52,16 @@ class Live:
         objects, fields, version = follower._pyvmomi_sync(collector, install(self.si))
         return image(objects, fields), version
 
-    def plain(self, hook: Any = None) -> tuple[Image, str, Any]:
+    def plain(self, hook: Any = None, warm: bool = False) -> tuple[Image, str, Any]:
+        """A plain sync; ``warm``: its worker started first (else the small inventory's
+        sync would end before the worker is up, and no page would go to it)."""
         collector, _view = create_follow_filter(self.content)
         reader = PlainSync.open(self.vc, self.si, self.config.sync, threading.Event())
         assert reader is not None
+        self.reader = reader
+        if warm:
+            reader._start_worker()
+            assert reader._warm.wait(60)
         if hook is not None:
             parse = reader.parse
 
@@ -150,8 +157,13 @@ def test_the_plain_sync_builds_the_image_pyvmomi_builds(live: Live, worker: bool
     )
     expected, _ = live.pyvmomi()
     pages = live.sim.paging_state()["truncatedPages"]
-    got, version, _ = live.plain()
-    assert live.sim.paging_state()["truncatedPages"] - pages >= 4
+    got, version, _ = live.plain(warm=worker)
+    pages = live.sim.paging_state()["truncatedPages"] - pages
+    assert pages >= 4
+    if worker:  # every page went to the worker (the call that started it, one more)
+        assert live.reader.worker is not None
+        assert live.reader.worker.pid != os.getpid()
+        assert live.reader.worker.parsed_total == pages + 2
     assert version
     objects, fields = expected
     assert got[1] == fields and any(v == "Env" for v in fields.values())
@@ -296,3 +308,11 @@ def test_pyvmomis_idle_connections_are_dropped_after_the_plain_sync(live: Live) 
     live.plain()
     assert live.si._stub.pool == []
     assert live.content.about.name  # pyVmomi reconnects on its own
+
+
+def test_a_one_page_sync_never_starts_the_worker(live: Live) -> None:
+    """Spawning it would cost a small inventory's sync more than the whole parse."""
+    live.sim.set_paging(max_object_updates=100)
+    got, _version, _ = live.plain()
+    assert live.reader.worker is not None and live.reader.worker.parsed_total == 0
+    assert got == live.pyvmomi()[0]
