@@ -2,8 +2,10 @@
 
 One thread per vCenter (pyvmomi blocks), so a slow or dead vCenter never delays the others
 or the event loop.  A fresh session gets a private PropertyCollector, a ContainerView over
-the whole inventory and one filter; the initial sync is read in pages and swapped into the
-inventory whole, then updates are folded in as they come.  The properties vCenter never
+the whole inventory and one filter; the initial sync is read in pages (as plain XML,
+pipelined and parsed in a worker process: sync_soap.py, sync_plain.py; through pyVmomi when
+that cannot be done) and swapped into the inventory whole, then updates are folded in as
+they come (through pyVmomi: small answers).  The properties vCenter never
 announces (quickStats, overallStatus) are re-read by the vCenter's poller thread
 (pollers.py, poller.py), never here, so a long poll cannot hold back a change.  Any failure
 (lost session, restarted vCenter, invalidated filter, or a ``WaitForUpdatesEx`` silent for
