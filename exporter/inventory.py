@@ -322,6 +322,7 @@ class Inventory:
         self.last_error: str | None = None
         self.down_since: float | None = None  # first failure of the current outage
         self.polls_total = 0
+        self.plain_sync_fallbacks_total = 0  # plain-XML initial syncs redone via pyVmomi
         self.poll_duration: float | None = None
         # Values outside the documented enum of a rendered property: (metric, value) -> n.
         self.unknown_enums: dict[tuple[str, str], int] = {}

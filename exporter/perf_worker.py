@@ -128,7 +128,8 @@ class ParseWorker:
                 future = pool.submit(fn, *args)
                 pid, result = future.result(timeout=self.timeout)
             except (BrokenExecutor, FutureTimeout):
-                log.warning("parse worker died or hung; starting a new one")
+                if not self._closed:  # closed under a call in flight: nothing to report
+                    log.warning("parse worker died or hung; starting a new one")
                 self._reset(pool)
                 raise
         with self._lock:

@@ -17,7 +17,8 @@ Only the shapes a RetrievePropertiesEx answer has are read: ``returnval/token``,
 ``returnval/objects/{obj, propSet/{name, val}, missingSet/{path, fault/{fault,
 localizedMessage}}}``. A ``val``'s ``xsi:type`` says how to read it (xsd scalars, enums as
 strings, ManagedObjectReference as its moid, ``ArrayOf*`` as lists, any other data object
-as an attribute bag its converter reads like pyVmomi's object).
+as an attribute bag its converter reads like pyVmomi's object); inside a data object the
+field's declared type does (exporter/soap_values.py, shared with the initial sync).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 from xml.sax.saxutils import escape
 
 from .inventory import expand
 from .perf_soap import _END, _ENVELOPE, VIM, XSI_TYPE
+from .soap_values import value as read_value
 
 Row = tuple[str, str, dict[str, Any]]  # type, moid, {path: converted value}
 Missing = tuple[str, str, list[tuple[str, str, str]]]  # type, moid, [(path, fault, message)]
@@ -51,8 +51,6 @@ _NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
     f"{VIM}fault",
     f"{VIM}localizedMessage",
 )
-_INTS = {"int", "long", "short", "byte"}
-_FLOATS = {"float", "double"}
 FEED_BYTES = 64 << 10
 
 
@@ -86,55 +84,6 @@ def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
     return body
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _scalar(text: str) -> Any:
-    """A data object's field without ``xsi:type``: a number if it reads as one."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _value(element: ET.Element) -> Any:
-    """A ``val`` (or a field of one) as the plain stand-in of pyVmomi's value."""
-    xsi = (element.get(XSI_TYPE) or "").rsplit(":", 1)[-1]
-    children = list(element)
-    text = element.text or ""
-    if xsi in _INTS:
-        return int(text)
-    if xsi in _FLOATS:
-        return float(text)
-    if xsi == "boolean":
-        return text.strip() in ("true", "1")
-    if xsi == "dateTime":
-        return datetime.fromisoformat(text.strip())
-    if xsi == "ManagedObjectReference":
-        return SimpleNamespace(_moId=text, type=element.get("type"))
-    if xsi.startswith("ArrayOf"):
-        return [_value(child) for child in children]
-    if not children:
-        return text if xsi else _scalar(text)
-    bag = SimpleNamespace()
-    for child in children:
-        name = _local(child.tag)
-        value = _value(child)
-        previous = getattr(bag, name, None)
-        if previous is None:
-            setattr(bag, name, value)
-        elif isinstance(previous, list):
-            previous.append(value)
-        else:
-            setattr(bag, name, [previous, value])
-    return bag
-
-
 Polled = Mapping[str, Sequence[str]]  # type name -> the paths asked for
 
 
@@ -149,7 +98,7 @@ def _object(element: ET.Element, polled: Polled, rows: list[Row], missing: list[
         if child.tag == _PROPSET:
             name = child.findtext(_NAME) or ""
             val = child.find(_VAL)
-            for path, value in expand(name, _value(val) if val is not None else None):
+            for path, value in expand(name, read_value(val) if val is not None else None):
                 values[path] = value
         elif child.tag == _MISSING:
             outer = child.find(_FAULT)

@@ -58,6 +58,11 @@ def status_families(
     updates = Family("vsphere_sync_updates_total", "Update sets applied.", "counter")
     errors = Family("vsphere_sync_errors_total", "Sync failures by reason.", "counter")
     resyncs = Family("vsphere_sync_resyncs_total", "Full syncs, the first included.", "counter")
+    fallbacks = Family(
+        "vsphere_sync_plain_fallbacks_total",
+        "Initial syncs whose pages could not be read as plain XML, redone through pyVmomi.",
+        "counter",
+    )
     objects = Family("vsphere_inventory_objects", "Objects in the in-memory inventory.")
     about = Family("vsphere_vcenter_info", "What the vCenter says about itself; always 1.")
     held = Family(
@@ -87,6 +92,7 @@ def status_families(
                 duration.add(base, inv.sync_duration)
             updates.add(base, inv.updates_total)
             resyncs.add(base, inv.resyncs_total)
+            fallbacks.add(base, inv.plain_sync_fallbacks_total)
             holding = inv.holding(hold_seconds, now)
             held.add(base, 1 if holding else 0)
             polls.add(base, inv.polls_total)
@@ -118,6 +124,7 @@ def status_families(
         updates,
         errors,
         resyncs,
+        fallbacks,
         objects,
         about,
         held,

@@ -2,8 +2,10 @@
 
 One thread per vCenter (pyvmomi blocks), so a slow or dead vCenter never delays the others
 or the event loop.  A fresh session gets a private PropertyCollector, a ContainerView over
-the whole inventory and one filter; the initial sync is read in pages and swapped into the
-inventory whole, then updates are folded in as they come.  The properties vCenter never
+the whole inventory and one filter; the initial sync is read in pages (as plain XML,
+pipelined and parsed in a worker process: sync_soap.py, sync_plain.py; through pyVmomi when
+that cannot be done) and swapped into the inventory whole, then updates are folded in as
+they come (through pyVmomi: small answers).  The properties vCenter never
 announces (quickStats, overallStatus) are re-read by the vCenter's poller thread
 (pollers.py, poller.py), never here, so a long poll cannot hold back a change.  Any failure
 (lost session, restarted vCenter, invalidated filter, or a ``WaitForUpdatesEx`` silent for
@@ -30,10 +32,13 @@ from vcenter.session import classify, connect, describe, disconnect
 
 from .enums import enum_observer
 from .inventory import PROPERTIES, Inventory, ManagedObject, apply_object_updates, expand
+from .sync_plain import PlainSync
+from .sync_soap import PlainSyncFailed
 from .wire import Recorder, install
 
 log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # bounds the transient pyvmomi objects of one page
+Synced = tuple[dict[str, ManagedObject], dict[int, str], str]  # objects, fields, version
 
 
 def _filter_spec(content: Any, view: Any) -> Any:
@@ -203,24 +208,12 @@ class Follower:
         collector, view = create_follow_filter(content)
         self._collector = collector
         start = time.monotonic()
-        objects: dict[str, ManagedObject] = {}
-        fields: dict[int, str] = {}
-        version = ""
-        options = vmodl.query.PropertyCollector.WaitOptions(
-            maxWaitSeconds=0, maxObjectUpdates=PAGE_OBJECTS
-        )
         wire = install(si)
-        while True:  # initial sync, page by page
-            result = self._wait(collector, version, options, wire)
-            if result is None:
-                break
-            version, truncated = result.version, result.truncated
-            apply_object_updates(
-                objects, fields, convert_update_set(result), self.inventory.observe
-            )
-            del result  # the raw page is the largest thing this process ever holds
-            if not truncated:
-                break
+        synced = self._plain_sync(si, collector) if self.sync.initial_sync_plain else None
+        if synced is None:
+            collector = self._collector  # a fresh one when the plain sync failed
+            synced = self._pyvmomi_sync(collector, wire)
+        objects, fields, version = synced
         self.inventory.replace(objects, fields)
         self.inventory.sync_duration = time.monotonic() - start
         log.info(
@@ -248,6 +241,53 @@ class Follower:
                 del result
             self.inventory.mark_alive()
 
+    def _pyvmomi_sync(self, collector: Any, wire: Recorder) -> Synced:
+        """The initial sync through pyVmomi's deserialiser, page by page."""
+        objects: dict[str, ManagedObject] = {}
+        fields: dict[int, str] = {}
+        version = ""
+        options = vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=0, maxObjectUpdates=PAGE_OBJECTS
+        )
+        while True:
+            result = self._wait(collector, version, options, wire)
+            if result is None:
+                break
+            version, truncated = result.version, result.truncated
+            apply_object_updates(
+                objects, fields, convert_update_set(result), self.inventory.observe
+            )
+            del result  # the raw page is the largest thing this process ever holds
+            if not truncated:
+                break
+        return objects, fields, version
+
+    def _plain_sync(self, si: Any, collector: Any) -> Synced | None:
+        """The initial sync as plain XML, pipelined and parsed off the GIL (sync_soap.py);
+        None when the session cannot be reused, or when a page could not be read that way
+        (logged, counted: ``inventory.plain_sync_fallbacks_total``), after which a fresh
+        collector (the truncated versions are spent) syncs through pyVmomi. A fault from
+        vCenter is raised as pyVmomi raises it."""
+        reader = PlainSync.open(self.vc, si, self.sync, self._stop)
+        if reader is None:
+            return None
+        try:
+            return reader.run(collector, self.inventory)
+        except PlainSyncFailed as exc:
+            failed = exc
+        finally:
+            reader.close()  # first: pyVmomi's idle connections go (sync_plain.py)
+        log.warning(
+            "vcenter=%s plain-XML initial sync failed (%s); syncing through pyVmomi",
+            self.vc.name,
+            failed,
+        )
+        with self.inventory.lock:
+            self.inventory.plain_sync_fallbacks_total += 1
+        _destroy(collector)
+        self._collector, _view = create_follow_filter(si.RetrieveContent())
+        return None
+
     def _wait(self, collector: Any, version: str, options: Any, wire: Recorder) -> Any:
         """One ``WaitForUpdatesEx``; an answer with an update set is recorded (arrival,
         read and parse time, size: exporter/wire.py) on the inventory."""
@@ -258,6 +298,13 @@ class Follower:
             with self.inventory.lock:
                 self.inventory.answers.observe(arrived, parse, size)
         return result
+
+
+def _destroy(collector: Any) -> None:
+    try:  # its filter and pending versions go with it
+        collector.Destroy()
+    except Exception:  # noqa: BLE001 - best effort; the next sync starts afresh anyway
+        pass
 
 
 def _set_socket_timeout(si: Any, seconds: float) -> None:

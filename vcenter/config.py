@@ -223,6 +223,8 @@ class SyncConfig:
     hung_margin_seconds: float = 10.0
     # Parse the poll's pages in a worker process, off the exporter's GIL (docs/exporter.md).
     poll_worker_process: bool = True
+    # Read the initial sync's pages as plain XML, pipelined (exporter/sync_soap.py).
+    initial_sync_plain: bool = True
 
 
 @dataclass(frozen=True)
@@ -587,6 +589,7 @@ def _sync(section: Any) -> SyncConfig:
         "hold_seconds",
         "hung_margin_seconds",
         "poll_worker_process",
+        "initial_sync_plain",
     }
     c.run(
         None,
@@ -638,6 +641,7 @@ def _sync(section: Any) -> SyncConfig:
         f"{key}.poll_worker_process",
         True,
     )
+    plain = c.run(True, _bool, section.get("initial_sync_plain"), f"{key}.initial_sync_plain", True)
     c.raise_if_any()
     return SyncConfig(
         max_wait_seconds=int(max_wait),
@@ -647,6 +651,7 @@ def _sync(section: Any) -> SyncConfig:
         hold_seconds=hold,
         hung_margin_seconds=margin,
         poll_worker_process=worker,
+        initial_sync_plain=plain,
     )
 
 
