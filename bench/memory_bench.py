@@ -5,7 +5,7 @@ Runs the exporter in this process against a simulator (or one already running, g
 prints RSS per VM, the largest allocation sites (``--trace``: tracemalloc, which slows the
 run about threefold and adds its own overhead to RSS) and the live objects by type.
 
-    python -m bench.memory_bench [--size 10k|small] [--trace] [--no-sensors]
+    python -m bench.memory_bench [--size 10k|small] [--trace] [--no-sensors] [--everything]
 """
 
 from __future__ import annotations
@@ -54,8 +54,17 @@ def trim_heap() -> float | None:
     return rss_mib()[0]
 
 
-def config_for(info: dict[str, Any], tmp: Path, sensors: bool, perf: bool) -> Any:
+def config_for(
+    info: dict[str, Any], tmp: Path, sensors: bool, perf: bool, everything: bool = False
+) -> Any:
+    """The exporter's configuration; ``everything``: every optional collector on, as
+    ``scale_bench --everything`` sets them (issue 13's "with everything on")."""
     (tmp / "pw").write_text(info["password"])
+    collectors: dict[str, Any] = {"host_sensors": {"enabled": sensors}}
+    if everything:
+        collectors.update(
+            {"guest_disks": {"enabled": True}, "custom_attributes": {"enabled": True}}
+        )
     return parse_config(
         {
             "listen": "127.0.0.1:0",
@@ -71,7 +80,7 @@ def config_for(info: dict[str, Any], tmp: Path, sensors: bool, perf: bool) -> An
             "fault_domains": {"custom_attribute": "HA-FaultDomain"},
             "sync": {"max_wait_seconds": 5, "hung_margin_seconds": 120},
             "performance": {"enabled": perf},
-            "collectors": {"host_sensors": {"enabled": sensors}},
+            "collectors": collectors,
         }
     )
 
@@ -148,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-sensors", action="store_true")
     parser.add_argument("--no-perf", action="store_true")
+    parser.add_argument("--everything", action="store_true", help="every optional collector")
     args = parser.parse_args(argv)
     if args.trace:
         tracemalloc.start()
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "ca_file": sim.ca_file,
         }
     try:
-        config = config_for(info, tmp, not args.no_sensors, not args.no_perf)
+        config = config_for(info, tmp, not args.no_sensors, not args.no_perf, args.everything)
         measure(config, 0 if args.no_perf else args.collections, args.trace, args.top)
     finally:
         if sim is not None:
