@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import types
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,49 @@ def trim_heap() -> float | None:
     except (OSError, AttributeError):
         return None
     return rss_mib()[0]
+
+
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type(None))
+
+
+def deep_size(root: Any, seen: set[int]) -> int:
+    """Bytes reachable from ``root`` (``sys.getsizeof`` over ``gc.get_referents``), not
+    counting what ``seen`` holds already (filled in: the first holder named is charged)
+    nor classes, modules, functions and threads (shared machinery, not data)."""
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE) or hasattr(obj, "_bootstrap"):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def account(exporter: Any, vms: int) -> None:
+    """Who holds the live bytes: the inventories' objects, each render cache entry, the
+    published body's pieces (plain, gzip, shard parts), the counters; each charged once,
+    in that order (a string the body and a cache share is the cache's)."""
+    seen: set[int] = set()
+    rows: list[tuple[str, int]] = []
+    for inv in exporter.inventories:
+        rows.append(("inventory objects", deep_size(inv.objects, seen)))
+        for key, value in sorted(inv.render_cache.items()):
+            rows.append((f"render_cache[{key!r}]", deep_size(value, seen)))
+    body = exporter.renderer._body  # noqa: SLF001 - a benchmark looks inside
+    pieces = body.pieces if body is not None else ()
+    for attr in ("_plain", "_gzip", "_shards", "_packed"):
+        rows.append((f"body pieces {attr}", sum(deep_size(getattr(p, attr), seen) for p in pieces)))
+    rows.append(("renderer (the rest)", deep_size(exporter.renderer, seen)))
+    for i, perf in enumerate(exporter.perf):
+        rows.append((f"perf[{i}]", deep_size(perf, seen)))
+    rows.append(("exporter (the rest)", deep_size(exporter, seen)))
+    print("held (sys.getsizeof, each object charged to its first holder):")
+    for name, size in sorted(rows, key=lambda r: -r[1]):
+        if size >= 1 << 18:
+            print(f"  {size / 2**20:8.1f} MiB {size / max(vms, 1):8.0f} B/VM  {name}")
 
 
 def config_for(
@@ -131,6 +175,7 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
                 f"({trimmed * 1024 / max(vms, 1):.1f} KiB/VM; {rss - trimmed:.0f} MiB was free "
                 "heap glibc had kept)"
             )
+        account(exporter, vms)
         counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
         print("live objects (gc-tracked) by type:", counts.most_common(12))
         if trace:
