@@ -41,6 +41,7 @@ from vcenter.config import (
 )
 from vcenter.session import classify, connect, describe, disconnect, ssl_context
 
+from .exposition import gzip_member
 from .families import Family, escape, fmt
 from .inventory import Inventory
 from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_for, sources_for
@@ -293,8 +294,12 @@ def build_families(
                     lines[key].append(base + fmt(value) + "\n")
         for counter in counters:
             name = counter.metric_name(kind)
-            chunk = "".join(name + line for line in lines[counter.key])
-            out.append(Family(name, counter.help, "gauge", [chunk] if chunk else []))
+            chunk = "".join(name + line for line in lines.pop(counter.key))
+            # Kept as its gzip member (the family is held until the next collection, and
+            # its text was ~16 MiB at 10,000 VMs beside the body's gzip copy of it).
+            member = gzip_member(chunk.encode()) if chunk else b""
+            del chunk
+            out.append(Family(name, counter.help, "gauge", [], [member] if member else []))
     if perf.hosts:
         hosts = (s.datastores for s in samples.values() if s.target.kind == "host")
         out.extend(datastore_families(vcenter, hosts, datastores or {}, perf.counters))
