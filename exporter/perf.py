@@ -146,9 +146,12 @@ def parse_performance_config(source: Config | Mapping[str, Any] | None) -> PerfC
 # --- one collection's data -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
-    """An entity to query: kind, moid, name and the vCPUs the CPU-time ratios divide by."""
+    """An entity to query: kind, moid, name and the vCPUs the CPU-time ratios divide by.
+
+    Slotted, as :class:`Sample`: one of each per host and VM (22,000 at 10,000 VMs), and
+    no ``__dict__`` each."""
 
     kind: str
     moid: str
@@ -156,7 +159,7 @@ class Target:
     vcpus: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     """The converted values of one entity's latest sample, and when they arrived."""
 

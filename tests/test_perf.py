@@ -792,3 +792,10 @@ def test_the_worker_process_ends_with_the_exporter(tmp_path: Path) -> None:
     finally:
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, signal.SIGKILL)
+
+
+def test_samples_and_targets_carry_no_instance_dict() -> None:
+    """One Sample and one Target per host and VM are held between collections."""
+    sample = next(iter(fake_samples().values()))
+    assert not hasattr(sample, "__dict__")
+    assert not hasattr(sample.target, "__dict__")
