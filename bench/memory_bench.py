@@ -157,6 +157,10 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
             f"{peak:.0f} MiB; body {plain / 1e6:.1f} MB plain, {packed / 1e6:.1f} MB gzip; "
             f"load {loadavg()}"
         )
+        if body is not None:  # the largest families: two bodies compare family by family
+            big = sorted(body.pieces, key=lambda p: -p.size)[:6]
+            print("  largest:", ", ".join(f"{p.name} {p.size / 1e6:.1f} MB" for p in big))
+            print(f"  {len(body.pieces)} families")
         renderer = exporter.renderer
         for _ in range(2):
             built, t1 = renderer.families_rendered_total, time.perf_counter()
