@@ -88,10 +88,33 @@ def account(exporter: Any, vms: int) -> None:
     pieces = body.pieces if body is not None else ()
     for attr in ("_plain", "_gzip", "_shards", "_packed"):
         rows.append((f"body pieces {attr}", sum(deep_size(getattr(p, attr), seen) for p in pieces)))
-    rows.append(("renderer (the rest)", deep_size(exporter.renderer, seen)))
-    for i, perf in enumerate(exporter.perf):
-        rows.append((f"perf[{i}]", deep_size(perf, seen)))
+    for i, perf in enumerate(exporter.perf):  # before the renderer: its extra_sources
+        rows.append((f"perf[{i}].samples", deep_size(perf.samples, seen)))
+        rows.append((f"perf[{i}] (the rest)", deep_size(perf, seen)))
+    renderer = exporter.renderer
+    rows.append(("renderer.last_topologies", deep_size(renderer.last_topologies, seen)))
+    rows.append(("renderer._ready bodies", deep_size(renderer._ready, seen)))  # noqa: SLF001
+    rows.append(("renderer (the rest)", deep_size(renderer, seen)))
     rows.append(("exporter (the rest)", deep_size(exporter, seen)))
+    props = [o.props for inv in exporter.inventories for o in inv.objects.values()]
+    dicts = sum(sys.getsizeof(d) for d in props)
+    by_type: collections.Counter[str] = collections.Counter()
+    distinct: dict[tuple[type, Any], int] = {}
+    ids: set[int] = set()
+    for d in props:
+        for v in d.values():
+            if id(v) not in ids:
+                ids.add(id(v))
+                by_type[type(v).__name__] += sys.getsizeof(v)
+                try:
+                    distinct.setdefault((type(v), v), sys.getsizeof(v))
+                except TypeError:  # a list or dict value: not shareable as it is
+                    pass
+    print(
+        f"inventory props: {len(props)} dicts {dicts / 2**20:.1f} MiB; values by type (MiB) "
+        + ", ".join(f"{k} {n / 2**20:.1f}" for k, n in by_type.most_common(6))
+        + f"; the distinct hashable values would take {sum(distinct.values()) / 2**20:.1f} MiB"
+    )
     print("held (sys.getsizeof, each object charged to its first holder):")
     for name, size in sorted(rows, key=lambda r: -r[1]):
         if size >= 1 << 18:
