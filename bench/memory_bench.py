@@ -202,7 +202,6 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
                 f"({trimmed * 1024 / max(vms, 1):.1f} KiB/VM; {rss - trimmed:.0f} MiB was free "
                 "heap glibc had kept)"
             )
-        account(exporter, vms)
         counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
         print("live objects (gc-tracked) by type:", counts.most_common(12))
         if trace:
@@ -218,6 +217,9 @@ def measure(config: Any, collections_wanted: int, trace: bool, top: int) -> None
                 )
     finally:
         exporter.stop()
+    # After stop: walking referents while a render builds a tuple in another thread made
+    # that render fail (CPython's tuple resize needs the only reference).
+    account(exporter, sum(inv.counts()["vm"] for inv in exporter.inventories))
 
 
 def main(argv: list[str] | None = None) -> int:
