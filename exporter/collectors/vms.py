@@ -138,13 +138,14 @@ def _placements(ctx: RenderContext) -> dict[str, tuple[str, ...]]:
 
 
 def collect(ctx: RenderContext) -> list[Family]:
-    """Every VM, reusing a VM's rendered lines until it or its placement changes.
+    """Every VM, reusing a block of VMs' compressed lines until one of them or its
+    placement changes.
 
     Re-rendering 10,000 VMs from scratch takes about half a second; most renders are
     triggered by a handful of changed VMs, a performance collection or the idle heartbeat,
-    so the cache keeps a render to the changed VMs plus the timestamp families; and when no
-    VM and no placement changed, the 20 per-VM families are the previous render's objects,
-    which the renderer neither joins nor encodes again.
+    so the cache keeps a render to the changed VMs' blocks plus the timestamp families;
+    and when no VM and no placement changed, the 20 per-VM families are the previous
+    render's objects, which the renderer neither joins nor encodes again.
     """
     guest_seen = Family(
         "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds",
