@@ -103,6 +103,27 @@ def gzip_member(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
+# A piece of more gzip members than this is compressed again as one member (repack):
+# aiohttp's client refuses a stream of more than 1,024 members (a decompression-bomb
+# guard), and a body of per-block or per-host members (the VM families: 256 blocks each;
+# the sensor family: a member per host) would have thousands.
+MAX_MEMBERS = 16
+
+
+def repack(head: bytes, members: Iterable[bytes]) -> bytes:
+    """One gzip member of ``head`` followed by the text of ``members`` (gzip members),
+    decompressed and compressed block by block into one buffer (zlib releases the GIL;
+    neither the text whole nor a joined copy of the members is ever held)."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = io.BytesIO()  # its getvalue() hands over the buffer without a copy
+    out.write(packer.compress(head))
+    for member in members:
+        for block in inflate(member):
+            out.write(packer.compress(block))
+    out.write(packer.flush())
+    return out.getvalue()
+
+
 def split_lines(data: bytes, total: int) -> list[bytes]:
     """A family's bytes as ``total`` pieces: each with the header when it has samples.
 

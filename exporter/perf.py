@@ -41,6 +41,7 @@ from vcenter.config import (
 )
 from vcenter.session import classify, connect, describe, disconnect, ssl_context
 
+from .exposition import gzip_member
 from .families import Family, escape, fmt
 from .inventory import Inventory
 from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_for, sources_for
@@ -145,9 +146,12 @@ def parse_performance_config(source: Config | Mapping[str, Any] | None) -> PerfC
 # --- one collection's data -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
-    """An entity to query: kind, moid, name and the vCPUs the CPU-time ratios divide by."""
+    """An entity to query: kind, moid, name and the vCPUs the CPU-time ratios divide by.
+
+    Slotted, as :class:`Sample`: one of each per host and VM (22,000 at 10,000 VMs), and
+    no ``__dict__`` each."""
 
     kind: str
     moid: str
@@ -155,7 +159,7 @@ class Target:
     vcpus: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     """The converted values of one entity's latest sample, and when they arrived."""
 
@@ -293,8 +297,12 @@ def build_families(
                     lines[key].append(base + fmt(value) + "\n")
         for counter in counters:
             name = counter.metric_name(kind)
-            chunk = "".join(name + line for line in lines[counter.key])
-            out.append(Family(name, counter.help, "gauge", [chunk] if chunk else []))
+            chunk = "".join(name + line for line in lines.pop(counter.key))
+            # Kept as its gzip member (the family is held until the next collection, and
+            # its text was ~16 MiB at 10,000 VMs beside the body's gzip copy of it).
+            member = gzip_member(chunk.encode()) if chunk else b""
+            del chunk
+            out.append(Family(name, counter.help, "gauge", [], [member] if member else []))
     if perf.hosts:
         hosts = (s.datastores for s in samples.values() if s.target.kind == "host")
         out.extend(datastore_families(vcenter, hosts, datastores or {}, perf.counters))

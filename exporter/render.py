@@ -27,7 +27,7 @@ from vcenter.config import Config
 
 from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import Chunks, Piece, chunks, reuse
+from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, repack, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
@@ -418,7 +418,12 @@ class Renderer:
                 # that host's lines, not the ~100 MB sensor family), never decompressed
                 # whole by a render.
                 if merged.members:
-                    piece = Piece.packed(name, merged.gzip(), merged.encoded_size())
+                    if len(merged.members) >= MAX_MEMBERS:  # one member, for every client
+                        head = (merged.header() + "".join(merged.lines)).encode()
+                        packed = repack(head, merged.members)
+                    else:
+                        packed = merged.gzip()
+                    piece = Piece.packed(name, packed, merged.encoded_size())
                 else:
                     piece = Piece(name, merged.encode())
                 self.families_rendered_total += 1

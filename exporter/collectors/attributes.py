@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..inventory import ManagedObject
-from .cache import cached, previous_families, remember, revisions
+from .cache import packed_blocks, previous_families, remember, revisions
 from .context import RenderContext
 
 
@@ -38,7 +38,9 @@ def collect(ctx: RenderContext) -> list[Family]:
         if previous := previous_families(ctx, f"attributes_{kind}_families", signature):
             out += previous
             continue
-        for (lines,) in cached(ctx, f"attributes_{kind}", objs, render, (fields_key, cfg)):
-            fam.lines.append(lines)
+        # As gzip members per block of objects (collectors/cache.py), as the VM families.
+        (fam.members,), _ = packed_blocks(
+            ctx, f"attributes_{kind}_blocks", objs, render, 1, (ctx.vcenter, fields_key, cfg)
+        )
         out += remember(ctx, f"attributes_{kind}_families", signature, [fam])
     return out

@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 from ..families import Family, labels
 from ..inventory import ManagedObject
 from ..properties_extra import GUEST_DISKS
-from .cache import cached, previous_families, remember, revisions
+from .cache import packed_blocks, previous_families, remember, revisions
 from .context import RenderContext
 
 
@@ -31,7 +31,8 @@ def collect(ctx: RenderContext) -> list[Family]:
     signature = (ctx.vcenter, revisions(vms))
     if (previous := previous_families(ctx, "guest_disks_families", signature)) is not None:
         return previous
-    for c_lines, f_lines in cached(ctx, "guest_disks", vms, render):
-        cap.lines.append(c_lines)
-        free.lines.append(f_lines)
+    # As gzip members per block of VMs (collectors/cache.py), as the VM families are.
+    (cap.members, free.members), _ = packed_blocks(
+        ctx, "guest_disks_blocks", vms, render, 2, extra_key=ctx.vcenter
+    )
     return remember(ctx, "guest_disks_families", signature, [cap, free])

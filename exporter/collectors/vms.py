@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..families import Family, labels
 from ..inventory import ManagedObject
-from .cache import revisions
+from .cache import packed_blocks, revisions
 from .context import RenderContext
 
 POWER_STATES = ("poweredOn", "poweredOff", "suspended")
@@ -138,13 +138,14 @@ def _placements(ctx: RenderContext) -> dict[str, tuple[str, ...]]:
 
 
 def collect(ctx: RenderContext) -> list[Family]:
-    """Every VM, reusing a VM's rendered lines until it or its placement changes.
+    """Every VM, reusing a block of VMs' compressed lines until one of them or its
+    placement changes.
 
     Re-rendering 10,000 VMs from scratch takes about half a second; most renders are
     triggered by a handful of changed VMs, a performance collection or the idle heartbeat,
-    so the cache keeps a render to the changed VMs plus the timestamp families; and when no
-    VM and no placement changed, the 20 per-VM families are the previous render's objects,
-    which the renderer neither joins nor encodes again.
+    so the cache keeps a render to the changed VMs' blocks plus the timestamp families;
+    and when no VM and no placement changed, the 20 per-VM families are the previous
+    render's objects, which the renderer neither joins nor encodes again.
     """
     guest_seen = Family(
         "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds",
@@ -179,10 +180,10 @@ def collect(ctx: RenderContext) -> list[Family]:
         families, bases = _render_all(ctx, vms, placements, fields_key)
         ctx.inventory.render_cache["vm_families"] = (signature, families, bases)
     healthy = ctx.inventory.last_healthy
-    for vm, base in zip(vms, bases, strict=True):
-        if (ts := healthy.get((vm.moid, "guest"))) is not None:
+    for moid, base in bases:  # in the families' (block) order
+        if (ts := healthy.get((moid, "guest"))) is not None:
             guest_seen.add(base, ts)
-        if (ts := healthy.get((vm.moid, "app"))) is not None:
+        if (ts := healthy.get((moid, "app"))) is not None:
             app_seen.add(base, ts)
     return [*families, guest_seen, app_seen]
 
@@ -192,27 +193,31 @@ def _render_all(
     vms: list[ManagedObject],
     placements: dict[str, tuple[str, ...]],
     fields_key: tuple[tuple[int, str], ...],
-) -> tuple[list[Family], list[str]]:
-    """The 20 per-VM families of ``vms`` and each VM's identity label block, from each
-    VM's cached lines where its revision, placement and the config are unchanged."""
+) -> tuple[list[Family], list[tuple[str, ...]]]:
+    """The 20 per-VM families of ``vms`` and each VM's ``(moid, identity label block)``,
+    from the cached gzip members of each block of VMs (collectors/cache.py) whose VMs'
+    revisions and placements and the config are unchanged: no VM's text is held between
+    renders (~3 KB per VM as text, a few percent of that as members)."""
     families = _families()
-    old_cache = ctx.inventory.render_cache.get("vm", {})
-    cache: dict[str, tuple[tuple[object, ...], list[str]]] = {}
-    rendered: list[list[str]] = []
-    for vm in vms:
+    unplaced: dict[str, tuple[str, ...]] = {}
+
+    def placement(vm: ManagedObject) -> tuple[str, ...]:
         host_id = vm.props.get("runtime.host") or ""
-        placement = placements.get(host_id)
-        if placement is None:  # a host not (yet) in the inventory
-            placement = (host_id, "", "", "", "", "")
-        key = (vm.rev, fields_key, placement, ctx.config)
-        entry = old_cache.get(vm.moid)
-        if entry is None or entry[0] != key:
-            entry = (key, _render_vm(ctx, vm, placement))
-        cache[vm.moid] = entry
-        rendered.append(entry[1])
-    # One pass per family over the cached fragments (C-level list building) rather than
-    # 19 appends per VM.
-    for k, fam in enumerate(families):
-        fam.lines = [r[k] for r in rendered if r[k]]
-    ctx.inventory.render_cache["vm"] = cache
-    return families, [r[-1] for r in rendered]
+        found = placements.get(host_id)
+        if found is None:  # a host not (yet) in the inventory
+            found = unplaced.setdefault(host_id, (host_id, "", "", "", "", ""))
+        return found
+
+    members, kept = packed_blocks(
+        ctx,
+        "vm_blocks",
+        vms,
+        lambda vm: _render_vm(ctx, vm, placement(vm)),
+        len(families),
+        extra_key=(fields_key, ctx.config),
+        # a revision is unique to one VM image: with the placement, all a VM's lines need
+        key=lambda vm: (vm.rev, placement(vm)),
+    )
+    for fam, packed in zip(families, members, strict=True):
+        fam.members = packed
+    return families, kept
