@@ -23,6 +23,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pyVmomi import vim, vmodl
 
+from vcenter.config import VCenterConfig
+from vcenter.session import ssl_context
+
 VIM = "{urn:vim25}"
 SOAP_ENV = "{http://schemas.xmlsoap.org/soap/envelope/}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -235,6 +238,19 @@ class SoapSession:
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_vcenter(cls, si: Any, vc: VCenterConfig, timeout: float | None = None) -> SoapSession:
+        """A session on ``vc``: its address, TLS settings and (unless given) timeout."""
+        https = vc.url.lower().startswith("https")
+        return cls(
+            si,
+            host=vc.host,
+            port=vc.port,
+            path=vc.path,
+            context=ssl_context(vc) if https else None,
+            timeout=vc.timeout_seconds if timeout is None else timeout,
+        )
 
     @classmethod
     def usable(cls, si: Any) -> bool:

@@ -24,7 +24,7 @@ from pyVmomi import vim
 
 from exporter.collectors_config import CollectorsConfig
 from vcenter.config import SyncConfig, VCenterConfig
-from vcenter.session import classify, connect, describe, disconnect, ssl_context
+from vcenter.session import classify, connect, describe, disconnect
 
 from .alarms import AlarmSnapshot, read_alarms
 from .inventory import Inventory
@@ -117,15 +117,7 @@ class QuickStats:
         if self._soap is None or self._soap.cookie != cookie:  # a new login: a new session
             if self._soap is not None:
                 self._soap.close()
-            https = vc.url.lower().startswith("https")
-            self._soap = SoapSession(
-                stub_owner,
-                host=vc.host,
-                port=vc.port,
-                path=vc.path,
-                context=ssl_context(vc) if https else None,
-                timeout=vc.timeout_seconds,
-            )
+            self._soap = SoapSession.for_vcenter(stub_owner, vc)
         return SoapPoll(self._soap, self.worker)
 
     def __call__(self, content: Any, inv: Inventory) -> None:

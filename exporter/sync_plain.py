@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any
 
 from vcenter.config import SyncConfig, VCenterConfig
-from vcenter.session import ssl_context
 
 from .inventory import Inventory, ManagedObject, apply_object_updates
 from .perf_soap import SoapSession
@@ -56,15 +55,7 @@ class PlainSync:
         """None when ``si``'s session has no cookie to reuse (pyVmomi then syncs)."""
         if not SoapSession.usable(si):
             return None
-        https = vc.url.lower().startswith("https")
-        session = SoapSession(
-            si,
-            host=vc.host,
-            port=vc.port,
-            path=vc.path,
-            context=ssl_context(vc) if https else None,
-            timeout=vc.timeout_seconds,
-        )
+        session = SoapSession.for_vcenter(si, vc)
         worker = ParseWorker(4 * vc.timeout_seconds) if sync.poll_worker_process else None
         return cls(si, session, worker, stop)
 

@@ -244,6 +244,18 @@ def _synced(inv: Inventory, resyncs: int = 1) -> None:
         time.sleep(0.05)
 
 
+def _run_with_parse(inv: Inventory, follower: Follower, parse: Any) -> None:
+    """Run ``follower`` to its first sync with ``PlainSync.parse`` replaced by ``parse``."""
+    original = PlainSync.parse
+    PlainSync.parse = parse  # type: ignore[method-assign]
+    try:
+        follower.start()
+        _synced(inv)
+    finally:
+        follower.stop()
+        PlainSync.parse = original  # type: ignore[method-assign]
+
+
 def test_a_fault_mid_sync_makes_the_follower_resync(live: Live) -> None:
     expected, _ = live.pyvmomi()
     inv, follower = _follow(live)
@@ -256,13 +268,7 @@ def test_a_fault_mid_sync_makes_the_follower_resync(live: Live) -> None:
             live.sim.inject_fault("WaitForUpdatesEx", "InvalidCollectorVersion")
         return original(self, body)
 
-    PlainSync.parse = parse  # type: ignore[method-assign]
-    try:
-        follower.start()
-        _synced(inv)
-    finally:
-        follower.stop()
-        PlainSync.parse = original  # type: ignore[method-assign]
+    _run_with_parse(inv, follower, parse)
     assert sum(inv.errors_total.values()) == 1 and inv.plain_sync_fallbacks_total == 0
     assert image(inv.objects, inv.custom_fields) == expected
 
@@ -275,13 +281,7 @@ def test_an_unreadable_page_falls_back_to_pyvmomi(live: Live) -> None:
     def parse(self: PlainSync, body: bytes) -> Any:
         return original(self, body.replace(b"</returnval>", b"</returnval"))
 
-    PlainSync.parse = parse  # type: ignore[method-assign]
-    try:
-        follower.start()
-        _synced(inv)
-    finally:
-        follower.stop()
-        PlainSync.parse = original  # type: ignore[method-assign]
+    _run_with_parse(inv, follower, parse)
     assert inv.plain_sync_fallbacks_total == 1 and not inv.errors_total
     assert image(inv.objects, inv.custom_fields) == expected
     lines = [line for f in status_families([inv]) for line in f.lines]
