@@ -13,7 +13,8 @@ the same for a fraction of the work.
 It reads only that shape and checks itself: the entities, series and intervals it found
 must be as many as the ``returnval``, ``counterId`` and ``interval`` elements in the
 answer, whatever their prefix, and every number must read as one; otherwise (a prefix on
-the vim elements, pretty-printed whitespace, a CDATA section) it returns None and the
+the vim elements, pretty-printed whitespace, a CDATA section, a numeric character
+reference such as Go's ``&#34;``) it returns None and the
 worker parses the answer with ElementTree as before (perf_soap.parse_response). The
 ``xsi:type`` attributes are never read: vCenter writes ``xsi:``, govmomi's simulator
 ``XMLSchema-instance:``.
@@ -67,6 +68,8 @@ def scan_entries(body: bytes, names: Mapping[int, str]) -> list[Entry] | None:
     """A ``QueryPerfResponse`` as :data:`perf.Entry` tuples (counters by ``names``; a
     counter not in it is skipped), or None when the answer is not in the one shape read
     here (then parse it as XML)."""
+    if b"&#" in body:  # a character reference (Go writes &#34; for a quote): the XML parser
+        return None
     out: list[Entry] = []
     moid: str | None = None
     interval = 0

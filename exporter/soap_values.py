@@ -128,6 +128,8 @@ def value(element: ET.Element, declared: type | None = None) -> Any:
         if name == _MOREF:
             return SimpleNamespace(_moId=element.text or "", type=element.get("type"))
         cls = wsdl_type(name) or declared
+        if cls is None and name.startswith("ArrayOf"):  # an array of a type pyVmomi lacks
+            return [value(child, None) for child in element]
     kind = _kind(cls)
     text = element.text or ""
     if kind == _TEXT:

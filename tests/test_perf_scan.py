@@ -113,15 +113,18 @@ def test_the_csv_format_reads_its_newest_sample() -> None:
         .replace(b"<interval>", b"<vim:interval>")
         .replace(b"</interval>", b"</vim:interval>")
         .replace(b'xmlns="urn:vim25"', b'xmlns="urn:vim25" xmlns:vim="urn:vim25"'),
+        # a numeric character reference (Go's encoding/xml writes &#34; for a quote)
+        _answer(_entity("vm-1", _series(2, "a&#34;b", "5"))),
         # a CDATA section
         _answer(_entity("vm-1", _series(2, "<![CDATA[x]]>", "5"))),
     ],
-    ids=["whitespace", "prefixed", "prefixed-interval", "cdata"],
+    ids=["whitespace", "prefixed", "prefixed-interval", "char-ref", "cdata"],
 )
 def test_an_answer_in_another_shape_is_left_to_the_xml_parser(body: bytes) -> None:
     assert scan_entries(body, NAMES) is None
     # ... which reads it, and the worker gives the same samples either way
-    compact = _answer(_entity("vm-1", _series(2, "x" if b"CDATA" in body else "", "5")))
+    instance = "x" if b"CDATA" in body else 'a"b' if b"&#34;" in body else ""
+    compact = _answer(_entity("vm-1", _series(2, instance.replace('"', "&quot;"), "5")))
     targets = [("vm", "vm-1", "vm1", 2)]
     keys = ["cpu.usage.average"]
     assert (

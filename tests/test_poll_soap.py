@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -23,6 +24,7 @@ from exporter.perf_worker import ParseWorker
 from exporter.poll_soap import parse_page, retrieve_body
 from exporter.poller import POLLED, SoapPoll, poll
 from exporter.pollers import QuickStats
+from exporter.soap_values import value as soap_value
 from exporter.sync import convert_update_set, create_follow_filter
 from sim.harness import Simulator
 from vcenter.config import ConfigError, parse_config
@@ -352,3 +354,14 @@ async def test_the_exporter_polls_through_the_switch(
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not os.path.exists(f"/proc/{pid}"), "the poll worker outlived the exporter"
+
+
+def test_an_array_of_a_type_pyvmomi_lacks_is_still_a_list() -> None:
+    """A newer vCenter's ``ArrayOfX`` for an X the installed pyVmomi does not know is read
+    as a list (a converter iterating it would fail the whole poll or sync otherwise)."""
+    element = ET.fromstring(
+        '<val xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="ArrayOfNoSuchTypeYet"><NoSuchTypeYet>a</NoSuchTypeYet>'
+        "<NoSuchTypeYet>b</NoSuchTypeYet></val>"
+    )
+    assert isinstance(soap_value(element), list) and len(soap_value(element)) == 2
