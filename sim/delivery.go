@@ -122,6 +122,10 @@ type filterState struct {
 }
 
 type collectorState struct {
+	// mu serialises compute and the version bump: two waits on one collector (a client
+	// retrying while its first call is parked) would otherwise write the filters' maps
+	// at once, which is fatal in Go and would take the simulator down for every client.
+	mu      sync.Mutex
 	l       *listener
 	filters map[types.ManagedObjectReference]*filterState
 	version int64
@@ -249,16 +253,20 @@ func (d *deliveryPC) wait(ctx *simulator.Context, r *types.WaitForUpdatesEx, st 
 	body := &methods.WaitForUpdatesExBody{Res: &types.WaitForUpdatesExResponse{}}
 	for {
 		wake := st.l.waitChan()
+		st.mu.Lock()
 		set, fault := d.compute(ctx, st)
 		if fault != nil {
+			st.mu.Unlock()
 			return &methods.WaitForUpdatesExBody{Fault_: fault}
 		}
 		if len(set.FilterSet) > 0 || r.Version == "" {
 			st.version++
 			set.Version = itoa(st.version)
+			st.mu.Unlock()
 			body.Res.Returnval = set
 			return body
 		}
+		st.mu.Unlock()
 		if oneUpdate {
 			return body // no update: returnval unset
 		}
