@@ -7,8 +7,7 @@ shape it reads, rather than read it wrong.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -139,17 +138,12 @@ def test_numbers_that_are_not_and_series_without_entity_are_declined() -> None:
     assert scan_entries(lone, NAMES) is None
 
 
-@pytest.fixture(scope="module")
-def qsim(sim_binary: Path) -> Iterator[Simulator]:
-    sim = Simulator(clusters=1, hosts=3, vms=6, binary=sim_binary)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
-def test_the_simulators_answers_scan_as_they_parse(qsim: Simulator) -> None:
+def test_the_simulators_answers_scan_as_they_parse(
+    sim_factory: Callable[..., Simulator],
+) -> None:
     """Every counter the exporter asks of hosts and VMs, on the simulator's real answer
     (its ``XMLSchema-instance:type`` prefix, datastore and NIC instances, zeros)."""
+    qsim = sim_factory(clusters=1, hosts=3, vms=6)
     si = SmartConnect(**qsim.connection_kwargs())
     try:
         content = si.RetrieveContent()
