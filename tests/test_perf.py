@@ -285,17 +285,6 @@ def test_every_performance_family_is_documented_and_every_documented_one_rendere
     assert names == {n for n in docs if n.startswith("vsphere_perf_")}
 
 
-def test_the_counter_families_are_held_as_gzip_members() -> None:
-    """A collection's families are held until the next one (~16 MiB of text at 10,000 VMs
-    beside the body's gzip copy): each is kept as its gzip member, and renders as before."""
-    fams = build_families("vc1", fake_samples(), PerfConfig())
-    with_samples = [f for f in fams if f.lines or f.members]
-    assert with_samples
-    assert all(not f.lines and f.members for f in with_samples)
-    samples = parse(render(fams))
-    assert value(samples, "vsphere_vm_cpu_ready_ratio", vm='web "one"') == 0.5
-
-
 def test_vm_counters_can_be_switched_off() -> None:
     perf = PerfConfig(vms=False, counters=("cpu_usage", "memory_consumed", "cpu_costop"))
     names = {f.name for f in build_families("vc1", fake_samples(), perf)}
@@ -792,10 +781,3 @@ def test_the_worker_process_ends_with_the_exporter(tmp_path: Path) -> None:
     finally:
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, signal.SIGKILL)
-
-
-def test_samples_and_targets_carry_no_instance_dict() -> None:
-    """One Sample and one Target per host and VM are held between collections."""
-    sample = next(iter(fake_samples().values()))
-    assert not hasattr(sample, "__dict__")
-    assert not hasattr(sample.target, "__dict__")
