@@ -16,7 +16,7 @@ import http.client
 import ssl
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -154,23 +154,33 @@ def parse_response(body: bytes) -> list[EntityMetric]:
     (The parse worker reads the usual answer with perf_scan.py instead, a fraction of
     the CPU, and this only where that declines.)
     """
-    parser: Any = ET.XMLPullParser(events=("end",))
     out: list[EntityMetric] = []
-    for start in range(0, len(body), FEED_BYTES):
-        parser.feed(body[start : start + FEED_BYTES])
-        _take(parser, out)
-    parser.close()
-    _take(parser, out)
-    return out
-
-
-def _take(parser: Any, out: list[EntityMetric]) -> None:
-    for _event, element in parser.read_events():
-        if isinstance(element, ET.Element) and element.tag == _RETURNVAL:
+    for element in ended_elements(body):
+        if element.tag == _RETURNVAL:
             entity = _entity(element)
             if entity is not None:
                 out.append(entity)
             element.clear()
+    return out
+
+
+def ended_elements(body: bytes) -> Iterator[ET.Element]:
+    """The elements of ``body`` as each ends, the answer fed to the C parser in
+    ``FEED_BYTES`` slices: in-process, other threads get the GIL between slices, and an
+    element the caller clears once read never makes the tree hold the whole answer. The
+    one reading loop of the QueryPerf, poll and initial-sync answers."""
+    parser: Any = ET.XMLPullParser(events=("end",))
+    for start in range(0, len(body), FEED_BYTES):
+        parser.feed(body[start : start + FEED_BYTES])
+        yield from _elements(parser)
+    parser.close()
+    yield from _elements(parser)
+
+
+def _elements(parser: Any) -> Iterator[ET.Element]:
+    for _event, element in parser.read_events():
+        if isinstance(element, ET.Element):
+            yield element
 
 
 def fault_from(body: bytes, status: int) -> Exception:

@@ -30,7 +30,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .inventory import expand
-from .perf_soap import _END, _ENVELOPE, VIM, XSI_TYPE
+from .perf_soap import _END, _ENVELOPE, VIM, XSI_TYPE, ended_elements
 from .soap_values import value as read_value
 
 Row = tuple[str, str, dict[str, Any]]  # type, moid, {path: converted value}
@@ -51,7 +51,6 @@ _NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
     f"{VIM}fault",
     f"{VIM}localizedMessage",
 )
-FEED_BYTES = 64 << 10
 
 
 def method_body(method: str, collector: str, inner: str) -> bytes:
@@ -118,29 +117,16 @@ def parse_page(body: bytes, polled: Polled) -> Page:
     Fed to the C parser in 64 KB slices and each object dropped once read (as
     perf_soap.parse_response): in-process, other threads get the GIL between slices, and
     the tree never holds the whole page."""
-    parser: Any = ET.XMLPullParser(events=("end",))
     rows: list[Row] = []
     missing: list[Missing] = []
     token: str | None = None
-    for start in range(0, len(body), FEED_BYTES):
-        parser.feed(body[start : start + FEED_BYTES])
-        token = _take(parser, polled, rows, missing) or token
-    parser.close()
-    token = _take(parser, polled, rows, missing) or token
-    return token, rows, missing
-
-
-def _take(parser: Any, polled: Polled, rows: list[Row], missing: list[Missing]) -> str | None:
-    token = None
-    for _event, element in parser.read_events():
-        if not isinstance(element, ET.Element):
-            continue
+    for element in ended_elements(body):
         if element.tag == _OBJECTS:
             _object(element, polled, rows, missing)
             element.clear()
         elif element.tag == _TOKEN:
-            token = element.text or None
-    return token
+            token = element.text or token
+    return token, rows, missing
 
 
 def parse_page_traced(body: bytes, polled: Polled) -> tuple[int, Page]:

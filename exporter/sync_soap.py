@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .inventory import expand
-from .perf_soap import VIM, SoapSession
+from .perf_soap import VIM, SoapSession, ended_elements
 from .soap_values import value as read_value
 
 Update = tuple[str, str, str, list[tuple[str, str, Any]]]
@@ -50,7 +50,6 @@ _KIND, _OBJ, _CHANGESET, _NAME, _OP, _VAL = (
     f"{VIM}op",
     f"{VIM}val",
 )
-FEED_BYTES = 64 << 10
 QUEUE_PAGES = 2  # pages fetched ahead of the parse: bounds the bytes held
 _HEAD_VERSION = re.compile(rb"<returnval[^>]*>\s*<version[^>]*>([^<]*)</version>")
 _TAIL_TRUNCATED = re.compile(rb"<truncated[^>]*>\s*([^<]*?)\s*</truncated>\s*</returnval>")
@@ -91,22 +90,9 @@ def parse_updates(body: bytes) -> UpdatePage | None:
     """A WaitForUpdatesEx answer -> (version, truncated, object updates); None: no update
     set. Each objectSet is dropped from the tree once read; ``missingSet`` is ignored, as
     convert_update_set does."""
-    parser: Any = ET.XMLPullParser(events=("end",))
     updates: list[Update] = []
     head: dict[str, str] = {}
-    for start in range(0, len(body), FEED_BYTES):
-        parser.feed(body[start : start + FEED_BYTES])
-        _take(parser, updates, head)
-    parser.close()
-    _take(parser, updates, head)
-    if "returnval" not in head:
-        return None
-    truncated = head.get("truncated", "false").strip() in ("true", "1")
-    return head.get("version", ""), truncated, updates
-
-
-def _take(parser: Any, updates: list[Update], head: dict[str, str]) -> None:
-    for _event, element in parser.read_events():
+    for element in ended_elements(body):
         tag = element.tag
         if tag == _OBJECTSET:
             updates.append(_object_update(element))
@@ -117,6 +103,10 @@ def _take(parser: Any, updates: list[Update], head: dict[str, str]) -> None:
             head["truncated"] = element.text or ""
         elif tag == _RETURNVAL:
             head["returnval"] = ""
+    if "returnval" not in head:
+        return None
+    truncated = head.get("truncated", "false").strip() in ("true", "1")
+    return head.get("version", ""), truncated, updates
 
 
 def _object_update(element: ET.Element) -> Update:
