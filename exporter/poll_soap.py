@@ -74,12 +74,19 @@ def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
     a few hundred bytes), so the request is exactly the one the pyVmomi path sends."""
     from pyVmomi import vmodl  # noqa: PLC0415 - only the exporter's process needs it
 
-    pc = vmodl.query.PropertyCollector
+    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_objects)
+    return stub_request(collector, "RetrievePropertiesEx", [[spec], options])
+
+
+def stub_request(collector: Any, method: str, args: list[Any]) -> bytes:
+    """The SOAP request of ``collector.method(*args)`` as pyVmomi's own stub serialises it
+    (the plain-XML poll and initial sync send exactly what the pyVmomi path would)."""
+    from pyVmomi import vmodl  # noqa: PLC0415 - only the exporter's process needs it
+
     stub = collector._stub  # noqa: SLF001
-    this = pc(str(collector._moId), stub)  # noqa: SLF001
-    info = this._GetMethodInfo("RetrievePropertiesEx")  # noqa: SLF001
-    options = pc.RetrieveOptions(maxObjects=page_objects)
-    body: bytes = stub.SerializeRequest(this, info, [[spec], options])
+    this = vmodl.query.PropertyCollector(str(collector._moId), stub)  # noqa: SLF001
+    info = this._GetMethodInfo(method)  # noqa: SLF001
+    body: bytes = stub.SerializeRequest(this, info, args)
     return body
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from .inventory import expand
 from .perf_soap import VIM, SoapSession, ended_elements
+from .poll_soap import stub_request
 from .soap_values import value as read_value
 
 Update = tuple[str, str, str, list[tuple[str, str, Any]]]
@@ -61,13 +62,7 @@ class PlainSyncFailed(RuntimeError):
 
 def wait_body(collector: Any, version: str, options: Any) -> bytes:
     """``WaitForUpdatesEx(version, options)`` serialised by pyVmomi's stub itself."""
-    from pyVmomi import vmodl  # noqa: PLC0415 - only the exporter's process needs it
-
-    stub = collector._stub  # noqa: SLF001
-    this = vmodl.query.PropertyCollector(str(collector._moId), stub)  # noqa: SLF001
-    info = this._GetMethodInfo("WaitForUpdatesEx")  # noqa: SLF001
-    body: bytes = stub.SerializeRequest(this, info, [version, options])
-    return body
+    return stub_request(collector, "WaitForUpdatesEx", [version, options])
 
 
 def scan_head(body: bytes) -> tuple[str, bool] | None:
