@@ -15,6 +15,7 @@ import gzip
 import http.client
 import ssl
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pyVmomi import vim, vmodl
 
+from vcenter import session
 from vcenter.config import VCenterConfig
 from vcenter.session import ssl_context
 
@@ -269,6 +271,10 @@ class SoapSession:
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        idle = time.monotonic() - getattr(self._local, "used", 0.0)
+        if conn is not None and idle >= session.IDLE_REUSE_SECONDS:
+            self._drop(conn)  # the server may have closed it meanwhile
+            conn = None
         if conn is None:
             if self.context is not None:
                 conn = http.client.HTTPSConnection(
@@ -280,6 +286,13 @@ class SoapSession:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
 
     def post(self, body: bytes) -> bytes:
         """One SOAP request; the answer's bytes, or its fault raised as pyVmomi's."""
@@ -295,9 +308,10 @@ class SoapSession:
             resp = conn.getresponse()
             data = resp.read()
         except BaseException:
-            conn.close()  # a broken keep-alive connection is reopened next time
-            self._local.conn = None
+            self._drop(conn)  # a broken keep-alive connection is reopened next time
             raise
+        finally:
+            self._local.used = time.monotonic()
         if resp.getheader("Content-Encoding", "").lower() == "gzip":
             data = gzip.decompress(data)
         if resp.status != 200:

@@ -51,6 +51,7 @@ type config struct {
 	incremental       bool
 	exitWithParent    bool
 	reconcileInterval time.Duration
+	idleTimeout       time.Duration
 	verbose           bool
 	vapi              bool
 	tags              bool
@@ -86,6 +87,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.incremental, "incremental-delivery", true, "send WaitForUpdatesEx the changed properties of changed objects as vCenter does, re-collecting a filter only when the objects it reaches can change (false: vcsim's re-collection per change; see docs/simulator.md)")
 	fs.BoolVar(&cfg.exitWithParent, "exit-with-parent", false, "exit when the parent process goes away")
 	fs.DurationVar(&cfg.reconcileInterval, "reconcile-interval", 0, "period of the guest-agent safety-net reconciler (0 = auto: 200ms, longer above 2,000 VMs)")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 30*time.Second, "close a keep-alive SDK connection idle this long (Go 1.19's net/http did so at ReadHeaderTimeout, 30s; vCenter's reverse proxy closes idle client connections too)")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log vcsim's own messages to stderr")
 	fs.BoolVar(&cfg.vapi, "vapi", true, "serve the vAPI REST endpoint (/rest: sessions, tags); false answers 404 like a vCenter without it")
 	fs.BoolVar(&cfg.tags, "tags", true, "seed demo tag categories and tags (see docs/simulator.md)")
@@ -134,6 +136,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.reconcileInterval != 0 && cfg.reconcileInterval < 10*time.Millisecond {
 		return nil, errors.New("-reconcile-interval must be 0 (auto) or >= 10ms")
+	}
+	if cfg.idleTimeout <= 0 {
+		return nil, errors.New("-idle-timeout must be > 0")
 	}
 	if cfg.certFile != "" {
 		if cfg.certFile, err = filepath.Abs(cfg.certFile); err != nil {
@@ -277,6 +282,7 @@ func run(cfg *config) error {
 	sdkServer := &http.Server{
 		Handler:           s.vapiMiddleware(sessionMiddleware(s.sdkMiddleware(paging.handler(svc.ServeMux)))),
 		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       cfg.idleTimeout,
 		ErrorLog:          log.New(ioutil.Discard, "", 0), // TLS probes, EOFs
 	}
 	tlsLn := tls.NewListener(sdkLn, &tls.Config{

@@ -19,6 +19,13 @@ from pyVmomi import vim, vmodl
 
 from .config import VCenterConfig
 
+# A keep-alive connection idle this long is closed and a fresh one opened for the next call.
+# Servers close idle client connections (vCenter's reverse proxy; the simulator after 30 s,
+# as Go 1.19's net/http does), and reusing one they closed fails that call with
+# SSLEOFError: the exporter's pollers then failed a whole round and reconnected. A new TLS
+# connection costs a handshake; a failed poll costs a round of data.
+IDLE_REUSE_SECONDS = 10.0
+
 
 def ssl_context(vc: VCenterConfig) -> ssl.SSLContext:
     """Verification on unless the config turns it off for this vCenter."""
@@ -52,7 +59,7 @@ def connect(vc: VCenterConfig, *, timeout: float | None = None) -> vim.ServiceIn
                 pwd=vc.password.get(),
                 sslContext=ssl_context(vc) if parsed_scheme == "https" else None,
                 httpConnectionTimeout=seconds,
-                connectionPoolTimeout=-1,
+                connectionPoolTimeout=IDLE_REUSE_SECONDS,
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             outcome["error"] = exc
