@@ -80,7 +80,10 @@ func (d *deliveryState) unregister(l *listener) {
 }
 
 // forgetSession drops a logged-out session's listeners (vcsim's Logout drops its own
-// collectors' handlers; ours have references of their own).
+// collectors' handlers; ours have references of their own) and ends their parked waits:
+// the session's filters go with it (API reference, PropertyCollector: "When a session
+// terminates, the associated PropertyCollector filters are automatically destroyed"),
+// and vcsim would leave such a call parked until its maxWaitSeconds, or for ever.
 func (d *deliveryState) forgetSession(key string) {
 	d.mu.Lock()
 	ls := d.bySession[key]
@@ -88,6 +91,7 @@ func (d *deliveryState) forgetSession(key string) {
 	d.mu.Unlock()
 	for l := range ls {
 		simulator.Map.RemoveHandler(l)
+		l.end()
 	}
 }
 
@@ -159,6 +163,18 @@ func (d *deliveryPC) CreatePropertyCollector(ctx *simulator.Context, c *types.Cr
 func (d *deliveryPC) DestroyPropertyCollector(ctx *simulator.Context, c *types.DestroyPropertyCollector) soap.HasFault {
 	d.setState(nil)
 	return d.PropertyCollector.DestroyPropertyCollector(ctx, c)
+}
+
+// CreateFilter is vcsim's, and wakes a parked WaitForUpdatesEx: vCenter delivers a new
+// filter's objects to the call waiting on its collector (vSphere Web Services programming
+// guide: a wait on a collector without filters "will block until you create a filter or
+// until the call times out"); vcsim's only sees them with the next change.
+func (d *deliveryPC) CreateFilter(ctx *simulator.Context, c *types.CreateFilter) soap.HasFault {
+	res := d.PropertyCollector.CreateFilter(ctx, c)
+	if st := d.state(); st != nil && !st.l.countOnly {
+		st.l.filterAdded()
+	}
+	return res
 }
 
 func (d *deliveryPC) CancelWaitForUpdates(r *types.CancelWaitForUpdates) soap.HasFault {
@@ -273,6 +289,8 @@ func (d *deliveryPC) wait(ctx *simulator.Context, r *types.WaitForUpdatesEx, st 
 		select {
 		case <-canceled.Done():
 			return &methods.WaitForUpdatesExBody{Fault_: simulator.Fault("", new(types.RequestCanceled))}
+		case <-st.l.ended: // the session logged out
+			return &methods.WaitForUpdatesExBody{Fault_: simulator.Fault("", new(types.RequestCanceled))}
 		case <-timeout:
 			return body
 		case <-wake:
@@ -282,10 +300,14 @@ func (d *deliveryPC) wait(ctx *simulator.Context, r *types.WaitForUpdatesEx, st 
 }
 
 // compute builds the update set of everything pending for every filter of the collector.
+// It changes nothing until every filter is computed: on a fault the round's changes go
+// back to the listener and the reached sets stay, so the next call sends them all.
 func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types.UpdateSet, *soap.Fault) {
 	p := st.l.take()
 	set := &types.UpdateSet{}
 	current := map[types.ManagedObjectReference]bool{}
+	added := map[types.ManagedObjectReference]*filterState{}
+	reached := map[*filterState]map[types.ManagedObjectReference]bool{}
 	for _, ref := range d.Filter {
 		current[ref] = true
 		f, ok := ctx.Session.Get(ref).(*simulator.PropertyFilter)
@@ -294,25 +316,36 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 		}
 		fs := st.filters[ref]
 		var objs []types.ObjectUpdate
+		var now map[types.ManagedObjectReference]bool
 		var fault *soap.Fault
 		if fs == nil {
 			paths, kinds := traversalPaths(f.Spec)
 			fs = &filterState{spec: f.Spec, travPaths: paths, travKinds: kinds, reached: map[types.ManagedObjectReference]bool{}}
-			st.filters[ref] = fs
+			added[ref] = fs
 			delivery.initialCollections.Add(1)
-			objs, fault = d.recollect(ctx, fs, pendingSet{})
+			objs, now, fault = d.recollect(ctx, fs, pendingSet{})
 		} else if fs.structural(p) {
 			delivery.recollections.Add(1)
-			objs, fault = d.recollect(ctx, fs, p)
+			objs, now, fault = d.recollect(ctx, fs, p)
 		} else {
 			objs = fs.modifies(p)
 		}
 		if fault != nil {
+			st.l.restore(p)
 			return nil, fault
+		}
+		if now != nil {
+			reached[fs] = now
 		}
 		if len(objs) > 0 {
 			set.FilterSet = append(set.FilterSet, types.PropertyFilterUpdate{Filter: ref, ObjectSet: objs})
 		}
+	}
+	for fs, now := range reached {
+		fs.reached = now
+	}
+	for ref, fs := range added {
+		st.filters[ref] = fs
 	}
 	for ref := range st.filters {
 		if !current[ref] {
@@ -359,15 +392,28 @@ func (fs *filterState) modifies(p pendingSet) []types.ObjectUpdate {
 
 // recollect runs the filter's spec once and diffs it with the reached set: enter for new
 // objects (all their properties), p's modifies for the others, leave for the lost ones.
-func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) ([]types.ObjectUpdate, *soap.Fault) {
-	res := d.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: d.Self, SpecSet: []types.PropertyFilterSpec{fs.spec}})
+// It returns the new reached set for compute to keep. A root object since destroyed
+// reaches nothing: its objects leave, as vCenter reports them (ObjectUpdateKind leave:
+// the object left the set visible to the filter, e.g. it was destroyed), where vcsim's
+// collection would answer ManagedObjectNotFound for the whole filter.
+func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) ([]types.ObjectUpdate, map[types.ManagedObjectReference]bool, *soap.Fault) {
+	spec := fs.spec
+	spec.ReportMissingObjectsInResults = types.NewBool(true)
+	res := d.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: d.Self, SpecSet: []types.PropertyFilterSpec{spec}})
 	body := res.(*methods.RetrievePropertiesExBody)
 	if body.Fault_ != nil {
-		return nil, body.Fault_
+		return nil, nil, body.Fault_
 	}
 	now := map[types.ManagedObjectReference]bool{}
 	var enters []types.ObjectUpdate
-	for _, oc := range body.Res.Returnval.Objects {
+	var objects []types.ObjectContent
+	if body.Res.Returnval != nil {
+		objects = body.Res.Returnval.Objects
+	}
+	for _, oc := range objects {
+		if gone(oc) {
+			continue
+		}
 		now[oc.Obj] = true
 		if fs.reached[oc.Obj] {
 			continue
@@ -392,6 +438,16 @@ func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendin
 			out = append(out, types.ObjectUpdate{Obj: ref, Kind: types.ObjectUpdateKindLeave})
 		}
 	}
-	fs.reached = now
-	return out, nil
+	return out, now, nil
+}
+
+// gone reports a missing object as a collection with reportMissingObjectsInResults may
+// list it (vcsim 0.24 leaves it out; vCenter lists it with ManagedObjectNotFound).
+func gone(oc types.ObjectContent) bool {
+	for _, m := range oc.MissingSet {
+		if _, ok := m.Fault.Fault.(*types.ManagedObjectNotFound); ok {
+			return true
+		}
+	}
+	return false
 }
