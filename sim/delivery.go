@@ -123,6 +123,15 @@ type filterState struct {
 	travPaths []string
 	travKinds []string
 	reached   map[types.ManagedObjectReference]bool
+	missing   map[types.ManagedObjectReference]bool // objectSet roots reported missing
+}
+
+// collected is one re-collection of a filter, kept by compute once every filter is done.
+type collected struct {
+	objs    []types.ObjectUpdate
+	reached map[types.ManagedObjectReference]bool
+	missing map[types.ManagedObjectReference]bool
+	report  []types.MissingObject // roots missing since the last answer
 }
 
 type collectorState struct {
@@ -307,7 +316,7 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 	set := &types.UpdateSet{}
 	current := map[types.ManagedObjectReference]bool{}
 	added := map[types.ManagedObjectReference]*filterState{}
-	reached := map[*filterState]map[types.ManagedObjectReference]bool{}
+	kept := map[*filterState]*collected{}
 	for _, ref := range d.Filter {
 		current[ref] = true
 		f, ok := ctx.Session.Get(ref).(*simulator.PropertyFilter)
@@ -315,34 +324,33 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 			continue
 		}
 		fs := st.filters[ref]
-		var objs []types.ObjectUpdate
-		var now map[types.ManagedObjectReference]bool
+		var c *collected
 		var fault *soap.Fault
 		if fs == nil {
 			paths, kinds := traversalPaths(f.Spec)
 			fs = &filterState{spec: f.Spec, travPaths: paths, travKinds: kinds, reached: map[types.ManagedObjectReference]bool{}}
 			added[ref] = fs
 			delivery.initialCollections.Add(1)
-			objs, now, fault = d.recollect(ctx, fs, pendingSet{})
+			c, fault = d.recollect(ctx, fs, pendingSet{})
 		} else if fs.structural(p) {
 			delivery.recollections.Add(1)
-			objs, now, fault = d.recollect(ctx, fs, p)
+			c, fault = d.recollect(ctx, fs, p)
 		} else {
-			objs = fs.modifies(p)
+			c = &collected{objs: fs.modifies(p)}
 		}
 		if fault != nil {
 			st.l.restore(p)
 			return nil, fault
 		}
-		if now != nil {
-			reached[fs] = now
+		if c.reached != nil {
+			kept[fs] = c
 		}
-		if len(objs) > 0 {
-			set.FilterSet = append(set.FilterSet, types.PropertyFilterUpdate{Filter: ref, ObjectSet: objs})
+		if len(c.objs) > 0 || len(c.report) > 0 {
+			set.FilterSet = append(set.FilterSet, types.PropertyFilterUpdate{Filter: ref, ObjectSet: c.objs, MissingSet: c.report})
 		}
 	}
-	for fs, now := range reached {
-		fs.reached = now
+	for fs, c := range kept {
+		fs.reached, fs.missing = c.reached, c.missing
 	}
 	for ref, fs := range added {
 		st.filters[ref] = fs
@@ -392,17 +400,32 @@ func (fs *filterState) modifies(p pendingSet) []types.ObjectUpdate {
 
 // recollect runs the filter's spec once and diffs it with the reached set: enter for new
 // objects (all their properties), p's modifies for the others, leave for the lost ones.
-// It returns the new reached set for compute to keep. A root object since destroyed
-// reaches nothing: its objects leave, as vCenter reports them (ObjectUpdateKind leave:
-// the object left the set visible to the filter, e.g. it was destroyed), where vcsim's
-// collection would answer ManagedObjectNotFound for the whole filter.
-func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) ([]types.ObjectUpdate, map[types.ManagedObjectReference]bool, *soap.Fault) {
+// compute keeps the new reached set. A root object since destroyed reaches nothing: its
+// objects leave ("a managed object left the set of objects visible to a filter. For
+// instance, this can happen when a virtual machine is destroyed") and the root is listed
+// once in the PropertyFilterUpdate's missingSet ("objects that could not be found on the
+// server, but were specified in a objectSet", only those missing since the version
+// passed), where vcsim's collection answers ManagedObjectNotFound for the whole filter.
+func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) (*collected, *soap.Fault) {
 	spec := fs.spec
 	spec.ReportMissingObjectsInResults = types.NewBool(true)
 	res := d.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: d.Self, SpecSet: []types.PropertyFilterSpec{spec}})
 	body := res.(*methods.RetrievePropertiesExBody)
 	if body.Fault_ != nil {
-		return nil, nil, body.Fault_
+		return nil, body.Fault_
+	}
+	c := &collected{missing: map[types.ManagedObjectReference]bool{}}
+	for _, o := range spec.ObjectSet {
+		if ctx.Session.Get(o.Obj) != nil || c.missing[o.Obj] {
+			continue
+		}
+		c.missing[o.Obj] = true
+		if !fs.missing[o.Obj] {
+			c.report = append(c.report, types.MissingObject{Obj: o.Obj, Fault: types.LocalizedMethodFault{
+				Fault:            &types.ManagedObjectNotFound{Obj: o.Obj},
+				LocalizedMessage: "The object has already been deleted or has not been completely created",
+			}})
+		}
 	}
 	now := map[types.ManagedObjectReference]bool{}
 	var enters []types.ObjectUpdate
@@ -438,7 +461,8 @@ func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendin
 			out = append(out, types.ObjectUpdate{Obj: ref, Kind: types.ObjectUpdateKindLeave})
 		}
 	}
-	return out, now, nil
+	c.objs, c.reached = out, now
+	return c, nil
 }
 
 // gone reports a missing object as a collection with reportMissingObjectsInResults may

@@ -277,6 +277,15 @@ def test_a_destroyed_filter_root_leaves_and_the_rounds_other_changes_arrive(
             [("runtime.connectionState", "assign", "disconnected")],
         ) in got
         assert [f._moId for f in follower.pc.filter] == [view_filter, on_vm._moId]
+        # the root is also listed, once, in the filter update's missingSet
+        missing = {fs.filter._moId: fs.missingSet for fs in result.filterSet}
+        [gone] = missing[on_vm._moId]
+        assert gone.obj._moId == vm._moId
+        assert isinstance(gone.fault, vmodl.fault.ManagedObjectNotFound)
+        assert not missing[view_filter]
+        sim.set_host("DC0_C0_H1", connection_state="disconnected")  # a later round
+        later = follower.pc.WaitForUpdatesEx(result.version, PC.WaitOptions(maxWaitSeconds=5))
+        assert all(not fs.missingSet for fs in later.filterSet)
     finally:
         Disconnect(si)
 
