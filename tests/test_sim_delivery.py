@@ -389,3 +389,35 @@ def test_a_parent_set_to_nil_removes_the_nested_paths_asked_for(
         ]
     finally:
         Disconnect(si)
+
+
+def test_a_fault_computing_a_round_keeps_its_changes_for_the_next_call(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """A filter whose collection faults (here a SelectionSpec naming no TraversalSpec,
+    which vcsim's CreateFilter takes and its collection refuses with InvalidArgument) fails
+    the call; the host change of the same round is not lost with it, but sent by the next
+    call once that filter is gone."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        follower = Follower(content)
+        sim.set_host("DC0_C0_H0", connection_state="disconnected")
+        nowhere = PC.FilterSpec(
+            objectSet=[
+                PC.ObjectSpec(obj=content.rootFolder, selectSet=[PC.SelectionSpec(name="nowhere")])
+            ],
+            propSet=[PC.PropertySpec(type=vim.Folder, pathSet=["name"])],
+        )
+        bad = follower.pc.CreateFilter(nowhere, partialUpdates=True)
+        with pytest.raises(vmodl.fault.InvalidArgument):
+            follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=2))
+        bad.Destroy()
+        result = follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=2))
+        assert result is not None
+        assert follower._read(result) == [
+            (follower.names["DC0_C0_H0"], "modify", [("runtime.connectionState", "disconnected")])
+        ]
+    finally:
+        Disconnect(si)
