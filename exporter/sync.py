@@ -68,10 +68,18 @@ def inventory_view(content: Any) -> Any:
 
 
 def create_follow_filter(content: Any) -> tuple[Any, Any]:
-    """A private PropertyCollector with the exporter's filter: (collector, view)."""
+    """A private PropertyCollector with the exporter's filter: (collector, view). If a step
+    fails, what it made is destroyed before the fault is raised: a view and a collector
+    live until the session ends otherwise, and the session may well go on (a fallback)."""
     collector = content.propertyCollector.CreatePropertyCollector()
-    view = inventory_view(content)
-    collector.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+    view = None
+    try:
+        view = inventory_view(content)
+        collector.CreateFilter(_filter_spec(content, view), partialUpdates=True)
+    except BaseException:
+        _destroy_view(view)
+        _destroy(collector)
+        raise
     return collector, view
 
 
@@ -115,6 +123,7 @@ class Follower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._collector: Any = None
+        self._view: Any = None  # the ContainerView the collector's filter is rooted at
         self._resynced = False  # a full sync completed since the last failure
         inventory.observe = enum_observer(inventory)
 
@@ -180,7 +189,7 @@ class Follower:
                 backoff = min(backoff * 2, self.sync.backoff_max_seconds)
                 continue
             finally:
-                self._collector = None
+                self._collector = self._view = None  # the logout destroys them
                 disconnect(si)
             break
         log.info("vcenter=%s follower stopped", self.vc.name)
@@ -205,7 +214,7 @@ class Follower:
             "api_version": str(getattr(about, "apiVersion", "") or ""),
             "instance_uuid": str(getattr(about, "instanceUuid", "") or ""),
         }
-        collector, view = create_follow_filter(content)
+        collector, self._view = create_follow_filter(content)
         self._collector = collector
         start = time.monotonic()
         wire = install(si)
@@ -285,7 +294,9 @@ class Follower:
         with self.inventory.lock:
             self.inventory.plain_sync_fallbacks_total += 1
         _destroy(collector)
-        self._collector, _view = create_follow_filter(si.RetrieveContent())
+        _destroy_view(self._view)  # else it lives until the logout, with the fresh one
+        self._view = None
+        self._collector, self._view = create_follow_filter(si.RetrieveContent())
         return None
 
     def _wait(self, collector: Any, version: str, options: Any, wire: Recorder) -> Any:
@@ -304,6 +315,15 @@ def _destroy(collector: Any) -> None:
     try:  # its filter and pending versions go with it
         collector.Destroy()
     except Exception:  # noqa: BLE001 - best effort; the next sync starts afresh anyway
+        pass
+
+
+def _destroy_view(view: Any) -> None:
+    if view is None:
+        return
+    try:  # DestroyView; the logout would destroy it anyway
+        view.DestroyView()
+    except Exception:  # noqa: BLE001 - best effort, as _destroy
         pass
 
 

@@ -80,7 +80,10 @@ func (d *deliveryState) unregister(l *listener) {
 }
 
 // forgetSession drops a logged-out session's listeners (vcsim's Logout drops its own
-// collectors' handlers; ours have references of their own).
+// collectors' handlers; ours have references of their own) and ends their parked waits:
+// the session's filters go with it (API reference, PropertyCollector: "When a session
+// terminates, the associated PropertyCollector filters are automatically destroyed"),
+// and vcsim would leave such a call parked until its maxWaitSeconds, or for ever.
 func (d *deliveryState) forgetSession(key string) {
 	d.mu.Lock()
 	ls := d.bySession[key]
@@ -88,6 +91,7 @@ func (d *deliveryState) forgetSession(key string) {
 	d.mu.Unlock()
 	for l := range ls {
 		simulator.Map.RemoveHandler(l)
+		l.end()
 	}
 }
 
@@ -119,6 +123,15 @@ type filterState struct {
 	travPaths []string
 	travKinds []string
 	reached   map[types.ManagedObjectReference]bool
+	missing   map[types.ManagedObjectReference]bool // objectSet roots reported missing
+}
+
+// collected is one re-collection of a filter, kept by compute once every filter is done.
+type collected struct {
+	objs    []types.ObjectUpdate
+	reached map[types.ManagedObjectReference]bool
+	missing map[types.ManagedObjectReference]bool
+	report  []types.MissingObject // roots missing since the last answer
 }
 
 type collectorState struct {
@@ -159,6 +172,18 @@ func (d *deliveryPC) CreatePropertyCollector(ctx *simulator.Context, c *types.Cr
 func (d *deliveryPC) DestroyPropertyCollector(ctx *simulator.Context, c *types.DestroyPropertyCollector) soap.HasFault {
 	d.setState(nil)
 	return d.PropertyCollector.DestroyPropertyCollector(ctx, c)
+}
+
+// CreateFilter is vcsim's, and wakes a parked WaitForUpdatesEx: vCenter delivers a new
+// filter's objects to the call waiting on its collector (vSphere Web Services programming
+// guide: a wait on a collector without filters "will block until you create a filter or
+// until the call times out"); vcsim's only sees them with the next change.
+func (d *deliveryPC) CreateFilter(ctx *simulator.Context, c *types.CreateFilter) soap.HasFault {
+	res := d.PropertyCollector.CreateFilter(ctx, c)
+	if st := d.state(); st != nil && !st.l.countOnly {
+		st.l.filterAdded()
+	}
+	return res
 }
 
 func (d *deliveryPC) CancelWaitForUpdates(r *types.CancelWaitForUpdates) soap.HasFault {
@@ -273,6 +298,8 @@ func (d *deliveryPC) wait(ctx *simulator.Context, r *types.WaitForUpdatesEx, st 
 		select {
 		case <-canceled.Done():
 			return &methods.WaitForUpdatesExBody{Fault_: simulator.Fault("", new(types.RequestCanceled))}
+		case <-st.l.ended: // the session logged out
+			return &methods.WaitForUpdatesExBody{Fault_: simulator.Fault("", new(types.RequestCanceled))}
 		case <-timeout:
 			return body
 		case <-wake:
@@ -282,10 +309,14 @@ func (d *deliveryPC) wait(ctx *simulator.Context, r *types.WaitForUpdatesEx, st 
 }
 
 // compute builds the update set of everything pending for every filter of the collector.
+// It changes nothing until every filter is computed: on a fault the round's changes go
+// back to the listener and the reached sets stay, so the next call sends them all.
 func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types.UpdateSet, *soap.Fault) {
 	p := st.l.take()
 	set := &types.UpdateSet{}
 	current := map[types.ManagedObjectReference]bool{}
+	added := map[types.ManagedObjectReference]*filterState{}
+	kept := map[*filterState]*collected{}
 	for _, ref := range d.Filter {
 		current[ref] = true
 		f, ok := ctx.Session.Get(ref).(*simulator.PropertyFilter)
@@ -293,26 +324,36 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 			continue
 		}
 		fs := st.filters[ref]
-		var objs []types.ObjectUpdate
+		var c *collected
 		var fault *soap.Fault
 		if fs == nil {
 			paths, kinds := traversalPaths(f.Spec)
 			fs = &filterState{spec: f.Spec, travPaths: paths, travKinds: kinds, reached: map[types.ManagedObjectReference]bool{}}
-			st.filters[ref] = fs
+			added[ref] = fs
 			delivery.initialCollections.Add(1)
-			objs, fault = d.recollect(ctx, fs, pendingSet{})
+			c, fault = d.recollect(ctx, fs, pendingSet{})
 		} else if fs.structural(p) {
 			delivery.recollections.Add(1)
-			objs, fault = d.recollect(ctx, fs, p)
+			c, fault = d.recollect(ctx, fs, p)
 		} else {
-			objs = fs.modifies(p)
+			c = &collected{objs: fs.modifies(p)}
 		}
 		if fault != nil {
+			st.l.restore(p)
 			return nil, fault
 		}
-		if len(objs) > 0 {
-			set.FilterSet = append(set.FilterSet, types.PropertyFilterUpdate{Filter: ref, ObjectSet: objs})
+		if c.reached != nil {
+			kept[fs] = c
 		}
+		if len(c.objs) > 0 || len(c.report) > 0 {
+			set.FilterSet = append(set.FilterSet, types.PropertyFilterUpdate{Filter: ref, ObjectSet: c.objs, MissingSet: c.report})
+		}
+	}
+	for fs, c := range kept {
+		fs.reached, fs.missing = c.reached, c.missing
+	}
+	for ref, fs := range added {
+		st.filters[ref] = fs
 	}
 	for ref := range st.filters {
 		if !current[ref] {
@@ -359,15 +400,43 @@ func (fs *filterState) modifies(p pendingSet) []types.ObjectUpdate {
 
 // recollect runs the filter's spec once and diffs it with the reached set: enter for new
 // objects (all their properties), p's modifies for the others, leave for the lost ones.
-func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) ([]types.ObjectUpdate, *soap.Fault) {
-	res := d.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: d.Self, SpecSet: []types.PropertyFilterSpec{fs.spec}})
+// compute keeps the new reached set. A root object since destroyed reaches nothing: its
+// objects leave ("a managed object left the set of objects visible to a filter. For
+// instance, this can happen when a virtual machine is destroyed") and the root is listed
+// once in the PropertyFilterUpdate's missingSet ("objects that could not be found on the
+// server, but were specified in a objectSet", only those missing since the version
+// passed), where vcsim's collection answers ManagedObjectNotFound for the whole filter.
+func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendingSet) (*collected, *soap.Fault) {
+	spec := fs.spec
+	spec.ReportMissingObjectsInResults = types.NewBool(true)
+	res := d.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: d.Self, SpecSet: []types.PropertyFilterSpec{spec}})
 	body := res.(*methods.RetrievePropertiesExBody)
 	if body.Fault_ != nil {
 		return nil, body.Fault_
 	}
+	c := &collected{missing: map[types.ManagedObjectReference]bool{}}
+	for _, o := range spec.ObjectSet {
+		if ctx.Session.Get(o.Obj) != nil || c.missing[o.Obj] {
+			continue
+		}
+		c.missing[o.Obj] = true
+		if !fs.missing[o.Obj] {
+			c.report = append(c.report, types.MissingObject{Obj: o.Obj, Fault: types.LocalizedMethodFault{
+				Fault:            &types.ManagedObjectNotFound{Obj: o.Obj},
+				LocalizedMessage: "The object has already been deleted or has not been completely created",
+			}})
+		}
+	}
 	now := map[types.ManagedObjectReference]bool{}
 	var enters []types.ObjectUpdate
-	for _, oc := range body.Res.Returnval.Objects {
+	var objects []types.ObjectContent
+	if body.Res.Returnval != nil {
+		objects = body.Res.Returnval.Objects
+	}
+	for _, oc := range objects {
+		if gone(oc) {
+			continue
+		}
 		now[oc.Obj] = true
 		if fs.reached[oc.Obj] {
 			continue
@@ -392,6 +461,17 @@ func (d *deliveryPC) recollect(ctx *simulator.Context, fs *filterState, p pendin
 			out = append(out, types.ObjectUpdate{Obj: ref, Kind: types.ObjectUpdateKindLeave})
 		}
 	}
-	fs.reached = now
-	return out, nil
+	c.objs, c.reached = out, now
+	return c, nil
+}
+
+// gone reports a missing object as a collection with reportMissingObjectsInResults may
+// list it (vcsim 0.24 leaves it out; vCenter lists it with ManagedObjectNotFound).
+func gone(oc types.ObjectContent) bool {
+	for _, m := range oc.MissingSet {
+		if _, ok := m.Fault.Fault.(*types.ManagedObjectNotFound); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -39,6 +39,11 @@ type pendingSet struct {
 	objs     map[types.ManagedObjectReference]*objChanges
 	members  []membership
 	overflow bool // too many Enter/Leave kept: re-collect
+	filters  bool // a filter was created: its objects are due
+}
+
+func (p *pendingSet) empty() bool {
+	return len(p.order) == 0 && len(p.members) == 0 && !p.overflow && !p.filters
 }
 
 // listener is the Map handler of one served collector. Registry.Update calls it with the
@@ -51,18 +56,68 @@ type listener struct {
 	mu      sync.Mutex
 	pending pendingSet
 	notify  chan struct{} // closed-and-replaced when something arrives
+
+	ended   chan struct{} // closed when the session logs out
+	endOnce sync.Once
 }
 
 var listenerSeq atomic.Int64
 
 func newListener(session string, countOnly bool) *listener {
-	l := &listener{session: session, countOnly: countOnly, notify: make(chan struct{})}
+	l := &listener{session: session, countOnly: countOnly, notify: make(chan struct{}), ended: make(chan struct{})}
 	l.self = types.ManagedObjectReference{Type: "PropertyCollector", Value: "vha-delivery-" + itoa(listenerSeq.Add(1))}
 	l.pending = pendingSet{objs: map[types.ManagedObjectReference]*objChanges{}}
 	return l
 }
 
 func (l *listener) Reference() types.ManagedObjectReference { return l.self }
+
+// end releases the collector's parked wait for good (its session logged out).
+func (l *listener) end() {
+	l.endOnce.Do(func() { close(l.ended) })
+}
+
+// filterAdded wakes a parked wait for a filter created on the collector.
+func (l *listener) filterAdded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending.filters = true
+	l.wake()
+}
+
+// restore puts back a taken set that could not be sent (a fault computing it), under what
+// arrived since: the later value of a property wins, as in UpdateObject.
+func (l *listener) restore(p pendingSet) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	later := l.pending
+	for _, ref := range later.order {
+		oc := later.objs[ref]
+		into := p.objs[ref]
+		if into == nil {
+			p.objs[ref] = oc
+			p.order = append(p.order, ref)
+			continue
+		}
+		for _, name := range oc.names {
+			if _, seen := into.changes[name]; !seen {
+				into.names = append(into.names, name)
+			}
+			into.changes[name] = oc.changes[name]
+		}
+	}
+	if len(p.members)+len(later.members) > maxStructural {
+		p.overflow, p.members = true, nil
+	} else {
+		p.members = append(p.members, later.members...)
+	}
+	p.overflow = p.overflow || later.overflow
+	p.filters = p.filters || later.filters
+	l.pending = p
+	if !p.empty() {
+		l.wake()
+	}
+}
 
 // wake tells a waiting WaitForUpdatesEx that something arrived. Callers hold l.mu.
 func (l *listener) wake() {
@@ -139,7 +194,7 @@ func (l *listener) take() pendingSet {
 func (l *listener) waitChan() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.pending.order) > 0 || len(l.pending.members) > 0 || l.pending.overflow {
+	if !l.pending.empty() {
 		c := make(chan struct{})
 		close(c)
 		return c
@@ -267,17 +322,29 @@ func (fs *filterState) match(oc *objChanges, current func(path string) (interfac
 					add(c)
 				case under(c.Name, path): // deeper than asked: send the asked-for path
 					if v, ok := current(path); ok {
-						add(types.PropertyChange{Name: path, Op: types.PropertyChangeOpAssign, Val: v})
+						add(nestedChange(path, types.PropertyChangeOpAssign, v))
 					}
 				case under(path, c.Name): // a parent changed: send the nested path
-					if v, ok := subValue(c.Val, strings.TrimPrefix(path, c.Name+".")); ok {
-						add(types.PropertyChange{Name: path, Op: c.Op, Val: v})
+					if c.Val == nil || c.Op == types.PropertyChangeOpRemove || c.Op == types.PropertyChangeOpIndirectRemove {
+						add(types.PropertyChange{Name: path, Op: types.PropertyChangeOpIndirectRemove})
+					} else if v, ok := subValue(c.Val, strings.TrimPrefix(path, c.Name+".")); ok {
+						add(nestedChange(path, c.Op, v))
 					}
 				}
 			}
 		}
 	}
 	return out
+}
+
+// nestedChange is a nested path's change; an unsetParent value (a containing property
+// unset) is op indirectRemove, as vCenter sends it (PropertyChange.op: "the property was
+// removed because a containing property was removed or unset").
+func nestedChange(path string, op types.PropertyChangeOp, v interface{}) types.PropertyChange {
+	if _, ok := v.(unsetParent); ok {
+		return types.PropertyChange{Name: path, Op: types.PropertyChangeOpIndirectRemove}
+	}
+	return types.PropertyChange{Name: path, Op: op, Val: v}
 }
 
 func isTrueBool(b *bool) bool { return b != nil && *b }

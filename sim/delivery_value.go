@@ -31,16 +31,21 @@ func objectValue(ref types.ManagedObjectReference) func(path string) (interface{
 	}
 }
 
+// unsetParent is subValue's answer for a path below an unset property: the path is not
+// unset itself but gone with its parent (sent as op indirectRemove, never encoded).
+type unsetParent struct{}
+
 // subValue walks a dotted vSphere property path (XML element names) through v: struct
 // fields, embedded structs, pointers and interfaces. An unset pointer on the way gives
-// (nil, true): the property exists and is unset. The result is wrapped as vcsim wraps
-// values (ArrayOfX for slices) so that it encodes with its xsi:type.
+// (unsetParent{}, true), an unset leaf (nil, true): the property exists and is unset. The
+// result is wrapped as vcsim wraps values (ArrayOfX for slices) so that it encodes with
+// its xsi:type.
 func subValue(v interface{}, path string) (interface{}, bool) {
 	rv := reflect.ValueOf(v)
 	for _, seg := range strings.Split(path, ".") {
 		for rv.IsValid() && (rv.Kind() == reflect.Ptr || rv.Kind() == reflect.Interface) {
 			if rv.IsNil() {
-				return nil, true
+				return unsetParent{}, true
 			}
 			rv = rv.Elem()
 		}

@@ -213,3 +213,211 @@ def test_the_switch_is_on_the_config_api(
     out = sim._request("POST", "/api/v1/config", {"incrementalDelivery": enabled})
     assert out["delivery"]["enabled"] is enabled
     assert _delivery(sim)["enabled"] is enabled
+
+
+Change = tuple[str, str, Any]  # name, op, val
+
+
+def _updates(result: Any) -> list[tuple[str, str, str, list[Change]]]:
+    """(filter moid, object moid, kind, [(name, op, val)]) of an update set."""
+    return [
+        (fs.filter._moId, ou.obj._moId, ou.kind, [(c.name, c.op, c.val) for c in ou.changeSet])
+        for fs in result.filterSet
+        for ou in fs.objectSet
+    ]
+
+
+def _vm(content: Any, name: str) -> Any:
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return next(v for v in view.view if v.name == name)
+    finally:
+        view.DestroyView()
+
+
+def _one_object_filter(pc: Any, obj: Any, paths: list[str]) -> Any:
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=obj, skip=False)],
+        propSet=[PC.PropertySpec(type=type(obj), pathSet=paths)],
+    )
+    return pc.CreateFilter(spec, partialUpdates=True)
+
+
+def test_a_destroyed_filter_root_leaves_and_the_rounds_other_changes_arrive(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """vCenter: ObjectUpdate kind ``leave`` ("the object left the set of objects visible
+    to the filter", e.g. destroyed), the filter stays. The re-collection of a filter rooted
+    at the destroyed VM answered ManagedObjectNotFound, and the round's other changes
+    (a host's, for the other filter) were dropped with it."""
+    sim = sim_factory(clusters=1, hosts=3, vms=6, strict=False)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        follower = Follower(content)
+        vm = _vm(content, "DC0_C0_VM3")
+        on_vm = _one_object_filter(follower.pc, vm, ["name"])
+        entered = follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=5))
+        assert _updates(entered) == [
+            (on_vm._moId, vm._moId, "enter", [("name", "assign", "DC0_C0_VM3")])
+        ]
+        WaitForTask(vm.PowerOffVM_Task())
+        sim.set_host("DC0_C0_H0", connection_state="disconnected")
+        WaitForTask(vm.Destroy_Task())
+        result = follower.pc.WaitForUpdatesEx(entered.version, PC.WaitOptions(maxWaitSeconds=5))
+        got = _updates(result)
+        view_filter = follower.pc.filter[0]._moId
+        assert (on_vm._moId, vm._moId, "leave", []) in got
+        assert (view_filter, vm._moId, "leave", []) in got
+        h0 = follower.names["DC0_C0_H0"]
+        assert (
+            view_filter,
+            h0,
+            "modify",
+            [("runtime.connectionState", "assign", "disconnected")],
+        ) in got
+        assert [f._moId for f in follower.pc.filter] == [view_filter, on_vm._moId]
+        # the root is also listed, once, in the filter update's missingSet
+        missing = {fs.filter._moId: fs.missingSet for fs in result.filterSet}
+        [gone] = missing[on_vm._moId]
+        assert gone.obj._moId == vm._moId
+        assert isinstance(gone.fault, vmodl.fault.ManagedObjectNotFound)
+        assert not missing[view_filter]
+        sim.set_host("DC0_C0_H1", connection_state="disconnected")  # a later round
+        later = follower.pc.WaitForUpdatesEx(result.version, PC.WaitOptions(maxWaitSeconds=5))
+        assert all(not fs.missingSet for fs in later.filterSet)
+    finally:
+        Disconnect(si)
+
+
+def _park(pc: Any, version: str, seconds: int) -> tuple[threading.Thread, list[Any]]:
+    """A WaitForUpdatesEx in a thread, returned once the simulator has it parked."""
+    out: list[Any] = []
+
+    def wait() -> None:
+        try:
+            out.append(pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=seconds)))
+        except BaseException as e:  # noqa: BLE001 - recorded for the assertion
+            out.append(e)
+
+    t = threading.Thread(target=wait, daemon=True)
+    t.start()
+    return t, out
+
+
+def _parked(sim: Simulator, t: threading.Thread) -> None:
+    for _ in range(600):  # bounded
+        if _delivery(sim)["waiting"]:
+            return
+        t.join(0.05)
+    raise AssertionError("the wait was never parked")
+
+
+def test_logout_ends_a_parked_wait_with_request_canceled(sim: Simulator) -> None:
+    """A session's filters and waits end with it (API reference, PropertyCollector: "When
+    a session terminates, the associated PropertyCollector filters are automatically
+    destroyed"); the parked call ends with WaitForUpdatesEx's RequestCanceled."""
+    si = _connect(sim)
+    follower = Follower(si.RetrieveContent())
+    t, out = _park(follower.pc, follower.version, 20)
+    _parked(sim, t)
+    si.content.sessionManager.Logout()
+    t.join(15)  # the wait would end by itself after 20 s, with no update set
+    assert not t.is_alive()
+    assert len(out) == 1 and isinstance(out[0], vmodl.fault.RequestCanceled)
+    assert _delivery(sim)["waiting"] == 0
+
+
+def test_create_filter_wakes_a_parked_wait_with_the_new_filters_objects(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """vSphere Web Services programming guide: a WaitForUpdatesEx on a collector without
+    filters "will block until you create a filter or until the call times out"; the new
+    filter's objects arrive as ``enter`` in the waiting call."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        follower = Follower(content)
+        t, out = _park(follower.pc, follower.version, 20)
+        _parked(sim, t)
+        host = vim.HostSystem(follower.names["DC0_C0_H1"], si._stub)
+        on_host = _one_object_filter(follower.pc, host, ["name"])
+        t.join(15)  # the wait would end by itself after 20 s, with no update set
+        assert not t.is_alive() and len(out) == 1 and out[0] is not None
+        assert _updates(out[0]) == [
+            (on_host._moId, host._moId, "enter", [("name", "assign", "DC0_C0_H1")])
+        ]
+    finally:
+        Disconnect(si)
+
+
+def test_a_parent_set_to_nil_removes_the_nested_paths_asked_for(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """PropertyChange.op ``indirectRemove``: "the property was removed because a
+    containing property was removed or unset" (vcsim sets ``snapshot`` to nil when the
+    last snapshot goes; the filter asks for ``snapshot.currentSnapshot``)."""
+    sim = sim_factory(clusters=1, hosts=1, vms=2, strict=False)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        vm = _vm(content, "DC0_C0_VM1")
+        pc = content.propertyCollector.CreatePropertyCollector()
+        on_vm = _one_object_filter(pc, vm, ["snapshot.currentSnapshot"])
+        first = _updates(pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)))
+        assert first == [
+            (on_vm._moId, vm._moId, "enter", [("snapshot.currentSnapshot", "assign", None)])
+        ]
+        WaitForTask(vm.CreateSnapshot_Task("s", "", False, False))
+        [(_f, _m, kind, changes)] = _updates(
+            pc.WaitForUpdatesEx("1", PC.WaitOptions(maxWaitSeconds=5))
+        )
+        assert kind == "modify" and [(n, op) for n, op, _v in changes] == [
+            ("snapshot.currentSnapshot", "assign")
+        ]
+        WaitForTask(vm.RemoveAllSnapshots_Task())
+        result = pc.WaitForUpdatesEx("2", PC.WaitOptions(maxWaitSeconds=5))
+        assert result is not None
+        assert _updates(result) == [
+            (
+                on_vm._moId,
+                vm._moId,
+                "modify",
+                [("snapshot.currentSnapshot", "indirectRemove", None)],
+            )
+        ]
+    finally:
+        Disconnect(si)
+
+
+def test_a_fault_computing_a_round_keeps_its_changes_for_the_next_call(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """A filter whose collection faults (here a SelectionSpec naming no TraversalSpec,
+    which vcsim's CreateFilter takes and its collection refuses with InvalidArgument) fails
+    the call; the host change of the same round is not lost with it, but sent by the next
+    call once that filter is gone."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        follower = Follower(content)
+        sim.set_host("DC0_C0_H0", connection_state="disconnected")
+        nowhere = PC.FilterSpec(
+            objectSet=[
+                PC.ObjectSpec(obj=content.rootFolder, selectSet=[PC.SelectionSpec(name="nowhere")])
+            ],
+            propSet=[PC.PropertySpec(type=vim.Folder, pathSet=["name"])],
+        )
+        bad = follower.pc.CreateFilter(nowhere, partialUpdates=True)
+        with pytest.raises(vmodl.fault.InvalidArgument):
+            follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=2))
+        bad.Destroy()
+        result = follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=2))
+        assert result is not None
+        assert follower._read(result) == [
+            (follower.names["DC0_C0_H0"], "modify", [("runtime.connectionState", "disconnected")])
+        ]
+    finally:
+        Disconnect(si)

@@ -15,9 +15,10 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
+from exporter import sync
 from exporter.inventory import Inventory, ManagedObject, apply_object_updates
 from exporter.render import status_families
-from exporter.sync import Follower, convert_update_set, create_follow_filter
+from exporter.sync import Follower, convert_update_set, create_follow_filter, inventory_view
 from exporter.sync_plain import PlainSync
 from exporter.wire import install
 from sim.harness import Simulator
@@ -286,6 +287,49 @@ def test_an_unreadable_page_falls_back_to_pyvmomi(live: Live) -> None:
     assert image(inv.objects, inv.custom_fields) == expected
     lines = [line for f in status_families([inv]) for line in f.lines]
     assert 'vsphere_sync_plain_fallbacks_total{vcenter="vc1"} 1\n' in lines
+
+
+def test_a_fallback_destroys_the_view_of_the_failed_sync(live: Live) -> None:
+    """The fallback's fresh collector comes with a fresh ContainerView; the failed sync's
+    view was left to the session's logout (vCenter keeps a view "until you terminate it by
+    calling the DestroyView method, or until the end of the session")."""
+    inv, follower = _follow(live, poll_worker_process=False)
+    follower._collector, follower._view = create_follow_filter(live.content)
+    old_view = follower._view
+    original = PlainSync.parse
+
+    def parse(self: PlainSync, body: bytes) -> Any:
+        return original(self, body.replace(b"</returnval>", b"</returnval"))
+
+    PlainSync.parse = parse  # type: ignore[method-assign]
+    try:
+        assert follower._plain_sync(live.si, follower._collector) is None
+    finally:
+        PlainSync.parse = original  # type: ignore[method-assign]
+    assert inv.plain_sync_fallbacks_total == 1
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        old_view.view  # noqa: B018 - reading it is the check
+    assert follower._view is not old_view and follower._view.view
+
+
+def test_a_failed_create_follow_filter_destroys_its_view(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CreateFilter refused: the view made for it goes at once, not with the session (the
+    fallback above goes on in the same session). The real view is only recorded here."""
+    made: list[Any] = []
+
+    def recorded(content: Any) -> Any:
+        made.append(inventory_view(content))
+        return made[-1]
+
+    monkeypatch.setattr(sync, "inventory_view", recorded)
+    live.sim.inject_fault("CreateFilter", "InvalidArgument")
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        create_follow_filter(live.content)
+    assert len(made) == 1
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        made[0].view  # noqa: B018 - reading it is the check
 
 
 def test_initial_sync_plain_is_on_by_default_and_checked() -> None:
