@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -50,7 +50,7 @@ from .journal import (
 )
 from .metrics import Metrics
 from .model import Snapshot
-from .shared_reads import SHARE_SECONDS, SharedReads
+from .shared_reads import SHARE_SECONDS, BatchedReads, Ids, SharedReads
 from .steps import STEPS
 from .stranded import find as find_stranded
 from .stranded import is_stranded
@@ -94,6 +94,8 @@ class Engine:
         self._pools: dict[tuple[str, str], str] = {}
         # whole-cluster reads in flight, shared by the decisions asking at once
         self.shared: SharedReads[Snapshot] = SharedReads(clock)
+        # steps' re-reads of their VM and hosts, batched while one is in flight
+        self.batched = {name: BatchedReads(self._objects(name)) for name in self.sessions}
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self._dup_watch = duplicates.Watcher()
@@ -440,6 +442,20 @@ class Engine:
     async def read(self, a: Action, fn: Callable[..., T], *args: Any) -> T | None:
         """A live read; on failure the action is held, retried or skipped and None returned."""
         return await self._reading(a, lambda: self.vc(a.vcenter, fn, *args))
+
+    async def read_objects(
+        self, a: Action, vm_ids: Sequence[str], host_ids: Sequence[str]
+    ) -> Snapshot | None:
+        """:meth:`read` of a step's own VMs and hosts (:func:`.live.objects_snapshot`),
+        sent with the other steps' that asked while the previous batch was in flight."""
+        return await self._reading(a, lambda: self.batched[a.vcenter].get(vm_ids, host_ids))
+
+    def _objects(self, vcenter: str) -> Callable[[Ids], Awaitable[Snapshot]]:
+        async def read(ids: Ids) -> Snapshot:
+            self.metrics.step_read_calls.labels(vcenter=vcenter).inc()
+            return await self.vc(vcenter, live.objects_snapshot, *ids)
+
+        return read
 
     async def read_cluster(self, a: Action, cluster_id: str) -> Snapshot | None:
         """:meth:`read` of a whole cluster (:func:`.live.cluster_snapshot`), shared with a

@@ -70,6 +70,13 @@ class Metrics:
             ["vcenter", "shared"],
             registry=r,
         )
+        self.step_read_calls = Counter(
+            "vha_remediator_step_read_calls_total",
+            "Property-collector calls for steps' re-reads of their VMs and hosts (several "
+            "steps asking together share one)",
+            ["vcenter"],
+            registry=r,
+        )
         self.vcenter_errors = Counter(
             "vha_remediator_vcenter_errors_total",
             "Failed vCenter calls, by vCenter and category",

@@ -1,4 +1,5 @@
-"""One cluster read for the decisions that ask for it at the same moment.
+"""One cluster read for the decisions that ask for it at the same moment; one call for
+the steps' re-reads asked together.
 
 A host failure brings one alert per failed host, and the decisions of one cluster are
 claimed together: each used to read the whole cluster (cluster -> hosts -> VMs, about
@@ -17,14 +18,22 @@ before it looked.  Otherwise it starts a read of its own, which later callers ma
 A failed read fails every caller sharing it; each handles the failure as its own (held,
 retried, skipped).  The read runs as a task of its own, so a caller that is cancelled
 (the engine stopping) never cancels it for the others.
+
+Steps re-read only their own VM and hosts, but there is one such read per VM restarted
+(1,000 in a host failure), each a round trip whose answer repeats the same failed source
+host and the same few targets with their datastores: :class:`BatchedReads` sends the
+re-reads asked while one is in flight as the next single call, each host once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+import dataclasses
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from .model import Snapshot
 
 T = TypeVar("T")
 
@@ -71,3 +80,87 @@ class SharedReads(Generic[T]):
 
     def in_flight(self) -> int:
         return len(self._reads)
+
+
+Ids = tuple[frozenset[str], frozenset[str]]  # VM moids, host moids
+
+
+@dataclass
+class _Ask:
+    vms: frozenset[str]
+    hosts: frozenset[str]
+    answer: asyncio.Future[Snapshot]
+
+
+class BatchedReads:
+    """Steps' re-reads of their own VM and hosts (:func:`.live.objects_snapshot`) asked
+    while one is in flight go out together, in the next call: one property-collector
+    round trip for a batch of steps, each host read once however many steps name it.
+
+    Group commit, not a cache: a step's objects are always read by a call sent *after* it
+    asked, so nothing it acts on predates its asking.  Each step is answered with only the
+    VMs and hosts it asked for.  When a batch's call fails, each of its steps is read
+    again on its own, so one VM's fault (a missing privilege, say) stays that step's.
+    """
+
+    def __init__(self, read: Callable[[Ids], Awaitable[Snapshot]]) -> None:
+        self.read = read
+        self._waiting: list[_Ask] = []
+        self._running: asyncio.Task[None] | None = None
+        self.calls = 0  # property-collector calls made (tests, docs)
+
+    async def get(self, vm_ids: Iterable[str], host_ids: Iterable[str]) -> Snapshot:
+        ask = _Ask(
+            frozenset(m for m in vm_ids if m),
+            frozenset(m for m in host_ids if m),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._waiting.append(ask)
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._drain())
+        return await ask.answer  # cancelled with its step: _settle then skips it
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            vms = frozenset[str]().union(*(a.vms for a in batch))
+            hosts = frozenset[str]().union(*(a.hosts for a in batch))
+            self.calls += 1
+            try:
+                snap = await self.read((vms, hosts))
+            except Exception as exc:  # noqa: BLE001 - each step is read alone, fails alone
+                if len(batch) == 1:
+                    _settle(batch[0].answer, exc=exc)
+                else:
+                    await asyncio.gather(*(self._alone(ask) for ask in batch))
+                continue
+            for ask in batch:
+                _settle(ask.answer, _part(snap, ask))
+
+    async def _alone(self, ask: _Ask) -> None:
+        self.calls += 1
+        try:
+            _settle(ask.answer, await self.read((ask.vms, ask.hosts)))
+        except Exception as exc:  # noqa: BLE001 - the step's own failure, handed to it
+            _settle(ask.answer, exc=exc)
+
+
+def _settle(
+    answer: asyncio.Future[Snapshot], snap: Snapshot | None = None, exc: Exception | None = None
+) -> None:
+    if answer.done():
+        return  # its step was cancelled (the engine stopping)
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        assert snap is not None
+        answer.set_result(snap)
+
+
+def _part(snap: Snapshot, ask: _Ask) -> Snapshot:
+    """What one step asked for, out of a batch's answer."""
+    return dataclasses.replace(
+        snap,
+        hosts={m: h for m, h in snap.hosts.items() if m in ask.hosts},
+        vms={m: v for m, v in snap.vms.items() if m in ask.vms},
+    )

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from remediator.shared_reads import SharedReads
+from remediator.model import Snapshot
+from remediator.shared_reads import BatchedReads, Ids, SharedReads
 
-from .remediator_fixtures import alert
+from .remediator_fixtures import alert, host, snapshot, vm
 from .remediator_sim import host_labels, inventory, metric, send, settled, start, steps
 
 
@@ -98,6 +99,75 @@ async def test_a_failed_read_fails_every_sharer_and_a_cancelled_one_cancels_no_o
         await a
 
 
+async def turns() -> None:
+    """Let every task ready to run take its turns."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+class Batches:
+    """Step reads the test answers itself: each call's ids, answered in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Ids, asyncio.Future[Snapshot]]] = []
+        self.batched = BatchedReads(self.read)
+
+    async def read(self, ids: Ids) -> Snapshot:
+        fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self.calls.append((ids, fut))
+        return await fut
+
+    def ask(self, vms: list[str], hosts: list[str]) -> asyncio.Task[Snapshot]:
+        return asyncio.ensure_future(self.batched.get(vms, hosts))
+
+    def answer(self, i: int, exc: Exception | None = None) -> None:
+        (vm_ids, host_ids), fut = self.calls[i]
+        if exc is not None:
+            fut.set_exception(exc)
+            return
+        hosts = [host(h) for h in sorted(host_ids)]
+        fut.set_result(snapshot(hosts, [vm(m, "h0") for m in sorted(vm_ids) if m != "gone"]))
+
+
+async def test_step_reads_asked_during_a_call_go_out_together_in_the_next_one() -> None:
+    b = Batches()
+    first = b.ask(["vm-1"], ["h0", "h1"])
+    await asyncio.sleep(0)
+    # asked while the first call is in flight: not served by it, whose request predates them
+    second, third = b.ask(["vm-2"], ["h0", "h2"]), b.ask(["gone"], ["h0"])
+    await asyncio.sleep(0)
+    assert len(b.calls) == 1
+    b.answer(0)
+    assert set((await first).vms) == {"vm-1"}
+    await asyncio.sleep(0)
+    assert [ids for ids, _ in b.calls[1:]] == [
+        (frozenset({"vm-2", "gone"}), frozenset({"h0", "h2"}))  # h0 read once for both
+    ]
+    b.answer(1)
+    two, three = await second, await third
+    assert (set(two.vms), set(two.hosts)) == ({"vm-2"}, {"h0", "h2"})  # only its own
+    assert (set(three.vms), set(three.hosts)) == (set(), {"h0"})  # its VM is gone
+
+
+async def test_a_failed_batch_is_read_again_step_by_step() -> None:
+    b = Batches()
+    first = b.ask(["vm-0"], [])
+    await turns()
+    ok, denied = b.ask(["vm-1"], ["h0"]), b.ask(["vm-2"], ["h0"])
+    await turns()
+    b.answer(0)
+    await first
+    await turns()
+    b.answer(1, PermissionError("no read privilege on vm-2"))
+    await turns()
+    assert [ids[0] for ids, _ in b.calls[2:]] == [frozenset({"vm-1"}), frozenset({"vm-2"})]
+    b.answer(2)
+    b.answer(3, PermissionError("no read privilege on vm-2"))
+    assert set((await ok).vms) == {"vm-1"}
+    with pytest.raises(PermissionError):
+        await denied
+
+
 @pytest.mark.slow
 async def test_two_failed_hosts_of_a_cluster_read_it_once_and_no_step_reads_it(
     sim_factory: Any, aiohttp_client: Any, tmp_path: Path
@@ -119,6 +189,9 @@ async def test_two_failed_hosts_of_a_cluster_read_it_once_and_no_step_reads_it(
     joined = await metric(client, "vha_remediator_cluster_reads_total", shared="true")
     # one read for both decisions, none for the 80 steps
     assert (reads, joined) == (1.0, 1.0)
+    # and the steps' own re-reads (one or two each) went out in batches
+    calls = await metric(client, "vha_remediator_step_read_calls_total")
+    assert calls is not None and calls < len(done), calls
     for d in (a for a in items if a["parent_id"] is None):
         # the read each decided on was sent after its alert arrived
         assert d["detail"]["live_read_at"] >= d["created_at"], d
