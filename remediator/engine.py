@@ -467,25 +467,22 @@ class Engine:
         """:meth:`read` of the snapshot around a host (its cluster's, shared as by
         :meth:`read_cluster`, or a standalone host's)."""
 
-        async def snap() -> Snapshot:
-            cluster_id, moid = await self.vc(a.vcenter, live.cluster_of_host, host_id, host)
-            if not cluster_id:
-                return await self.vc(a.vcenter, live.host_snapshot, "", moid)
-            return await self._cluster(a, cluster_id)
-
-        return await self._reading(a, snap)
+        return await self._reading(a, lambda: self._around(a, host_id, host))
 
     async def read_vm(self, a: Action, vm_id: str, vm: str) -> Snapshot | None:
         """:meth:`read_host` of the host the VM runs on now."""
 
         async def snap() -> Snapshot:
             host_id = await self.vc(a.vcenter, live.host_of_vm, vm_id, vm)
-            cluster_id, moid = await self.vc(a.vcenter, live.cluster_of_host, host_id, "")
-            if not cluster_id:
-                return await self.vc(a.vcenter, live.host_snapshot, "", moid)
-            return await self._cluster(a, cluster_id)
+            return await self._around(a, host_id, "")
 
         return await self._reading(a, snap)
+
+    async def _around(self, a: Action, host_id: str, host: str) -> Snapshot:
+        cluster_id, moid = await self.vc(a.vcenter, live.cluster_of_host, host_id, host)
+        if not cluster_id:
+            return await self.vc(a.vcenter, live.host_snapshot, "", moid)
+        return await self._cluster(a, cluster_id)
 
     async def _cluster(self, a: Action, cluster_id: str) -> Snapshot:
         asked = self.clock()
