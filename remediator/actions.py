@@ -120,7 +120,7 @@ def wait_for(session: Session, task: Any, timeout: float, *, vm: Any = None) -> 
         if state == "error":
             raise info.error if info.error is not None else StepError(FATAL, "task failed")
         if vm is not None:
-            answer_moved(vm)
+            answer_moved(vm, session)
         if time.monotonic() >= deadline:
             if info.cancelable:
                 try:
@@ -133,11 +133,19 @@ def wait_for(session: Session, task: Any, timeout: float, *, vm: Any = None) -> 
         delay = min(delay * 1.5, 1.0)
 
 
-def answer_moved(vm: Any) -> None:
+def answer_moved(vm: Any, session: Session) -> None:
+    """Answer the VM's pending question with "moved", if it has one.  Only
+    ``runtime.question`` is read (``vm.runtime`` would fetch the whole runtime info, device
+    states and feature requirements, on every poll of every power-on)."""
+    PC = vmodl.query.PropertyCollector
     try:
-        question = vm.runtime.question
+        found = session.retrieve(
+            [PC.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.question"])],
+            [PC.ObjectSpec(obj=vm)],
+        )
     except vmodl.MethodFault:
         return
+    question = next((p.val for c in found for p in c.propSet or []), None)
     if question is None:
         return
     for choice in getattr(question.choice, "choiceInfo", []) or []:

@@ -38,9 +38,9 @@ async def decide(engine: Engine, a: Action) -> None:
         await decide_domain(engine, a, _fence)
         return
     if a.kind in HOST_KINDS:
-        snap = await engine.read(a, live.snapshot_for_host, a.host_id, a.host)
+        snap = await engine.read_host(a, a.host_id, a.host)
     else:
-        snap = await engine.read(a, live.snapshot_for_vm, a.vm_id, a.vm)
+        snap = await engine.read_vm(a, a.vm_id, a.vm)
     if snap is None:
         return
     engine.health[a.vcenter].mark_up(engine.clock())
@@ -199,6 +199,8 @@ async def _policy(
     # waited for the interpreter while worker threads parsed vCenter replies.
     decision.memory["decision_cpu_ms"] = round((time.thread_time() - cpu0) * 1000, 3)
     decision.memory["live_vms"] = len(snap.vms)
+    if snap.read_started:  # the shared cluster read it decided on: sent after the alert
+        decision.memory["live_read_at"] = round(snap.read_started, 3)
     return decision
 
 

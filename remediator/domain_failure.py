@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import confirm, live, orchestrate, policy
+from . import confirm, orchestrate, policy
 from .config import RemediatorConfig
 from .confirm import DOWN_, FENCE, Confirmation
 from .fault_domains import DOWN, UNKNOWN, UP, domain_state
@@ -56,7 +56,7 @@ Fence = Callable[["Engine", Action, dict[str, str]], Awaitable[tuple[bool, str]]
 
 async def decide_domain(engine: Engine, a: Action, fence: Fence) -> None:
     cluster_id, _, domain = a.target.partition("/")
-    snap = await engine.read(a, live.cluster_snapshot, cluster_id)
+    snap = await engine.read_cluster(a, cluster_id)
     if snap is None:
         return
     now = engine.clock()

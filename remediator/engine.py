@@ -15,10 +15,11 @@ and the gates every step goes through (guard, rate limit, dry run, concurrency, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -48,6 +49,8 @@ from .journal import (
     JournalError,
 )
 from .metrics import Metrics
+from .model import Snapshot
+from .shared_reads import SHARE_SECONDS, BatchedReads, Ids, SharedReads
 from .steps import STEPS
 from .stranded import find as find_stranded
 from .stranded import is_stranded
@@ -89,6 +92,10 @@ class Engine:
         self._background: list[asyncio.Task[None]] = []
         self._refreshing: dict[str, asyncio.Task[None]] = {}  # confirmation refresh, per vCenter
         self._pools: dict[tuple[str, str], str] = {}
+        # whole-cluster reads in flight, shared by the decisions asking at once
+        self.shared: SharedReads[Snapshot] = SharedReads(clock)
+        # steps' re-reads of their VM and hosts, batched while one is in flight
+        self.batched = {name: BatchedReads(self._objects(name)) for name in self.sessions}
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self._dup_watch = duplicates.Watcher()
@@ -434,9 +441,67 @@ class Engine:
 
     async def read(self, a: Action, fn: Callable[..., T], *args: Any) -> T | None:
         """A live read; on failure the action is held, retried or skipped and None returned."""
+        return await self._reading(a, lambda: self.vc(a.vcenter, fn, *args))
+
+    async def read_objects(
+        self, a: Action, vm_ids: Sequence[str], host_ids: Sequence[str]
+    ) -> Snapshot | None:
+        """:meth:`read` of a step's own VMs and hosts (:func:`.live.objects_snapshot`),
+        sent with the other steps' that asked while the previous batch was in flight."""
+        return await self._reading(a, lambda: self.batched[a.vcenter].get(vm_ids, host_ids))
+
+    def _objects(self, vcenter: str) -> Callable[[Ids], Awaitable[Snapshot]]:
+        async def read(ids: Ids) -> Snapshot:
+            self.metrics.step_read_calls.labels(vcenter=vcenter).inc()
+            return await self.vc(vcenter, live.objects_snapshot, *ids)
+
+        return read
+
+    async def read_cluster(self, a: Action, cluster_id: str) -> Snapshot | None:
+        """:meth:`read` of a whole cluster (:func:`.live.cluster_snapshot`), shared with a
+        concurrent read of it already in flight when that one was sent after ``a``'s alert
+        arrived and at most :data:`.shared_reads.SHARE_SECONDS` before this call."""
+        return await self._reading(a, lambda: self._cluster(a, cluster_id))
+
+    async def read_host(self, a: Action, host_id: str, host: str) -> Snapshot | None:
+        """:meth:`read` of the snapshot around a host (its cluster's, shared as by
+        :meth:`read_cluster`, or a standalone host's)."""
+
+        return await self._reading(a, lambda: self._around(a, host_id, host))
+
+    async def read_vm(self, a: Action, vm_id: str, vm: str) -> Snapshot | None:
+        """:meth:`read_host` of the host the VM runs on now."""
+
+        async def snap() -> Snapshot:
+            host_id = await self.vc(a.vcenter, live.host_of_vm, vm_id, vm)
+            return await self._around(a, host_id, "")
+
+        return await self._reading(a, snap)
+
+    async def _around(self, a: Action, host_id: str, host: str) -> Snapshot:
+        cluster_id, moid = await self.vc(a.vcenter, live.cluster_of_host, host_id, host)
+        if not cluster_id:
+            return await self.vc(a.vcenter, live.host_snapshot, "", moid)
+        return await self._cluster(a, cluster_id)
+
+    async def _cluster(self, a: Action, cluster_id: str) -> Snapshot:
+        asked = self.clock()
+
+        async def fresh() -> Snapshot:
+            sent = self.clock()
+            snap = await self.vc(a.vcenter, live.cluster_snapshot, cluster_id)
+            return dataclasses.replace(snap, read_started=sent)
+
+        snap, _, shared = await self.shared.get(
+            (a.vcenter, cluster_id), max(a.created_at, asked - SHARE_SECONDS), fresh
+        )
+        self.metrics.cluster_reads.labels(vcenter=a.vcenter, shared=str(shared).lower()).inc()
+        return snap
+
+    async def _reading(self, a: Action, read: Callable[[], Awaitable[T]]) -> T | None:
         t0 = time.perf_counter()
         try:
-            return await self.vc(a.vcenter, fn, *args)
+            return await read()
         except live.NotFoundError as exc:
             await self.finish(a, SKIPPED, str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure is journaled

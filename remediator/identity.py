@@ -43,15 +43,45 @@ def _read(session: Session, kind: type, moid: str, props: list[str]) -> dict[str
     return {p.name: p.val for p in (found[0].propSet or [])} if found else {}
 
 
+def _vm_and_cluster(
+    session: Session, vm_id: str, cluster_id: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The VM's pool and folder and its cluster's configuration in one round trip (one per
+    VM restarted, so one call less each); when that call fails, the VM alone (its failure
+    is the capture's) and None for the cluster, which :func:`capture` then reads alone so
+    a refusal there is reported as the cluster part's, as before."""
+    if not cluster_id:
+        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"]), None
+    PC = vmodl.query.PropertyCollector
+    try:
+        found = session.retrieve(
+            [
+                PC.PropertySpec(type=vim.VirtualMachine, pathSet=["resourcePool", "parent"]),
+                PC.PropertySpec(type=vim.ClusterComputeResource, pathSet=["configurationEx"]),
+            ],
+            [
+                PC.ObjectSpec(obj=session.stub_obj(vim.VirtualMachine, vm_id)),
+                PC.ObjectSpec(obj=session.stub_obj(vim.ClusterComputeResource, cluster_id)),
+            ],
+        )
+    except vmodl.MethodFault:
+        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"]), None
+    props = {_moid(c.obj): {p.name: p.val for p in (c.propSet or [])} for c in found}
+    if cluster_id not in props:
+        return props.get(vm_id, {}), None  # the cluster read alone says why (or that it is gone)
+    return props.get(vm_id, {}), props[cluster_id]
+
+
 def capture(session: Session, vm_id: str, cluster_id: str) -> dict[str, Any]:
     """What names ``vm_id``; a part that cannot be read is listed under ``errors``."""
     out: dict[str, Any] = {"errors": []}
-    vm = _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"])
+    vm, cfg = _vm_and_cluster(session, vm_id, cluster_id)
     out["pool_id"] = _moid(vm.get("resourcePool"))
     out["folder_id"] = _moid(vm.get("parent"))
     if cluster_id:
         try:
-            cfg = _read(session, vim.ClusterComputeResource, cluster_id, ["configurationEx"])
+            if cfg is None:
+                cfg = _read(session, vim.ClusterComputeResource, cluster_id, ["configurationEx"])
             out.update(_cluster_part(cfg.get("configurationEx"), vm_id))
         except vmodl.MethodFault as exc:
             out["errors"].append(f"cluster rules and overrides: {describe(exc)}")

@@ -562,8 +562,9 @@ def _standalone(session: Session, host_id: str) -> Snapshot:
     return _build(session, session.retrieve(specs, [obj]))
 
 
-def snapshot_for_host(session: Session, host_id: str, host_name: str) -> Snapshot:
-    """The snapshot around a host named by an alert (id preferred, name as fallback)."""
+def cluster_of_host(session: Session, host_id: str, host_name: str) -> tuple[str, str]:
+    """(cluster moid or "" for a standalone host, host moid) of a host named by an alert
+    (id preferred, name as fallback): where its snapshot is read (one small call)."""
     if not host_id:
         host_id = _find_by_name(session, vim.HostSystem, host_name)
     try:
@@ -571,14 +572,25 @@ def snapshot_for_host(session: Session, host_id: str, host_name: str) -> Snapsho
     except vmodl.fault.ManagedObjectNotFound:
         if not host_name:
             raise NotFoundError(f"host {host_id} is not in vCenter") from None
-        cluster_id, _ = _host_parent(session, _find_by_name(session, vim.HostSystem, host_name))
+        host_id = _find_by_name(session, vim.HostSystem, host_name)
+        cluster_id, _ = _host_parent(session, host_id)
+    return cluster_id, host_id
+
+
+def host_snapshot(session: Session, cluster_id: str, host_id: str) -> Snapshot:
+    """The snapshot around a located host: its cluster's, or the standalone host's."""
     if cluster_id:
         return cluster_snapshot(session, cluster_id)
     return _standalone(session, host_id)
 
 
-def snapshot_for_vm(session: Session, vm_id: str, vm_name: str) -> Snapshot:
-    """The snapshot of the cluster a VM (named by an alert) currently lives in."""
+def snapshot_for_host(session: Session, host_id: str, host_name: str) -> Snapshot:
+    """The snapshot around a host named by an alert (id preferred, name as fallback)."""
+    return host_snapshot(session, *cluster_of_host(session, host_id, host_name))
+
+
+def host_of_vm(session: Session, vm_id: str, vm_name: str) -> str:
+    """The host a VM named by an alert (id preferred, name as fallback) runs on now."""
     OS = vmodl.query.PropertyCollector.ObjectSpec
     PS = vmodl.query.PropertyCollector.PropertySpec
 
@@ -601,7 +613,12 @@ def snapshot_for_vm(session: Session, vm_id: str, vm_name: str) -> Snapshot:
         host_id = host_of(_find_by_name(session, vim.VirtualMachine, vm_name))
     if not host_id:
         raise NotFoundError(f"VM {vm_id or vm_name} has no host")
-    return snapshot_for_host(session, host_id, "")
+    return host_id
+
+
+def snapshot_for_vm(session: Session, vm_id: str, vm_name: str) -> Snapshot:
+    """The snapshot of the cluster a VM (named by an alert) currently lives in."""
+    return snapshot_for_host(session, host_of_vm(session, vm_id, vm_name), "")
 
 
 def all_hosts(session: Session) -> dict[str, tuple[str, list[HostState]]]:

@@ -63,6 +63,20 @@ class Metrics:
             buckets=DECISION_BUCKETS + (2.5, 5, 10),
             registry=r,
         )
+        self.cluster_reads = Counter(
+            "vha_remediator_cluster_reads_total",
+            "Whole-cluster live reads asked for (cluster, hosts, VMs), by vCenter and whether "
+            "the read was shared with a concurrent one already in flight",
+            ["vcenter", "shared"],
+            registry=r,
+        )
+        self.step_read_calls = Counter(
+            "vha_remediator_step_read_calls_total",
+            "Property-collector calls for steps' re-reads of their VMs and hosts (several "
+            "steps asking together share one)",
+            ["vcenter"],
+            registry=r,
+        )
         self.vcenter_errors = Counter(
             "vha_remediator_vcenter_errors_total",
             "Failed vCenter calls, by vCenter and category",

@@ -163,6 +163,8 @@ class Snapshot:
     cluster: ClusterState | None
     hosts: Mapping[str, HostState]
     vms: Mapping[str, VMState]
+    # when the read was sent (engine clock), where a shared read says so (shared_reads.py)
+    read_started: float = 0.0
 
     def host_named(self, name: str) -> HostState | None:
         return next((h for h in self.hosts.values() if h.name == name), None)

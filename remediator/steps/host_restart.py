@@ -53,7 +53,7 @@ async def rehome(
                 s, FAILED, "the planned target is unusable and the VM cannot be re-placed"
             )
             return
-        full = await engine.read(s, live.cluster_snapshot, cluster_id)
+        full = await engine.read_cluster(s, cluster_id)
         if full is None:
             return
         # A VM half-way through re-registering is in no inventory: place its name.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import actions as act
-from .. import live, policy
+from .. import policy
 from ..journal import DONE, PENDING, SKIPPED, Action
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ async def run(engine: Engine, s: Action) -> None:
             s, PENDING, "waiting for the VMs to move off", not_before=engine.clock() + 1
         )
         return
-    snap = await engine.read(s, live.snapshot_for_host, s.host_id, s.host)
+    snap = await engine.read_host(s, s.host_id, s.host)
     if snap is None:
         return
     host = snap.hosts.get(s.host_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import actions as act
-from .. import live, policy
+from .. import policy
 from ..journal import DONE, SKIPPED, UNPLACED, Action
 from ..placement import place
 from . import reread
@@ -40,7 +40,7 @@ async def run(engine: Engine, s: Action) -> None:
     target = snap.hosts.get(s.target_host_id)
     excluded = set(s.detail.get("excluded", []))
     if target is None or not target.healthy or target.moid in excluded:
-        full = await engine.read(s, live.cluster_snapshot, source.cluster_id)
+        full = await engine.read_cluster(s, source.cluster_id)
         if full is None:
             return
         placed = place(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .. import live
 from ..journal import SKIPPED, Action
 from ..model import Snapshot, VMState
 
@@ -22,7 +21,7 @@ async def step_vm(
 ) -> tuple[Snapshot, VMState] | None:
     """The snapshot of ``s.vm_id`` and ``host_ids`` with the VM; None when the read failed
     (the engine has rescheduled the step) or the VM is gone (the step is finished)."""
-    snap = await engine.read(s, live.objects_snapshot, [s.vm_id], list(host_ids))
+    snap = await engine.read_objects(s, [s.vm_id], list(host_ids))
     if snap is None:
         return None
     vm = snap.vms.get(s.vm_id)

@@ -12,7 +12,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from .. import actions as act
-from .. import live, policy
+from .. import policy
 from ..journal import DONE, SKIPPED, Action
 from ..model import Snapshot
 from . import host_restart, reidentify
@@ -25,7 +25,7 @@ async def run(engine: Engine, s: Action) -> None:
     """Make the VM run on a healthy host: power on where it is, or move it first."""
     vm_id = str(s.detail.get("new_vm_id") or s.vm_id)
     unregistered = s.detail.get("unregistered")
-    snap = await engine.read(s, live.objects_snapshot, [vm_id], [s.host_id, s.target_host_id])
+    snap = await engine.read_objects(s, [vm_id], [s.host_id, s.target_host_id])
     if snap is None:
         return
     vm = snap.vms.get(vm_id)
@@ -36,7 +36,7 @@ async def run(engine: Engine, s: Action) -> None:
         # The last pass died before the VM actually left the inventory: start over.
         s.detail = {k: v for k, v in s.detail.items() if k != "unregistered"}
     if vm is not None and vm.host_id and vm.host_id not in snap.hosts:
-        more = await engine.read(s, live.objects_snapshot, [], [vm.host_id])
+        more = await engine.read_objects(s, [], [vm.host_id])
         if more is None:
             return
         snap = Snapshot(snap.vcenter, snap.taken_at, None, {**snap.hosts, **more.hosts}, snap.vms)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .. import live, policy
+from .. import policy
 from ..ha_watch import LOOK_SECONDS, WATCH_KEY, watch_look
 from ..journal import PENDING, SKIPPED, Action
 from . import reread, vm_restart
@@ -42,7 +42,7 @@ async def run(engine: Engine, s: Action) -> None:
     snap, vm = found
     cur = snap.hosts.get(vm.host_id)
     if cur is None and vm.host_id:
-        more = await engine.read(s, live.objects_snapshot, [], [vm.host_id])
+        more = await engine.read_objects(s, [], [vm.host_id])
         if more is None:
             return
         cur = more.hosts.get(vm.host_id)
