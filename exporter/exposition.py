@@ -132,27 +132,50 @@ def repack(head: bytes, members: Iterable[bytes]) -> bytes:
     return out.getvalue()
 
 
+# One object's run of lines: a line with its identity label block, then every line right
+# after it with the same one (backreferences, closing quotes included, so vm-1 never runs
+# into vm-10). A collector writes an object's lines of a family in one pass, so a family is
+# a run per object, matched by the regex engine rather than line by line in Python.
+_RUN = re.compile(
+    rb'^[^{\s]*\{vcenter="((?:[^"\\]|\\.)*)",(?:host|vm|datastore)_id="((?:[^"\\]|\\.)*)"'
+    rb"[^\n]*(?:\n|\Z)"
+    rb'(?:[^{\s]*\{vcenter="\1",(?:host|vm|datastore)_id="\2"[^\n]*(?:\n|\Z))*',
+    re.M,
+)
+
+
 def split_lines(data: bytes, total: int) -> list[bytes]:
     """A family's bytes as ``total`` pieces: each with the header when it has samples.
 
     Shard 0 keeps the header of a family without samples (as the unsharded body has it).
+    Object runs are found by :data:`_RUN` (a run's shard is :func:`shard_of`, the CRC-32
+    carried on from its vCenter's); the lines between runs (the header, lines of no
+    object) are read one by one. At 40,000 VMs the line-by-line loop was the whole of a
+    shard's first split. 200,000 lines (niced, load 7-8 on 2 cores): 1.8 -> 1.4 s at one
+    line per object, 1.1 -> 0.3 s at five, 1.3 -> 0.2 s at forty (a host's sensors). A
+    memoryview per run, rather than the run copied, made it 3x slower.
     """
     header: list[bytes] = []
     parts: list[list[bytes]] = [[] for _ in range(total)]
-    cache: dict[tuple[bytes, bytes], int] = {}
-    for line in data.splitlines(keepends=True):
-        if line.startswith(b"#"):
-            header.append(line)
-            continue
-        m = _OBJECT.match(line)
-        if m is None:
-            parts[0].append(line)
-            continue
-        key = (m.group(1), m.group(2))
-        i = cache.get(key)
-        if i is None:
-            i = cache[key] = shard_of(key[0], key[1], total)
-        parts[i].append(line)
+    vcenters: dict[bytes, int] = {}  # vcenter -> CRC-32 of vcenter + NUL
+
+    def between(start: int, end: int) -> None:  # lines of no object, and comments
+        for line in data[start:end].splitlines(keepends=True):
+            (header if line.startswith(b"#") else parts[0]).append(line)
+
+    pos = 0
+    for m in _RUN.finditer(data):
+        start = m.start()
+        if start > pos:
+            between(pos, start)
+        vcenter, object_id = m.group(1, 2)
+        crc = vcenters.get(vcenter)
+        if crc is None:
+            crc = vcenters[vcenter] = zlib.crc32(vcenter + b"\0")
+        parts[zlib.crc32(object_id, crc) % total].append(m.group())
+        pos = m.end()
+    if pos < len(data):
+        between(pos, len(data))
     head = b"".join(header)
     out = []
     for i, lines in enumerate(parts):
