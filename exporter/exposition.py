@@ -379,6 +379,8 @@ def fit_members(pieces: Sequence[Piece], limit: int = MAX_BODY_MEMBERS) -> int:
     for as long as it is reused, so a scrape of a prepared body only sums counts."""
     total = sum(p.members for p in pieces)
     repacked = 0
+    if total <= limit:  # every scrape of a prepared body: a sum, no sort
+        return 0
     for piece in sorted(pieces, key=lambda p: p.members, reverse=True):
         if total <= limit or piece.members <= 1:
             break
