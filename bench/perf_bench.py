@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,17 @@ def scrape(url: str, gzipped: bool = False) -> tuple[float, str]:
         body = resp.read()
     took = time.perf_counter() - start
     return took, "" if gzipped else body.decode()
+
+
+def shard_seconds(url: str) -> float:
+    """Seconds for one gzip scrape of a shard; a 503 (the first ask of a total waits for
+    the exporter's split, then says so) is asked again, as Prometheus would next interval."""
+    while True:
+        try:
+            return scrape(url, gzipped=True)[0]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -192,9 +204,7 @@ def measure(
             latencies.append(took)
             at.append((started, took, gz))
             if len(at) % 4 == 0:  # a Prometheus-style round over 4 shards, gzip
-                shards.extend(
-                    scrape(f"{url}?shard={i}&total_shards=4", gzipped=True)[0] for i in range(4)
-                )
+                shards.extend(shard_seconds(f"{url}?shard={i}&total_shards=4") for i in range(4))
             d = sample(text, "vsphere_perf_collection_duration_seconds", vcenter="bench")
             done = sample(text, "vsphere_perf_last_success_timestamp_seconds", vcenter="bench")
             if d is not None and done is not None:

@@ -23,6 +23,7 @@ from .inventory import Inventory
 from .perf import collectors_for
 from .pollers import Poller, tasks_for
 from .render import Renderer
+from .shard_asks import ShardPending
 from .sync import Follower
 from .tagging import TagSource
 
@@ -49,6 +50,8 @@ class Exporter:
             config,
             self.inventories,
             extra_sources=[*(p.families for p in self.perf), self.cost.families],
+            # A replica's own shard is split ahead of its first scrape (shard_asks.py).
+            shard_totals=[self.default_shard[1]] if self.default_shard else (),
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
@@ -139,9 +142,20 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     if replica:
         shard = exporter.default_shard
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    chunks = await asyncio.to_thread(
-        exporter.renderer.body, gzipped=gzipped, shard=shard, own_process=replica
-    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + first_split_wait(request)
+    while True:
+        try:
+            chunks = await asyncio.to_thread(
+                exporter.renderer.body, gzipped=gzipped, shard=shard, own_process=replica
+            )
+            break
+        except ShardPending as exc:  # a total's first ask: the packer is splitting
+            if loop.time() >= deadline:
+                return web.Response(
+                    status=503, text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)}
+                )
+            await asyncio.sleep(min(PENDING_POLL, max(0.0, deadline - loop.time())))
     headers = {"Content-Type": CONTENT_TYPE}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -157,6 +171,24 @@ async def metrics(request: web.Request) -> web.StreamResponse:
             await resp.write(block)
     await resp.write_eof()
     return resp
+
+
+# How long a shard's first scrape waits for the packer's split: the scrape's own timeout
+# (Prometheus sends it) less an offset to write the answer (the blackbox exporter's 0.5 s),
+# else Prometheus' default 10 s timeout's; then a 503 that says why, before Prometheus
+# gives up with a bare "context deadline exceeded".
+TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+TIMEOUT_OFFSET = 0.5
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+PENDING_POLL = 0.05  # seconds between looks at the packer's progress (no thread held)
+
+
+def first_split_wait(request: web.Request) -> float:
+    try:
+        timeout = float(request.headers.get(TIMEOUT_HEADER, DEFAULT_SCRAPE_TIMEOUT))
+    except ValueError:
+        timeout = DEFAULT_SCRAPE_TIMEOUT
+    return max(0.0, timeout - TIMEOUT_OFFSET)
 
 
 WRITE_BLOCK = 4 << 20

@@ -27,10 +27,11 @@ from vcenter.config import Config
 
 from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, repack, reuse
+from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, repack, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .patch import Patch, build_patch
+from .shard_asks import ShardAsks, ShardPending
 from .topology import Topology
 from .wire import answer_families
 
@@ -258,9 +259,6 @@ class Body:
         return sum(p.size for p in self.pieces)
 
 
-_MAX_SHARD_TOTALS = 4  # distinct total_shards values whose splits are kept built
-
-
 class Renderer:
     """Keeps the latest ``/metrics`` body (plain, gzip members, shards) in memory."""
 
@@ -269,6 +267,7 @@ class Renderer:
         config: Config,
         inventories: Sequence[Inventory],
         extra_sources: Sequence[Callable[[], list[Family]]] = (),
+        shard_totals: Sequence[int] = (),
     ) -> None:
         self.config = config
         self.inventories = list(inventories)
@@ -286,7 +285,9 @@ class Renderer:
         self._by_sources: dict[str, tuple[list[weakref.ref[Family]], tuple[int, ...], Piece]] = {}
         self._gzip_wanted = False
         self._plain_shards_wanted = False  # plain shards asked: keep their parts built
-        self._shard_totals: list[int] = []  # recently asked total_shards, newest last
+        # total_shards asked recently (and ``shard_totals``, a replica's: always), kept split
+        self._asks = ShardAsks(shard_totals)
+        self._split_seconds = 1.0  # the last build that split pieces: a 503's Retry-After
         self._ready: dict[tuple[bool, int], Body] = {}  # (gzip, total) -> newest built
         self._render_seconds = 0.0
         self.renders_total = 0
@@ -418,12 +419,13 @@ class Renderer:
                 # that host's lines, not the ~100 MB sensor family), never decompressed
                 # whole by a render.
                 if merged.members:
-                    if len(merged.members) >= MAX_MEMBERS:  # one member, for every client
+                    count = 1 + len(merged.members)  # the head's member, then the cached
+                    if count > MAX_MEMBERS:  # one member, for every client
                         head = (merged.header() + "".join(merged.lines)).encode()
-                        packed = repack(head, merged.members)
+                        packed, count = repack(head, merged.members), 1
                     else:
                         packed = merged.gzip()
-                    piece = Piece.packed(name, packed, merged.encoded_size())
+                    piece = Piece.packed(name, packed, merged.encoded_size(), count)
                 else:
                     piece = Piece(name, merged.encode())
                 self.families_rendered_total += 1
@@ -485,7 +487,9 @@ class Renderer:
         )
         took.add("", self._render_seconds)
         lag, last_lag = self.lag.family(), self.lag.last_family()
-        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag])
+        with self._cond:
+            splits = self._asks.family()
+        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag, splits])
         with self._publish_lock:
             # What the detection lane published while this render ran is newer than this
             # render's snapshot: applied again, so a slow render never hides a change.
@@ -583,7 +587,7 @@ class Renderer:
                 target = Body(patch.apply(old.pieces), spliced_seq)
             else:
                 continue
-            self._build(target, key)
+            self._build(target, key, "patch")
             self._set_ready(key, target)
         self._hand_to_packer(body)
 
@@ -594,14 +598,25 @@ class Renderer:
                 self._to_pack = body
                 self._cond.notify_all()
 
-    def _build(self, body: Body, key: tuple[bool, int]) -> None:
+    def _build(self, body: Body, key: tuple[bool, int], where: str = "packer") -> None:
         """Build ``body``'s variant ``key`` (gzip members, or the parts of ``total``
-        shards, plain or gzipped); pieces that have it already cost nothing."""
+        shards, plain or gzipped); pieces that have it already cost nothing. ``where``
+        counts the pieces split (vsphere_exposition_shard_splits_total)."""
         gzipped, total = key
+        start = time.perf_counter()
         with self._cond:
             plain_shards = self._plain_shards_wanted
             # As prepare() does: with gzip asked, the shards' gzip members are what is kept.
             gzipped = gzipped or (total > 1 and self._gzip_wanted)
+        missing = 0
+        if total > 1:
+            missing = sum(
+                not p.has_split(total, gzipped=gzipped)
+                or (plain_shards and not p.has_split(total, gzipped=False))
+                for p in body.pieces
+            )
+            with self._cond:
+                self._asks.count(where, missing)
         for piece in body.pieces:
             if total == 1:
                 if gzipped:
@@ -609,21 +624,34 @@ class Renderer:
                 continue
             for i in range(total):
                 piece.shard(i, total, gzipped=gzipped)
-            if gzipped and not plain_shards:
+            if plain_shards:  # their plain parts too (let go before plain shards were asked)
+                piece.shard(0, total)
+            elif gzipped:
                 piece.drop_plain_split(total)
+        if gzipped and total == 1:
+            fit_members(body.pieces)  # at most MAX_BODY_MEMBERS for aiohttp's client
+        elif missing:
+            self._split_seconds = time.perf_counter() - start
 
     def prepare(self, body: Body) -> None:
         """Build, after publishing ``body``, what scrapes asked for before: the gzip member
-        of every new piece, then its shard splits; each variant, once built, is what its
-        scrapes are served (see :meth:`body`)."""
+        of every new piece, then its shard splits for every total asked for recently (a
+        total not asked for a while is forgotten and its splits freed, see shard_asks.py);
+        each variant, once built, is what its scrapes are served (see :meth:`body`)."""
         with self._cond:
-            gzipped, totals = self._gzip_wanted, list(self._shard_totals)
+            gzipped, totals = self._gzip_wanted, self._asks.totals(time.monotonic())
+            plain_shards = self._plain_shards_wanted
+            kept = {1, *totals}
+            self._ready = {k: v for k, v in self._ready.items() if k[1] in kept}
+        for piece in body.pieces:
+            piece.forget_splits(kept)
         if gzipped:
             self._build(body, (True, 1))
             self._set_ready((True, 1), body)
         for n in totals:
             self._build(body, (gzipped, n))
-            self._set_ready((False, n), body)
+            if plain_shards or not gzipped:  # else the plain parts were let go
+                self._set_ready((False, n), body)
             if gzipped:
                 self._set_ready((True, n), body)
         if gzipped:  # Prometheus's way: the gzip members are the body now
@@ -661,19 +689,32 @@ class Renderer:
         """
         total = shard[1] if shard is not None else 1
         with self._cond:
-            body = self._body
-            if gzipped or total > 1:
-                # The newest body whose gzip members / splits the packer has built, so a
-                # scrape never waits on compression or splitting (only the very first does).
-                body = self._ready.get((gzipped, total)) or body
+            current = body = self._body
             self._gzip_wanted = self._gzip_wanted or gzipped
             self._plain_shards_wanted = self._plain_shards_wanted or (total > 1 and not gzipped)
-            if total > 1 and total not in self._shard_totals:
-                self._shard_totals = [*self._shard_totals, total][-_MAX_SHARD_TOTALS:]
-                kept = {1, *self._shard_totals}
-                self._ready = {k: v for k, v in self._ready.items() if k[1] in kept}
+            if total > 1:
+                self._asks.ask(total, time.monotonic())
+            if gzipped or total > 1:
+                # The newest body whose gzip members / splits the packer has built, so a
+                # scrape never waits on compression or splitting (only the very first gzip
+                # one compresses; a shard's first waits for the packer, see app.py).
+                body = self._ready.get((gzipped, total)) or body
+            pending = total > 1 and (gzipped, total) not in self._ready
+        packer = self._packer is not None and self._packer.is_alive()
+        if pending and packer:
+            # Now, not at the next change; queued again while it waits (the packer may be
+            # on a body it began before this ask), which costs a look-up per piece. Before
+            # the first render, the render loop hands that body over.
+            if current is not None:
+                self._hand_to_packer(current)
+            raise ShardPending(total, self._split_seconds)
         if body is None:
             body = self.render_now()
+        if total > 1:  # 0 but for a renderer whose threads do not run (tests, tools)
+            missing = sum(not p.has_split(total, gzipped=gzipped) for p in body.pieces)
+            if missing:
+                with self._cond:
+                    self._asks.count("request", missing)
         process = Piece("process", generate_latest(self._process), shard0=True)
         out = chunks(body.pieces, gzipped=gzipped, shard=shard)
         if own_process:  # a replica's shard: its process metrics are its own, in every shard
