@@ -27,9 +27,10 @@ from vcenter.config import Config
 
 from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, repack, reuse
+from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
+from .packing import GroupPacker
 from .patch import Patch, build_patch
 from .topology import Topology
 from .wire import answer_families
@@ -313,6 +314,7 @@ class Renderer:
         self.last_counts: dict[str, dict[str, int]] = {}
         self.last_topologies: dict[str, Topology] = {}
         self.extra_names: frozenset[str] = frozenset()
+        self.packer = GroupPacker()  # many-member families' groups, full render and patch
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -414,18 +416,7 @@ class Renderer:
                     for fam in group:
                         merged.lines.extend(fam.lines)
                         merged.members.extend(fam.members)
-                # A family with cached members is its members (a host's change compresses
-                # that host's lines, not the ~100 MB sensor family), never decompressed
-                # whole by a render.
-                if merged.members:
-                    if len(merged.members) >= MAX_MEMBERS:  # one member, for every client
-                        head = (merged.header() + "".join(merged.lines)).encode()
-                        packed = repack(head, merged.members)
-                    else:
-                        packed = merged.gzip()
-                    piece = Piece.packed(name, packed, merged.encoded_size())
-                else:
-                    piece = Piece(name, merged.encode())
+                piece = self.family_piece(merged)
                 self.families_rendered_total += 1
                 built.append(name)
             cache[name] = ([weakref.ref(f) for f in group], sizes, piece)
@@ -439,6 +430,20 @@ class Renderer:
         self._by_sources = cache
         self.last_built = frozenset(built)
         return out
+
+    def family_piece(self, fam: Family) -> Piece:
+        """A family's piece. A family with cached members is its members (a host's change
+        compresses that host's lines, not the ~100 MB sensor family), never decompressed
+        whole; with many, they are compressed again in groups (packing.py), for every
+        client, of which a change recompresses the one(s) holding what changed."""
+        if not fam.members:
+            return Piece(fam.name, fam.encode())
+        if len(fam.members) >= MAX_MEMBERS:
+            head = (fam.header() + "".join(fam.lines)).encode()
+            packed = self.packer.pack(fam.name, head, fam.members)
+        else:
+            packed = fam.gzip()
+        return Piece.packed(fam.name, packed, fam.encoded_size())
 
     def render_now(self) -> Body:
         with self._cond:
