@@ -14,10 +14,11 @@ clusters' host counts) are rendered whole.  The families held as cached gzip mem
 block of VMs, per host: the VM families, the ~100 MB sensor family) are not spliced, which
 would read and compress them whole: their collectors run over every object on a copy of
 the full render's cache, so only the changed objects' members are rendered, and only the
-groups of members holding them are compressed again (packing.py).  Everything else (performance counters, tags,
-pools, timestamps refreshed by every round) follows with the next full render, which keeps
-running as before; when it publishes, the patches made since it took its snapshot are
-applied onto it again, so a full render started before a change never hides it.
+groups of members holding them are compressed again (packing.py).  Everything else
+(performance counters, tags, pools, timestamps refreshed by every round) follows with the
+next full render, which keeps running as before; when it publishes, the patches made since
+it took its snapshot are applied onto it again, so a full render started before a change
+never hides it.
 
 A patch is bounded (:data:`MAX_OBJECTS` objects, hosts first; a larger burst, such as a
 resync, is left to the full render), so the lane never turns into a second full render.

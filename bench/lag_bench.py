@@ -1,0 +1,105 @@
+"""The exporter's own lag per host change, alone (issue 15, item 2): the quickest way to it.
+
+scale_bench measures a dozen things before its change timeline; this starts the simulator
+and the exporter (every collector on, as ``scale_bench --everything``), scrapes gzip once
+(as Prometheus does, so the pieces keep only their gzip members), and runs the timeline
+(bench/change_timeline.py) over ``--changes`` hosts, printing each change's
+``vsphere_render_last_lag_seconds``.  ``--code DIR`` runs the exporter from another tree
+(e.g. ``git archive main | tar -x -C /tmp/before``) on the same simulator, for a before /
+after figure on one machine state; figures only, with the load average.
+
+    python -m bench.lag_bench [--size 10k] [--changes 6] [--code DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from sim.harness import Simulator
+from vcenter.config import parse_config
+from vha.demo.stack import ROOT, Process, free_port
+
+from .change_timeline import timeline
+from .exporter_bench import bench_config
+from .scale_bench import CHANGE_TIMEOUT, SIZES, loadavg, scrape
+
+
+def measure(sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float) -> list[float]:
+    tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
+    port = free_port()
+    data = bench_config(
+        sim,
+        tmp,
+        port,
+        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},  # as scale_bench
+        performance={"enabled": True},
+        collectors={
+            "host_sensors": {"enabled": True},
+            "guest_disks": {"enabled": True},
+            "custom_attributes": {"enabled": True},
+        },
+    )
+    (tmp / "config.yml").write_text(yaml.safe_dump(data))
+    exporter = Process(
+        "exporter",
+        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
+        tmp / "exporter.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        t0 = time.perf_counter()
+        exporter.start(dict(os.environ), cwd=code)
+        exporter.wait_ready(timeout=1800)
+        print(f"  {code}: ready in {time.perf_counter() - t0:.1f}s, pid {exporter.pid}")
+        scrape(url, True, decode=False)  # gzip wanted from now on
+        time.sleep(settle)  # the first full renders and gzip variants built
+        print(f"  load {loadavg()}", flush=True)
+        rows = timeline(
+            sim,
+            parse_config(data).vcenters[0],
+            url,
+            hosts,
+            lambda u: scrape(u, True),
+            CHANGE_TIMEOUT,
+        )
+        print(f"  load {loadavg()}", flush=True)
+        return [r["own_lag_s"] for r in rows]
+    finally:
+        exporter.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="10k", choices=sorted(SIZES))
+    parser.add_argument("--changes", type=int, default=6)
+    parser.add_argument("--settle", type=float, default=30.0)
+    parser.add_argument("--code", action="append", type=Path, help="tree(s) to measure")
+    args = parser.parse_args(argv)
+    print(f"== {args.size}: {SIZES[args.size]}, everything on; load {loadavg()}", flush=True)
+    sim = Simulator(**SIZES[args.size], paging=True)
+    sim.start(timeout=1800)
+    try:
+        inv = sim.inventory()
+        for i, code in enumerate(args.code or [ROOT]):
+            hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
+            lags = measure(sim, code, hosts, args.settle)
+            print(
+                f"  {code}: own lag per change {', '.join(f'{x:.3f}' for x in lags)} s; "
+                f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s",
+                flush=True,
+            )
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
