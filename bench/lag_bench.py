@@ -9,6 +9,7 @@ and the exporter (every collector on, as ``scale_bench --everything``), scrapes 
 after figure on one machine state; figures only, with the load average.
 
     python -m bench.lag_bench [--size 10k] [--changes 6] [--code DIR ...]
+        [--py-spy /tmp/spy/bin/py-spy]  # a raw profile of each exporter over its changes
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +34,9 @@ from .exporter_bench import bench_config
 from .scale_bench import CHANGE_TIMEOUT, SIZES, loadavg, scrape
 
 
-def measure(sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float) -> list[float]:
+def measure(
+    sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float, spy: str | None
+) -> list[float]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
     data = bench_config(
@@ -63,6 +67,22 @@ def measure(sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: flo
         scrape(url, True, decode=False)  # gzip wanted from now on
         time.sleep(settle)  # the first full renders and gzip variants built
         print(f"  load {loadavg()}", flush=True)
+        profiler = None
+        if spy:
+            out = tmp / "profile.txt"
+            print(f"  profile: {out}", flush=True)
+            argv = [
+                spy,
+                "record",
+                "--pid",
+                str(exporter.pid),
+                "-f",
+                "raw",
+                "--threads",
+                "-o",
+                str(out),
+            ]
+            profiler = subprocess.Popen([*argv, "--nonblocking"])  # noqa: S603 - ours
         rows = timeline(
             sim,
             parse_config(data).vcenters[0],
@@ -72,6 +92,9 @@ def measure(sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: flo
             CHANGE_TIMEOUT,
         )
         print(f"  load {loadavg()}", flush=True)
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes what it sampled
+            profiler.wait(timeout=60)
         return [r["own_lag_s"] for r in rows]
     finally:
         exporter.stop()
@@ -83,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--changes", type=int, default=6)
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--code", action="append", type=Path, help="tree(s) to measure")
+    parser.add_argument("--py-spy", dest="spy", help="py-spy executable: profile each")
     args = parser.parse_args(argv)
     print(f"== {args.size}: {SIZES[args.size]}, everything on; load {loadavg()}", flush=True)
     sim = Simulator(**SIZES[args.size], paging=True)
@@ -91,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         inv = sim.inventory()
         for i, code in enumerate(args.code or [ROOT]):
             hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
-            lags = measure(sim, code, hosts, args.settle)
+            lags = measure(sim, code, hosts, args.settle, args.spy)
             print(
                 f"  {code}: own lag per change {', '.join(f'{x:.3f}' for x in lags)} s; "
                 f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s",
