@@ -176,8 +176,6 @@ class Patch:
     # Whole families of the PACKED collectors, as pieces (their gzip members built): applied
     # as ``whole`` is, and kept out of the way when their bytes are the old piece's.
     pieces: dict[str, Piece] = field(default_factory=dict)
-    # Names of the families whose bytes this patch read or rebuilt (the work it cost).
-    touched: set[str] = field(default_factory=set)
 
     def apply(
         self, pieces: Sequence[Piece], *, objects: bool = True, whole: bool = True
@@ -189,18 +187,12 @@ class Patch:
             # gzip is served a piece keeps only its gzip member, and reading ``plain`` would
             # decompress the whole body on every patch.
             if whole and (new := self.pieces.get(piece.name)) is not None:
-                if _same_piece(piece, new):
-                    out.append(piece)
-                else:
-                    out.append(new)
-                    self.touched.add(piece.name)
+                out.append(piece if _same_piece(piece, new) else new)
                 continue
             if whole and piece.name in self.whole:
                 before, plain = piece.plain, self.whole[piece.name]
-                self.touched.add(piece.name)
             elif objects and self.objects.get(piece.name):
                 changes = self.objects[piece.name]
-                self.touched.add(piece.name)
                 before = piece.plain
                 try:
                     plain = splice(before, piece.name.encode(), changes)
