@@ -29,9 +29,9 @@ import yaml
 from sim.harness import Simulator
 from vha.demo.stack import ROOT, Process, free_port
 
-from .change_timeline import own_lag, sample_value
+from .change_timeline import own_lag
 from .exporter_bench import bench_config
-from .scale_bench import CHANGE_TIMEOUT, SIZES, loadavg, scrape
+from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
 
 
 def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
@@ -43,13 +43,23 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
         host["name"].encode(),
     )
     fetch = lambda u: scrape(u, True)  # noqa: E731 - as Prometheus asks
-    before = sample_value(fetch(url)[1], "vsphere_render_lag_seconds_count")
+    h0 = lag_histogram(fetch(url)[1])
+    before = h0["count"]
     sim.set_host(host["name"], inMaintenanceMode=True)
     deadline = time.time() + CHANGE_TIMEOUT
     while fetch(url)[1].find(shown) < 0:
         assert time.time() < deadline, "the change never showed"
     lag = own_lag(fetch, url, before, 30)
-    print(f"  change {host['name']}: own lag {lag:.3f}s; load {loadavg()}", flush=True)
+    # The last observation may be a later one (a poll's patch, ms): the histogram's new
+    # observations since the flip bound every one of them, the flip's own among them.
+    h1 = lag_histogram(fetch(url)[1])
+    n = h1["count"] - before
+    worst = lag_quantile(h0, h1, 1.0)
+    print(
+        f"  change {host['name']}: last lag {lag:.3f}s; {n:.0f} observations since, "
+        f"mean {(h1['sum'] - h0['sum']) / max(n, 1):.3f}s, all <= {worst}s; load {loadavg()}",
+        flush=True,
+    )
     sim.set_host(host["name"], inMaintenanceMode=False)
     time.sleep(3.0)  # the flip back reaches the body before the next change
     return lag
