@@ -298,6 +298,10 @@ class Piece:
             return
         yield from inflate(member, block)
 
+    def built_gzip(self) -> bytes | None:
+        """The gzip member(s) if built (or given), else None: never compresses."""
+        return self._gzip
+
     def release_plain(self) -> None:
         """Keep only the gzip member (and what was split): a no-op until it exists."""
         if self._gzip is not None and self._plain is not None:

@@ -10,10 +10,15 @@ each object's lines of a family are contiguous (a collector adds them in one pas
 objects), found by their identity label block (``{vcenter="..",host_id=".."``), and
 replaced; a family whose bytes come out equal keeps its piece, so its gzip member and shard
 splits are reused.  The families that are not per-object and cheap (the sync status, the
-clusters' host counts) are rendered whole.  Everything else (performance counters, tags,
-pools, timestamps refreshed by every round) follows with the next full render, which keeps
-running as before; when it publishes, the patches made since it took its snapshot are
-applied onto it again, so a full render started before a change never hides it.
+clusters' host counts) are rendered whole.  The families held as cached gzip members (per
+block of VMs, per host: the VM families, the ~100 MB sensor family) are not spliced, which
+would read and compress them whole: their collectors run over every object on a copy of
+the full render's cache, so only the changed objects' members are rendered, and only the
+groups of members holding them are compressed again (packing.py).  Everything else
+(performance counters, tags, pools, timestamps refreshed by every round) follows with the
+next full render, which keeps running as before; when it publishes, the patches made since
+it took its snapshot are applied onto it again, so a full render started before a change
+never hides it.
 
 A patch is bounded (:data:`MAX_OBJECTS` objects, hosts first; a larger burst, such as a
 resync, is left to the full render), so the lane never turns into a second full render.
@@ -43,6 +48,18 @@ log = logging.getLogger(__name__)
 PER_OBJECT = ("host", "vm", "datastore", "hardware", "tools", "guest_disks", "custom_attributes")
 # Collectors rendered whole in a patch when a host or cluster changed (cheap: per cluster).
 WHOLE = ("cluster",)
+# Per-object collectors whose families are cached gzip members (per block of VMs, per
+# host): run over every object on a copy of the full render's render cache when an object
+# of these types changed, so only the changed objects' members are rendered and only the
+# groups holding them compressed again (packing.py). Splicing their lines instead read the
+# whole family (the ~100 MB sensor family at 1,000 hosts) and compressed it again.
+PACKED = {
+    "vm": ("VirtualMachine",),
+    "tools": ("VirtualMachine",),
+    "guest_disks": ("VirtualMachine",),
+    "custom_attributes": ("VirtualMachine", "HostSystem"),
+    "hardware": ("HostSystem",),
+}
 KIND = {"HostSystem": "host", "VirtualMachine": "vm", "Datastore": "datastore"}
 MAX_OBJECTS = 32  # per patch; the rest wait for the next patch
 STORM_OBJECTS = 2000  # more changed than this at once: the full render's job, not a patch's
@@ -156,6 +173,9 @@ class Patch:
     begun: float  # monotonic time before anything was read
     objects: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     whole: dict[str, bytes] = field(default_factory=dict)
+    # Whole families of the PACKED collectors, as pieces (their gzip members built): applied
+    # as ``whole`` is, and kept out of the way when their bytes are the old piece's.
+    pieces: dict[str, Piece] = field(default_factory=dict)
 
     def apply(
         self, pieces: Sequence[Piece], *, objects: bool = True, whole: bool = True
@@ -166,9 +186,12 @@ class Patch:
             # A piece the patch does not touch is passed on without reading its bytes: once
             # gzip is served a piece keeps only its gzip member, and reading ``plain`` would
             # decompress the whole body on every patch.
+            if whole and (new := self.pieces.get(piece.name)) is not None:
+                out.append(piece if _same_piece(piece, new) else new)
+                continue
             if whole and piece.name in self.whole:
                 before, plain = piece.plain, self.whole[piece.name]
-            elif objects and piece.name in self.objects:
+            elif objects and self.objects.get(piece.name):
                 changes = self.objects[piece.name]
                 before = piece.plain
                 try:
@@ -180,6 +203,19 @@ class Patch:
                 continue
             out.append(piece if plain == before else Piece(piece.name, plain))
         return out
+
+
+def _same_piece(old: Piece, new: Piece) -> bool:
+    """True when ``new`` has ``old``'s bytes, compared on their gzip members when both have
+    one (a packed family's is built with it: never decompressed for this), else plain."""
+    if old is new:
+        return True
+    if old.size != new.size:
+        return False
+    mine, theirs = old.built_gzip(), new.built_gzip()
+    if mine is not None and theirs is not None:
+        return mine == theirs
+    return old.same_bytes(new)
 
 
 def take_focus(inv: Inventory) -> dict[str, str] | None:
@@ -257,9 +293,21 @@ def _objects_patch(
         return
     view = _private(snap, Focus(snap.objects, focus))
     ctx = RenderContext(vcenter, view, topo, renderer.config, now)
+    # One vCenter: a packed family's piece is this vCenter's family (several: one piece
+    # of all theirs, spliced as the other families are).
+    whole = len(renderer.inventories) == 1
+    if whole:
+        full = _private(snap, snap.objects)
+        full.render_cache = dict(snap.render_cache)  # the full render's, copied: read only
+        full_ctx = RenderContext(vcenter, full, topo, renderer.config, now)
+        changed_types = set(focus.values())
+        for name, types in PACKED.items():
+            fn = COLLECTORS.get(name)
+            if fn is not None and changed_types.intersection(types):
+                _packed_patch(patch, name, fn, full_ctx, renderer)
     for name in PER_OBJECT:
         fn = COLLECTORS.get(name)
-        if fn is None:
+        if fn is None or (whole and name in PACKED):
             continue
         try:
             families = fn(ctx)
@@ -270,9 +318,22 @@ def _objects_patch(
             grouped = None if fam.name in renderer.extra_names else by_object(fam)
             if grouped is None:
                 continue  # not a per-object family after all: the full render has it
-            changes = patch.objects.setdefault(fam.name, {})
             for kind, key in keys:
                 # Families are named per kind (vsphere_vm_*): a VM is not looked for in a
-                # host family, where it has no lines (a scan of the family saved).
+                # host family, where it has no lines (a scan of the family saved); a family
+                # with no change is not read at all.
                 if key in grouped or fam.name.startswith(f"vsphere_{kind}_"):
-                    changes[key] = grouped.get(key, b"")
+                    patch.objects.setdefault(fam.name, {})[key] = grouped.get(key, b"")
+
+
+def _packed_patch(patch: Patch, name: str, fn: Any, ctx: RenderContext, renderer: Renderer) -> None:
+    """A PACKED collector's families over every object, as pieces (see :data:`PACKED`)."""
+    try:
+        families = fn(ctx)
+    except Exception:  # noqa: BLE001 - the full render reports the collector
+        log.debug("patch: collector %s failed", name, exc_info=True)
+        return
+    for fam in families:
+        if fam.name in renderer.extra_names:
+            continue  # a family the counters also feed: the full render's
+        patch.pieces[fam.name] = renderer.family_piece(fam)

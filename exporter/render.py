@@ -27,9 +27,10 @@ from vcenter.config import Config
 
 from . import __version__, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
-from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, repack, reuse
+from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
+from .packing import GroupPacker
 from .patch import Patch, build_patch
 from .shard_asks import ShardAsks, ShardPending
 from .topology import Topology
@@ -314,6 +315,7 @@ class Renderer:
         self.last_counts: dict[str, dict[str, int]] = {}
         self.last_topologies: dict[str, Topology] = {}
         self.extra_names: frozenset[str] = frozenset()
+        self.packer = GroupPacker()  # many-member families' groups, full render and patch
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -415,19 +417,7 @@ class Renderer:
                     for fam in group:
                         merged.lines.extend(fam.lines)
                         merged.members.extend(fam.members)
-                # A family with cached members is its members (a host's change compresses
-                # that host's lines, not the ~100 MB sensor family), never decompressed
-                # whole by a render.
-                if merged.members:
-                    count = 1 + len(merged.members)  # the head's member, then the cached
-                    if count > MAX_MEMBERS:  # one member, for every client
-                        head = (merged.header() + "".join(merged.lines)).encode()
-                        packed, count = repack(head, merged.members), 1
-                    else:
-                        packed = merged.gzip()
-                    piece = Piece.packed(name, packed, merged.encoded_size(), count)
-                else:
-                    piece = Piece(name, merged.encode())
+                piece = self.family_piece(merged)
                 self.families_rendered_total += 1
                 built.append(name)
             cache[name] = ([weakref.ref(f) for f in group], sizes, piece)
@@ -441,6 +431,20 @@ class Renderer:
         self._by_sources = cache
         self.last_built = frozenset(built)
         return out
+
+    def family_piece(self, fam: Family) -> Piece:
+        """A family's piece. A family with cached members is its members (a host's change
+        compresses that host's lines, not the ~100 MB sensor family), never decompressed
+        whole; with many, they are compressed again in groups (packing.py), for every
+        client, of which a change recompresses the one(s) holding what changed."""
+        if not fam.members:
+            return Piece(fam.name, fam.encode())
+        if len(fam.members) >= MAX_MEMBERS:
+            head = (fam.header() + "".join(fam.lines)).encode()
+            groups = self.packer.pack_groups(fam.name, head, fam.members)
+            return Piece.packed(fam.name, b"".join(groups), fam.encoded_size(), len(groups))
+        count = 1 + len(fam.members)  # the head's member, then the cached ones
+        return Piece.packed(fam.name, fam.gzip(), fam.encoded_size(), count)
 
     def render_now(self) -> Body:
         with self._cond:

@@ -396,7 +396,7 @@ def test_a_gzip_only_piece_of_many_members_is_decompressed_once_over() -> None:
 
 def test_a_family_of_cached_members_is_never_decompressed_whole_by_a_render() -> None:
     """The sensor family re-joined after one host's change: its piece is its members
-    compressed again as one member block by block (exposition.repack), its size read
+    compressed again in groups block by block (packing.GroupPacker), its size read
     from their trailers and its digest taken block by block, so a full render never
     holds its ~100 MB of text (250 MB at the maximum of 2,500 hosts)."""
     fam = Family("vsphere_host_sensor_status", "Sensors.")
@@ -416,7 +416,7 @@ def test_a_family_of_cached_members_is_never_decompressed_whole_by_a_render() ->
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # The members and the piece's one member (repacked, exposition.MAX_MEMBERS), never
+    # The members and the piece's group members (exposition.MAX_MEMBERS), never
     # the text whole (this text is random: it compresses to ~45 %, a body's to ~5 %).
     assert peak < 2 * compressed + len(want) / 4, (peak, compressed, len(want))
     assert piece.plain == want

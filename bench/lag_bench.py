@@ -1,0 +1,155 @@
+"""The exporter's own lag per host change, alone (issue 15, item 2): the quickest way to it.
+
+scale_bench measures a dozen things before its change timeline; this starts the simulator
+and the exporter (every collector on, as ``scale_bench --everything``), scrapes gzip once
+(as Prometheus does, so the pieces keep only their gzip members), flips ``--changes``
+hosts into maintenance one by one and prints each change's
+``vsphere_render_last_lag_seconds`` (read as bench/change_timeline.py reads it).
+``--code DIR`` runs the exporter from another tree (e.g. ``git archive main | tar -x -C
+/tmp/before``) on the same simulator, for a before / after figure on one machine state;
+figures only, with the load average.
+
+    python -m bench.lag_bench [--size 10k] [--changes 6] [--code DIR ...]
+        [--py-spy /tmp/spy/bin/py-spy]  # a raw profile of each exporter over its changes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from sim.harness import Simulator
+from vha.demo.stack import ROOT, Process, free_port
+
+from .change_timeline import own_lag
+from .exporter_bench import bench_config
+from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
+
+
+def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
+    """One host into maintenance: its own lag, once a gzip body shows it (no bare client,
+    which change_timeline runs beside: on a loaded machine its initial sync of 10,000 VMs
+    timed out, and only the exporter's own stamp is wanted here)."""
+    shown = b'\nvsphere_host_maintenance_mode{vcenter="bench",host_id="%s",host="%s"} 1\n' % (
+        host["moid"].encode(),
+        host["name"].encode(),
+    )
+    fetch = lambda u: scrape(u, True)  # noqa: E731 - as Prometheus asks
+    h0 = lag_histogram(fetch(url)[1])
+    before = h0["count"]
+    sim.set_host(host["name"], inMaintenanceMode=True)
+    deadline = time.time() + CHANGE_TIMEOUT
+    while fetch(url)[1].find(shown) < 0:
+        assert time.time() < deadline, "the change never showed"
+    lag = own_lag(fetch, url, before, 30)
+    # The last observation may be a later one (a poll's patch, ms): the histogram's new
+    # observations since the flip bound every one of them, the flip's own among them.
+    h1 = lag_histogram(fetch(url)[1])
+    n = h1["count"] - before
+    worst = lag_quantile(h0, h1, 1.0)
+    print(
+        f"  change {host['name']}: last lag {lag:.3f}s; {n:.0f} observations since, "
+        f"mean {(h1['sum'] - h0['sum']) / max(n, 1):.3f}s, all <= {worst}s; load {loadavg()}",
+        flush=True,
+    )
+    sim.set_host(host["name"], inMaintenanceMode=False)
+    time.sleep(3.0)  # the flip back reaches the body before the next change
+    return lag
+
+
+def measure(
+    sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float, spy: str | None
+) -> list[float]:
+    tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
+    port = free_port()
+    data = bench_config(
+        sim,
+        tmp,
+        port,
+        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},  # as scale_bench
+        performance={"enabled": True},
+        collectors={
+            "host_sensors": {"enabled": True},
+            "guest_disks": {"enabled": True},
+            "custom_attributes": {"enabled": True},
+        },
+    )
+    (tmp / "config.yml").write_text(yaml.safe_dump(data))
+    exporter = Process(
+        "exporter",
+        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
+        tmp / "exporter.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        t0 = time.perf_counter()
+        exporter.start(dict(os.environ), cwd=code)
+        exporter.wait_ready(timeout=1800)
+        print(f"  {code}: ready in {time.perf_counter() - t0:.1f}s, pid {exporter.pid}")
+        scrape(url, True, decode=False)  # gzip wanted from now on
+        time.sleep(settle)  # the first full renders and gzip variants built
+        print(f"  load {loadavg()}", flush=True)
+        profiler = None
+        if spy:
+            out = tmp / "profile.txt"
+            print(f"  profile: {out}", flush=True)
+            argv = [  # 25 Hz: at 100 a loaded machine left py-spy behind by 45 s
+                spy,
+                "record",
+                "--pid",
+                str(exporter.pid),
+                "-f",
+                "raw",
+                "--threads",
+                "-r",
+                "25",
+                "-o",
+                str(out),
+            ]
+            profiler = subprocess.Popen([*argv, "--nonblocking"])  # noqa: S603 - ours
+        lags = [flip(sim, url, host) for host in hosts]
+        print(f"  load {loadavg()}", flush=True)
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes what it sampled
+            profiler.wait(timeout=60)
+        return lags
+    finally:
+        exporter.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="10k", choices=sorted(SIZES))
+    parser.add_argument("--changes", type=int, default=6)
+    parser.add_argument("--settle", type=float, default=30.0)
+    parser.add_argument("--code", action="append", type=Path, help="tree(s) to measure")
+    parser.add_argument("--py-spy", dest="spy", help="py-spy executable: profile each")
+    args = parser.parse_args(argv)
+    print(f"== {args.size}: {SIZES[args.size]}, everything on; load {loadavg()}", flush=True)
+    sim = Simulator(**SIZES[args.size], paging=True)
+    sim.start(timeout=1800)
+    try:
+        inv = sim.inventory()
+        for i, code in enumerate(args.code or [ROOT]):
+            hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
+            lags = measure(sim, code, hosts, args.settle, args.spy)
+            print(
+                f"  {code}: own lag per change {', '.join(f'{x:.3f}' for x in lags)} s; "
+                f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s",
+                flush=True,
+            )
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
