@@ -6,6 +6,7 @@ import asyncio
 import html
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -181,6 +182,7 @@ TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 TIMEOUT_OFFSET = 0.5
 DEFAULT_SCRAPE_TIMEOUT = 10.0
 PENDING_POLL = 0.05  # seconds between looks at the packer's progress (no thread held)
+MAX_SCRAPE_TIMEOUT = 120.0  # a header beyond (or "inf") is a sender's, not a wait to honour
 
 
 def first_split_wait(request: web.Request) -> float:
@@ -188,7 +190,9 @@ def first_split_wait(request: web.Request) -> float:
         timeout = float(request.headers.get(TIMEOUT_HEADER, DEFAULT_SCRAPE_TIMEOUT))
     except ValueError:
         timeout = DEFAULT_SCRAPE_TIMEOUT
-    return max(0.0, timeout - TIMEOUT_OFFSET)
+    if not math.isfinite(timeout):
+        timeout = DEFAULT_SCRAPE_TIMEOUT
+    return min(MAX_SCRAPE_TIMEOUT, max(0.0, timeout - TIMEOUT_OFFSET))
 
 
 WRITE_BLOCK = 4 << 20

@@ -114,8 +114,11 @@ def gzip_member(data: bytes) -> bytes:
 MAX_MEMBERS = 16
 # The most gzip members a whole gzip body may have (a shard has one per family at most):
 # MAX_MEMBERS bounds a piece, and 80 families of 15 members were a body aiohttp refused.
-# Half its 1,024, so a client that reads the body in one go keeps a margin.
-MAX_BODY_MEMBERS = 512
+# aiohttp counts the members of each decompress call (one per chunk read), so a body of
+# fewer than its 1,024 is safe however it is read. Not lower: at 40,000 VMs the
+# group-packed families alone are ~430 members (packing.py), and a bound of 512 had every
+# build repack the two ~125 MB sensor families whole (47.8 s of CPU a minute).
+MAX_BODY_MEMBERS = 1000
 
 
 def repack(head: bytes, members: Iterable[bytes]) -> bytes:
@@ -377,17 +380,22 @@ class Piece:
 
 
 def fit_members(pieces: Sequence[Piece], limit: int = MAX_BODY_MEMBERS) -> int:
-    """Repack the pieces of most gzip members (those below MAX_MEMBERS keep their cached
-    ones, see render.py) into one member each until the whole body is at most ``limit``
-    members; returns how many pieces were repacked.  Idempotent: a repacked piece stays so
+    """Repack pieces of several gzip members into one member each, those of fewest
+    members first, until the whole body is at most ``limit`` members; returns how many
+    pieces were repacked.  Idempotent: a repacked piece stays so
     for as long as it is reused, so a scrape of a prepared body only sums counts."""
     total = sum(p.members for p in pieces)
     repacked = 0
     if total <= limit:  # every scrape of a prepared body: a sum, no sort
         return 0
-    for piece in sorted(pieces, key=lambda p: p.members, reverse=True):
-        if total <= limit or piece.members <= 1:
+    # Fewest members first: a family of a few cached members is small and stays repacked
+    # while it is reused; a group-packed one (packing.py) is large, and changes with its
+    # objects, which would undo the repack at once and pay it again on the next build.
+    for piece in sorted(pieces, key=lambda p: p.members):
+        if total <= limit:
             break
+        if piece.members <= 1:
+            continue
         before = piece.members
         piece.repack()
         total -= before - piece.members

@@ -173,20 +173,29 @@ class Patch:
     begun: float  # monotonic time before anything was read
     objects: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     whole: dict[str, bytes] = field(default_factory=dict)
-    # Whole families of the PACKED collectors, as pieces (their gzip members built): applied
-    # as ``whole`` is, and kept out of the way when their bytes are the old piece's.
+    # Whole families of the PACKED collectors, as pieces (their gzip members built): they
+    # show every object as of ``snapped`` (taken before the inventories' snapshots, after
+    # the status families), so they go onto a full render snapped no later than that.
     pieces: dict[str, Piece] = field(default_factory=dict)
+    snapped: float = 0.0
 
     def apply(
-        self, pieces: Sequence[Piece], *, objects: bool = True, whole: bool = True
+        self,
+        pieces: Sequence[Piece],
+        *,
+        objects: bool = True,
+        whole: bool = True,
+        packed: bool | None = None,
     ) -> list[Piece]:
-        """``pieces`` with this patch applied; an unchanged piece is the same object."""
+        """``pieces`` with this patch applied; an unchanged piece is the same object.
+        ``packed`` (default: as ``whole``) says whether :attr:`pieces` go on too."""
+        packed = whole if packed is None else packed
         out = []
         for piece in pieces:
             # A piece the patch does not touch is passed on without reading its bytes: once
             # gzip is served a piece keeps only its gzip member, and reading ``plain`` would
             # decompress the whole body on every patch.
-            if whole and (new := self.pieces.get(piece.name)) is not None:
+            if packed and (new := self.pieces.get(piece.name)) is not None:
                 out.append(piece if _same_piece(piece, new) else new)
                 continue
             if whole and piece.name in self.whole:
@@ -245,6 +254,7 @@ def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
         patch.whole[fam.name] = fam.render().encode()
     complete = True
     now = time.time()
+    patch.snapped = time.monotonic()
     for inv in renderer.inventories:
         focus = take_focus(inv)
         if inv.changed:

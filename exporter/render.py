@@ -502,7 +502,11 @@ class Renderer:
             patched = False
             for patch in self._patches:
                 if patch.begun >= begun:
-                    pieces = patch.apply(pieces, whole=patch.begun >= snapped[-1])
+                    pieces = patch.apply(
+                        pieces,
+                        whole=patch.begun >= snapped[-1],
+                        packed=patch.snapped >= snapped[-1],
+                    )
                     patched = True
             self._patches = []
             if patched:
@@ -560,6 +564,13 @@ class Renderer:
             body = Body(patch.apply(current.pieces), next(self._seq))
             with self._cond:
                 self._body = body
+            # Only the newest packed piece of a family can go onto a full render (later
+            # patches are applied later, and snapped later): an older patch's is dropped,
+            # or a burst of patches during a long render would hold a copy of the VM
+            # families each.
+            for older in self._patches:
+                for name in patch.pieces.keys() & older.pieces.keys():
+                    del older.pieces[name]
             self._patches.append(patch)
             self.patches_total += 1
         if complete:

@@ -50,7 +50,7 @@ from .journal import (
 )
 from .metrics import Metrics
 from .model import Snapshot
-from .shared_reads import SHARE_SECONDS, BatchedReads, Ids, SharedReads
+from .shared_reads import BatchedReads, Ids, SharedReads, share_not_before
 from .steps import STEPS
 from .stranded import find as find_stranded
 from .stranded import is_stranded
@@ -95,7 +95,12 @@ class Engine:
         # whole-cluster reads in flight, shared by the decisions asking at once
         self.shared: SharedReads[Snapshot] = SharedReads(clock)
         # steps' re-reads of their VM and hosts, batched while one is in flight
-        self.batched = {name: BatchedReads(self._objects(name)) for name in self.sessions}
+        self.batched = {
+            name: BatchedReads(
+                self._objects(name), lambda exc: isinstance(exc, live.CONNECTION_ERRORS)
+            )
+            for name in self.sessions
+        }
         self._tasks_running = 0
         self._unsure: dict[str, list[duplicates.Duplicate]] = {}
         self._dup_watch = duplicates.Watcher()
@@ -166,6 +171,8 @@ class Engine:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        for batched in self.batched.values():
+            await batched.close()
         if self.journal is not None:
             try:
                 await self.db(self.j.recover, self.clock())
@@ -492,9 +499,8 @@ class Engine:
             snap = await self.vc(a.vcenter, live.cluster_snapshot, cluster_id)
             return dataclasses.replace(snap, read_started=sent)
 
-        snap, _, shared = await self.shared.get(
-            (a.vcenter, cluster_id), max(a.created_at, asked - SHARE_SECONDS), fresh
-        )
+        not_before = share_not_before(a.created_at, asked, step=bool(a.parent_id))
+        snap, _, shared = await self.shared.get((a.vcenter, cluster_id), not_before, fresh)
         self.metrics.cluster_reads.labels(vcenter=a.vcenter, shared=str(shared).lower()).inc()
         return snap
 

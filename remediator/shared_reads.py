@@ -41,6 +41,19 @@ T = TypeVar("T")
 SHARE_SECONDS = 1.0
 
 
+def share_not_before(created_at: float, asked: float, *, step: bool) -> float:
+    """The oldest send time of a read an action may join.
+
+    A decision may join one sent since its alert arrived, at most :data:`SHARE_SECONDS`
+    before it asked (the decisions of one failure are claimed together).  A step never
+    joins one sent before it asked: a sibling step's relocation or power-on may have
+    finished in between, and placing on capacity read before it could choose the same
+    host twice (the rule :class:`BatchedReads` follows)."""
+    if step:
+        return asked
+    return max(created_at, asked - SHARE_SECONDS)
+
+
 @dataclass
 class _Read(Generic[T]):
     started: float
@@ -103,8 +116,16 @@ class BatchedReads:
     again on its own, so one VM's fault (a missing privilege, say) stays that step's.
     """
 
-    def __init__(self, read: Callable[[Ids], Awaitable[Snapshot]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[Ids], Awaitable[Snapshot]],
+        fails_all: Callable[[Exception], bool] = lambda exc: False,
+    ) -> None:
         self.read = read
+        # A failure no step's own objects can cause (vCenter unreachable, the session
+        # gone): the whole batch fails with it, rather than each step waiting out its own
+        # timeout alone, a thousand calls at once.
+        self.fails_all = fails_all
         self._waiting: list[_Ask] = []
         self._running: asyncio.Task[None] | None = None
         self.calls = 0  # property-collector calls made (tests, docs)
@@ -121,21 +142,37 @@ class BatchedReads:
         return await ask.answer  # cancelled with its step: _settle then skips it
 
     async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            vms = frozenset[str]().union(*(a.vms for a in batch))
-            hosts = frozenset[str]().union(*(a.hosts for a in batch))
-            self.calls += 1
-            try:
-                snap = await self.read((vms, hosts))
-            except Exception as exc:  # noqa: BLE001 - each step is read alone, fails alone
-                if len(batch) == 1:
-                    _settle(batch[0].answer, exc=exc)
-                else:
-                    await asyncio.gather(*(self._alone(ask) for ask in batch))
-                continue
-            for ask in batch:
-                _settle(ask.answer, _part(snap, ask))
+        batch: list[_Ask] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                vms = frozenset[str]().union(*(a.vms for a in batch))
+                hosts = frozenset[str]().union(*(a.hosts for a in batch))
+                self.calls += 1
+                try:
+                    snap = await self.read((vms, hosts))
+                except Exception as exc:  # noqa: BLE001 - each step is read alone, fails alone
+                    if len(batch) == 1 or self.fails_all(exc):
+                        for ask in batch:
+                            _settle(ask.answer, exc=exc)
+                    else:
+                        await asyncio.gather(*(self._alone(ask) for ask in batch))
+                    continue
+                for ask in batch:
+                    _settle(ask.answer, _part(snap, ask))
+        except BaseException:
+            # Cancelled (the engine stopping) or worse: no step is left waiting forever.
+            for ask in [*batch, *self._waiting]:
+                if not ask.answer.done():
+                    ask.answer.cancel()
+            self._waiting = []
+            raise
+
+    async def close(self) -> None:
+        """Cancel the batch in flight (the engine stopping); its steps are cancelled."""
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            await asyncio.gather(self._running, return_exceptions=True)
 
     async def _alone(self, ask: _Ask) -> None:
         self.calls += 1

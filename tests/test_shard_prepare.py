@@ -262,3 +262,42 @@ def test_the_split_matches_the_per_line_split(total: int) -> None:
     header = b"".join(lines[:2])
     assert exposition.split_lines(header, total) == split_by_line(header, total)
     assert exposition.split_lines(b"", total) == split_by_line(b"", total)
+
+
+def test_the_member_bound_repacks_the_smallest_pieces_first() -> None:
+    """A body over the bound loses members from its pieces of few members, not from a
+    group-packed family of many (large, and rebuilt with each change of its objects: its
+    repack would be paid again on every build; at 40,000 VMs it was two ~125 MB sensor
+    families, repacked whole by each build under the old most-members-first order)."""
+    grouped = exposition.Piece.packed(
+        "vsphere_big", b"".join(gzip_member(b"big %d\n" % i) for i in range(600)), 0, 600
+    )
+    small = [
+        exposition.Piece.packed(
+            f"vsphere_small_{n}", gzip_member(b"a\n") + gzip_member(b"b\n"), 4, 2
+        )
+        for n in range(300)
+    ]
+    pieces = [grouped, *small]
+    assert sum(p.members for p in pieces) > exposition.MAX_BODY_MEMBERS
+    exposition.fit_members(pieces)
+    assert grouped.members == 600  # untouched
+    assert sum(p.members for p in pieces) <= exposition.MAX_BODY_MEMBERS
+    assert all(zlib.decompress(p.gzip(), 31) == b"a\nb\n" for p in small if p.members == 1)
+
+
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [("10", 9.5), ("3", 2.5), ("0.2", 0.0), ("inf", 9.5), ("nan", 9.5), ("1e9", 120.0)],
+)
+def test_the_first_split_waits_no_longer_than_a_bounded_scrape_timeout(
+    header: str, wait: float
+) -> None:
+    """The scrape-timeout header is a sender's: "inf" or 1e9 never holds a request open
+    without end while a first split is prepared."""
+    from aiohttp.test_utils import make_mocked_request  # noqa: PLC0415
+
+    from exporter.app import TIMEOUT_HEADER, first_split_wait  # noqa: PLC0415
+
+    request = make_mocked_request("GET", "/metrics", headers={TIMEOUT_HEADER: header})
+    assert first_split_wait(request) == wait

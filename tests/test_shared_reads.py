@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from remediator.model import Snapshot
-from remediator.shared_reads import BatchedReads, Ids, SharedReads
+from remediator.shared_reads import SHARE_SECONDS, BatchedReads, Ids, SharedReads, share_not_before
 
 from .remediator_fixtures import alert, host, snapshot, vm
 from .remediator_sim import host_labels, inventory, metric, send, settled, start, steps
@@ -195,3 +195,49 @@ async def test_two_failed_hosts_of_a_cluster_read_it_once_and_no_step_reads_it(
     for d in (a for a in items if a["parent_id"] is None):
         # the read each decided on was sent after its alert arrived
         assert d["detail"]["live_read_at"] >= d["created_at"], d
+
+
+def test_a_step_never_joins_a_read_sent_before_it_asked() -> None:
+    """A decision may join a read sent since its alert, a moment before it asked; a step
+    re-placing a VM never joins one sent before it asked (a sibling's relocation may have
+    finished in between: placing on capacity read before it could pick one host twice)."""
+    created, asked = 10.0, 500.0
+    assert share_not_before(created, asked, step=True) == asked
+    assert share_not_before(created, asked, step=False) == asked - SHARE_SECONDS
+    assert share_not_before(499.5, asked, step=False) == 499.5
+
+
+async def test_vcenter_unreachable_fails_the_batch_without_a_read_per_step() -> None:
+    """A connection failure is no step's own: the whole batch fails with it, not one call
+    per step, each waiting out its own timeout (a thousand at once in a host failure)."""
+    calls: list[Ids] = []
+
+    async def read(ids: Ids) -> Snapshot:
+        calls.append(ids)
+        await asyncio.sleep(0)
+        raise ConnectionRefusedError("vCenter down")
+
+    reads = BatchedReads(read, lambda exc: isinstance(exc, OSError))
+    asks = [asyncio.ensure_future(reads.get([f"vm-{i}"], ["host-1"])) for i in range(5)]
+    results = await asyncio.gather(*asks, return_exceptions=True)
+    assert all(isinstance(r, ConnectionRefusedError) for r in results)
+    assert len(calls) == 1
+
+
+async def test_a_cancelled_batch_leaves_no_step_waiting() -> None:
+    started = asyncio.Event()
+
+    async def read(ids: Ids) -> Snapshot:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("not reached")
+
+    reads = BatchedReads(read)
+    asks = [asyncio.ensure_future(reads.get([f"vm-{i}"], ["host-1"])) for i in range(3)]
+    await started.wait()
+    later = asyncio.ensure_future(reads.get(["vm-9"], ["host-1"]))  # waits for the next call
+    await asyncio.sleep(0)
+    await asyncio.wait_for(reads.close(), timeout=5)
+    for ask in [*asks, later]:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(ask, timeout=5)
