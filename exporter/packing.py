@@ -22,12 +22,10 @@ appears or disappears (a host disconnecting, the very change detection is about)
 
 from __future__ import annotations
 
-import io
 import threading
-import zlib
 from collections.abc import Sequence
 
-from .exposition import inflate, member_size
+from .exposition import member_size, repack
 
 TARGET = 1 << 20  # bytes of text per group, on average
 MAX_GROUP = 4 * TARGET  # a forced cut (a run of that size without a boundary: ~e^-4)
@@ -49,19 +47,6 @@ def groups(members: Sequence[bytes]) -> list[tuple[bytes, ...]]:
     if run:
         out.append(tuple(run))
     return out
-
-
-def _compress(head: bytes, group: Sequence[bytes]) -> bytes:
-    """One gzip member of ``head`` and the text of ``group``'s members, block by block."""
-    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
-    out = io.BytesIO()
-    if head:
-        out.write(packer.compress(head))
-    for member in group:
-        for block in inflate(member):
-            out.write(packer.compress(block))
-    out.write(packer.flush())
-    return out.getvalue()
 
 
 class GroupPacker:
@@ -91,7 +76,7 @@ class GroupPacker:
             key = (head if i == 0 else b"", group)
             member = used.get(key) or last.get(key) or before.get(key)
             if member is None:
-                member = _compress(head if i == 0 else b"", group)
+                member = repack(head if i == 0 else b"", group)
                 self.groups_packed += 1
             else:
                 self.groups_reused += 1

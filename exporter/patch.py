@@ -319,12 +319,7 @@ def _objects_patch(
         fn = COLLECTORS.get(name)
         if fn is None or (whole and name in PACKED):
             continue
-        try:
-            families = fn(ctx)
-        except Exception:  # noqa: BLE001 - the full render reports the collector
-            log.debug("patch: collector %s failed", name, exc_info=True)
-            continue
-        for fam in families:
+        for fam in _collect(name, fn, ctx):
             grouped = None if fam.name in renderer.extra_names else by_object(fam)
             if grouped is None:
                 continue  # not a per-object family after all: the full render has it
@@ -338,12 +333,16 @@ def _objects_patch(
 
 def _packed_patch(patch: Patch, name: str, fn: Any, ctx: RenderContext, renderer: Renderer) -> None:
     """A PACKED collector's families over every object, as pieces (see :data:`PACKED`)."""
-    try:
-        families = fn(ctx)
-    except Exception:  # noqa: BLE001 - the full render reports the collector
-        log.debug("patch: collector %s failed", name, exc_info=True)
-        return
-    for fam in families:
+    for fam in _collect(name, fn, ctx):
         if fam.name in renderer.extra_names:
             continue  # a family the counters also feed: the full render's
         patch.pieces[fam.name] = renderer.family_piece(fam)
+
+
+def _collect(name: str, fn: Any, ctx: RenderContext) -> list[Family]:
+    """A collector's families, or none when it fails (the full render reports it)."""
+    try:
+        return list(fn(ctx))
+    except Exception:  # noqa: BLE001 - the full render reports the collector
+        log.debug("patch: collector %s failed", name, exc_info=True)
+        return []

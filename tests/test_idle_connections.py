@@ -45,12 +45,17 @@ def test_pyvmomi_session_outlives_the_servers_idle_close(idle_sim: Simulator) ->
         session.disconnect(si)
 
 
+def _current_time(si: Any, vc: Any) -> tuple[SoapSession, bytes]:
+    """A plain-XML session on ``si`` and the request of ``CurrentTime`` as pyVmomi sends it."""
+    body = si._stub.SerializeRequest(si, si._GetMethodInfo("CurrentTime"), [])  # noqa: SLF001
+    return SoapSession.for_vcenter(si, vc), body
+
+
 def test_soap_session_outlives_the_servers_idle_close(idle_sim: Simulator) -> None:
     vc = _vcenter(idle_sim)
     si = session.connect(vc)
     try:
-        soap = SoapSession.for_vcenter(si, vc)
-        body = si._stub.SerializeRequest(si, si._GetMethodInfo("CurrentTime"), [])  # noqa: SLF001
+        soap, body = _current_time(si, vc)
         assert b"CurrentTimeResponse" in soap.post(body)
         time.sleep(SERVER_IDLE * 1.5)
         assert b"CurrentTimeResponse" in soap.post(body)
@@ -64,8 +69,7 @@ def test_a_busy_connection_is_kept(idle_sim: Simulator) -> None:
     vc = _vcenter(idle_sim)
     si = session.connect(vc)
     try:
-        soap = SoapSession.for_vcenter(si, vc)
-        body = si._stub.SerializeRequest(si, si._GetMethodInfo("CurrentTime"), [])  # noqa: SLF001
+        soap, body = _current_time(si, vc)
         soap.post(body)
         first = soap._local.conn  # noqa: SLF001
         soap.post(body)
