@@ -199,6 +199,18 @@ def bench_config(sim: Any, tmp: Path, port: int, **sections: Any) -> dict[str, A
     }
 
 
+def exporter_process(tmp: Path, port: int, data: dict[str, Any]) -> Process:
+    """The exporter on ``data`` (written to ``tmp``/config.yml), logging to
+    ``tmp``/exporter.log, ready when its /readyz on ``port`` answers 200; not started."""
+    (tmp / "config.yml").write_text(yaml.safe_dump(data))
+    return Process(
+        "exporter",
+        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
+        tmp / "exporter.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )
+
+
 def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]:
     print(f"\n== {name}: {flags}", flush=True)
     t0 = time.perf_counter()
@@ -218,14 +230,8 @@ def run_size(name: str, flags: dict[str, Any], scrapes: int) -> dict[str, float]
         # The exporter's own figures; bench/perf_bench.py measures it with counters on.
         performance={"enabled": PERF},
     )
-    (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
-    exporter = Process(
-        "exporter",
-        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
-        tmp / "exporter.log",
-        f"http://127.0.0.1:{port}/readyz",
-    )
+    exporter = exporter_process(tmp, port, data)
     out: dict[str, float] = {"hosts": n_hosts, "vms": n_vms}
     try:
         t0 = time.perf_counter()

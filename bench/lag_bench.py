@@ -19,18 +19,15 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from sim.harness import Simulator
-from vha.demo.stack import ROOT, Process, free_port
+from vha.demo.stack import ROOT, free_port
 
 from .change_timeline import own_lag
-from .exporter_bench import bench_config
+from .exporter_bench import bench_config, exporter_process
 from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
 
 
@@ -82,13 +79,7 @@ def measure(
             "custom_attributes": {"enabled": True},
         },
     )
-    (tmp / "config.yml").write_text(yaml.safe_dump(data))
-    exporter = Process(
-        "exporter",
-        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
-        tmp / "exporter.log",
-        f"http://127.0.0.1:{port}/readyz",
-    )
+    exporter = exporter_process(tmp, port, data)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         t0 = time.perf_counter()

@@ -29,7 +29,6 @@ import gzip
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 import urllib.error
@@ -37,15 +36,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.harness import Simulator
 from vcenter.config import parse_config
-from vha.demo.stack import Process, free_port
+from vha.demo.stack import free_port
 
 from .change_timeline import timeline
 from .exporter_bench import (
     bench_config,
+    exporter_process,
     host_change_seconds,
     pct,
     peak_rss_mib,
@@ -266,14 +264,8 @@ def run(
         performance={"enabled": True},
         collectors=collectors,
     )
-    (tmp / "config.yml").write_text(yaml.safe_dump(data))
     config = parse_config(data)
-    exporter = Process(
-        "exporter",
-        [sys.executable, "-m", "vha.cli", "exporter", "--config", str(tmp / "config.yml")],
-        tmp / "exporter.log",
-        f"http://127.0.0.1:{port}/readyz",
-    )
+    exporter = exporter_process(tmp, port, data)
     out = Figures()
     out["hosts"], out["vms"] = len(hosts), len(inv["vms"])
     url = f"http://127.0.0.1:{port}/metrics"
