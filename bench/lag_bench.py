@@ -4,7 +4,11 @@ scale_bench measures a dozen things before its change timeline; this starts the 
 and the exporter (every collector on, as ``scale_bench --everything``), scrapes gzip once
 (as Prometheus does, so the pieces keep only their gzip members), flips ``--changes``
 hosts into maintenance one by one and prints each change's
-``vsphere_render_last_lag_seconds`` (read as bench/change_timeline.py reads it).
+``vsphere_render_last_lag_seconds`` (read as bench/change_timeline.py reads it), the
+follower's receipt of the answer that carried it (``vsphere_sync_last_update_timestamp_seconds``
+in the first body showing it, minus the moment the simulator's call returned: the
+simulator's share) and their sum, the change's way to /metrics as the exporter stamps it
+(finer than the bench's own scrapes of the whole body, seconds at 40,000 VMs).
 ``--code DIR`` runs the exporter from another tree (e.g. ``git archive main | tar -x -C
 /tmp/before``) on the same simulator, for a before / after figure on one machine state;
 figures only, with the load average.
@@ -26,7 +30,7 @@ from pathlib import Path
 from sim.harness import Simulator
 from vha.demo.stack import ROOT, free_port
 
-from .change_timeline import own_lag
+from .change_timeline import last_update, own_lag
 from .exporter_bench import bench_config, exporter_process
 from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
 
@@ -43,9 +47,13 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
     h0 = lag_histogram(fetch(url)[1])
     before = h0["count"]
     sim.set_host(host["name"], inMaintenanceMode=True)
-    deadline = time.time() + CHANGE_TIMEOUT
-    while fetch(url)[1].find(shown) < 0:
+    t_change = time.time()
+    deadline = t_change + CHANGE_TIMEOUT
+    while (body := fetch(url)[1]).find(shown) < 0:
         assert time.time() < deadline, "the change never showed"
+    # The follower's stamp of the answer that carried the change: the simulator's share.
+    follower = last_update(body) - t_change
+    del body
     lag = own_lag(fetch, url, before, 30)
     # The last observation may be a later one (a poll's patch, ms): the histogram's new
     # observations since the flip bound every one of them, the flip's own among them.
@@ -53,18 +61,19 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
     n = h1["count"] - before
     worst = lag_quantile(h0, h1, 1.0)
     print(
-        f"  change {host['name']}: last lag {lag:.3f}s; {n:.0f} observations since, "
+        f"  change {host['name']}: follower +{follower:.3f}s, last lag {lag:.3f}s, so "
+        f"visible +{follower + lag:.3f}s; {n:.0f} observations since, "
         f"mean {(h1['sum'] - h0['sum']) / max(n, 1):.3f}s, all <= {worst}s; load {loadavg()}",
         flush=True,
     )
     sim.set_host(host["name"], inMaintenanceMode=False)
     time.sleep(3.0)  # the flip back reaches the body before the next change
-    return lag
+    return lag, follower
 
 
 def measure(
     sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float, spy: str | None
-) -> list[float]:
+) -> list[tuple[float, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
     data = bench_config(
@@ -132,10 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         inv = sim.inventory()
         for i, code in enumerate(args.code or [ROOT]):
             hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
-            lags = measure(sim, code, hosts, args.settle, args.spy)
+            rows = measure(sim, code, hosts, args.settle, args.spy)
+            lags = [lag for lag, _ in rows]
+            seen = [lag + follower for lag, follower in rows]
             print(
                 f"  {code}: own lag per change {', '.join(f'{x:.3f}' for x in lags)} s; "
-                f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s",
+                f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s; "
+                f"change -> /metrics (follower's receipt + own lag) median "
+                f"{statistics.median(seen):.3f} s, max {max(seen):.3f} s",
                 flush=True,
             )
     finally:
