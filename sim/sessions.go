@@ -28,15 +28,24 @@ type sessionDrops struct {
 
 var drops = &sessionDrops{keys: map[string]bool{}}
 
-// drop ends the session of r (if it has one) and returns r without it.
+// drop ends the session of r (if it has one) and returns r without it. What the session
+// held on the server goes with it, as on a logout: its collectors' filters and the waits
+// parked on them (they end with RequestCanceled, sim/delivery.go; vcsim's session object
+// still exists, so without this a parked wait would answer the next change, or wait for
+// ever) and its paging tokens (sim/paging.go).
 func (d *sessionDrops) drop(r *http.Request) *http.Request {
 	if c, err := r.Cookie(soap.SessionCookieName); err == nil && c.Value != "" {
 		d.mu.Lock()
-		if !d.keys[c.Value] {
+		first := !d.keys[c.Value]
+		if first {
 			d.keys[c.Value] = true
 			d.n.Add(1)
 		}
 		d.mu.Unlock()
+		if first {
+			paging.forget(c.Value, "")
+			delivery.forgetSession(c.Value)
+		}
 	}
 	return d.strip(r)
 }

@@ -328,6 +328,37 @@ def test_logout_ends_a_parked_wait_with_request_canceled(sim: Simulator) -> None
     assert _delivery(sim)["waiting"] == 0
 
 
+def test_a_dropped_session_ends_its_parked_wait(sim: Simulator) -> None:
+    """A session that vCenter ends (timeout, TerminateSession, the fault API's
+    ``drop-session``) takes its filters with it, as a logout does: the wait parked on it
+    ends with RequestCanceled now, not with the next change or at its maxWaitSeconds, and
+    the session's next call is NotAuthenticated."""
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        follower = Follower(content)
+        assert _delivery(sim)["collectors"] == 1
+        t, out = _park(follower.pc, follower.version, 20)
+        _parked(sim, t)
+        sim.inject_fault("RetrievePropertiesEx", "NotAuthenticated", mode="drop-session")
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=content.rootFolder)],
+            propSet=[PC.PropertySpec(type=vim.Folder, pathSet=["name"])],
+        )
+        [read] = content.propertyCollector.RetrievePropertiesEx(
+            [spec], PC.RetrieveOptions()
+        ).objects
+        assert [type(m.fault) for m in read.missingSet] == [vim.fault.NotAuthenticated]
+        t.join(15)  # the wait would end by itself after 20 s, with no update set
+        assert not t.is_alive()
+        assert len(out) == 1 and isinstance(out[0], vmodl.fault.RequestCanceled), out
+        with pytest.raises(vim.fault.NotAuthenticated):
+            follower.pc.WaitForUpdatesEx(follower.version, PC.WaitOptions(maxWaitSeconds=0))
+        assert (_delivery(sim)["waiting"], _delivery(sim)["collectors"]) == (0, 0)
+    finally:
+        sim.clear_faults()
+
+
 def test_create_filter_wakes_a_parked_wait_with_the_new_filters_objects(
     sim_factory: Callable[..., Simulator],
 ) -> None:
