@@ -190,3 +190,15 @@ def _untyped(element: ET.Element, text: str, typed: bool) -> Any:
     for child in children:
         _add_untyped(bag.__dict__, _local(child.tag), value(child, None))
     return bag
+
+
+def is_a(obj: Any, cls: type) -> bool:
+    """``isinstance(obj, cls)`` for pyVmomi's objects and for the stand-ins :func:`value`
+    makes (named after their WSDL type, so the class table says what they are a kind of:
+    a ``ClusterAntiAffinityRuleSpec`` stand-in is a ``vim.cluster.RuleInfo``)."""
+    if isinstance(obj, cls):
+        return True
+    if not isinstance(obj, SimpleNamespace):
+        return False
+    found = wsdl_type(type(obj).__name__)
+    return found is not None and issubclass(found, cls)

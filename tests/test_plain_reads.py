@@ -1,0 +1,188 @@
+"""The whole-cluster read as plain XML (remediator/plain_reads.py) is the pyVmomi read.
+
+Every decision acts on :func:`remediator.live.cluster_snapshot`; read without pyVmomi's
+deserialiser it must give the same snapshot, object by object and property by property,
+on the real simulator: DRS groups and rules (placement's hard constraints), HA settings,
+custom attributes (fault domains, protection, priority), datastore mounts (pre-flight),
+host states. And a fault vCenter answers mid-read is handled as through pyVmomi: a lost
+session logs in again, any other fault fails the read with the same pyVmomi fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from pyVmomi import vim, vmodl
+
+from exporter.soap_values import is_a, value
+from remediator import live
+from remediator.model import Snapshot
+from vcenter.session import connect, disconnect
+
+from .remediator_sim import inventory, sim_config, sim_session, wait_task
+
+pytestmark = pytest.mark.slow
+
+
+def _same(snap: Snapshot) -> Snapshot:
+    return dataclasses.replace(snap, taken_at=0.0)
+
+
+def _both(session: live.Session, cluster_id: str) -> tuple[Snapshot, Snapshot]:
+    plain = session.call(live.cluster_snapshot, cluster_id)
+    through_pyvmomi = session.call(live.cluster_snapshot, cluster_id, False)
+    return plain, through_pyvmomi
+
+
+def _rules(si: Any, cluster_name: str) -> None:
+    """Groups and rules of every kind placement reads, and HA VM monitoring values."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource], True
+    )
+    by_name = {o.name: o for o in view.view}
+    cluster = by_name[cluster_name]
+    vms = [v for v in cluster.host[0].vm][:3] + [v for v in cluster.host[1].vm][:2]
+    C = vim.cluster
+    spec = C.ConfigSpecEx(
+        groupSpec=[
+            C.GroupSpec(operation="add", info=C.VmGroup(name="g-db", vm=vms[:2])),
+            C.GroupSpec(operation="add", info=C.HostGroup(name="h-db", host=cluster.host[:2])),
+        ],
+        rulesSpec=[
+            C.RuleSpec(
+                operation="add",
+                info=C.VmHostRuleInfo(
+                    name="db-on",
+                    enabled=True,
+                    mandatory=True,
+                    vmGroupName="g-db",
+                    affineHostGroupName="h-db",
+                ),
+            ),
+            C.RuleSpec(
+                operation="add",
+                info=C.VmHostRuleInfo(
+                    name="db-off",
+                    enabled=True,
+                    mandatory=False,
+                    vmGroupName="g-db",
+                    antiAffineHostGroupName="h-db",
+                ),
+            ),
+            C.RuleSpec(
+                operation="add",
+                info=C.AntiAffinityRuleSpec(
+                    name="apart", enabled=True, mandatory=True, vm=vms[2:4]
+                ),
+            ),
+            C.RuleSpec(
+                operation="add",
+                info=C.AffinityRuleSpec(name="together", enabled=True, vm=[vms[0], vms[4]]),
+            ),
+            C.RuleSpec(
+                operation="add",
+                info=C.AffinityRuleSpec(name="off", enabled=False, vm=[vms[1], vms[4]]),
+            ),
+        ],
+        dasConfig=vim.cluster.DasConfigInfo(
+            enabled=True,
+            admissionControlEnabled=True,
+            vmMonitoring="vmAndAppMonitoring",
+            defaultVmSettings=vim.cluster.DasVmSettings(
+                vmToolsMonitoringSettings=vim.cluster.VmToolsMonitoringSettings(
+                    failureInterval=45, minUpTime=120, maxFailures=2, maxFailureWindow=-1
+                )
+            ),
+        ),
+    )
+    wait_task(cluster.ReconfigureComputeResource_Task(spec, modify=True))
+    view.DestroyView()
+
+
+def test_plain_cluster_snapshot_is_the_pyvmomi_one_object_by_object(sim_factory: Any) -> None:
+    sim = sim_factory(clusters=2, hosts=4, vms=40)
+    hosts, vms = inventory(sim)
+    cluster_name = hosts["DC0_C0_H0"]["cluster"]
+    si = connect(sim_config(sim).vcenters[0])
+    try:
+        _rules(si, cluster_name)
+    finally:
+        disconnect(si)
+    sim.fail_host("DC0_C0_H0")
+    sim.set_host("DC0_C0_H1", inMaintenanceMode=True)
+    sim.set_mounts("DC0_C0_H2", datastores=[])
+    sim.set_vm("DC0_C0_VM5", powerState="poweredOff")
+    # pages of 7 objects: the answer comes in many, each continued by its token
+    sim.set_paging(max_objects_cap=7)
+    with sim_session(sim) as session:
+        cluster_id, _ = session.call(live.cluster_of_host, hosts["DC0_C0_H0"]["moid"], "")
+        plain, through_pyvmomi = _both(session, cluster_id)
+        assert session._login is not None and session._login.plain is not None, "read plain"
+    assert sim.paging_state()["continuedPages"] > 0
+    assert plain.cluster is not None and through_pyvmomi.cluster is not None
+    # what the fixture set is there, so equality compares something
+    assert {r.name for r in plain.cluster.rules.vm_host} == {"db-on", "db-off"}
+    assert {r.name for r in plain.cluster.rules.vm_vm} == {"apart", "together"}
+    assert plain.cluster.ha_enabled and plain.cluster.vm_monitoring.max_failure_window == -1.0
+    assert plain.hosts[hosts["DC0_C0_H2"]["moid"]].datastores == frozenset()
+    assert any(v.fault_domain for v in plain.hosts.values())
+    assert any(v.boot_time for v in plain.vms.values())
+    assert len(plain.vms) == 40
+    assert set(plain.hosts) == set(through_pyvmomi.hosts)
+    assert set(plain.vms) == set(through_pyvmomi.vms)
+    for moid, h in through_pyvmomi.hosts.items():
+        assert plain.hosts[moid] == h, moid
+    for moid, v in through_pyvmomi.vms.items():
+        assert plain.vms[moid] == v, moid
+    assert plain.cluster == through_pyvmomi.cluster
+    assert _same(plain) == _same(through_pyvmomi)
+    assert vms  # the inventory helper read them too
+
+
+def test_a_lost_session_mid_read_logs_in_again_and_other_faults_fail_it(sim: Any) -> None:
+    hosts, _ = inventory(sim)
+    cluster = hosts["DC0_C0_H0"]["cluster"]
+    with sim_session(sim) as session:
+        cluster_id, _ = session.call(live.cluster_of_host, hosts["DC0_C0_H0"]["moid"], "")
+        session.call(live.cluster_snapshot, cluster_id)
+        before = session.logins
+        # vCenter ends the session: every property in missingSet with NotAuthenticated
+        sim.inject_fault(
+            "RetrievePropertiesEx", "NotAuthenticated", object=cluster, mode="drop-session"
+        )
+        snap = session.call(live.cluster_snapshot, cluster_id)
+        assert not sim.faults(), "the session drop fired"
+        assert session.logins == before + 1, "logged in again, read again"
+        assert _same(snap) == _same(session.call(live.cluster_snapshot, cluster_id, False))
+        # a fault of the call is raised as the pyVmomi fault, as pyVmomi raises it
+        for plain in (True, False):
+            sim.inject_fault("RetrievePropertiesEx", "SystemError", object=cluster)
+            with pytest.raises(vmodl.fault.SystemError):
+                session.call(live.cluster_snapshot, cluster_id, plain)
+        # and so is one between pages (the answer continued by its token)
+        sim.set_paging(max_objects_cap=3)
+        for plain in (True, False):
+            sim.inject_fault("ContinueRetrievePropertiesEx", "SystemError")
+            with pytest.raises(vmodl.fault.SystemError):
+                session.call(live.cluster_snapshot, cluster_id, plain)
+        assert not sim.faults()
+        assert session.logins == before + 1
+
+
+def test_is_a_reads_stand_ins_by_their_wsdl_type() -> None:
+    """Placement's rule kinds come from ``is_a``: a stand-in of a subtype is its base."""
+    import xml.etree.ElementTree as ET
+
+    xsi = "http://www.w3.org/2001/XMLSchema-instance"
+    element = ET.fromstring(
+        f'<val xmlns:xsi="{xsi}" xsi:type="ClusterAntiAffinityRuleSpec"><name>a</name></val>'
+    )
+    rule = value(element)
+    assert is_a(rule, vim.cluster.AntiAffinityRuleSpec)
+    assert is_a(rule, vim.cluster.RuleInfo)
+    assert not is_a(rule, vim.cluster.AffinityRuleSpec)
+    assert is_a(vim.cluster.AffinityRuleSpec(), vim.cluster.RuleInfo)
+    assert not is_a(None, vim.cluster.RuleInfo)
