@@ -442,10 +442,14 @@ def cluster_snapshot(session: Session, cluster_id: str, plain: bool = True) -> S
 
 
 def objects_snapshot(
-    session: Session, vm_ids: Iterable[str] = (), host_ids: Iterable[str] = ()
+    session: Session,
+    vm_ids: Iterable[str] = (),
+    host_ids: Iterable[str] = (),
+    plain: bool = True,
 ) -> Snapshot:
     """Just these VMs and hosts (a step's re-read before it acts): state and identity only,
-    no capacity or cluster settings (a step that must re-place reads the whole cluster)."""
+    no capacity or cluster settings (a step that must re-place reads the whole cluster).
+    Read as plain XML unless ``plain`` is false, as :func:`cluster_snapshot`."""
     OS = vmodl.query.PropertyCollector.ObjectSpec
     PS = vmodl.query.PropertyCollector.PropertySpec
     to_ds = vmodl.query.PropertyCollector.TraversalSpec(
@@ -462,7 +466,7 @@ def objects_snapshot(
         PS(type=vim.VirtualMachine, pathSet=STEP_VM_PROPS),
         PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
-    return _build(session, session.retrieve(specs, objs) if objs else [])
+    return _build(session, session.retrieve(specs, objs, plain=plain) if objs else [])
 
 
 def _build(session: Session, contents: Iterable[Any]) -> Snapshot:

@@ -98,7 +98,8 @@ def read_ready(session: Any, moids: Sequence[str]) -> dict[str, VmReady]:
     objs = [pc.ObjectSpec(obj=session.stub_obj(vim.VirtualMachine, m), skip=False) for m in moids]
     specs = [pc.PropertySpec(type=vim.VirtualMachine, pathSet=READY_PATHS)]
     out: dict[str, VmReady] = {}
-    for content in session.retrieve(specs, objs):
+    # as plain XML (remediator/plain_reads.py): polled every second per failed host
+    for content in session.retrieve(specs, objs, plain=True):
         if not content.propSet:
             continue
         p = {prop.name: prop.val for prop in content.propSet}

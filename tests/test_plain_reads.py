@@ -186,3 +186,56 @@ def test_is_a_reads_stand_ins_by_their_wsdl_type() -> None:
     assert not is_a(rule, vim.cluster.AffinityRuleSpec)
     assert is_a(vim.cluster.AffinityRuleSpec(), vim.cluster.RuleInfo)
     assert not is_a(None, vim.cluster.RuleInfo)
+
+
+def _devices(si: Any, names: list[str]) -> None:
+    """Devices that tie a VM to its host, one kind per VM (pre-flight's cases)."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    by_name = {v.name: v for v in view.view}
+    D = vim.vm.device
+    connected = D.VirtualDevice.ConnectInfo(connected=True, startConnected=True)
+    devices = [
+        D.VirtualPCIPassthrough(
+            key=-2,
+            backing=D.VirtualPCIPassthrough.DeviceBackingInfo(
+                id="0000:3b:00.0", deviceId="1eb8", systemId="s", vendorId=0x10DE, deviceName="G"
+            ),
+        ),
+        D.VirtualPCIPassthrough(key=-3, backing=D.VirtualPCIPassthrough.VmiopBackingInfo(vgpu="g")),
+        D.VirtualSerialPort(
+            key=-4,
+            backing=D.VirtualSerialPort.DeviceBackingInfo(deviceName="/dev/ttyS0"),
+            connectable=connected,
+        ),
+    ]
+    for name, dev in zip(names, devices, strict=True):
+        spec = vim.vm.ConfigSpec(deviceChange=[D.VirtualDeviceSpec(operation="add", device=dev)])
+        wait_task(by_name[name].ReconfigVM_Task(spec))
+    view.DestroyView()
+
+
+def test_plain_step_reread_is_the_pyvmomi_one_devices_included(sim: Any) -> None:
+    """A step's re-read (:func:`live.objects_snapshot`): its VM with its devices (what
+    pre-flight refuses to move), its hosts with their datastores, one of them gone."""
+    hosts, vms = inventory(sim)
+    tied = ["DC0_C0_VM0", "DC0_C0_VM1", "DC0_C0_VM2"]
+    si = connect(sim_config(sim).vcenters[0])
+    try:
+        _devices(si, tied)
+    finally:
+        disconnect(si)
+    sim.fail_host("DC0_C0_H0")
+    vm_ids = [vms[n]["moid"] for n in [*tied, "DC0_C0_VM3"]] + ["vm-does-not-exist"]
+    host_ids = [h["moid"] for h in hosts.values()]
+    with sim_session(sim) as session:
+        plain = session.call(live.objects_snapshot, vm_ids, host_ids)
+        through_pyvmomi = session.call(live.objects_snapshot, vm_ids, host_ids, False)
+    ties = [plain.vms[vms[n]["moid"]].host_tied for n in tied]
+    assert ties[0].startswith("has a PCI passthrough device"), ties
+    assert ties[1].startswith("has a vGPU device"), ties
+    assert ties[2].startswith("has a device backed by the host"), ties
+    assert not plain.vms[vms["DC0_C0_VM3"]["moid"]].host_tied
+    assert "vm-does-not-exist" not in plain.vms
+    assert all(h.datastores for h in plain.hosts.values())
+    assert _same(plain) == _same(through_pyvmomi)
