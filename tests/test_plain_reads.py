@@ -17,7 +17,7 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from exporter.soap_values import is_a, value
-from remediator import live
+from remediator import identity, live
 from remediator.model import Snapshot
 from vcenter.session import connect, disconnect
 
@@ -36,8 +36,9 @@ def _both(session: live.Session, cluster_id: str) -> tuple[Snapshot, Snapshot]:
     return plain, through_pyvmomi
 
 
-def _rules(si: Any, cluster_name: str) -> None:
-    """Groups and rules of every kind placement reads, and HA VM monitoring values."""
+def _rules(si: Any, cluster_name: str) -> list[str]:
+    """Groups and rules of every kind placement reads, HA VM monitoring values and per-VM
+    overrides (what identity capture reads); the moids of the VMs they name."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(
         content.rootFolder, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource], True
@@ -87,6 +88,19 @@ def _rules(si: Any, cluster_name: str) -> None:
                 info=C.AffinityRuleSpec(name="off", enabled=False, vm=[vms[1], vms[4]]),
             ),
         ],
+        dasVmConfigSpec=[
+            C.DasVmConfigSpec(
+                operation="add",
+                info=C.DasVmConfigInfo(
+                    key=vms[0], dasSettings=C.DasVmSettings(restartPriority="highest")
+                ),
+            )
+        ],
+        drsVmConfigSpec=[
+            C.DrsVmConfigSpec(
+                operation="add", info=C.DrsVmConfigInfo(key=vms[1], enabled=True, behavior="manual")
+            )
+        ],
         dasConfig=vim.cluster.DasConfigInfo(
             enabled=True,
             admissionControlEnabled=True,
@@ -100,6 +114,7 @@ def _rules(si: Any, cluster_name: str) -> None:
     )
     wait_task(cluster.ReconfigureComputeResource_Task(spec, modify=True))
     view.DestroyView()
+    return [str(v._moId) for v in vms]
 
 
 def test_plain_cluster_snapshot_is_the_pyvmomi_one_object_by_object(sim_factory: Any) -> None:
@@ -108,7 +123,7 @@ def test_plain_cluster_snapshot_is_the_pyvmomi_one_object_by_object(sim_factory:
     cluster_name = hosts["DC0_C0_H0"]["cluster"]
     si = connect(sim_config(sim).vcenters[0])
     try:
-        _rules(si, cluster_name)
+        named = _rules(si, cluster_name)
     finally:
         disconnect(si)
     sim.fail_host("DC0_C0_H0")
@@ -121,6 +136,9 @@ def test_plain_cluster_snapshot_is_the_pyvmomi_one_object_by_object(sim_factory:
         cluster_id, _ = session.call(live.cluster_of_host, hosts["DC0_C0_H0"]["moid"], "")
         plain, through_pyvmomi = _both(session, cluster_id)
         assert session._login is not None and session._login.plain is not None, "read plain"
+        # identity capture reads the cluster's configuration too, once per VM
+        captured = [session.call(identity.capture, m, cluster_id) for m in named]
+        assert captured == [session.call(identity.capture, m, cluster_id, False) for m in named]
     assert sim.paging_state()["continuedPages"] > 0
     assert plain.cluster is not None and through_pyvmomi.cluster is not None
     # what the fixture set is there, so equality compares something
@@ -140,6 +158,11 @@ def test_plain_cluster_snapshot_is_the_pyvmomi_one_object_by_object(sim_factory:
     assert plain.cluster == through_pyvmomi.cluster
     assert _same(plain) == _same(through_pyvmomi)
     assert vms  # the inventory helper read them too
+    assert captured[0]["das_override"]["restart_priority"] == "highest"
+    assert captured[1]["drs_override"] == {"enabled": True, "behavior": "manual"}
+    assert captured[0]["groups"] == ["g-db"] and not captured[0]["errors"]
+    assert {r["name"] for r in captured[2]["rules"]} == {"apart"}
+    assert {r["name"] for r in captured[0]["rules"]} == {"together"}
 
 
 def test_a_lost_session_mid_read_logs_in_again_and_other_faults_fail_it(sim: Any) -> None:
