@@ -17,7 +17,7 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from exporter.soap_values import is_a, value
-from remediator import identity, live
+from remediator import actions, identity, live, plain_reads
 from remediator.model import Snapshot
 from vcenter.session import connect, disconnect
 
@@ -262,3 +262,51 @@ def test_plain_step_reread_is_the_pyvmomi_one_devices_included(sim: Any) -> None
     assert "vm-does-not-exist" not in plain.vms
     assert all(h.datastores for h in plain.hosts.values())
     assert _same(plain) == _same(through_pyvmomi)
+
+
+QUESTION_ANSWER = b"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:xsd="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>
+<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>
+<objects><obj type="Task">task-7</obj>
+<propSet><name>info.state</name><val xsi:type="TaskInfoState">running</val></propSet>
+<propSet><name>info.cancelable</name><val xsi:type="xsd:boolean">true</val></propSet>
+</objects>
+<objects><obj type="VirtualMachine">vm-9</obj>
+<propSet><name>runtime.question</name><val xsi:type="VirtualMachineQuestionInfo">
+<id>_vmx1</id><text>msg.uuid.altered: moved or copied?</text>
+<choice><valueIsReadonly>false</valueIsReadonly>
+<choiceInfo><label>Cancel</label><summary>Cancel</summary><key>0</key></choiceInfo>
+<choiceInfo><label>button.uuid.movedTheVM</label><summary>I Moved It</summary><key>1</key>
+</choiceInfo>
+<choiceInfo><label>button.uuid.copiedTheVM</label><summary>I Copied It</summary><key>2</key>
+</choiceInfo>
+<defaultIndex>2</defaultIndex></choice></val></propSet>
+</objects>
+</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"""
+
+
+def test_a_power_on_poll_reads_task_and_question_in_one_plain_answer() -> None:
+    """wait_for's poll (actions._poll): the task's state and the re-registered VM's
+    "moved or copied" question from one answer, answered "moved" as before."""
+
+    class Session:
+        def retrieve(self, specs: Any, objs: Any, *, plain: bool = False) -> list[Any]:
+            assert plain
+            return list(plain_reads.result(QUESTION_ANSWER).objects)
+
+    class VM:
+        _moId = "vm-9"  # noqa: N815 - pyVmomi's attribute
+        answered: list[tuple[str, str]] = []
+
+        def AnswerVM(self, questionId: str, answerChoice: str) -> None:  # noqa: N802, N803
+            self.answered.append((questionId, answerChoice))
+
+    task, vm = vim.Task("task-7"), VM()
+    polled = actions._poll(Session(), task, vim.VirtualMachine("vm-9"))  # type: ignore[arg-type]  # noqa: SLF001, E501
+    assert polled is not None
+    state, result, cancelable, question = polled
+    assert (state, result, cancelable) == ("running", None, True)
+    actions._answer(vm, question)  # noqa: SLF001
+    assert vm.answered == [("_vmx1", "1")]
