@@ -29,23 +29,22 @@ from types import SimpleNamespace
 from typing import Any
 
 from exporter.perf_soap import VIM, XSI_TYPE, SoapSession, ended_elements, fault_named
-from exporter.poll_soap import cancel_body, continue_body, stub_request
+from exporter.poll_soap import (  # the RetrievePropertiesEx answer's element names
+    _FAULT,
+    _MESSAGE,
+    _MISSING,
+    _NAME,
+    _OBJ,
+    _OBJECTS,
+    _PATH,
+    _PROPSET,
+    _TOKEN,
+    _VAL,
+    cancel_body,
+    continue_body,
+    stub_request,
+)
 from exporter.soap_values import value as read_value
-
-_OBJECTS, _TOKEN, _OBJ, _PROPSET, _MISSING = (
-    f"{VIM}objects",
-    f"{VIM}token",
-    f"{VIM}obj",
-    f"{VIM}propSet",
-    f"{VIM}missingSet",
-)
-_NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
-    f"{VIM}name",
-    f"{VIM}val",
-    f"{VIM}path",
-    f"{VIM}fault",
-    f"{VIM}localizedMessage",
-)
 
 
 class PlainReadFailed(RuntimeError):

@@ -53,40 +53,15 @@ def _rules(si: Any, cluster_name: str) -> list[str]:
             C.GroupSpec(operation="add", info=C.HostGroup(name="h-db", host=cluster.host[:2])),
         ],
         rulesSpec=[
-            C.RuleSpec(
-                operation="add",
-                info=C.VmHostRuleInfo(
-                    name="db-on",
-                    enabled=True,
-                    mandatory=True,
-                    vmGroupName="g-db",
-                    affineHostGroupName="h-db",
-                ),
-            ),
-            C.RuleSpec(
-                operation="add",
-                info=C.VmHostRuleInfo(
-                    name="db-off",
-                    enabled=True,
-                    mandatory=False,
-                    vmGroupName="g-db",
-                    antiAffineHostGroupName="h-db",
-                ),
-            ),
-            C.RuleSpec(
-                operation="add",
-                info=C.AntiAffinityRuleSpec(
-                    name="apart", enabled=True, mandatory=True, vm=vms[2:4]
-                ),
-            ),
-            C.RuleSpec(
-                operation="add",
-                info=C.AffinityRuleSpec(name="together", enabled=True, vm=[vms[0], vms[4]]),
-            ),
-            C.RuleSpec(
-                operation="add",
-                info=C.AffinityRuleSpec(name="off", enabled=False, vm=[vms[1], vms[4]]),
-            ),
+            C.RuleSpec(operation="add", info=info)
+            for info in (
+                # a required "must run on" and a preferred "should not run on" host group
+                C.VmHostRuleInfo(name="db-on", affineHostGroupName="h-db", mandatory=True),
+                C.VmHostRuleInfo(name="db-off", antiAffineHostGroupName="h-db"),
+                C.AntiAffinityRuleSpec(name="apart", mandatory=True, vm=vms[2:4]),
+                C.AffinityRuleSpec(name="together", vm=[vms[0], vms[4]]),
+                C.AffinityRuleSpec(name="off", enabled=False, vm=[vms[1], vms[4]]),
+            )
         ],
         dasVmConfigSpec=[
             C.DasVmConfigSpec(
@@ -112,6 +87,11 @@ def _rules(si: Any, cluster_name: str) -> list[str]:
             ),
         ),
     )
+    for r in spec.rulesSpec:
+        r.info.enabled = r.info.enabled is not False
+        r.info.mandatory = bool(r.info.mandatory)
+        if isinstance(r.info, C.VmHostRuleInfo):
+            r.info.vmGroupName = "g-db"
     wait_task(cluster.ReconfigureComputeResource_Task(spec, modify=True))
     view.DestroyView()
     return [str(v._moId) for v in vms]
