@@ -24,8 +24,8 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from exporter.soap_values import is_a
 from vcenter.session import describe
+from vcenter.soap_values import is_a
 
 from .actions import wait_for
 from .live import Session

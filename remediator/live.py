@@ -20,11 +20,11 @@ from typing import Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from exporter.perf_soap import SoapSession
 from vcenter.config import Config, VCenterConfig
 from vcenter.faults import checked_contents
 from vcenter.properties import retrieve_pages
 from vcenter.session import connect, disconnect
+from vcenter.soap import SoapSession
 
 from . import drs_rules, preflight
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
@@ -274,7 +274,7 @@ class Session:
 
         ``plain``: the answer read as plain XML (:meth:`collector`), values as plain
         stand-ins of pyVmomi's objects (read with :func:`_kind` and
-        :func:`exporter.soap_values.is_a`, never ``isinstance`` of a pyVmomi class). An
+        :func:`vcenter.soap_values.is_a`, never ``isinstance`` of a pyVmomi class). An
         answer that cannot be read so is read again through pyVmomi (logged); a fault
         vCenter answered, or a broken connection, is raised as pyVmomi raises it."""
         fspec = vmodl.query.PropertyCollector.FilterSpec(

@@ -6,10 +6,10 @@ its alert arrived; pyVmomi builds that answer as Python objects, one SAX callbac
 element, 1.1-1.7 s of one core per read with the interpreter's lock held, while every
 other decision and step waits (docs/remediator.md, "Benchmark"). The exporter reads the
 same answers as plain XML (exporter/poll_soap.py); here the same request, serialised by
-pyVmomi's own stub, is posted over the login's session (its cookie, exporter/perf_soap.py
+pyVmomi's own stub, is posted over the login's session (its cookie, vcenter/soap.py
 SoapSession) and the answer is read with ElementTree's C parser, fed in slices so other
 threads get the interpreter in between, each value read type-aware by the exporter's
-exporter/soap_values.py.
+vcenter/soap_values.py (the exporter's, moved down to be shared).
 
 :class:`PlainCollector` stands in for the ``PropertyCollector`` object in
 :func:`vcenter.properties.retrieve_pages` (``RetrievePropertiesEx``, ``Continue...``,
@@ -18,7 +18,7 @@ exporter/soap_values.py.
 ``val``) and ``missingSet`` (``path``, ``fault`` as the pyVmomi fault it names), so that
 :func:`vcenter.faults.checked_contents` judges a missing property exactly as it does
 pyVmomi's answer, and a SOAP fault is raised as the pyVmomi fault it stands for
-(perf_soap.fault_from). What is built from the answer is the same snapshot, object by
+(vcenter/soap.py fault_from). What is built from the answer is the same snapshot, object by
 object and property by property (tests/test_plain_reads.py).
 """
 
@@ -28,23 +28,18 @@ import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 from typing import Any
 
-from exporter.perf_soap import VIM, XSI_TYPE, SoapSession, ended_elements, fault_named
-from exporter.poll_soap import (  # the RetrievePropertiesEx answer's element names
-    _FAULT,
-    _MESSAGE,
-    _MISSING,
-    _NAME,
-    _OBJ,
-    _OBJECTS,
-    _PATH,
-    _PROPSET,
-    _TOKEN,
-    _VAL,
+from vcenter import soap
+from vcenter.soap import (
+    VIM,
+    XSI_TYPE,
+    SoapSession,
     cancel_body,
     continue_body,
+    ended_elements,
+    fault_named,
     stub_request,
 )
-from exporter.soap_values import value as read_value
+from vcenter.soap_values import value as read_value
 
 
 class PlainReadFailed(RuntimeError):
@@ -83,10 +78,10 @@ def result(body: bytes) -> Any:
         returned = False
         for element in ended_elements(body):
             tag = element.tag
-            if tag == _OBJECTS:
+            if tag == soap._OBJECTS:
                 objects.append(_content(element))
                 element.clear()
-            elif tag == _TOKEN:
+            elif tag == soap._TOKEN:
                 token = element.text or None
             elif tag == f"{VIM}returnval":
                 returned = True
@@ -101,32 +96,34 @@ def result(body: bytes) -> Any:
 
 def _content(element: ET.Element) -> Any:
     """One ``ObjectContent``: its reference, its properties and its missing ones."""
-    obj = element.find(_OBJ)
+    obj = element.find(soap._OBJ)
     if obj is None:
         raise PlainReadFailed("an ObjectContent without obj")
     props: list[Any] = []
     missing: list[Any] = []
     for child in element:
-        if child.tag == _PROPSET:
-            val = child.find(_VAL)
+        if child.tag == soap._PROPSET:
+            val = child.find(soap._VAL)
             props.append(
                 SimpleNamespace(
-                    name=child.findtext(_NAME) or "",
+                    name=child.findtext(soap._NAME) or "",
                     val=read_value(val) if val is not None else None,
                 )
             )
-        elif child.tag == _MISSING:
-            missing.append(SimpleNamespace(path=child.findtext(_PATH) or "", fault=_fault(child)))
+        elif child.tag == soap._MISSING:
+            missing.append(
+                SimpleNamespace(path=child.findtext(soap._PATH) or "", fault=_fault(child))
+            )
     ref = SimpleNamespace(_moId=obj.text or "", type=obj.get("type") or "")
     return SimpleNamespace(obj=ref, propSet=props, missingSet=missing)
 
 
 def _fault(missing: ET.Element) -> Exception:
     """A ``missingSet``'s ``LocalizedMethodFault`` as the pyVmomi fault it carries."""
-    outer = missing.find(_FAULT)
-    inner = outer.find(_FAULT) if outer is not None else None
+    outer = missing.find(soap._FAULT)
+    inner = outer.find(soap._FAULT) if outer is not None else None
     if inner is None:
         raise PlainReadFailed("a missingSet without a fault")
     name = (inner.get(XSI_TYPE) or "").rsplit(":", 1)[-1]
-    message = (outer.findtext(_MESSAGE) if outer is not None else None) or ""
+    message = (outer.findtext(soap._MESSAGE) if outer is not None else None) or ""
     return fault_named(name, message)

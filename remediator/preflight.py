@@ -25,7 +25,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from exporter.soap_values import is_a
+from vcenter.soap_values import is_a
 
 from .model import HostState, VMState
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pyVmomi import vim, vmodl
 
-from exporter.soap_values import is_a, value
 from remediator import actions, identity, live, plain_reads
 from remediator.model import Snapshot
 from vcenter.session import connect, disconnect
+from vcenter.soap_values import is_a, value
 
 from .remediator_sim import inventory, sim_config, sim_session, wait_task
 
