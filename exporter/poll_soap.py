@@ -27,46 +27,32 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import escape
+
+from vcenter.soap import (  # noqa: F401 - shared with the remediator, re-exported here
+    _FAULT,
+    _MESSAGE,
+    _MISSING,
+    _NAME,
+    _OBJ,
+    _OBJECTS,
+    _PATH,
+    _PROPSET,
+    _TOKEN,
+    _VAL,
+    XSI_TYPE,
+    cancel_body,
+    continue_body,
+    ended_elements,
+    method_body,
+    stub_request,
+)
 
 from .inventory import expand
-from .perf_soap import _END, _ENVELOPE, VIM, XSI_TYPE, ended_elements
 from .soap_values import value as read_value
 
 Row = tuple[str, str, dict[str, Any]]  # type, moid, {path: converted value}
 Missing = tuple[str, str, list[tuple[str, str, str]]]  # type, moid, [(path, fault, message)]
 Page = tuple[str | None, list[Row], list[Missing]]  # token, rows, objects with a missingSet
-
-_OBJECTS, _TOKEN, _OBJ, _PROPSET, _MISSING = (
-    f"{VIM}objects",
-    f"{VIM}token",
-    f"{VIM}obj",
-    f"{VIM}propSet",
-    f"{VIM}missingSet",
-)
-_NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
-    f"{VIM}name",
-    f"{VIM}val",
-    f"{VIM}path",
-    f"{VIM}fault",
-    f"{VIM}localizedMessage",
-)
-
-
-def method_body(method: str, collector: str, inner: str) -> bytes:
-    """A PropertyCollector method's SOAP request (``inner``: its arguments as XML)."""
-    head = _ENVELOPE.replace("<QueryPerf ", f"<{method} ")
-    end = _END.replace("</QueryPerf>", f"</{method}>")
-    this = f'<_this type="PropertyCollector">{escape(collector)}</_this>'
-    return f"{head}{this}{inner}{end}".encode()
-
-
-def continue_body(collector: str, token: str) -> bytes:
-    return method_body("ContinueRetrievePropertiesEx", collector, f"<token>{escape(token)}</token>")
-
-
-def cancel_body(collector: str, token: str) -> bytes:
-    return method_body("CancelRetrievePropertiesEx", collector, f"<token>{escape(token)}</token>")
 
 
 def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
@@ -76,18 +62,6 @@ def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
 
     options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_objects)
     return stub_request(collector, "RetrievePropertiesEx", [[spec], options])
-
-
-def stub_request(collector: Any, method: str, args: list[Any]) -> bytes:
-    """The SOAP request of ``collector.method(*args)`` as pyVmomi's own stub serialises it
-    (the plain-XML poll and initial sync send exactly what the pyVmomi path would)."""
-    from pyVmomi import vmodl  # noqa: PLC0415 - only the exporter's process needs it
-
-    stub = collector._stub  # noqa: SLF001
-    this = vmodl.query.PropertyCollector(str(collector._moId), stub)  # noqa: SLF001
-    info = this._GetMethodInfo(method)  # noqa: SLF001
-    body: bytes = stub.SerializeRequest(this, info, args)
-    return body
 
 
 Polled = Mapping[str, Sequence[str]]  # type name -> the paths asked for

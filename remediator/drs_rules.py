@@ -23,6 +23,8 @@ from typing import Any
 
 from pyVmomi import vim
 
+from vcenter.soap_values import is_a
+
 
 @dataclass(frozen=True)
 class VmHostRule:
@@ -83,13 +85,14 @@ def _moid(value: Any) -> str:
 
 
 def from_config(config_ex: Any) -> DrsRules:
-    """Parse ``ClusterConfigInfoEx`` (``None`` or a non-cluster config: no rules)."""
+    """Parse ``ClusterConfigInfoEx`` (``None`` or a non-cluster config: no rules): pyVmomi's
+    object or the plain-XML read's stand-in (remediator/plain_reads.py), hence ``is_a``."""
     vm_groups: dict[str, frozenset[str]] = {}
     host_groups: dict[str, frozenset[str]] = {}
     for g in getattr(config_ex, "group", None) or []:
-        if isinstance(g, vim.cluster.VmGroup):
+        if is_a(g, vim.cluster.VmGroup):
             vm_groups[str(g.name)] = frozenset(_moid(v) for v in g.vm or [])
-        elif isinstance(g, vim.cluster.HostGroup):
+        elif is_a(g, vim.cluster.HostGroup):
             host_groups[str(g.name)] = frozenset(_moid(h) for h in g.host or [])
     vm_host: list[VmHostRule] = []
     vm_vm: list[VmVmRule] = []
@@ -97,7 +100,7 @@ def from_config(config_ex: Any) -> DrsRules:
         if getattr(r, "enabled", True) is False:
             continue
         mandatory = bool(getattr(r, "mandatory", False))
-        if isinstance(r, vim.cluster.VmHostRuleInfo):
+        if is_a(r, vim.cluster.VmHostRuleInfo):
             vms = vm_groups.get(str(r.vmGroupName or ""), frozenset())
             if r.affineHostGroupName:
                 hosts, affine = host_groups.get(str(r.affineHostGroupName), frozenset()), True
@@ -106,8 +109,8 @@ def from_config(config_ex: Any) -> DrsRules:
             else:
                 continue
             vm_host.append(VmHostRule(str(r.name), vms, hosts, affine, mandatory))
-        elif isinstance(r, vim.cluster.AntiAffinityRuleSpec | vim.cluster.AffinityRuleSpec):
-            anti = isinstance(r, vim.cluster.AntiAffinityRuleSpec)
+        elif is_a(r, vim.cluster.AntiAffinityRuleSpec) or is_a(r, vim.cluster.AffinityRuleSpec):
+            anti = is_a(r, vim.cluster.AntiAffinityRuleSpec)
             vms = frozenset(_moid(v) for v in r.vm or [])
             vm_vm.append(VmVmRule(str(r.name), vms, anti, mandatory))
     return DrsRules(tuple(vm_host), tuple(vm_vm))

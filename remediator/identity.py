@@ -25,6 +25,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from vcenter.session import describe
+from vcenter.soap_values import is_a
 
 from .actions import wait_for
 from .live import Session
@@ -34,24 +35,28 @@ def _moid(value: Any) -> str:
     return str(value._moId) if value is not None and hasattr(value, "_moId") else ""
 
 
-def _read(session: Session, kind: type, moid: str, props: list[str]) -> dict[str, Any]:
+def _read(
+    session: Session, kind: type, moid: str, props: list[str], plain: bool = False
+) -> dict[str, Any]:
     PC = vmodl.query.PropertyCollector
     found = session.retrieve(
         [PC.PropertySpec(type=kind, pathSet=props)],
         [PC.ObjectSpec(obj=session.stub_obj(kind, moid))],
+        plain=plain,
     )
     return {p.name: p.val for p in (found[0].propSet or [])} if found else {}
 
 
 def _vm_and_cluster(
-    session: Session, vm_id: str, cluster_id: str
+    session: Session, vm_id: str, cluster_id: str, plain: bool
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The VM's pool and folder and its cluster's configuration in one round trip (one per
     VM restarted, so one call less each); when that call fails, the VM alone (its failure
     is the capture's) and None for the cluster, which :func:`capture` then reads alone so
-    a refusal there is reported as the cluster part's, as before."""
+    a refusal there is reported as the cluster part's, as before. ``plain``: read as plain
+    XML (remediator/plain_reads.py), the cluster's whole configuration once per VM."""
     if not cluster_id:
-        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"]), None
+        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"], plain), None
     PC = vmodl.query.PropertyCollector
     try:
         found = session.retrieve(
@@ -63,25 +68,29 @@ def _vm_and_cluster(
                 PC.ObjectSpec(obj=session.stub_obj(vim.VirtualMachine, vm_id)),
                 PC.ObjectSpec(obj=session.stub_obj(vim.ClusterComputeResource, cluster_id)),
             ],
+            plain=plain,
         )
     except vmodl.MethodFault:
-        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"]), None
+        return _read(session, vim.VirtualMachine, vm_id, ["resourcePool", "parent"], plain), None
     props = {_moid(c.obj): {p.name: p.val for p in (c.propSet or [])} for c in found}
     if cluster_id not in props:
         return props.get(vm_id, {}), None  # the cluster read alone says why (or that it is gone)
     return props.get(vm_id, {}), props[cluster_id]
 
 
-def capture(session: Session, vm_id: str, cluster_id: str) -> dict[str, Any]:
-    """What names ``vm_id``; a part that cannot be read is listed under ``errors``."""
+def capture(session: Session, vm_id: str, cluster_id: str, plain: bool = True) -> dict[str, Any]:
+    """What names ``vm_id``; a part that cannot be read is listed under ``errors``. Its
+    reads are plain XML unless ``plain`` is false (the same capture: test_plain_reads)."""
     out: dict[str, Any] = {"errors": []}
-    vm, cfg = _vm_and_cluster(session, vm_id, cluster_id)
+    vm, cfg = _vm_and_cluster(session, vm_id, cluster_id, plain)
     out["pool_id"] = _moid(vm.get("resourcePool"))
     out["folder_id"] = _moid(vm.get("parent"))
     if cluster_id:
         try:
             if cfg is None:
-                cfg = _read(session, vim.ClusterComputeResource, cluster_id, ["configurationEx"])
+                cfg = _read(
+                    session, vim.ClusterComputeResource, cluster_id, ["configurationEx"], plain
+                )
             out.update(_cluster_part(cfg.get("configurationEx"), vm_id))
         except vmodl.MethodFault as exc:
             out["errors"].append(f"cluster rules and overrides: {describe(exc)}")
@@ -108,18 +117,18 @@ def _cluster_part(cfg: Any, vm_id: str) -> dict[str, Any]:
     groups = [
         str(g.name)
         for g in getattr(cfg, "group", None) or []
-        if isinstance(g, vim.cluster.VmGroup) and vm_id in {_moid(v) for v in g.vm or []}
+        if is_a(g, vim.cluster.VmGroup) and vm_id in {_moid(v) for v in g.vm or []}
     ]
     rules = []
     for r in getattr(cfg, "rule", None) or []:
-        if isinstance(r, vim.cluster.AffinityRuleSpec | vim.cluster.AntiAffinityRuleSpec):
+        if is_a(r, vim.cluster.AffinityRuleSpec) or is_a(r, vim.cluster.AntiAffinityRuleSpec):
             members = [_moid(v) for v in r.vm or []]
             if vm_id in members:
                 rules.append(
                     {
                         "name": str(r.name),
                         "kind": "affinity"
-                        if isinstance(r, vim.cluster.AffinityRuleSpec)
+                        if is_a(r, vim.cluster.AffinityRuleSpec)
                         else "anti-affinity",
                         "enabled": bool(r.enabled),
                         "mandatory": bool(r.mandatory),

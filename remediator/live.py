@@ -11,21 +11,24 @@ All functions are blocking pyvmomi; the engine runs them on a thread pool.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from vcenter.config import Config, VCenterConfig
 from vcenter.faults import checked_contents
 from vcenter.properties import retrieve_pages
 from vcenter.session import connect, disconnect
+from vcenter.soap import SoapSession
 
 from . import drs_rules, preflight
 from .model import ClusterState, HostState, Snapshot, VMMonitoring, VMState
+from .plain_reads import PlainCollector, PlainReadFailed
 
 HOST_PROPS = [
     "name",
@@ -89,12 +92,23 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+log = logging.getLogger("remediator")
+
+
 class NotFoundError(LookupError):
     """The object an alert names is not (or no longer) in vCenter."""
 
 
 def _moid(value: Any) -> str:
     return str(value._moId) if value is not None and hasattr(value, "_moId") else ""
+
+
+def _kind(ref: Any) -> str:
+    """The managed object type of a reference: pyVmomi's (its class's WSDL name) or a
+    plain read's (the reference's ``type`` attribute)."""
+    if isinstance(ref, VmomiSupport.ManagedObject):
+        return str(ref._wsdlName)  # noqa: SLF001
+    return str(getattr(ref, "type", "") or "")
 
 
 def _timestamp(value: Any) -> float | None:
@@ -118,6 +132,14 @@ class _Login:
         self.fields: dict[int, str] = {}
         self.users = 0
         self.retired = False
+        self.plain: PlainCollector | None = None  # made on first use (Session.collector)
+
+
+def _logout(login: _Login) -> None:
+    """End a login: its plain-XML connections, then the pyVmomi session."""
+    if login.plain is not None:
+        login.plain.close()
+    disconnect(login.si)
 
 
 class Session:
@@ -182,7 +204,7 @@ class Session:
             login.users -= 1
             done = login.retired and login.users == 0
         if done:
-            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
+            threading.Thread(target=_logout, args=(login,), daemon=True).start()
 
     def _retire(self, login: _Login) -> None:
         with self._lock:
@@ -199,14 +221,14 @@ class Session:
             login.retired = True
             idle = login.users == 0
         if idle:
-            threading.Thread(target=disconnect, args=(login.si,), daemon=True).start()
+            threading.Thread(target=_logout, args=(login,), daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
             login, self._login = self._login, None
         if login is not None:
             login.retired = True
-            disconnect(login.si)
+            _logout(login)
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(session, *args)``; on a lost session log in once more and retry."""
@@ -232,17 +254,42 @@ class Session:
     def stub_obj(self, kind: type, moid: str) -> Any:
         return kind(moid, self.si()._stub)
 
-    def retrieve(self, specs: Sequence[Any], objects: Sequence[Any]) -> list[Any]:
-        """RetrievePropertiesEx with paging; ``objects`` are ObjectSpecs."""
-        pc = self.content().propertyCollector
+    def collector(self, plain: bool = False) -> Any:
+        """The property collector; with ``plain``, its stand-in reading answers as plain
+        XML on this login's session (remediator/plain_reads.py) when the login has a
+        session cookie to share, else pyVmomi's own."""
+        login = self._current()
+        if not plain:
+            return login.content.propertyCollector
+        with self._lock:
+            if login.plain is None and SoapSession.usable(login.si):
+                soap = SoapSession.for_vcenter(login.si, self.vc)
+                login.plain = PlainCollector(login.content.propertyCollector, soap)
+            return login.plain or login.content.propertyCollector
+
+    def retrieve(
+        self, specs: Sequence[Any], objects: Sequence[Any], *, plain: bool = False
+    ) -> list[Any]:
+        """RetrievePropertiesEx with paging; ``objects`` are ObjectSpecs.
+
+        ``plain``: the answer read as plain XML (:meth:`collector`), values as plain
+        stand-ins of pyVmomi's objects (read with :func:`_kind` and
+        :func:`vcenter.soap_values.is_a`, never ``isinstance`` of a pyVmomi class). An
+        answer that cannot be read so is read again through pyVmomi (logged); a fault
+        vCenter answered, or a broken connection, is raised as pyVmomi raises it."""
         fspec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=list(objects), propSet=list(specs), reportMissingObjectsInResults=True
         )
+        pc = self.collector(plain)
         out: list[Any] = []
-        for page in retrieve_pages(pc, fspec):
-            # A read that failed for an object (session ended, no permission, a server
-            # fault) raises here; only omitted or ManagedObjectNotFound objects are gone.
-            out.extend(checked_contents(page))
+        try:
+            for page in retrieve_pages(pc, fspec):
+                # A read that failed for an object (session ended, no permission, a server
+                # fault) raises here; only omitted or ManagedObjectNotFound objects are gone.
+                out.extend(checked_contents(page))
+        except PlainReadFailed as exc:
+            log.warning("%s: reading again through pyVmomi: %s", self.name, exc)
+            return self.retrieve(specs, objects)
         return out
 
     def fields(self) -> dict[int, str]:
@@ -280,7 +327,7 @@ def host_from(session: Session, moid: str, p: Mapping[str, Any]) -> HostState:
     return HostState(
         moid=moid,
         name=name,
-        cluster_id=_moid(parent) if isinstance(parent, vim.ClusterComputeResource) else "",
+        cluster_id=_moid(parent) if _kind(parent) == "ClusterComputeResource" else "",
         connection_state=str(p.get("runtime.connectionState") or "notResponding"),
         power_state=str(p.get("runtime.powerState") or "unknown"),
         maintenance=bool(p.get("runtime.inMaintenanceMode")),
@@ -366,8 +413,9 @@ def _monitoring(config_ex: Any) -> tuple[bool, bool, VMMonitoring]:
     )
 
 
-def cluster_snapshot(session: Session, cluster_id: str) -> Snapshot:
-    """A cluster, all its hosts and all their VMs, in one property-collector call."""
+def cluster_snapshot(session: Session, cluster_id: str, plain: bool = True) -> Snapshot:
+    """A cluster, all its hosts and all their VMs, in one property-collector call (its
+    answer read as plain XML unless ``plain`` is false: remediator/plain_reads.py)."""
     cluster = session.stub_obj(vim.ClusterComputeResource, cluster_id)
     TS = vmodl.query.PropertyCollector.TraversalSpec
     SS = vmodl.query.PropertyCollector.SelectionSpec
@@ -390,14 +438,18 @@ def cluster_snapshot(session: Session, cluster_id: str) -> Snapshot:
         PS(type=vim.VirtualMachine, pathSet=VM_PROPS),
         PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
-    return _build(session, session.retrieve(specs, [obj]))
+    return _build(session, session.retrieve(specs, [obj], plain=plain))
 
 
 def objects_snapshot(
-    session: Session, vm_ids: Iterable[str] = (), host_ids: Iterable[str] = ()
+    session: Session,
+    vm_ids: Iterable[str] = (),
+    host_ids: Iterable[str] = (),
+    plain: bool = True,
 ) -> Snapshot:
     """Just these VMs and hosts (a step's re-read before it acts): state and identity only,
-    no capacity or cluster settings (a step that must re-place reads the whole cluster)."""
+    no capacity or cluster settings (a step that must re-place reads the whole cluster).
+    Read as plain XML unless ``plain`` is false, as :func:`cluster_snapshot`."""
     OS = vmodl.query.PropertyCollector.ObjectSpec
     PS = vmodl.query.PropertyCollector.PropertySpec
     to_ds = vmodl.query.PropertyCollector.TraversalSpec(
@@ -414,7 +466,7 @@ def objects_snapshot(
         PS(type=vim.VirtualMachine, pathSet=STEP_VM_PROPS),
         PS(type=vim.Datastore, pathSet=DATASTORE_PROPS),
     ]
-    return _build(session, session.retrieve(specs, objs) if objs else [])
+    return _build(session, session.retrieve(specs, objs, plain=plain) if objs else [])
 
 
 def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
@@ -424,16 +476,17 @@ def _build(session: Session, contents: Iterable[Any]) -> Snapshot:
     datastores: dict[str, Mapping[str, Any]] = {}
     for content in contents:
         obj = content.obj
-        if isinstance(obj, vim.Datastore):
+        kind = _kind(obj)
+        if kind == "Datastore":
             datastores[_moid(obj)] = _props(content)
             continue
         moid = _moid(obj)
         p = _props(content)
-        if isinstance(obj, vim.HostSystem):
+        if kind == "HostSystem":
             hosts[moid] = host_from(session, moid, p)
-        elif isinstance(obj, vim.VirtualMachine):
+        elif kind == "VirtualMachine":
             vms[moid] = vm_from(session, moid, p)
-        elif isinstance(obj, vim.ClusterComputeResource):
+        elif kind == "ClusterComputeResource":
             ha, admission, mon = _monitoring(p.get("configurationEx"))
             cluster = ClusterState(
                 moid=moid,

@@ -98,7 +98,8 @@ def read_ready(session: Any, moids: Sequence[str]) -> dict[str, VmReady]:
     objs = [pc.ObjectSpec(obj=session.stub_obj(vim.VirtualMachine, m), skip=False) for m in moids]
     specs = [pc.PropertySpec(type=vim.VirtualMachine, pathSet=READY_PATHS)]
     out: dict[str, VmReady] = {}
-    for content in session.retrieve(specs, objs):
+    # as plain XML (remediator/plain_reads.py): polled every second per failed host
+    for content in session.retrieve(specs, objs, plain=True):
         if not content.propSet:
             continue
         p = {prop.name: prop.val for prop in content.propSet}
@@ -487,11 +488,16 @@ class Orchestrators:
         dependency) says so: in its reason and its history."""
         o = g.orch
         reasons: dict[int, str] = {}
-        for vm in o.priorities:
-            s = steps.get(vm)
-            if s is None or vm in due or o.is_started(vm) or s.state != PENDING:
-                continue
-            why = o.why_held(vm, now)
+        held = {
+            vm: s
+            for vm in o.priorities
+            if (s := steps.get(vm)) is not None
+            and vm not in due
+            and not o.is_started(vm)
+            and s.state == PENDING
+        }
+        for vm, why in o.why_held_all(held, now).items():
+            s = held[vm]
             if not s.reason.startswith(why):
                 reasons[s.id] = why
         if reasons:

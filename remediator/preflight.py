@@ -25,6 +25,8 @@ from typing import Any
 
 from pyVmomi import vim
 
+from vcenter.soap_values import is_a
+
 from .model import HostState, VMState
 
 
@@ -46,29 +48,38 @@ def check(vm: VMState, host: HostState) -> str:
     return ""
 
 
+_HOST_BACKED = (
+    vim.vm.device.VirtualSerialPort,
+    vim.vm.device.VirtualParallelPort,
+    vim.vm.device.VirtualCdrom,
+    vim.vm.device.VirtualFloppy,
+)
+
+
 def host_tied(devices: Any, ft_state: str) -> str:
-    """Why the VM's hardware ties it to its host, or ``""``."""
+    """Why the VM's hardware ties it to its host, or ``""``. ``devices``: pyVmomi's objects
+    or the plain-XML read's stand-ins (remediator/plain_reads.py), hence ``is_a``, which
+    is ``isinstance`` by WSDL type (a serial port's ``DeviceBackingInfo`` is a
+    ``VirtualDevice.DeviceBackingInfo``), and a device named by its WSDL type."""
     if ft_state and ft_state != "notConfigured":
         return f"protected by Fault Tolerance ({ft_state}): FT, not a restart, takes over"
     for d in devices or []:
-        label = getattr(getattr(d, "deviceInfo", None), "label", "") or type(d).__name__
+        label = getattr(getattr(d, "deviceInfo", None), "label", "") or str(
+            getattr(type(d), "_wsdlName", type(d).__name__)
+        )
         backing = getattr(d, "backing", None)
-        if isinstance(d, vim.vm.device.VirtualPCIPassthrough):
-            vgpu = isinstance(backing, vim.vm.device.VirtualPCIPassthrough.VmiopBackingInfo)
+        if is_a(d, vim.vm.device.VirtualPCIPassthrough):
+            vgpu = is_a(backing, vim.vm.device.VirtualPCIPassthrough.VmiopBackingInfo)
             return f"has a {'vGPU' if vgpu else 'PCI passthrough'} device ({label})"
-        if isinstance(d, vim.vm.device.VirtualSriovEthernetCard):
+        if is_a(d, vim.vm.device.VirtualSriovEthernetCard):
             return f"has an SR-IOV network adapter ({label})"
-        if isinstance(d, vim.vm.device.VirtualUSB) and isinstance(
+        if is_a(d, vim.vm.device.VirtualUSB) and is_a(
             backing, vim.vm.device.VirtualUSB.USBBackingInfo
         ):
             return f"has a host USB device ({label})"
-        if isinstance(
-            d,
-            vim.vm.device.VirtualSerialPort
-            | vim.vm.device.VirtualParallelPort
-            | vim.vm.device.VirtualCdrom
-            | vim.vm.device.VirtualFloppy,
-        ) and isinstance(backing, vim.vm.device.VirtualDevice.DeviceBackingInfo):
+        if any(is_a(d, kind) for kind in _HOST_BACKED) and is_a(
+            backing, vim.vm.device.VirtualDevice.DeviceBackingInfo
+        ):
             connected = getattr(getattr(d, "connectable", None), "connected", True)
             if connected:
                 return f"has a device backed by the host ({label})"

@@ -289,19 +289,32 @@ class Orchestration:
         t = self._track[vm]
         return Foreign(RANK.get(self.priorities[vm], 0), self.ready(vm, now), t.started, where)
 
-    def why_held(self, vm: str, now: float) -> str:
-        """Why ``vm`` was not started by the last :meth:`due` (a journal reason)."""
+    def why_held(
+        self, vm: str, now: float, judged: dict[int, tuple[bool, str]] | None = None
+    ) -> str:
+        """Why ``vm`` was not started by the last :meth:`due` (a journal reason).
+        ``judged``: tiers already judged at ``now`` (:meth:`why_held_all`), filled in."""
         i = self._track[vm].tier
         if i in self.gated:
             return f"held: {self.gated[i]}"
         if vm in self.dep_held:
             return f"held: {self.dep_held[vm]}"
-        if i > 0 and not self._tier_done(i - 1, now)[0]:
+        judged = {} if judged is None else judged
+        if i > 0 and i - 1 not in judged:
+            judged[i - 1] = self._tier_done(i - 1, now)
+        if i > 0 and not judged[i - 1][0]:
             n, mine, above = len(self.tiers), self.priority_of(i), self.priority_of(i - 1)
             return f"held: tier {i + 1} of {n} ({mine}) waits for tier {i} ({above}) to be ready"
         if any(i2 in self.gated for i2 in range(i)):
             return f"held: {next(self.gated[i2] for i2 in range(i) if i2 in self.gated)}"
         return f"held: waits for the VMs it depends on (rules {', '.join(self.waits_for(vm))})"
+
+    def why_held_all(self, vms: Iterable[str], now: float) -> dict[str, str]:
+        """:meth:`why_held` of each of ``vms``, each tier above judged once: judged per VM,
+        a pass over a decision's held VMs (every second, per failed host) cost time
+        quadratic in a tier's size, on the interpreter every step also needs."""
+        judged: dict[int, tuple[bool, str]] = {}
+        return {vm: self.why_held(vm, now, judged) for vm in vms}
 
     def why_open(self, i: int, now: float) -> str:
         """Why tier ``i`` may start: the tier above it is ready, or its timeout passed."""

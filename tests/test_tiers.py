@@ -121,3 +121,27 @@ def test_cyclic_dependency_is_ignored_not_a_deadlock() -> None:
     starts = run(o, boot=1, green_after=1, horizon=10)
     assert set(starts) == {"a", "b"}
     assert any("cyclic" in n for n in o.notes)
+
+
+def test_why_held_all_is_why_held_per_vm_each_tier_judged_once() -> None:
+    """The orchestrator asks why every held VM waits, every second per failed host: the
+    tier above is judged once per pass, not once per held VM (quadratic in a tier)."""
+    prios = {f"h{i}": "high" for i in range(30)}
+    prios |= {f"m{i}": "medium" for i in range(30)} | {f"l{i}": "low" for i in range(30)}
+    o = Orchestration(prios, readiness=lambda _vm: Readiness("poweredOn", 0))
+    started = o.due(0.0)
+    o.observe({vm: VmReady("poweredOn") for vm in started[:29]}, 1.0)  # one still boots
+    held = [vm for vm in prios if not o.is_started(vm)]
+    judged = 0
+    tier_done = o._tier_done  # noqa: SLF001 - counting the judgement the test is about
+
+    def counting(i: int, now: float) -> tuple[bool, str]:
+        nonlocal judged
+        judged += 1
+        return tier_done(i, now)
+
+    o._tier_done = counting  # type: ignore[method-assign]  # noqa: SLF001
+    every = o.why_held_all(held, 2.0)
+    assert judged == 2, "the tiers above medium and low, once each"
+    assert every == {vm: o.why_held(vm, 2.0) for vm in held}
+    assert every["m0"].startswith("held: tier 2 of 3 (medium) waits for tier 1 (high)")

@@ -10,6 +10,7 @@ and the step's reason says what is missing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from vcenter.session import describe
@@ -22,14 +23,27 @@ if TYPE_CHECKING:
 
 
 async def capture(engine: Engine, s: Action, vm_id: str, cluster_id: str) -> dict[str, Any]:
-    try:
-        ident = await engine.vc(s.vcenter, identity.capture, vm_id, cluster_id)
-    except Exception as exc:  # noqa: BLE001 - a restart without identity beats none
-        ident = {"errors": [f"could not read the VM's identity: {describe(exc)}"]}
-    try:  # vSphere tags: the vAPI tagging service (remediator/tags.py)
-        ident["tags"] = await engine.tags.attached(s.vcenter, vm_id)
-    except Exception as exc:  # noqa: BLE001 - reported, the VM still restarts
-        ident.setdefault("errors", []).append(f"tags: could not read: {tags.describe_error(exc)}")
+    """The VM's identity (SOAP) and its tags (vAPI), read at the same time: two services,
+    neither waiting on the other, one round trip less in every re-registration's path."""
+
+    async def soap() -> dict[str, Any]:
+        try:
+            found: dict[str, Any] = await engine.vc(s.vcenter, identity.capture, vm_id, cluster_id)
+            return found
+        except Exception as exc:  # noqa: BLE001 - a restart without identity beats none
+            return {"errors": [f"could not read the VM's identity: {describe(exc)}"]}
+
+    async def tagged() -> tuple[list[str] | None, str]:
+        try:  # vSphere tags: the vAPI tagging service (remediator/tags.py)
+            return await engine.tags.attached(s.vcenter, vm_id), ""
+        except Exception as exc:  # noqa: BLE001 - reported, the VM still restarts
+            return None, f"tags: could not read: {tags.describe_error(exc)}"
+
+    ident, (tag_ids, error) = await asyncio.gather(soap(), tagged())
+    if tag_ids is not None:
+        ident["tags"] = tag_ids
+    if error:
+        ident.setdefault("errors", []).append(error)
     return ident
 
 
