@@ -368,6 +368,9 @@ class PerfCollector:
         self.calls_total = 0  # every vCenter call: logins, counter look-ups, queries
         self.collections_total = 0
         self.last_success: float | None = None
+        # When (monotonic) the first collection's families were handed out: /readyz waits
+        # for a body whose counters were read after it (Exporter.ready).
+        self.first_collected_at: float | None = None
         self.last_duration: float | None = None
         self.last_error: str | None = None
         self.entities: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -462,6 +465,16 @@ class PerfCollector:
             self.entities = {k: sum(1 for s in fresh if s.target.kind == k) for k in KINDS}
             if failures == 0:
                 self.last_success = now
+            first = self.first_collected_at is None
+            if first:
+                self.first_collected_at = time.monotonic()
+        if first:  # a step of the timeline to /readyz (docs/exporter.md)
+            log.info(
+                "vcenter=%s first performance collection: %d samples in %.2fs",
+                self.vc.name,
+                len(fresh),
+                time.perf_counter() - started,
+            )
         for fn in list(self._listeners):
             fn()
         return True

@@ -295,6 +295,9 @@ class Renderer:
         self.families_rendered_total = 0  # families whose text was built (not reused)
         self.last_built: frozenset[str] = frozenset()  # their names, in the last render
         self.rendered_generations = [-1] * len(self.inventories)
+        # When (monotonic) the published full render read its extra sources (the counters):
+        # what they had handed out by then is in the body (Exporter.ready).
+        self.extras_read_at = float("-inf")
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._thread: threading.Thread | None = None
@@ -466,6 +469,7 @@ class Renderer:
         )
         self.last_counts, self.last_topologies = counts, topologies
         extra: list[Family] = []
+        extras_read = time.monotonic()
         for source in self.extra_sources:
             try:
                 extra += source()
@@ -517,7 +521,19 @@ class Renderer:
         self._render_seconds = time.perf_counter() - start
         heap.trim()  # the render's transients back to the system (rate-limited)
         self.renders_total += 1
+        self.extras_read_at = extras_read
+        shown = [
+            inv.vcenter
+            for old, new, inv in zip(self.rendered_generations, generations, self.inventories)
+            if old < inv.synced_generation <= new
+        ]
         self.rendered_generations = generations
+        if shown:  # a step of the timeline to /readyz (docs/exporter.md)
+            log.info(
+                "full render showing the latest sync of %s: %.2fs",
+                ", ".join(shown),
+                self._render_seconds,
+            )
         self._observe_lag(begun)
         return body
 

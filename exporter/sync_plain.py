@@ -9,6 +9,7 @@ still pipelined with the next page's request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import BrokenExecutor
@@ -32,6 +33,7 @@ from .sync_soap import (
     worker_pid,
 )
 
+log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # as sync.PAGE_OBJECTS: vCenter caps a page at 100 anyway
 
 
@@ -106,9 +108,17 @@ class PlainSync:
         fields: dict[int, str] = {}
         version = ""
         request = partial(wait_body, collector, options=options)
+        begun = time.monotonic()
         for page, size, parse_seconds in self._timed(request):
             version, _truncated, updates = page
             del page
+            if not objects:  # the start of the timeline to /readyz (docs/exporter.md)
+                log.info(
+                    "vcenter=%s initial sync: first page (%d objects) after %.2fs",
+                    inventory.vcenter,
+                    len(updates),
+                    time.monotonic() - begun,
+                )
             with inventory.lock:
                 inventory.answers.observe(time.time(), parse_seconds, size)
             apply_object_updates(objects, fields, interned(updates), inventory.observe)

@@ -1,0 +1,53 @@
+"""/readyz (issue 15): 200 only once the body shows every vCenter's complete synced image
+and the first performance-counter collection; never before."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from exporter.app import EXPORTER, create_app
+
+from .exporter_fixtures import exporter_config, sim_vcenter
+from .metrics_helpers import parse, select
+
+PERF = {"enabled": True, "interval_seconds": 20}
+
+
+async def first_ready(client: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """Ask /readyz every 10 ms until it answers 200; its JSON."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = await client.get("/readyz")
+        if resp.status == 200:
+            got: dict[str, Any] = await resp.json()
+            return got
+        assert resp.status == 503
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"/readyz not 200 within {timeout}s")
+
+
+async def test_ready_only_once_the_body_shows_the_counters(sim: Any, aiohttp_client: Any) -> None:
+    app = create_app(exporter_config(sim_vcenter(sim), performance=PERF))
+    client = await aiohttp_client(app)
+    ready = await first_ready(client)
+    samples = parse(await (await client.get("/metrics")).text())
+    inv = sim.inventory()
+    # The whole synced image...
+    assert {s.labels["vm"] for s in select(samples, "vsphere_vm_info")} == {
+        v["name"] for v in inv["vms"]
+    }
+    # ...and the first counter collection: every host's counters are there.
+    counted = {s.labels["host"] for s in select(samples, "vsphere_host_cpu_usage_ratio")}
+    assert counted == {h["name"] for h in inv["hosts"]}
+    assert ready["counters_shown"] is True
+    assert app[EXPORTER].perf[0].collections_total >= 1
+
+
+async def test_counters_off_ready_without_them(sim: Any, aiohttp_client: Any) -> None:
+    app = create_app(exporter_config(sim_vcenter(sim), performance={"enabled": False}))
+    client = await aiohttp_client(app)
+    ready = await first_ready(client)
+    assert ready["counters_shown"] is True  # nothing to wait for
+    assert app[EXPORTER].perf == []
