@@ -524,7 +524,9 @@ class Renderer:
         self.extras_read_at = extras_read
         shown = [
             inv.vcenter
-            for old, new, inv in zip(self.rendered_generations, generations, self.inventories)
+            for old, new, inv in zip(
+                self.rendered_generations, generations, self.inventories, strict=True
+            )
             if old < inv.synced_generation <= new
         ]
         self.rendered_generations = generations

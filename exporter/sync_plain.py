@@ -136,7 +136,7 @@ class PlainSync:
             return page
 
         for page, size in pipelined_pages(self.session, request, parse, self.stop):
-            yield page, size, timings.pop()
+            yield page, size, timings.pop(0)  # the parse thread may be a page ahead
 
     def close(self) -> None:
         """Ends the session's connections and the worker, and drops pyVmomi's pooled
