@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 from exporter.app import EXPORTER, create_app
+from exporter.inventory import Inventory
+from exporter.perf import PerfCollector, parse_performance_config
 
 from .exporter_fixtures import exporter_config, sim_vcenter
 from .metrics_helpers import parse, select
@@ -51,3 +53,18 @@ async def test_counters_off_ready_without_them(sim: Any, aiohttp_client: Any) ->
     ready = await first_ready(client)
     assert ready["counters_shown"] is True  # nothing to wait for
     assert app[EXPORTER].perf == []
+
+
+def test_the_counters_are_resolved_while_the_inventory_syncs(sim: Any) -> None:
+    """The login and the counters' look-up are done before the sync ends (seconds at
+    40,000 VMs that came after it), never a query: there are no targets yet."""
+    config = exporter_config(sim_vcenter(sim), performance=PERF)
+    inventory = Inventory("vc1")  # not synced
+    collector = PerfCollector(config.vcenters[0], inventory, parse_performance_config(config))
+    try:
+        assert collector.collect_once() is False
+        assert collector.counter_ids  # resolved by name on the simulator
+        assert collector.queries_total == 0 and collector.collections_total == 0
+        assert collector.errors_total == dict.fromkeys(collector.errors_total, 0)
+    finally:
+        collector.stop(timeout=5)
