@@ -57,6 +57,7 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
+        self.renderer.not_ready = lambda: not self.is_ready()
         # vSphere tags (the vAPI REST endpoint) triggered alarms (not notified) and licences: each
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
@@ -98,10 +99,14 @@ class Exporter:
         self.tags.stop(timeout=2.0)
         self.renderer.stop()
 
-    def ready(self) -> bool:
+    def is_ready(self) -> bool:
         """Every vCenter synced, and /metrics already shows it and the counters."""
         synced = all(inv.up and inv.synced for inv in self.inventories)
-        ready = synced and self.renderer.shows_latest_sync() and self.counters_shown()
+        return synced and self.renderer.shows_latest_sync() and self.counters_shown()
+
+    def ready(self) -> bool:
+        """:meth:`is_ready`, each turn to ready logged (the end of the start's timeline)."""
+        ready = self.is_ready()
         if ready and not self._was_ready:
             log.info("ready: every vCenter synced, and /metrics shows it")
         self._was_ready = ready

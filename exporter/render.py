@@ -319,6 +319,9 @@ class Renderer:
         self.last_topologies: dict[str, Topology] = {}
         self.extra_names: frozenset[str] = frozenset()
         self.packer = GroupPacker()  # many-member families' groups, full render and patch
+        # True while /readyz would answer 503 (the exporter's): renders without the storm's
+        # wait until then (pause).
+        self.not_ready: Callable[[], bool] = lambda: False
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -369,14 +372,22 @@ class Renderer:
             # render's time of the last one) wait out that time, so rendering takes at most
             # half a core. A change after a quiet spell goes through the detection lane
             # first (patch.py), which gets a head start instead of sharing the GIL.
-            quiet = time.monotonic() - ended
-            time.sleep(max(HEAD_START, min(self._render_seconds, 5.0) - quiet))
+            time.sleep(self.pause(time.monotonic() - ended))
             try:
                 body = self.render_now()
                 self._hand_to_packer(body)
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
             ended = time.monotonic()
+
+    def pause(self, quiet: float) -> float:
+        """Seconds before the next full render, ``quiet`` seconds after the last one ended:
+        the detection lane's head start, or in a storm the last render's time. Not the
+        storm's while ``not_ready()``: the render that brings the body to /readyz's 200
+        (the counters after the first full render at 40,000 VMs) waited 5 s for nothing."""
+        if self.not_ready():
+            return HEAD_START
+        return max(HEAD_START, min(self._render_seconds, 5.0) - quiet)
 
     def _pack_loop(self) -> None:
         """Compress and split new pieces on a thread of their own (zlib releases the GIL),

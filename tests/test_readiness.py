@@ -9,10 +9,11 @@ from typing import Any
 
 from pyVim.connect import Disconnect, SmartConnect
 
-from exporter.app import EXPORTER, create_app
+from exporter.app import EXPORTER, Exporter, create_app
 from exporter.inventory import Inventory
 from exporter.perf import PerfCollector, parse_performance_config
 from exporter.pollers import QuickStats
+from exporter.render import HEAD_START
 
 from .exporter_fixtures import exporter_config, sim_vcenter
 from .metrics_helpers import parse, select
@@ -94,3 +95,17 @@ def test_no_quickstats_poll_before_the_sync_nor_within_an_interval_of_it(sim: An
     finally:
         quickstats.close()
         Disconnect(si)
+
+
+def test_until_ready_a_full_render_never_waits_out_a_storm(sim: Any) -> None:
+    """After a long first render, the render that brings the counters into the body (the
+    last step to /readyz) starts after the detection lane's head start, not after the
+    storm's wait (the last render's time, up to 5 s); once ready, the storm's wait again."""
+    exporter = Exporter(exporter_config(sim_vcenter(sim), performance=PERF))  # not started
+    renderer = exporter.renderer
+    renderer._render_seconds = 20.0  # noqa: SLF001 - a first render at 40,000 VMs
+    assert renderer.not_ready()  # nothing synced
+    assert renderer.pause(quiet=0.0) == HEAD_START
+    renderer.not_ready = lambda: False
+    assert renderer.pause(quiet=0.0) == 5.0
+    assert renderer.pause(quiet=10.0) == HEAD_START
