@@ -57,7 +57,7 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
-        self.renderer.not_ready = lambda: not self.is_ready()
+        self.renderer.not_ready = self.not_ready
         # vSphere tags (the vAPI REST endpoint) triggered alarms (not notified) and licences: each
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
@@ -66,7 +66,10 @@ class Exporter:
         workers = {c.vc.name: c.worker for c in self.perf if c.worker is not None}
         self.pollers = [  # quickStats, alarms and licences: polled, a session per vCenter
             Poller(
-                vc, inv, tasks_for(collectors, config.sync, vc, workers.get(vc.name)), config.sync
+                vc,
+                inv,
+                tasks_for(collectors, config.sync, vc, workers.get(vc.name), self.not_ready),
+                config.sync,
             )
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
@@ -103,6 +106,9 @@ class Exporter:
         """Every vCenter synced, and /metrics already shows it and the counters."""
         synced = all(inv.up and inv.synced for inv in self.inventories)
         return synced and self.renderer.shows_latest_sync() and self.counters_shown()
+
+    def not_ready(self) -> bool:
+        return not self.is_ready()
 
     def ready(self) -> bool:
         """:meth:`is_ready`, each turn to ready logged (the end of the start's timeline)."""

@@ -88,6 +88,9 @@ def _snapshot_sizes_failed(inv: Inventory, message: str) -> None:
     _publish(inv, "snapshot_sizes", SnapshotSizes(ok=False, sizes=kept, error=message))
 
 
+HOLD_INTERVALS = 3  # the first poll waits for /readyz at most this many intervals
+
+
 class QuickStats:
     """The poll of never-announced properties (poller.py) on the poller's session: as plain
     XML over that session's cookie, parsed in a worker process when
@@ -108,6 +111,9 @@ class QuickStats:
         self._owns_worker = shared is None
         self._soap: SoapSession | None = None
         self.interval = sync.poll_interval_seconds
+        # True while the exporter is not ready (app.py): the first poll then waits for the
+        # way to /readyz, up to HOLD_INTERVALS intervals after the sync (see fresh).
+        self.waiting: Callable[[], bool] = lambda: False
 
     def _session(self, content: Any) -> SoapPoll | None:
         vc = self.vc
@@ -126,9 +132,14 @@ class QuickStats:
         objects unknown), or one synced less than an interval ago (the sync read these
         properties too). At 40,000 VMs a poll is 430 pages for the simulator or vCenter and
         the parse worker; polled during the initial sync (every interval of its minute),
-        they only slowed the sync and the way to /readyz."""
+        they only slowed the sync and the way to /readyz. Until the exporter is ready
+        (``waiting``), no poll either, within HOLD_INTERVALS of the sync: its pages queue in
+        the counters' worker with the first collection /readyz waits for."""
         synced = inv.synced_at
-        return synced is None or time.monotonic() - synced < self.interval
+        if synced is None:
+            return True
+        age = time.monotonic() - synced
+        return age < self.interval or (age < HOLD_INTERVALS * self.interval and self.waiting())
 
     def __call__(self, content: Any, inv: Inventory) -> None:
         if self.fresh(inv):
@@ -155,12 +166,16 @@ def tasks_for(
     sync: SyncConfig | None = None,
     vc: VCenterConfig | None = None,
     worker: ParseWorker | None = None,
+    waiting: Callable[[], bool] | None = None,
 ) -> list[Task]:
-    """The vCenter's polled tasks; ``worker``: a parse worker to share (the counters')."""
+    """The vCenter's polled tasks; ``worker``: a parse worker to share (the counters');
+    ``waiting``: True while the exporter is not ready (QuickStats.fresh)."""
     out = []
     if sync is not None:
         # First poll one interval after the follower's sync, which reads everything.
         quickstats = QuickStats(vc, sync, worker)
+        if waiting is not None:
+            quickstats.waiting = waiting
         out.append(
             Task(
                 "quickstats",

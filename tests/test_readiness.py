@@ -12,7 +12,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from exporter.app import EXPORTER, Exporter, create_app
 from exporter.inventory import Inventory
 from exporter.perf import PerfCollector, parse_performance_config
-from exporter.pollers import QuickStats
+from exporter.pollers import HOLD_INTERVALS, QuickStats
 from exporter.render import HEAD_START
 
 from .exporter_fixtures import exporter_config, sim_vcenter
@@ -109,3 +109,26 @@ def test_until_ready_a_full_render_never_waits_out_a_storm(sim: Any) -> None:
     renderer.not_ready = lambda: False
     assert renderer.pause(quiet=0.0) == 5.0
     assert renderer.pause(quiet=10.0) == HEAD_START
+
+
+def test_until_ready_the_first_quickstats_poll_waits_a_bounded_time(sim: Any) -> None:
+    """While the exporter is not ready, the poll's pages would queue in the counters'
+    worker with the first collection /readyz waits for: no poll then, for at most
+    HOLD_INTERVALS intervals after the sync (a vCenter never ready must not freeze them)."""
+    config = exporter_config(sim_vcenter(sim), sync={"poll_interval_seconds": 1})
+    quickstats = QuickStats(config.vcenters[0], config.sync)
+    quickstats.waiting = lambda: True
+    si = SmartConnect(**sim.connection_kwargs())
+    inv = Inventory("vc1")
+    try:
+        content = si.RetrieveContent()
+        inv.replace({}, {})
+        time.sleep(1.0)
+        quickstats(content, inv)
+        assert inv.polls_total == 0  # an interval after the sync, but not ready
+        time.sleep(HOLD_INTERVALS - 1.0)
+        quickstats(content, inv)
+        assert inv.polls_total == 1  # the hold is over
+    finally:
+        quickstats.close()
+        Disconnect(si)
