@@ -48,7 +48,7 @@ from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_fo
 from .perf_datastores import PerInstance, datastore_index, per_instance
 from .perf_datastores import families as datastore_families
 from .perf_soap import SoapQueryPerf, metric_ids_xml
-from .perf_worker import ParseWorker
+from .perf_worker import ParseWorker, worker_pid
 
 log = logging.getLogger(__name__)
 
@@ -488,16 +488,19 @@ class PerfCollector:
         return True
 
     def _prepare(self) -> None:
-        """While the inventory syncs (a minute at 40,000 VMs): log in and resolve the
-        counters, so the first collection starts querying as soon as the sync ends (they
-        took seconds after it, on the way to /readyz). Tried once per interval; a failure
-        is only logged here: the collection's own login retries it, and counts it."""
+        """While the inventory syncs (a minute at 40,000 VMs): log in, resolve the
+        counters and start the parse worker, so the first collection starts querying as
+        soon as the sync ends (these took seconds after it, on the way to /readyz). Tried
+        once per interval; a failure is only logged here: the collection's own login
+        retries it, and counts it."""
         now = time.monotonic()
         if self._si is not None or now < self._prepare_after:
             return
         self._prepare_after = now + self.perf.interval_seconds
         try:
             self._session()
+            if self.worker is not None:  # spawned now, not in the first collection's time
+                self.worker.call(worker_pid)
         except Exception as exc:  # noqa: BLE001 - retried and counted by the collection
             log.info("vcenter=%s performance login before the sync failed: %s", self.vc.name, exc)
 

@@ -21,7 +21,7 @@ from vcenter.config import SyncConfig, VCenterConfig
 
 from .inventory import Inventory, ManagedObject, apply_object_updates
 from .perf_soap import SoapSession
-from .perf_worker import ParseWorker
+from .perf_worker import ParseWorker, worker_pid
 from .sync_soap import (
     PlainSyncFailed,
     UpdatePage,
@@ -30,7 +30,6 @@ from .sync_soap import (
     parse_updates_traced,
     pipelined_pages,
     wait_body,
-    worker_pid,
 )
 
 log = logging.getLogger(__name__)

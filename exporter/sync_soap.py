@@ -132,11 +132,6 @@ def parse_updates_traced(body: bytes) -> tuple[int, UpdatePage | None]:
     return os.getpid(), parse_updates(body)
 
 
-def worker_pid() -> tuple[int, int]:
-    """In the worker process: its pid, twice (a call that only starts the process)."""
-    return os.getpid(), os.getpid()
-
-
 def _intern(value: Any) -> Any:
     if isinstance(value, str) and len(value) <= 40:
         return sys.intern(value)

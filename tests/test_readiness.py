@@ -4,6 +4,7 @@ and the first performance-counter collection; never before."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -60,14 +61,15 @@ async def test_counters_off_ready_without_them(sim: Any, aiohttp_client: Any) ->
 
 
 def test_the_counters_are_resolved_while_the_inventory_syncs(sim: Any) -> None:
-    """The login and the counters' look-up are done before the sync ends (seconds at
-    40,000 VMs that came after it), never a query: there are no targets yet."""
+    """The login, the counters' look-up and the parse worker's start are done before the
+    sync ends (seconds at 40,000 VMs that came after it), never a query: no targets yet."""
     config = exporter_config(sim_vcenter(sim), performance=PERF)
     inventory = Inventory("vc1")  # not synced
     collector = PerfCollector(config.vcenters[0], inventory, parse_performance_config(config))
     try:
         assert collector.collect_once() is False
         assert collector.counter_ids  # resolved by name on the simulator
+        assert collector.worker is not None and collector.worker.pid not in (None, os.getpid())
         assert collector.queries_total == 0 and collector.collections_total == 0
         assert collector.errors_total == dict.fromkeys(collector.errors_total, 0)
     finally:
