@@ -6,11 +6,12 @@ simulator or vCenter waited for the next request: 104 s, strictly one after the 
 Here the request is serialised by pyVmomi's own stub (the exact request it would send) and
 posted over the follower's session (perf_soap.SoapSession, its cookie); the answer's
 ``version`` and ``truncated`` are read by a byte scan (the head and the tail of the body),
-so the next page is requested at once by a fetch thread while the parse worker
-(perf_worker.ParseWorker) turns the previous page into the ``(kind, type, moid, [(op,
-path, value)])`` tuples :func:`sync.convert_update_set` makes, which
-``apply_object_updates`` folds unchanged. Values are read type-aware (soap_values.py) and
-converted by the same ``inventory.expand``.
+so the next page is requested at once by a fetch thread while a parse thread has the
+parse worker (perf_worker.ParseWorker) turn the previous page into the ``(kind, type,
+moid, [(op, path, value)])`` tuples :func:`sync.convert_update_set` makes, and the
+follower's thread folds the page before with ``apply_object_updates``, unchanged.
+Values are read type-aware (soap_values.py) and converted by the same
+``inventory.expand``.
 
 A SOAP fault (InvalidCollectorVersion, NotAuthenticated) is raised by the post as the
 pyVmomi fault it stands for, so the follower's resync logic is the same; anything else

@@ -3,7 +3,6 @@ and the first performance-counter collection; never before."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
@@ -16,23 +15,10 @@ from exporter.perf import PerfCollector, parse_performance_config
 from exporter.pollers import HOLD_INTERVALS, QuickStats
 from exporter.render import HEAD_START
 
-from .exporter_fixtures import exporter_config, sim_vcenter
+from .exporter_fixtures import exporter_config, first_ready, sim_vcenter
 from .metrics_helpers import parse, select
 
 PERF = {"enabled": True, "interval_seconds": 20}
-
-
-async def first_ready(client: Any, timeout: float = 60.0) -> dict[str, Any]:
-    """Ask /readyz every 10 ms until it answers 200; its JSON."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        resp = await client.get("/readyz")
-        if resp.status == 200:
-            got: dict[str, Any] = await resp.json()
-            return got
-        assert resp.status == 503
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"/readyz not 200 within {timeout}s")
 
 
 async def test_ready_only_once_the_body_shows_the_counters(sim: Any, aiohttp_client: Any) -> None:
