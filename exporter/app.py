@@ -36,6 +36,7 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._was_ready = False  # to log each turn to ready once
         self.inventories = [Inventory(vc.name) for vc in config.vcenters]
         # The replica's shard on plain /metrics (exposition_config.py); query parameters win.
         self.default_shard = parse_exposition_config(config).default_shard
@@ -56,6 +57,7 @@ class Exporter:
         )
         for collector in self.perf:
             collector.add_listener(self.renderer.mark_dirty)
+        self.renderer.not_ready = self.not_ready
         # vSphere tags (the vAPI REST endpoint) triggered alarms (not notified) and licences: each
         # refreshed on a schedule in threads of their own, never on the scrape path.
         collectors = parse_collectors_config(config)
@@ -64,7 +66,10 @@ class Exporter:
         workers = {c.vc.name: c.worker for c in self.perf if c.worker is not None}
         self.pollers = [  # quickStats, alarms and licences: polled, a session per vCenter
             Poller(
-                vc, inv, tasks_for(collectors, config.sync, vc, workers.get(vc.name)), config.sync
+                vc,
+                inv,
+                tasks_for(collectors, config.sync, vc, workers.get(vc.name), self.not_ready),
+                config.sync,
             )
             for vc, inv in zip(config.vcenters, self.inventories, strict=True)
         ]
@@ -97,10 +102,30 @@ class Exporter:
         self.tags.stop(timeout=2.0)
         self.renderer.stop()
 
-    def ready(self) -> bool:
-        """Every vCenter synced, and /metrics already shows it."""
+    def is_ready(self) -> bool:
+        """Every vCenter synced, and /metrics already shows it and the counters."""
         synced = all(inv.up and inv.synced for inv in self.inventories)
-        return synced and self.renderer.shows_latest_sync()
+        return synced and self.renderer.shows_latest_sync() and self.counters_shown()
+
+    def not_ready(self) -> bool:
+        return not self.is_ready()
+
+    def ready(self) -> bool:
+        """:meth:`is_ready`, each turn to ready logged (the end of the start's timeline)."""
+        ready = self.is_ready()
+        if ready and not self._was_ready:
+            log.info("ready: every vCenter synced, and /metrics shows it")
+        self._was_ready = ready
+        return ready
+
+    def counters_shown(self) -> bool:
+        """Every counters collector's first collection is in the published body (issue 15:
+        a /readyz 200 before them let a fresh replica serve a body without counters). A
+        collector whose first collection has not ended (a login retried at the next
+        interval) keeps /readyz at 503; a collection whose queries failed counts (its
+        errors are in the body)."""
+        shown = self.renderer.extras_read_at
+        return all((at := c.first_collected_at) is not None and shown >= at for c in self.perf)
 
     def status(self) -> list[dict[str, object]]:
         out = []
@@ -227,7 +252,8 @@ async def readyz(request: web.Request) -> web.Response:
     exporter = request.app[EXPORTER]
     status = exporter.status()
     code = 200 if exporter.ready() else 503
-    return web.json_response({"ready": code == 200, "vcenters": status}, status=code)
+    body = {"ready": code == 200, "counters_shown": exporter.counters_shown(), "vcenters": status}
+    return web.json_response(body, status=code)
 
 
 def _when(ts: object) -> str:

@@ -311,6 +311,7 @@ class Inventory:
         self.custom_fields: dict[int, str] = {}
         self.generation = 0
         self.synced_generation = -1  # the generation of the last complete (re)sync
+        self.synced_at: float | None = None  # when (monotonic) that sync was swapped in
         # Sync status.
         self.up = False
         self.synced = False
@@ -415,6 +416,7 @@ class Inventory:
             self.resyncs_total += 1
             self.generation += 1
             self.synced_generation = self.generation
+            self.synced_at = time.monotonic()
             self.changed = {}
 
     def apply(

@@ -48,7 +48,7 @@ from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_fo
 from .perf_datastores import PerInstance, datastore_index, per_instance
 from .perf_datastores import families as datastore_families
 from .perf_soap import SoapQueryPerf, metric_ids_xml
-from .perf_worker import ParseWorker
+from .perf_worker import ParseWorker, worker_pid
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +356,10 @@ class PerfCollector:
         # The answers' parse, in a process of its own (with use_soap only).
         self.worker = ParseWorker(4 * perf.timeout_seconds) if perf.worker_process else None
         self._pending_login: _Login | None = None
+        self._prepare_after = 0.0  # monotonic: the next login ahead of the sync (_prepare)
+        # Set by the inventory's changes: the first collection follows the sync at once.
+        self._wake = threading.Event()
+        inventory.add_listener(self._wake.set)
         self._perf_manager: Any = None
         self._resolved_for: str | None = None
         self.counter_ids: dict[str, int] = {}  # vSphere counter name -> id on this vCenter
@@ -368,6 +372,9 @@ class PerfCollector:
         self.calls_total = 0  # every vCenter call: logins, counter look-ups, queries
         self.collections_total = 0
         self.last_success: float | None = None
+        # When (monotonic) the first collection's families were handed out: /readyz waits
+        # for a body whose counters were read after it (Exporter.ready).
+        self.first_collected_at: float | None = None
         self.last_duration: float | None = None
         self.last_error: str | None = None
         self.entities: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -385,9 +392,10 @@ class PerfCollector:
 
     def signal_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        self.signal_stop()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
         if self.worker is not None:  # even mid-collection: its batches fail, it is stopping
@@ -405,9 +413,11 @@ class PerfCollector:
                 log.exception("vcenter=%s performance collection failed", self.vc.name)
                 self._record_error("other", describe(exc))
             elapsed = time.monotonic() - started
-            # Not synced yet: look again soon, so the first collection follows the sync.
-            delay = 1.0 if not ready else max(0.0, self.perf.interval_seconds - elapsed)
-            self._stop.wait(delay)
+            if not ready:  # not synced yet: the first collection follows the sync at once
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self._stop.wait(max(0.0, self.perf.interval_seconds - elapsed))
         log.info("vcenter=%s performance collector stopped", self.vc.name)
 
     # --- one collection --------------------------------------------------------------------
@@ -419,6 +429,7 @@ class PerfCollector:
         """
         targets = targets_of(self.inventory, hosts=self.perf.hosts, vms=self.perf.vms)
         if targets is None:
+            self._prepare()
             return False
         started = time.perf_counter()
         try:
@@ -462,9 +473,36 @@ class PerfCollector:
             self.entities = {k: sum(1 for s in fresh if s.target.kind == k) for k in KINDS}
             if failures == 0:
                 self.last_success = now
+            first = self.first_collected_at is None
+            if first:
+                self.first_collected_at = time.monotonic()
+        if first:  # a step of the timeline to /readyz (docs/exporter.md)
+            log.info(
+                "vcenter=%s first performance collection: %d samples in %.2fs",
+                self.vc.name,
+                len(fresh),
+                time.perf_counter() - started,
+            )
         for fn in list(self._listeners):
             fn()
         return True
+
+    def _prepare(self) -> None:
+        """While the inventory syncs (a minute at 40,000 VMs): log in, resolve the
+        counters and start the parse worker, so the first collection starts querying as
+        soon as the sync ends (these took seconds after it, on the way to /readyz). Tried
+        once per interval; a failure is only logged here: the collection's own login
+        retries it, and counts it."""
+        now = time.monotonic()
+        if self._si is not None or now < self._prepare_after:
+            return
+        self._prepare_after = now + self.perf.interval_seconds
+        try:
+            self._session()
+            if self.worker is not None:  # spawned now, not in the first collection's time
+                self.worker.call(worker_pid)
+        except Exception as exc:  # noqa: BLE001 - retried and counted by the collection
+            log.info("vcenter=%s performance login before the sync failed: %s", self.vc.name, exc)
 
     def _session(self) -> Any:
         """The PerformanceManager of a live session; logs in and resolves counters if needed."""

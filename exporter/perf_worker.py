@@ -65,6 +65,11 @@ def parse_and_convert(
     return os.getpid(), [(s.target.moid, s.values, s.datastores) for s in samples]
 
 
+def worker_pid() -> tuple[int, int]:
+    """In the worker process: its pid, twice (a call that only starts the process)."""
+    return os.getpid(), os.getpid()
+
+
 PARENT_CHECK_SECONDS = 1.0
 
 

@@ -295,6 +295,9 @@ class Renderer:
         self.families_rendered_total = 0  # families whose text was built (not reused)
         self.last_built: frozenset[str] = frozenset()  # their names, in the last render
         self.rendered_generations = [-1] * len(self.inventories)
+        # When (monotonic) the published full render read its extra sources (the counters):
+        # what they had handed out by then is in the body (Exporter.ready).
+        self.extras_read_at = float("-inf")
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._thread: threading.Thread | None = None
@@ -316,6 +319,9 @@ class Renderer:
         self.last_topologies: dict[str, Topology] = {}
         self.extra_names: frozenset[str] = frozenset()
         self.packer = GroupPacker()  # many-member families' groups, full render and patch
+        # True while /readyz would answer 503 (the exporter's): renders without the storm's
+        # wait until then (pause).
+        self.not_ready: Callable[[], bool] = lambda: False
         for inv in self.inventories:
             inv.add_listener(self._inventory_changed)
 
@@ -366,14 +372,22 @@ class Renderer:
             # render's time of the last one) wait out that time, so rendering takes at most
             # half a core. A change after a quiet spell goes through the detection lane
             # first (patch.py), which gets a head start instead of sharing the GIL.
-            quiet = time.monotonic() - ended
-            time.sleep(max(HEAD_START, min(self._render_seconds, 5.0) - quiet))
+            time.sleep(self.pause(time.monotonic() - ended))
             try:
                 body = self.render_now()
                 self._hand_to_packer(body)
             except Exception:  # noqa: BLE001 - keep serving the previous body
                 log.exception("rendering /metrics failed")
             ended = time.monotonic()
+
+    def pause(self, quiet: float) -> float:
+        """Seconds before the next full render, ``quiet`` seconds after the last one ended:
+        the detection lane's head start, or in a storm the last render's time. Not the
+        storm's while ``not_ready()``: the render that brings the body to /readyz's 200
+        (the counters after the first full render at 40,000 VMs) waited 5 s for nothing."""
+        if self.not_ready():
+            return HEAD_START
+        return max(HEAD_START, min(self._render_seconds, 5.0) - quiet)
 
     def _pack_loop(self) -> None:
         """Compress and split new pieces on a thread of their own (zlib releases the GIL),
@@ -466,6 +480,7 @@ class Renderer:
         )
         self.last_counts, self.last_topologies = counts, topologies
         extra: list[Family] = []
+        extras_read = time.monotonic()
         for source in self.extra_sources:
             try:
                 extra += source()
@@ -517,7 +532,21 @@ class Renderer:
         self._render_seconds = time.perf_counter() - start
         heap.trim()  # the render's transients back to the system (rate-limited)
         self.renders_total += 1
+        self.extras_read_at = extras_read
+        shown = [
+            inv.vcenter
+            for old, new, inv in zip(
+                self.rendered_generations, generations, self.inventories, strict=True
+            )
+            if old < inv.synced_generation <= new
+        ]
         self.rendered_generations = generations
+        if shown:  # a step of the timeline to /readyz (docs/exporter.md)
+            log.info(
+                "full render showing the latest sync of %s: %.2fs",
+                ", ".join(shown),
+                self._render_seconds,
+            )
         self._observe_lag(begun)
         return body
 

@@ -9,6 +9,7 @@ still pipelined with the next page's request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import BrokenExecutor
@@ -20,7 +21,7 @@ from vcenter.config import SyncConfig, VCenterConfig
 
 from .inventory import Inventory, ManagedObject, apply_object_updates
 from .perf_soap import SoapSession
-from .perf_worker import ParseWorker
+from .perf_worker import ParseWorker, worker_pid
 from .sync_soap import (
     PlainSyncFailed,
     UpdatePage,
@@ -29,9 +30,9 @@ from .sync_soap import (
     parse_updates_traced,
     pipelined_pages,
     wait_body,
-    worker_pid,
 )
 
+log = logging.getLogger(__name__)
 PAGE_OBJECTS = 500  # as sync.PAGE_OBJECTS: vCenter caps a page at 100 anyway
 
 
@@ -106,9 +107,17 @@ class PlainSync:
         fields: dict[int, str] = {}
         version = ""
         request = partial(wait_body, collector, options=options)
+        begun = time.monotonic()
         for page, size, parse_seconds in self._timed(request):
             version, _truncated, updates = page
             del page
+            if not objects:  # the start of the timeline to /readyz (docs/exporter.md)
+                log.info(
+                    "vcenter=%s initial sync: first page (%d objects) after %.2fs",
+                    inventory.vcenter,
+                    len(updates),
+                    time.monotonic() - begun,
+                )
             with inventory.lock:
                 inventory.answers.observe(time.time(), parse_seconds, size)
             apply_object_updates(objects, fields, interned(updates), inventory.observe)
@@ -126,7 +135,7 @@ class PlainSync:
             return page
 
         for page, size in pipelined_pages(self.session, request, parse, self.stop):
-            yield page, size, timings.pop()
+            yield page, size, timings.pop(0)  # the parse thread may be a page ahead
 
     def close(self) -> None:
         """Ends the session's connections and the worker, and drops pyVmomi's pooled

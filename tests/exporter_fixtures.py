@@ -69,3 +69,16 @@ async def wait_for(
         if time.monotonic() - start > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def first_ready(client: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """Ask /readyz every 10 ms until it answers 200; its JSON."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = await client.get("/readyz")
+        if resp.status == 200:
+            got: dict[str, Any] = await resp.json()
+            return got
+        assert resp.status == 503
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"/readyz not 200 within {timeout}s")

@@ -360,3 +360,37 @@ def test_a_one_page_sync_never_starts_the_worker(live: Live) -> None:
     got, _version, _ = live.plain()
     assert live.reader.worker is not None and live.reader.worker.parsed_total == 0
     assert got == live.pyvmomi()[0]
+
+
+def test_the_next_page_is_parsed_while_a_page_is_folded(live: Live) -> None:
+    """The worker parses page n+1 while the follower folds page n: the fold of the first
+    page waits here until the next page's parse has begun (taking turns, it never would)."""
+    collector, _view = create_follow_filter(live.content)
+    reader = PlainSync.open(live.vc, live.si, live.config.sync, threading.Event())
+    assert reader is not None
+    begun: list[bytes] = []
+    second = threading.Event()
+    parse = reader.parse
+
+    def counted(body: bytes) -> Any:
+        begun.append(body)
+        if len(begun) == 2:
+            second.set()
+        return parse(body)
+
+    reader.parse = counted  # type: ignore[method-assign]
+    waited: list[bool] = []
+    inventory = Inventory("vc1")
+
+    def fold_waits(*_: Any) -> None:
+        if not waited:
+            waited.append(second.wait(5))
+
+    inventory.observe = fold_waits
+    try:
+        objects, fields, _version = reader.run(collector, inventory)
+    finally:
+        reader.close()
+    assert waited == [True]
+    assert len(begun) > 2  # many pages (7 objects each)
+    assert image(objects, fields) == live.pyvmomi()[0]
