@@ -111,6 +111,9 @@ KIND_OF_TYPE = {
 
 
 _REVISIONS = itertools.count(1)
+# The properties an object's identity labels and its being rendered at all depend on
+# (``Inventory.identity``): a VM template is not rendered as a VM.
+IDENTITY_PATHS = frozenset({"name", "config.template"})
 
 
 def revision_mark() -> int:
@@ -312,6 +315,10 @@ class Inventory:
         self.generation = 0
         self.synced_generation = -1  # the generation of the last complete (re)sync
         self.synced_at: float | None = None  # when (monotonic) that sync was swapped in
+        # A revision_mark() taken whenever an object comes or goes or a name or
+        # config.template (IDENTITY_PATHS) changes: what depends on those alone (the tags
+        # collector) is reused while it is unchanged, without walking 40,000 objects.
+        self.identity = revision_mark()
         # Sync status.
         self.up = False
         self.synced = False
@@ -418,6 +425,7 @@ class Inventory:
             self.synced_generation = self.generation
             self.synced_at = time.monotonic()
             self.changed = {}
+            self.identity = revision_mark()
 
     def apply(
         self,
@@ -433,7 +441,8 @@ class Inventory:
             if received is not None and self.received_at is None:
                 self.received_at = received
             noted = self._noted(updates)
-            apply_object_updates(self.objects, self.custom_fields, noted, self.observe)
+            if apply_object_updates(self.objects, self.custom_fields, noted, self.observe):
+                self.identity = revision_mark()
             self.updates_total += 1
 
     def _noted(
@@ -470,6 +479,8 @@ class Inventory:
                         continue
                     if props is None:
                         props = dict(obj.props)
+                    if path in IDENTITY_PATHS:
+                        self.identity = revision_mark()
                     if value is None:
                         props.pop(path, None)
                     else:
@@ -518,14 +529,16 @@ def apply_object_updates(
     custom_fields: dict[int, str],
     updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]],
     observe: Callable[[str, str, Any], None] | None = None,
-) -> None:
+) -> bool:
     """Fold property-collector object updates into ``objects`` (and custom field names).
 
     ``observe(type, path, value)`` sees every value stored that differs from the old one.
+    Returns whether an object came or went or an ``IDENTITY_PATHS`` value changed.
     """
+    identity = False
     for kind, type_name, moid, changes in updates:
         if kind == "leave":
-            objects.pop(moid, None)
+            identity |= objects.pop(moid, None) is not None
             continue
         if type_name == "CustomFieldsManager":
             for _op, path, value in changes:
@@ -539,11 +552,16 @@ def apply_object_updates(
         obj = objects[moid] = ManagedObject(
             moid=moid, type=type_name, props=dict(old.props) if old is not None else {}
         )
+        identity |= old is None
         for op, path, value in changes:
             if op in ("remove", "indirectRemove") or value is None:
+                identity |= path in IDENTITY_PATHS and path in obj.props
                 obj.props.pop(path, None)
             else:
-                if observe is not None and obj.props.get(path) != value:
-                    observe(type_name, path, value)
+                if obj.props.get(path) != value:
+                    identity |= path in IDENTITY_PATHS
+                    if observe is not None:
+                        observe(type_name, path, value)
                 obj.props[path] = value
         obj.rev = next(_REVISIONS)
+    return identity

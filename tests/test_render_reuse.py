@@ -433,9 +433,9 @@ def test_tags_are_rebuilt_only_for_a_new_snapshot_or_a_rename() -> None:
     renderer = Renderer(config, [inv])
     first = renderer.render_now()
 
-    def change(moid: str, **props: Any) -> None:
-        old = inv.objects[moid]
-        inv.objects[moid] = ManagedObject(moid, old.type, {**old.props, **props})
+    def change(moid: str, **props: Any) -> None:  # as the follower applies a change
+        changes = [("assign", path, value) for path, value in props.items()]
+        inv.apply([("modify", inv.objects[moid].type, moid, changes)])
 
     change("vm-x1", **{"summary.quickStats.overallCpuUsage": 123})
     second = renderer.render_now()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..families import Family, escape, labels
-from ..inventory import DAS_REPORTER
+from ..inventory import DAS_REPORTER, ManagedObject
+from .cache import previous_families, remember
 from .context import RenderContext
 
 CONNECTION_STATES = ("connected", "disconnected", "notResponding")
@@ -27,6 +28,47 @@ MIB = 1024.0 * 1024.0
 
 
 def collect(ctx: RenderContext) -> list[Family]:
+    """The hosts' families; all but the heartbeat timestamps are handed back as they were
+    while no host, its placement, its VM count or its HA state reporter changed (most full
+    renders follow a heartbeat round or a counter collection: rebuilding them every time
+    was ~8 % of the exporter's busy samples at 20,000 VMs)."""
+    topo = ctx.topology
+    objects = ctx.inventory.objects
+    hosts = ctx.objects("HostSystem")
+    keys = []
+    for host in hosts:
+        reporter = objects.get(host.get(DAS_REPORTER) or "")
+        keys.append(
+            (
+                host.rev,
+                topo.host_cluster.get(host.moid),
+                topo.datacenter(host.moid),
+                topo.host_fault_domain.get(host.moid),
+                topo.host_vm_count.get(host.moid),
+                reporter.rev if reporter is not None else None,
+            )
+        )
+    signature = (ctx.vcenter, ctx.config, tuple(keys))
+    families = previous_families(ctx, "host_families", signature)
+    if families is None:
+        families = remember(ctx, "host_families", signature, _render(ctx, hosts))
+    seen = Family(
+        "vsphere_host_last_connected_timestamp_seconds",
+        "Last time the exporter saw the host connected, Unix seconds.",
+    )
+    healthy = ctx.inventory.last_healthy
+    for host in hosts:
+        last = healthy.get((host.moid, "connected"))
+        if last is not None:
+            seen.add(ctx.base("host", host), last)
+    families.insert(SEEN_AT, seen)
+    return families
+
+
+SEEN_AT = 9  # the heartbeat timestamps' place among the families (as always rendered)
+
+
+def _render(ctx: RenderContext, hosts: list[ManagedObject]) -> list[Family]:
     info = Family("vsphere_host_info", "ESXi host identity and placement; always 1.")
     conn = Family("vsphere_host_connection_state", "Host connection state as vCenter sees it.")
     power = Family("vsphere_host_power_state", "Host power state.")
@@ -39,10 +81,6 @@ def collect(ctx: RenderContext) -> list[Family]:
         "Who reported the host's HA state (stateReporter: the master, or the host); 1.",
     )
     boot = Family("vsphere_host_boot_time_seconds", "Host boot time, Unix seconds.")
-    seen = Family(
-        "vsphere_host_last_connected_timestamp_seconds",
-        "Last time the exporter saw the host connected, Unix seconds.",
-    )
     cores = Family("vsphere_host_cpu_cores", "Physical CPU cores.")
     cpu_cap = Family("vsphere_host_cpu_capacity_hertz", "CPU capacity: cores x core frequency.")
     cpu_use = Family("vsphere_host_cpu_usage_hertz", "CPU in use.")
@@ -50,8 +88,7 @@ def collect(ctx: RenderContext) -> list[Family]:
     mem_use = Family("vsphere_host_memory_usage_bytes", "Memory in use.")
     vms = Family("vsphere_host_vms", "Virtual machines registered on the host.")
     topo = ctx.topology
-    healthy = ctx.inventory.last_healthy
-    for host in ctx.objects("HostSystem"):
+    for host in hosts:
         base = ctx.base("host", host)
         cluster_id, cluster = topo.host_cluster.get(host.moid, ("", ""))
         info.add(
@@ -83,9 +120,6 @@ def collect(ctx: RenderContext) -> list[Family]:
             )
         if host.get("runtime.bootTime") is not None:
             boot.add(base, host.get("runtime.bootTime"))
-        last = healthy.get((host.moid, "connected"))
-        if last is not None:
-            seen.add(base, last)
         n_cores = host.get("summary.hardware.numCpuCores")
         mhz = host.get("summary.hardware.cpuMhz")
         if n_cores is not None:
@@ -109,7 +143,6 @@ def collect(ctx: RenderContext) -> list[Family]:
         ha,
         reporter_info,
         boot,
-        seen,
         cores,
         cpu_cap,
         cpu_use,
