@@ -199,6 +199,25 @@ def bench_config(sim: Any, tmp: Path, port: int, **sections: Any) -> dict[str, A
     }
 
 
+def scale_config(sim: Any, tmp: Path, port: int, collectors: dict[str, Any]) -> dict[str, Any]:
+    """:func:`bench_config` as scale_bench runs the exporter: counters on, a 5 s wait and
+    a 120 s hung margin for the follower, ``collectors`` switched on beside the defaults.
+
+    The margin: vcsim 0.24 answers the first WaitForUpdatesEx after a long (paged) sync by
+    re-collecting the whole filter once per change queued meanwhile; at 10,000 VMs on a
+    loaded machine that took over 15 s, which the default margin (max_wait 5 s + 10 s)
+    calls a hung vCenter, and the exporter resynced in a loop. A real vCenter sends
+    per-object changes; the wider margin keeps the simulator's cost from measuring a hang."""
+    return bench_config(
+        sim,
+        tmp,
+        port,
+        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},
+        performance={"enabled": True},
+        collectors=collectors,
+    )
+
+
 def exporter_process(tmp: Path, port: int, data: dict[str, Any]) -> Process:
     """The exporter on ``data`` (written to ``tmp``/config.yml), logging to
     ``tmp``/exporter.log, ready when its /readyz on ``port`` answers 200; not started."""

@@ -31,7 +31,7 @@ from sim.harness import Simulator
 from vha.demo.stack import ROOT, free_port
 
 from .change_timeline import last_update, own_lag
-from .exporter_bench import bench_config, exporter_process
+from .exporter_bench import exporter_process, scale_config
 from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
 
 
@@ -76,13 +76,11 @@ def measure(
 ) -> list[tuple[float, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
-    data = bench_config(
+    data = scale_config(
         sim,
         tmp,
         port,
-        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},  # as scale_bench
-        performance={"enabled": True},
-        collectors={
+        {
             "host_sensors": {"enabled": True},
             "guest_disks": {"enabled": True},
             "custom_attributes": {"enabled": True},

@@ -25,7 +25,7 @@ from pathlib import Path
 from sim.harness import Simulator
 from vha.demo.stack import free_port
 
-from .exporter_bench import bench_config, exporter_process
+from .exporter_bench import exporter_process, scale_config
 from .scale_bench import SIZES, loadavg
 
 STEPS = {  # log line -> step
@@ -62,14 +62,7 @@ def run(size: str) -> None:
     print(f"== {size}: {flags}; simulator up in {time.perf_counter() - t0:.1f}s", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="vha-ready-"))
     port = free_port()
-    data = bench_config(
-        sim,
-        tmp,
-        port,
-        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},  # as scale_bench
-        performance={"enabled": True},
-        collectors={"host_sensors": {"enabled": True}},
-    )
+    data = scale_config(sim, tmp, port, {"host_sensors": {"enabled": True}})
     exporter = exporter_process(tmp, port, data)
     url = f"http://127.0.0.1:{port}/readyz"
     try:

@@ -42,12 +42,12 @@ from vha.demo.stack import free_port
 
 from .change_timeline import timeline
 from .exporter_bench import (
-    bench_config,
     exporter_process,
     host_change_seconds,
     pct,
     peak_rss_mib,
     polling_scrape,
+    scale_config,
     vcenter_update_latency,
 )
 from .poller_bench import cpu_seconds
@@ -250,20 +250,7 @@ def run(
         collectors.update(
             {"guest_disks": {"enabled": True}, "custom_attributes": {"enabled": True}}
         )
-    data = bench_config(
-        sim,
-        tmp,
-        port,
-        # vcsim 0.24 answers the first WaitForUpdatesEx after a long (paged) sync by
-        # re-collecting the whole filter once per change queued meanwhile (any object's
-        # change is queued for every listening collector): at 10,000 VMs on a loaded machine that
-        # took over 15 s, which the default margin (max_wait 5 s + 10 s) calls a hung
-        # vCenter, and the exporter resynced in a loop. A real vCenter sends per-object
-        # changes; the wider margin keeps the simulator's cost from measuring a hang.
-        sync={"max_wait_seconds": 5, "hung_margin_seconds": 120},
-        performance={"enabled": True},
-        collectors=collectors,
-    )
+    data = scale_config(sim, tmp, port, collectors)
     config = parse_config(data)
     exporter = exporter_process(tmp, port, data)
     out = Figures()
