@@ -35,7 +35,7 @@ from .exporter_bench import exporter_process, scale_config
 from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
 
 
-def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
+def flip(sim: Simulator, url: str, host: dict[str, str]) -> tuple[float, float, float]:
     """One host into maintenance: its own lag, once a gzip body shows it (no bare client,
     which change_timeline runs beside: on a loaded machine its initial sync of 10,000 VMs
     timed out, and only the exporter's own stamp is wanted here)."""
@@ -46,13 +46,17 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
     fetch = lambda u: scrape(u, True)  # noqa: E731 - as Prometheus asks
     h0 = lag_histogram(fetch(url)[1])
     before = h0["count"]
+    t_call = time.time()  # the change is made somewhere inside the call
     sim.set_host(host["name"], inMaintenanceMode=True)
     t_change = time.time()
     deadline = t_change + CHANGE_TIMEOUT
     while (body := fetch(url)[1]).find(shown) < 0:
         assert time.time() < deadline, "the change never showed"
-    # The follower's stamp of the answer that carried the change: the simulator's share.
+    # The follower's stamp of the answer that carried the change: the simulator's share,
+    # from the call's return (negative when the answer came before the call returned), and
+    # bounded from the call's start (at 40,000 VMs the call takes tenths of a second).
     follower = last_update(body) - t_change
+    call = t_change - t_call
     del body
     lag = own_lag(fetch, url, before, 30)
     # The last observation may be a later one (a poll's patch, ms): the histogram's new
@@ -61,19 +65,21 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> float:
     n = h1["count"] - before
     worst = lag_quantile(h0, h1, 1.0)
     print(
-        f"  change {host['name']}: follower +{follower:.3f}s, last lag {lag:.3f}s, so "
-        f"visible +{follower + lag:.3f}s; {n:.0f} observations since, "
+        f"  change {host['name']}: call {call:.3f}s; follower {follower:+.3f}s after its "
+        f"return ({call + follower:+.3f}s after its start), last lag {lag:.3f}s, so visible "
+        f"{follower + lag:+.3f}s after the return ({call + follower + lag:+.3f}s after the "
+        f"start); {n:.0f} observations since, "
         f"mean {(h1['sum'] - h0['sum']) / max(n, 1):.3f}s, all <= {worst}s; load {loadavg()}",
         flush=True,
     )
     sim.set_host(host["name"], inMaintenanceMode=False)
     time.sleep(3.0)  # the flip back reaches the body before the next change
-    return lag, follower
+    return lag, follower, call
 
 
 def measure(
     sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float, spy: str | None
-) -> list[tuple[float, float]]:
+) -> list[tuple[float, float, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
     data = scale_config(
@@ -140,13 +146,16 @@ def main(argv: list[str] | None = None) -> None:
         for i, code in enumerate(args.code or [ROOT]):
             hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
             rows = measure(sim, code, hosts, args.settle, args.spy)
-            lags = [lag for lag, _ in rows]
-            seen = [lag + follower for lag, follower in rows]
+            lags = [lag for lag, _, _ in rows]
+            seen = [lag + follower for lag, follower, _ in rows]
+            bound = [call + lag + follower for lag, follower, call in rows]
             print(
                 f"  {code}: own lag per change {', '.join(f'{x:.3f}' for x in lags)} s; "
                 f"median {statistics.median(lags):.3f} s, max {max(lags):.3f} s; "
-                f"change -> /metrics (follower's receipt + own lag) median "
-                f"{statistics.median(seen):.3f} s, max {max(seen):.3f} s",
+                f"change -> /metrics (follower's receipt + own lag) after the call's return "
+                f"median {statistics.median(seen):+.3f} s, max {max(seen):+.3f} s; after its "
+                f"start (an upper bound) median {statistics.median(bound):.3f} s, "
+                f"max {max(bound):.3f} s",
                 flush=True,
             )
     finally:
