@@ -24,7 +24,7 @@ from .inventory import Inventory
 from .perf import collectors_for
 from .pollers import Poller, tasks_for
 from .render import Renderer
-from .shard_asks import ShardPending
+from .shard_asks import ShardPending, ShardRefused
 from .sync import Follower
 from .tagging import TagSource
 
@@ -176,6 +176,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
                 exporter.renderer.body, gzipped=gzipped, shard=shard, own_process=replica
             )
             break
+        except ShardRefused as exc:  # a new total while MOST_TOTALS are kept split
+            return web.Response(
+                status=429, text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)}
+            )
         except ShardPending as exc:  # a total's first ask: the packer is splitting
             if loop.time() >= deadline:
                 return web.Response(

@@ -507,8 +507,8 @@ class Renderer:
         took.add("", self._render_seconds)
         lag, last_lag = self.lag.family(), self.lag.last_family()
         with self._cond:
-            splits = self._asks.family()
-        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag, splits])
+            shards = self._asks.families()
+        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag, *shards])
         with self._publish_lock:
             # What the detection lane published while this render ran is newer than this
             # render's snapshot: applied again, so a slow render never hides a change.
@@ -733,11 +733,11 @@ class Renderer:
         """
         total = shard[1] if shard is not None else 1
         with self._cond:
+            if total > 1:  # first: a refused total (ShardRefused) wants nothing built
+                self._asks.ask(total, time.monotonic())
             current = body = self._body
             self._gzip_wanted = self._gzip_wanted or gzipped
             self._plain_shards_wanted = self._plain_shards_wanted or (total > 1 and not gzipped)
-            if total > 1:
-                self._asks.ask(total, time.monotonic())
             if gzipped or total > 1:
                 # The newest body whose gzip members / splits the packer has built, so a
                 # scrape never waits on compression or splitting (only the very first gzip

@@ -6,11 +6,18 @@ timeout). So the packer (render.py) splits each new piece for every total asked 
 recently, after the body is published, and a scrape only looks the parts up. A total is
 remembered from its first ask until it has not been asked for :data:`TOTAL_TTL` seconds
 (then its splits are freed: each is another copy of the body), at most
-:data:`MOST_TOTALS` of them; a replica's own total (``--total-shards``) is never forgotten.
+:data:`MOST_TOTALS` of them; a replica's own total (``--total-shards``) is never forgotten
+and takes none of those places.
+
+A new total while :data:`MOST_TOTALS` others are in use is refused (HTTP 429, with the
+time until the least recent of them may be forgotten), not split in the place of one:
+evicting one for it made scrapers of five totals in turn each re-split the body on every
+ask (~29 s of packer time each at 40,000 VMs), so none was ever served.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 
@@ -19,6 +26,7 @@ from .families import Family
 TOTAL_TTL = 900.0  # seconds: several of Prometheus' scrape intervals (1 min by default)
 MOST_TOTALS = 4  # distinct totals kept split beside the pinned ones
 WHERE = ("packer", "patch", "request")  # who built a split: see Renderer._build
+log = logging.getLogger(__name__)
 
 
 class ShardPending(Exception):  # noqa: N818 - a state, not a failure
@@ -34,6 +42,21 @@ class ShardPending(Exception):  # noqa: N818 - a state, not a failure
         )
 
 
+class ShardRefused(Exception):  # noqa: N818 - an answer, the HTTP 429 body
+    """A new total while :data:`MOST_TOTALS` others are kept split."""
+
+    def __init__(self, total: int, in_use: list[int], retry_after: float) -> None:
+        self.total = total
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"total_shards={total} refused: this exporter keeps at most {MOST_TOTALS} "
+            f"total_shards values split beside its own, and {', '.join(map(str, in_use))} "
+            f"are in use (each is another copy of the body); a value not asked for "
+            f"{TOTAL_TTL:.0f}s is let go, the next in {self.retry_after}s. Scrape with one "
+            f"of those totals, or start replicas with --total-shards"
+        )
+
+
 class ShardAsks:
     """The totals asked for, when last, and the splits counted by who built them.
 
@@ -45,27 +68,43 @@ class ShardAsks:
         self.ttl = ttl
         self._last: dict[int, float] = {}  # total -> monotonic time of the last ask
         self.splits = dict.fromkeys(WHERE, 0)
+        self.refusals = 0
+        self._refused: set[int] = set()  # logged once until asked again after a place frees
 
     def ask(self, total: int, now: float) -> bool:
-        """Note an ask of ``total``; True when it is new (not kept split until now)."""
-        new = total not in self._last and total not in self.pinned
-        self._last.pop(total, None)
-        self._last[total] = now  # newest last
-        while len(self._last) > MOST_TOTALS:
-            del self._last[next(iter(self._last))]
+        """Note an ask of ``total``; True when it is new (not kept split until now).
+
+        Raises :class:`ShardRefused` for a new total while :data:`MOST_TOTALS` are kept."""
+        if total in self.pinned:
+            return False
+        self._expire(now)
+        new = total not in self._last
+        if new and len(self._last) >= MOST_TOTALS:
+            self.refusals += 1
+            oldest = min(self._last.values())
+            refused = ShardRefused(total, sorted(self._last), oldest + self.ttl - now)
+            if total not in self._refused:
+                self._refused.add(total)
+                log.warning("%s", refused)
+            raise refused
+        self._refused.discard(total)
+        self._last[total] = now
         return new
 
     def totals(self, now: float) -> list[int]:
         """The totals to keep split: the pinned ones and those asked within the TTL."""
+        self._expire(now)
+        return sorted(self.pinned | set(self._last))
+
+    def _expire(self, now: float) -> None:
         for total in [t for t, at in self._last.items() if now - at > self.ttl]:
             del self._last[total]
-        return sorted(self.pinned | set(self._last))
 
     def count(self, where: str, pieces: int) -> None:
         self.splits[where] += pieces
 
-    def family(self) -> Family:
-        fam = Family(
+    def families(self) -> list[Family]:
+        splits = Family(
             "vsphere_exposition_shard_splits_total",
             "Families split into the shards of a total_shards value, by who split them: the "
             "packer or the detection lane (patch) ahead of scrapes, or a scrape itself "
@@ -73,5 +112,12 @@ class ShardAsks:
             "counter",
         )
         for where, n in self.splits.items():
-            fam.add(f'where="{where}"', n)
-        return fam
+            splits.add(f'where="{where}"', n)
+        refusals = Family(
+            "vsphere_exposition_shard_refusals_total",
+            f"Scrapes refused (HTTP 429) for asking a new total_shards value while "
+            f"{MOST_TOTALS} others were kept split.",
+            "counter",
+        )
+        refusals.add("", self.refusals)
+        return [splits, refusals]

@@ -22,6 +22,7 @@ from exporter import exposition
 from exporter.app import EXPORTER, create_app
 from exporter.exposition import chunks, gzip_member
 from exporter.families import Family
+from exporter.shard_asks import MOST_TOTALS
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, parse, select
@@ -301,3 +302,29 @@ def test_the_first_split_waits_no_longer_than_a_bounded_scrape_timeout(
 
     request = make_mocked_request("GET", "/metrics", headers={TIMEOUT_HEADER: header})
     assert first_split_wait(request) == wait
+
+
+async def test_a_total_past_the_most_kept_is_a_429_and_counted(
+    sim: Any, aiohttp_client: Any
+) -> None:
+    """Each total kept split is another copy of the body: a new one while MOST_TOTALS are
+    kept is refused with a one-line reason and Retry-After, counted, and the kept ones are
+    still served (it used to evict one, so five scrapers in turn re-split on every ask)."""
+    client, _ = await _exporter(sim, aiohttp_client)
+    kept = list(range(2, 2 + MOST_TOTALS))
+    for total in kept:
+        resp = await client.get(f"/metrics?shard=0&total_shards={total}", headers=GZIP)
+        assert resp.status == 200, await resp.text()
+    resp = await client.get("/metrics?shard=0&total_shards=9", headers=GZIP)
+    text = await resp.text()
+    assert resp.status == 429, text
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert "total_shards=9" in text and text.count("\n") == 1
+    for total in kept:  # none was let go for it
+        resp = await client.get(f"/metrics?shard=1&total_shards={total}", headers=GZIP)
+        assert resp.status == 200
+    await wait_for(  # the counter shows in the next body
+        client,
+        lambda s: any(x.value == 1 for x in select(s, "vsphere_exposition_shard_refusals_total")),
+        timeout=10,
+    )
