@@ -98,7 +98,11 @@ class QuickStats:
     has no cookie to reuse, or ``vc`` is not known (tests)."""
 
     def __init__(
-        self, vc: VCenterConfig | None, sync: SyncConfig, shared: ParseWorker | None = None
+        self,
+        vc: VCenterConfig | None,
+        sync: SyncConfig,
+        shared: ParseWorker | None = None,
+        waiting: Callable[[], bool] | None = None,
     ) -> None:
         self.vc = vc
         # The counters' worker when there is one (one process fewer, ~37 MiB at 10,000
@@ -113,7 +117,7 @@ class QuickStats:
         self.interval = sync.poll_interval_seconds
         # True while the exporter is not ready (app.py): the first poll then waits for the
         # way to /readyz, up to HOLD_INTERVALS intervals after the sync (see fresh).
-        self.waiting: Callable[[], bool] = lambda: False
+        self.waiting: Callable[[], bool] = waiting or (lambda: False)
 
     def _session(self, content: Any) -> SoapPoll | None:
         vc = self.vc
@@ -173,9 +177,7 @@ def tasks_for(
     out = []
     if sync is not None:
         # First poll one interval after the follower's sync, which reads everything.
-        quickstats = QuickStats(vc, sync, worker)
-        if waiting is not None:
-            quickstats.waiting = waiting
+        quickstats = QuickStats(vc, sync, worker, waiting)
         out.append(
             Task(
                 "quickstats",

@@ -104,8 +104,7 @@ def test_until_ready_the_first_quickstats_poll_waits_a_bounded_time(sim: Any) ->
     worker with the first collection /readyz waits for: no poll then, for at most
     HOLD_INTERVALS intervals after the sync (a vCenter never ready must not freeze them)."""
     config = exporter_config(sim_vcenter(sim), sync={"poll_interval_seconds": 1})
-    quickstats = QuickStats(config.vcenters[0], config.sync)
-    quickstats.waiting = lambda: True
+    quickstats = QuickStats(config.vcenters[0], config.sync, waiting=lambda: True)
     si = SmartConnect(**sim.connection_kwargs())
     inv = Inventory("vc1")
     try:
