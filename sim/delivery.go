@@ -317,6 +317,7 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 	current := map[types.ManagedObjectReference]bool{}
 	added := map[types.ManagedObjectReference]*filterState{}
 	kept := map[*filterState]*collected{}
+	recollected := 0 // counted when the round commits: a faulted round is redone whole
 	for _, ref := range d.Filter {
 		current[ref] = true
 		f, ok := ctx.Session.Get(ref).(*simulator.PropertyFilter)
@@ -330,10 +331,9 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 			paths, kinds := traversalPaths(f.Spec)
 			fs = &filterState{spec: f.Spec, travPaths: paths, travKinds: kinds, reached: map[types.ManagedObjectReference]bool{}}
 			added[ref] = fs
-			delivery.initialCollections.Add(1)
 			c, fault = d.recollect(ctx, fs, pendingSet{})
 		} else if fs.structural(p) {
-			delivery.recollections.Add(1)
+			recollected++
 			c, fault = d.recollect(ctx, fs, p)
 		} else {
 			c = &collected{objs: fs.modifies(p)}
@@ -355,6 +355,8 @@ func (d *deliveryPC) compute(ctx *simulator.Context, st *collectorState) (*types
 	for ref, fs := range added {
 		st.filters[ref] = fs
 	}
+	delivery.initialCollections.Add(int64(len(added)))
+	delivery.recollections.Add(int64(recollected))
 	for ref := range st.filters {
 		if !current[ref] {
 			delete(st.filters, ref) // DestroyPropertyFilter

@@ -452,3 +452,41 @@ def test_a_fault_computing_a_round_keeps_its_changes_for_the_next_call(
         ]
     finally:
         Disconnect(si)
+
+
+def test_a_faulted_round_counts_no_initial_collection(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """``initialCollections`` counts a filter's first answer once, when it is sent: a round
+    that faults keeps nothing (the filter is collected again next call), so it counted
+    every filter tried, twice per faulted call here, before."""
+    sim = sim_factory(clusters=1, hosts=2, vms=2)
+    si = _connect(sim)
+    try:
+        content = si.RetrieveContent()
+        pc = content.propertyCollector.CreatePropertyCollector()
+        hosts = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=content.rootFolder, selectSet=[])],
+            propSet=[PC.PropertySpec(type=vim.Folder, pathSet=["name"])],
+        )
+        nowhere = PC.FilterSpec(
+            objectSet=[
+                PC.ObjectSpec(obj=content.rootFolder, selectSet=[PC.SelectionSpec(name="nowhere")])
+            ],
+            propSet=[PC.PropertySpec(type=vim.Folder, pathSet=["name"])],
+        )
+        pc.CreateFilter(hosts, partialUpdates=True)
+        bad = pc.CreateFilter(nowhere, partialUpdates=True)
+        before = _delivery(sim)
+        for _ in range(2):
+            with pytest.raises(vmodl.fault.InvalidArgument):
+                pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+        assert _delivery(sim)["initialCollections"] == before["initialCollections"]
+        bad.Destroy()
+        result = pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+        assert [ou.kind for fs in result.filterSet for ou in fs.objectSet] == ["enter"]
+        after = _delivery(sim)
+        assert after["initialCollections"] == before["initialCollections"] + 1
+        assert after["recollections"] == before["recollections"]
+    finally:
+        Disconnect(si)
