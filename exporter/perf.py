@@ -39,7 +39,7 @@ from vcenter.config import (
     _number,
     _unknown_keys,
 )
-from vcenter.session import classify, connect, describe, disconnect, ssl_context
+from vcenter.session import classify, connect, describe, disconnect
 
 from .exposition import gzip_member
 from .families import Family, escape, fmt
@@ -512,15 +512,8 @@ class PerfCollector:
             content = self._si.RetrieveContent()
             self._perf_manager = content.perfManager
             if self.use_soap and SoapQueryPerf.usable(self._si):
-                https = self.vc.url.lower().startswith("https")
-                self._soap = SoapQueryPerf(
-                    self._si,
-                    str(self._perf_manager._moId),
-                    host=self.vc.host,
-                    port=self.vc.port,
-                    path=self.vc.path,
-                    context=ssl_context(self.vc) if https else None,
-                    timeout=self.perf.timeout_seconds,
+                self._soap = SoapQueryPerf.for_manager(
+                    self._si, self.vc, str(self._perf_manager._moId), self.perf.timeout_seconds
                 )
             uuid = str(getattr(content.about, "instanceUuid", "") or "")
             if uuid != self._resolved_for or not self.counter_ids:

@@ -11,7 +11,6 @@ the same as through pyVmomi.
 
 from __future__ import annotations
 
-import ssl
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from vcenter.config import VCenterConfig
 from vcenter.soap import (  # noqa: F401 - shared with the remediator, re-exported here
     _END,
     _ENVELOPE,
@@ -159,19 +159,16 @@ def parse_response(body: bytes) -> list[EntityMetric]:
 class SoapQueryPerf(SoapSession):
     """``QueryPerf`` on the session of ``si``; thread-safe (a connection per thread)."""
 
-    def __init__(
-        self,
-        si: Any,
-        perf_manager: str,
-        *,
-        host: str,
-        port: int,
-        path: str,
-        context: ssl.SSLContext | None,
-        timeout: float,
-    ) -> None:
-        super().__init__(si, host=host, port=port, path=path, context=context, timeout=timeout)
-        self.perf_manager = perf_manager
+    perf_manager = ""  # the PerformanceManager's moid (for_manager)
+
+    @classmethod
+    def for_manager(
+        cls, si: Any, vc: VCenterConfig, perf_manager: str, timeout: float
+    ) -> SoapQueryPerf:
+        """The session on ``vc`` (as :meth:`SoapSession.for_vcenter`) asking ``perf_manager``."""
+        soap = cls.for_vcenter(si, vc, timeout)
+        soap.perf_manager = perf_manager
+        return soap
 
     def query(self, specs: Sequence[tuple[str, str, str]], interval_id: int) -> list[EntityMetric]:
         data = self.query_raw(specs, interval_id)

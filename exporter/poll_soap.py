@@ -44,6 +44,7 @@ from vcenter.soap import (  # noqa: F401 - shared with the remediator, re-export
     continue_body,
     ended_elements,
     method_body,
+    retrieved,
     stub_request,
 )
 
@@ -100,13 +101,7 @@ def parse_page(body: bytes, polled: Polled) -> Page:
     the tree never holds the whole page."""
     rows: list[Row] = []
     missing: list[Missing] = []
-    token: str | None = None
-    for element in ended_elements(body):
-        if element.tag == _OBJECTS:
-            _object(element, polled, rows, missing)
-            element.clear()
-        elif element.tag == _TOKEN:
-            token = element.text or token
+    token, _ = retrieved(body, lambda element: _object(element, polled, rows, missing))
     return token, rows, missing
 
 

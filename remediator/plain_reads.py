@@ -30,13 +30,12 @@ from typing import Any
 
 from vcenter import soap
 from vcenter.soap import (
-    VIM,
     XSI_TYPE,
     SoapSession,
     cancel_body,
     continue_body,
-    ended_elements,
     fault_named,
+    retrieved,
     stub_request,
 )
 from vcenter.soap_values import value as read_value
@@ -72,19 +71,9 @@ def result(body: bytes) -> Any:
     """A ``RetrievePropertiesEx`` answer as a ``RetrieveResult`` look-alike (``token``,
     ``objects``); None for an empty answer, as pyVmomi returns. Anything unreadable is
     :class:`PlainReadFailed`."""
+    objects: list[Any] = []
     try:
-        token: str | None = None
-        objects: list[Any] = []
-        returned = False
-        for element in ended_elements(body):
-            tag = element.tag
-            if tag == soap._OBJECTS:
-                objects.append(_content(element))
-                element.clear()
-            elif tag == soap._TOKEN:
-                token = element.text or None
-            elif tag == f"{VIM}returnval":
-                returned = True
+        token, returned = retrieved(body, lambda element: objects.append(_content(element)))
     except PlainReadFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable XML, a value of an unexpected shape

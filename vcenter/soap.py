@@ -19,8 +19,8 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Self
 from xml.sax.saxutils import escape
 
 from pyVmomi import vim, vmodl
@@ -139,7 +139,7 @@ class SoapSession:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_vcenter(cls, si: Any, vc: VCenterConfig, timeout: float | None = None) -> SoapSession:
+    def for_vcenter(cls, si: Any, vc: VCenterConfig, timeout: float | None = None) -> Self:
         """A session on ``vc``: its address, TLS settings and (unless given) timeout."""
         https = vc.url.lower().startswith("https")
         return cls(
@@ -212,6 +212,7 @@ class SoapSession:
             conn.close()
 
 
+_RETURNVAL = f"{VIM}returnval"
 _OBJECTS, _TOKEN, _OBJ, _PROPSET, _MISSING = (
     f"{VIM}objects",
     f"{VIM}token",
@@ -228,6 +229,25 @@ _NAME, _VAL, _PATH, _FAULT, _MESSAGE = (
     f"{VIM}fault",
     f"{VIM}localizedMessage",
 )
+
+
+def retrieved(body: bytes, on_object: Callable[[ET.Element], None]) -> tuple[str | None, bool]:
+    """Walk a ``(Continue)RetrievePropertiesEx`` answer: each ``ObjectContent`` handed to
+    ``on_object`` as it ends, then dropped (the tree never holds the whole page); returns
+    the answer's paging token and whether it had a ``returnval`` at all (an empty answer
+    has none). One walk for the exporter's polls and the remediator's reads."""
+    token: str | None = None
+    returned = False
+    for element in ended_elements(body):
+        tag = element.tag
+        if tag == _OBJECTS:
+            on_object(element)
+            element.clear()
+        elif tag == _TOKEN:
+            token = element.text or token
+        elif tag == _RETURNVAL:
+            returned = True
+    return token, returned
 
 
 def method_body(method: str, collector: str, inner: str) -> bytes:
