@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 
 from ..families import Family, labels
 from ..inventory import ManagedObject
-from .cache import packed_blocks, previous_families, remember, revisions
+from .cache import by_followed, followed_revisions, packed_blocks, previous_families, remember
 from .context import RenderContext
 
 
@@ -34,13 +34,20 @@ def collect(ctx: RenderContext) -> list[Family]:
             return ("".join(scratch.lines),)
 
         objs = [o for o in ctx.objects(type_name) if not o.get("config.template")]
-        signature = (ctx.vcenter, cfg, fields_key, revisions(objs))
+        # a quickStats poll changes every object, not its custom values
+        signature = (ctx.vcenter, cfg, fields_key, followed_revisions(objs))
         if previous := previous_families(ctx, f"attributes_{kind}_families", signature):
             out += previous
             continue
         # As gzip members per block of objects (collectors/cache.py), as the VM families.
         (fam.members,), _ = packed_blocks(
-            ctx, f"attributes_{kind}_blocks", objs, render, 1, (ctx.vcenter, fields_key, cfg)
+            ctx,
+            f"attributes_{kind}_blocks",
+            objs,
+            render,
+            1,
+            (ctx.vcenter, fields_key, cfg),
+            key=by_followed,
         )
         out += remember(ctx, f"attributes_{kind}_families", signature, [fam])
     return out

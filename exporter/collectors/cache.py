@@ -37,6 +37,12 @@ def by_rev(obj: ManagedObject) -> Hashable:
     return obj.rev
 
 
+def by_followed(obj: ManagedObject) -> Hashable:
+    """The key of lines that show no polled property (quickStats, overallStatus): the
+    revision of the object's last followed change, which a poll leaves alone."""
+    return obj.followed
+
+
 def cached(
     ctx: RenderContext,
     name: str,
@@ -144,3 +150,8 @@ def revisions(objects: Iterable[ManagedObject]) -> tuple[int, ...]:
     """The objects' revisions in order: equal tuples mean the same objects, unchanged
     (a revision is unique across objects and resyncs, so it identifies one object image)."""
     return tuple(o.rev for o in objects)
+
+
+def followed_revisions(objects: Iterable[ManagedObject]) -> tuple[int, ...]:
+    """:func:`revisions` of what the follower changed only (:func:`by_followed`)."""
+    return tuple(o.followed for o in objects)

@@ -8,7 +8,7 @@ from exporter.collectors_config import parse_collectors_config
 from ..families import Family, labels
 from ..inventory import ManagedObject
 from ..properties_extra import GUEST_DISKS
-from .cache import packed_blocks, previous_families, remember, revisions
+from .cache import by_followed, followed_revisions, packed_blocks, previous_families, remember
 from .context import RenderContext
 
 
@@ -28,11 +28,11 @@ def collect(ctx: RenderContext) -> list[Family]:
         return "".join(c.lines), "".join(f.lines)
 
     vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
-    signature = (ctx.vcenter, revisions(vms))
+    signature = (ctx.vcenter, followed_revisions(vms))  # a quickStats poll changes none
     if (previous := previous_families(ctx, "guest_disks_families", signature)) is not None:
         return previous
     # As gzip members per block of VMs (collectors/cache.py), as the VM families are.
     (cap.members, free.members), _ = packed_blocks(
-        ctx, "guest_disks_blocks", vms, render, 2, extra_key=ctx.vcenter
+        ctx, "guest_disks_blocks", vms, render, 2, extra_key=ctx.vcenter, key=by_followed
     )
     return remember(ctx, "guest_disks_families", signature, [cap, free])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..families import Family
 from ..inventory import ManagedObject
-from .cache import packed_blocks, previous_families, remember, revisions
+from .cache import by_followed, followed_revisions, packed_blocks, previous_families, remember
 from .context import RenderContext
 
 STATUSES = ("current", "needsUpgrade", "unsupported", "notInstalled", "unmanaged")
@@ -38,9 +38,12 @@ def collect(ctx: RenderContext) -> list[Family]:
         return ("".join(scratch.lines),)
 
     vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
-    signature = (ctx.vcenter, revisions(vms))
+    # Keyed on what the follower changed: a quickStats poll changes every VM, not this.
+    signature = (ctx.vcenter, followed_revisions(vms))
     if (previous := previous_families(ctx, "tools_families", signature)) is not None:
         return previous
     # Cached as gzip members per block of VMs, as the VM families are (~0.6 KB per VM).
-    (fam.members,), _ = packed_blocks(ctx, "tools_blocks", vms, render, 1, extra_key=ctx.vcenter)
+    (fam.members,), _ = packed_blocks(
+        ctx, "tools_blocks", vms, render, 1, extra_key=ctx.vcenter, key=by_followed
+    )
     return remember(ctx, "tools_families", signature, [fam])

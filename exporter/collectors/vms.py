@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..families import Family, labels
+from ..families import Family, fmt, labels
 from ..inventory import ManagedObject
 from .cache import packed_blocks, revisions
 from .context import RenderContext
@@ -57,12 +57,37 @@ def _families() -> list[Family]:
     ]
 
 
+# The families of what a quickStats poll refreshes (poller.POLLED): their places in
+# _families() and each one's path and scale. Every poll changes every VM's quickStats, so
+# they are rendered in blocks of their own, keyed on the VM's revision; the other families
+# are keyed on its followed revision, which a poll leaves alone (at 40,000 VMs re-rendering
+# all 20 families of every VM after each poll was most of the exporter's CPU).
+POLLED = {
+    12: ("summary.quickStats.overallCpuUsage", MHZ),
+    13: ("summary.quickStats.guestMemoryUsage", MIB),
+    14: ("summary.quickStats.hostMemoryUsage", MIB),
+}
+FOLLOWED = tuple(i for i in range(len(_families())) if i not in POLLED)
+_POLLED_LINES = tuple((_families()[i].name, path, scale) for i, (path, scale) in POLLED.items())
+
+
+def _render_polled(ctx: RenderContext, vm: ManagedObject) -> list[str]:
+    """One VM's lines of the :data:`POLLED` families, in that order (as Family.add)."""
+    base = ctx.base("vm", vm)
+    out = []
+    for name, path, scale in _POLLED_LINES:
+        value = vm.get(path)
+        out.append("" if value is None else f"{name}{{{base}}} {fmt(float(value) * scale)}\n")
+    return out
+
+
 def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]) -> list[str]:
-    """One VM's lines for each family of :func:`_families`, in that order, then its identity
-    label block (reused for the timestamp families, which change on every heartbeat)."""
+    """One VM's lines for each :data:`FOLLOWED` family of :func:`_families`, in that order,
+    then its identity label block (reused for the timestamp families, which change on every
+    heartbeat)."""
     fams = _families()
     (info, protected, priority, power, conn, guest, tools, app, app_state, boot, cpus, mem,
-     cpu_use, mem_use, mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
+     _cpu_use, _mem_use, _mem_cons, cpu_res, mem_res, storage, snaps, oldest) = fams  # fmt: skip
     base = ctx.base("vm", vm)
     attrs = ctx.topology.attributes(vm)
     cfg = ctx.config
@@ -102,9 +127,6 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     for fam, path, scale in (
         (cpus, "summary.config.numCpu", 1.0),
         (mem, "summary.config.memorySizeMB", MIB),
-        (cpu_use, "summary.quickStats.overallCpuUsage", MHZ),
-        (mem_use, "summary.quickStats.guestMemoryUsage", MIB),
-        (mem_cons, "summary.quickStats.hostMemoryUsage", MIB),
         (storage, "summary.storage.committed", 1.0),
     ):
         if vm.get(path) is not None:
@@ -115,7 +137,7 @@ def _render_vm(ctx: RenderContext, vm: ManagedObject, placement: tuple[str, ...]
     snaps.add(base, snap.get("count", 0))
     if "oldest" in snap:
         oldest.add(base, snap["oldest"])
-    return ["".join(f.lines) for f in fams] + [base]
+    return ["".join(fams[i].lines) for i in FOLLOWED] + [base]
 
 
 def _placements(ctx: RenderContext) -> dict[str, tuple[str, ...]]:
@@ -213,11 +235,20 @@ def _render_all(
         "vm_blocks",
         vms,
         lambda vm: _render_vm(ctx, vm, placement(vm)),
-        len(families),
+        len(FOLLOWED),
         extra_key=(fields_key, ctx.config),
-        # a revision is unique to one VM image: with the placement, all a VM's lines need
-        key=lambda vm: (vm.rev, placement(vm)),
+        # a followed revision is unique to one VM image but its quickStats: with the
+        # placement, all the followed families' lines need
+        key=lambda vm: (vm.followed, placement(vm)),
     )
-    for fam, packed in zip(families, members, strict=True):
-        fam.members = packed
+    polled, _ = packed_blocks(
+        ctx,
+        "vm_polled_blocks",
+        vms,
+        lambda vm: _render_polled(ctx, vm),
+        len(POLLED),
+        extra_key=ctx.vcenter,
+    )
+    for i, packed in (*zip(FOLLOWED, members, strict=True), *zip(POLLED, polled, strict=True)):
+        families[i].members = packed
     return families, kept
