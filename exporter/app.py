@@ -24,7 +24,7 @@ from .inventory import Inventory
 from .perf import collectors_for
 from .pollers import Poller, tasks_for
 from .render import Renderer
-from .shard_asks import ShardPending, ShardRefused
+from .shard_asks import ShardAnswer, ShardPending
 from .sync import Follower
 from .tagging import TagSource
 
@@ -176,16 +176,13 @@ async def metrics(request: web.Request) -> web.StreamResponse:
                 exporter.renderer.body, gzipped=gzipped, shard=shard, own_process=replica
             )
             break
-        except ShardRefused as exc:  # a new total while MOST_TOTALS are kept split
+        except ShardAnswer as exc:  # 503 while a new total is first split, 429 if refused
+            if isinstance(exc, ShardPending) and loop.time() < deadline:
+                await asyncio.sleep(min(PENDING_POLL, max(0.0, deadline - loop.time())))
+                continue
             return web.Response(
-                status=429, text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)}
+                status=exc.status, text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)}
             )
-        except ShardPending as exc:  # a total's first ask: the packer is splitting
-            if loop.time() >= deadline:
-                return web.Response(
-                    status=503, text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)}
-                )
-            await asyncio.sleep(min(PENDING_POLL, max(0.0, deadline - loop.time())))
     headers = {"Content-Type": CONTENT_TYPE}
     if gzipped:
         headers["Content-Encoding"] = "gzip"

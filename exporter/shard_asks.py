@@ -29,31 +29,44 @@ WHERE = ("packer", "patch", "request")  # who built a split: see Renderer._build
 log = logging.getLogger(__name__)
 
 
-class ShardPending(Exception):  # noqa: N818 - a state, not a failure
-    """The split for a new total is not built yet; the message is the HTTP 503 body."""
+class ShardAnswer(Exception):  # noqa: N818 - an HTTP answer, not a failure
+    """A shard ask answered without a body: the message is the HTTP body."""
 
-    def __init__(self, total: int, retry_after: float) -> None:
+    status = 503
+
+    def __init__(self, total: int, retry_after: float, message: str) -> None:
         self.total = total
         self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message.format(retry=self.retry_after))
+
+
+class ShardPending(ShardAnswer):
+    """The split for a new total is not built yet (HTTP 503)."""
+
+    def __init__(self, total: int, retry_after: float) -> None:
         super().__init__(
+            total,
+            retry_after,
             f"shards of total_shards={total} are not split yet: the first ask of this total "
             f"(or of any, before the first body is rendered) waits for the exporter to split "
-            f"the body, which it then does ahead of scrapes; retry in {self.retry_after}s"
+            f"the body, which it then does ahead of scrapes; retry in {{retry}}s",
         )
 
 
-class ShardRefused(Exception):  # noqa: N818 - an answer, the HTTP 429 body
-    """A new total while :data:`MOST_TOTALS` others are kept split."""
+class ShardRefused(ShardAnswer):
+    """A new total while :data:`MOST_TOTALS` others are kept split (HTTP 429)."""
+
+    status = 429
 
     def __init__(self, total: int, in_use: list[int], retry_after: float) -> None:
-        self.total = total
-        self.retry_after = max(1, math.ceil(retry_after))
         super().__init__(
+            total,
+            retry_after,
             f"total_shards={total} refused: this exporter keeps at most {MOST_TOTALS} "
             f"total_shards values split beside its own, and {', '.join(map(str, in_use))} "
             f"are in use (each is another copy of the body); a value not asked for "
-            f"{TOTAL_TTL:.0f}s is let go, the next in {self.retry_after}s. Scrape with one "
-            f"of those totals, or start replicas with --total-shards"
+            f"{TOTAL_TTL:.0f}s is let go, the next in {{retry}}s. Scrape with one "
+            f"of those totals, or start replicas with --total-shards",
         )
 
 
