@@ -8,7 +8,9 @@ exporter subprocess.  Prints:
 - initial sync (exporter start to /readyz) and the truncated pages it read;
 - /metrics p50/p95 plain and gzip, and p95 over a window spanning several counter
   collections (the scrapes that land during a collection are in it);
-- exporter peak RSS and CPU seconds per minute over that window;
+- exporter peak RSS and CPU seconds per minute over that window (scrapes back to back),
+  then the CPU over a paced window (one gzip scrape every PACE seconds: the average an
+  ordinary Prometheus scrape interval costs);
 - change -> /metrics (host maintenance flip), the simulator's own delivery to a bare
   WaitForUpdatesEx client on the same filter, and the exporter's share (the difference);
   then the same changes on a timeline (bench/change_timeline.py), with the exporter's own
@@ -19,7 +21,7 @@ exporter subprocess.  Prints:
 - the machine's load average (it is shared: the figures move with it).
 
     python -m bench.scale_bench [--size max|10k|small] [--window 60] [--scrapes 20]
-        [--host-sensors on|not-green|off]
+        [--paced 60] [--window-only] [--host-sensors on|not-green|off]
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from .exporter_bench import (
     vcenter_update_latency,
 )
 from .poller_bench import cpu_seconds
+
+PACE = 15.0  # seconds between the paced window's scrapes: a common scrape_interval
 
 SIZES = {
     "max": {"clusters": 125, "hosts": 20, "vms": 320},  # 2,500 hosts, 40,000 VMs
@@ -226,6 +230,7 @@ def run(
     sensors: str = "on",
     everything: bool = False,
     window_only: bool = False,
+    paced: float = 60.0,
 ) -> dict[str, float]:
     flags = SIZES[size]
     print(
@@ -292,6 +297,15 @@ def run(
         out["poll_duration_s"] = sample(body, "vsphere_sync_poll_duration_seconds")
         out["window_polls"] = sample(body, "vsphere_sync_polls_total") - polls0
         del body
+        if paced > 0:  # the average a Prometheus scraping every PACE seconds costs
+            c0, w0, lat = tree_cpu_seconds(pid), time.perf_counter(), []
+            while (left := paced - (time.perf_counter() - w0)) > 0:
+                lat.append(scrape(url, True, decode=False)[0])
+                time.sleep(min(PACE, max(0.0, left)))
+            wall = time.perf_counter() - w0
+            out["paced_scrapes"] = len(lat)
+            out["paced_gzip_max_ms"] = max(lat) * 1000
+            out["paced_cpu_s_per_min"] = (tree_cpu_seconds(pid) - c0) / wall * 60
         if window_only:  # the sync, scrape and CPU figures only (an A/B of the exporter)
             return out
         for key, value in shard_latency(url, 4, scrapes).items():
@@ -378,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also the off-by-default collectors (guest disks, custom attributes)",
     )
     parser.add_argument(
+        "--paced",
+        type=float,
+        default=60.0,
+        help=f"seconds of gzip scrapes every {PACE:.0f} s after the window, for the CPU "
+        "an ordinary scrape interval costs (0: none)",
+    )
+    parser.add_argument(
         "--window-only",
         action="store_true",
         help="stop after the window's figures (sync, scrapes, CPU, RSS): minutes, not half an hour",
@@ -392,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         sensors=args.host_sensors,
         everything=args.everything,
         window_only=args.window_only,
+        paced=args.paced,
     )
     return 0
 
