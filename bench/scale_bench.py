@@ -114,6 +114,16 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def scrape_window(url: str, pid: int, seconds: float, pause: float) -> tuple[list[float], float]:
+    """Gzip scrapes ``pause`` seconds apart for ``seconds``: their latencies, and the CPU
+    of the exporter ``pid`` and its children (the parse worker) per minute meanwhile."""
+    c0, w0, lat = tree_cpu_seconds(pid), time.perf_counter(), []
+    while (left := seconds - (time.perf_counter() - w0)) > 0:
+        lat.append(scrape(url, True, decode=False)[0])
+        time.sleep(min(pause, max(0.0, left)))
+    return lat, (tree_cpu_seconds(pid) - c0) / (time.perf_counter() - w0) * 60
+
+
 def children_rss_mib(pid: int) -> float:
     total = 0.0
     for child in children(pid):
@@ -280,17 +290,13 @@ def run(
         del body
         # A window spanning several 20 s counter collections: gzip scrapes back to back.
         pid = exporter.pid or 0
-        c0, w0, lat = tree_cpu_seconds(pid), time.perf_counter(), []
-        while time.perf_counter() - w0 < window:
-            lat.append(scrape(url, True, decode=False)[0])
-            time.sleep(0.5)
-        wall = time.perf_counter() - w0
+        lat, cpu_per_min = scrape_window(url, pid, window, 0.5)
         out["window_scrapes"] = len(lat)
         out["window_gzip_p50_ms"] = pct(lat, 0.5) * 1000
         out["window_gzip_p95_ms"] = pct(lat, 0.95) * 1000
         out["window_gzip_max_ms"] = max(lat) * 1000
         # The exporter and its children (the parse worker's CPU was the exporter's before).
-        out["exporter_cpu_s_per_min"] = (tree_cpu_seconds(pid) - c0) / wall * 60
+        out["exporter_cpu_s_per_min"] = cpu_per_min
         out["exporter_peak_rss_mib"] = peak_rss_mib(pid)
         out["exporter_children_rss_mib"] = children_rss_mib(pid)
         body = scrape(url)[1]
@@ -298,14 +304,10 @@ def run(
         out["window_polls"] = sample(body, "vsphere_sync_polls_total") - polls0
         del body
         if paced > 0:  # the average a Prometheus scraping every PACE seconds costs
-            c0, w0, lat = tree_cpu_seconds(pid), time.perf_counter(), []
-            while (left := paced - (time.perf_counter() - w0)) > 0:
-                lat.append(scrape(url, True, decode=False)[0])
-                time.sleep(min(PACE, max(0.0, left)))
-            wall = time.perf_counter() - w0
+            lat, cpu_per_min = scrape_window(url, pid, paced, PACE)
             out["paced_scrapes"] = len(lat)
             out["paced_gzip_max_ms"] = max(lat) * 1000
-            out["paced_cpu_s_per_min"] = (tree_cpu_seconds(pid) - c0) / wall * 60
+            out["paced_cpu_s_per_min"] = cpu_per_min
         if window_only:  # the sync, scrape and CPU figures only (an A/B of the exporter)
             return out
         for key, value in shard_latency(url, 4, scrapes).items():

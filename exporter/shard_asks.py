@@ -30,43 +30,50 @@ log = logging.getLogger(__name__)
 
 
 class ShardAnswer(Exception):  # noqa: N818 - an HTTP answer, not a failure
-    """A shard ask answered without a body: the message is the HTTP body."""
+    """A shard ask answered without a body: :meth:`message` is the HTTP body."""
 
-    status = 503
+    status: int  # the HTTP status
 
-    def __init__(self, total: int, retry_after: float, message: str) -> None:
+    def __init__(self, total: int, retry_after: float) -> None:
         self.total = total
         self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(message.format(retry=self.retry_after))
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        raise NotImplementedError
 
 
 class ShardPending(ShardAnswer):
-    """The split for a new total is not built yet (HTTP 503)."""
+    """The split for a new total is not built yet."""
 
-    def __init__(self, total: int, retry_after: float) -> None:
-        super().__init__(
-            total,
-            retry_after,
-            f"shards of total_shards={total} are not split yet: the first ask of this total "
-            f"(or of any, before the first body is rendered) waits for the exporter to split "
-            f"the body, which it then does ahead of scrapes; retry in {{retry}}s",
+    status = 503
+
+    def message(self) -> str:
+        return (
+            f"shards of total_shards={self.total} are not split yet: the first ask of this "
+            f"total (or of any, before the first body is rendered) waits for the exporter to "
+            f"split the body, which it then does ahead of scrapes; retry in "
+            f"{self.retry_after}s"
         )
 
 
 class ShardRefused(ShardAnswer):
-    """A new total while :data:`MOST_TOTALS` others are kept split (HTTP 429)."""
+    """A new total while :data:`MOST_TOTALS` others are kept split."""
 
     status = 429
 
     def __init__(self, total: int, in_use: list[int], retry_after: float) -> None:
-        super().__init__(
-            total,
-            retry_after,
-            f"total_shards={total} refused: this exporter keeps at most {MOST_TOTALS} "
-            f"total_shards values split beside its own, and {', '.join(map(str, in_use))} "
-            f"are in use (each is another copy of the body); a value not asked for "
-            f"{TOTAL_TTL:.0f}s is let go, the next in {{retry}}s. Scrape with one "
-            f"of those totals, or start replicas with --total-shards",
+        self.in_use = in_use
+        super().__init__(total, retry_after)
+
+    def message(self) -> str:
+        return (
+            f"total_shards={self.total} refused: this exporter keeps at most {MOST_TOTALS} "
+            f"total_shards values split beside its own, and "
+            f"{', '.join(map(str, self.in_use))} are in use (each is another copy of the "
+            f"body); a value not asked for {TOTAL_TTL:.0f}s is let go, the next in "
+            f"{self.retry_after}s. Scrape with one of those totals, or start replicas with "
+            f"--total-shards"
         )
 
 
