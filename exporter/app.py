@@ -37,7 +37,9 @@ class Exporter:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._was_ready = False  # to log each turn to ready once
-        self.inventories = [Inventory(vc.name) for vc in config.vcenters]
+        self.inventories = [
+            Inventory(vc.name, config.sync.alive_render_seconds) for vc in config.vcenters
+        ]
         # The replica's shard on plain /metrics (exposition_config.py); query parameters win.
         self.default_shard = parse_exposition_config(config).default_shard
         self.followers = [

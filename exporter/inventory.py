@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from vcenter.config import SyncConfig
+
 from .properties_extra import EXTRA_CONVERTERS, EXTRA_PROPERTIES
 from .wire import AnswerStats
 
@@ -316,8 +318,14 @@ class Inventory:
     consistent view under the same lock and only while ``generation`` is unchanged.
     """
 
-    def __init__(self, vcenter: str) -> None:
+    def __init__(
+        self, vcenter: str, alive_render_seconds: float = SyncConfig.alive_render_seconds
+    ) -> None:
         self.vcenter = vcenter
+        # A round trip that changed nothing wakes the renderer at most this often (mark_alive).
+        self.alive_render_seconds = alive_render_seconds
+        self._touched_at = float("-inf")  # monotonic: the last wake of the listeners
+        self._unrendered = True  # something changed since that wake (set by replace, apply)
         self.lock = threading.RLock()
         self.objects: dict[str, ManagedObject] = {}
         self.custom_fields: dict[int, str] = {}
@@ -373,6 +381,8 @@ class Inventory:
         """Bump the generation and wake listeners (the renderer)."""
         with self.lock:
             self.generation += 1
+            self._touched_at = time.monotonic()
+            self._unrendered = False
         for fn in list(self._listeners):
             fn()
 
@@ -400,12 +410,24 @@ class Inventory:
         return self.down_since + hold_seconds
 
     def mark_alive(self, now: float | None = None) -> None:
-        """A successful round trip: everything connected/green is confirmed as of now."""
+        """A successful round trip: everything connected/green is confirmed as of now.
+
+        The renderer is woken when the round trip applied something, else at most every
+        ``alive_render_seconds``: what such a wake re-renders is only the sync's timestamp
+        and the last-seen-healthy timestamps of what is still healthy, which no alert reads
+        while it is (a full render, ~0.5 s of CPU at 40,000 VMs, a dozen times a minute).
+        The confirmation itself is never skipped: the render or patch that shows a host
+        disconnected or a heartbeat red carries the last round trip that saw it healthy."""
         now = time.time() if now is None else now
         with self.lock:
             self.last_success = now
             self._confirm_healthy(now)
-        self.touch()
+            quiet = (
+                not self._unrendered
+                and time.monotonic() - self._touched_at < self.alive_render_seconds
+            )
+        if not quiet:
+            self.touch()
 
     def _confirm_healthy(self, now: float) -> None:
         for obj in self.objects.values():
@@ -435,6 +457,7 @@ class Inventory:
             self.synced_at = time.monotonic()
             self.changed = {}
             self.identity = revision_mark()
+            self._unrendered = True
 
     def apply(
         self,
@@ -453,6 +476,7 @@ class Inventory:
             if apply_object_updates(self.objects, self.custom_fields, noted, self.observe):
                 self.identity = revision_mark()
             self.updates_total += 1
+            self._unrendered = True
 
     def _noted(
         self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]

@@ -505,10 +505,14 @@ class Renderer:
             "vsphere_scrape_duration_seconds", "How long rendering the previous body took."
         )
         took.add("", self._render_seconds)
+        renders = Family(
+            "vsphere_exporter_renders_total", "Full renders of the body before this one.", "counter"
+        )
+        renders.add("", self.renders_total)
         lag, last_lag = self.lag.family(), self.lag.last_family()
         with self._cond:
             shards = self._asks.families()
-        pieces = self._pieces([*families, ok, dur, build, took, lag, last_lag, *shards])
+        pieces = self._pieces([*families, ok, dur, build, took, renders, lag, last_lag, *shards])
         with self._publish_lock:
             # What the detection lane published while this render ran is newer than this
             # render's snapshot: applied again, so a slow render never hides a change.

@@ -28,9 +28,10 @@ from vcenter.config import parse_config
 
 from .test_inventory import _image
 
-# Families whose values are timings of the render itself: they differ between any two renders.
+# Families whose values are timings or counts of the renders: they differ between any two.
 TIMINGS = (
     "vsphere_scrape_duration_seconds",
+    "vsphere_exporter_renders_total",
     "vsphere_scrape_collector_duration_seconds",
     "vsphere_render_lag_seconds",
     "vsphere_render_last_lag_seconds",

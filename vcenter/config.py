@@ -221,6 +221,9 @@ class SyncConfig:
     hold_seconds: float = 30.0
     # A WaitForUpdatesEx silent for max_wait_seconds plus this long means a hung vCenter.
     hung_margin_seconds: float = 10.0
+    # A round trip that changed nothing re-renders /metrics at most this often (the sync's
+    # and the healthy objects' last-seen timestamps; docs/exporter.md). 0: every round trip.
+    alive_render_seconds: float = 30.0
     # Parse the poll's pages in a worker process, off the exporter's GIL (docs/exporter.md).
     poll_worker_process: bool = True
     # Read the initial sync's pages as plain XML, pipelined (exporter/sync_soap.py).
@@ -588,6 +591,7 @@ def _sync(section: Any) -> SyncConfig:
         "poll_interval_seconds",
         "hold_seconds",
         "hung_margin_seconds",
+        "alive_render_seconds",
         "poll_worker_process",
         "initial_sync_plain",
     }
@@ -634,6 +638,14 @@ def _sync(section: Any) -> SyncConfig:
         10.0,
         minimum=1,
     )
+    alive = c.run(
+        30.0,
+        _number,
+        section.get("alive_render_seconds"),
+        f"{key}.alive_render_seconds",
+        30.0,
+        minimum=0,
+    )
     worker = c.run(
         True,
         _bool,
@@ -650,6 +662,7 @@ def _sync(section: Any) -> SyncConfig:
         poll_interval_seconds=poll,
         hold_seconds=hold,
         hung_margin_seconds=margin,
+        alive_render_seconds=alive,
         poll_worker_process=worker,
         initial_sync_plain=plain,
     )
