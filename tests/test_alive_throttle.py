@@ -58,7 +58,9 @@ def test_quiet_round_trips_wake_the_renderer_once_per_interval() -> None:
 def test_a_round_trip_with_changes_always_wakes_the_renderer() -> None:
     inv, woken = _synced(3600)
     inv.mark_alive()
-    inv.apply([("modify", "VirtualMachine", "vm-1", [("assign", "runtime.powerState", "poweredOff")])])
+    inv.apply(
+        [("modify", "VirtualMachine", "vm-1", [("assign", "runtime.powerState", "poweredOff")])]
+    )
     inv.mark_alive()
     assert len(woken) == 2
     inv.mark_alive()
@@ -82,7 +84,9 @@ def test_a_quiet_round_trip_still_confirms_what_is_green() -> None:
     inv.apply([("modify", "VirtualMachine", "vm-1", [("assign", "guestHeartbeatStatus", "red")])])
     inv.mark_alive(now=1020.0)
     samples = parse(Renderer(parse_config({}), [inv]).render_now().decode())
-    assert value(samples, "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds", vm="web") == 1010
+    assert (
+        value(samples, "vsphere_vm_guest_heartbeat_last_green_timestamp_seconds", vm="web") == 1010
+    )
     assert value(samples, "vsphere_sync_last_success_timestamp_seconds") == 1020
 
 
