@@ -277,6 +277,28 @@ def expand(path: str, value: Any) -> list[tuple[str, Any]]:
     return [(path, convert(path, value))]
 
 
+# The paths convert() reads in a way of their own; any other keeps a scalar as it is.
+_CONVERTED = frozenset(
+    {
+        "customValue",
+        "snapshot",
+        "runtime.dasHostState",
+        "configurationEx",
+        "configuration.dasConfig.admissionControlPolicy",
+        "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings",
+        "summary",
+        "vm",
+        "field",
+    }
+)
+
+
+def plain_path(path: str) -> bool:
+    """Whether :func:`expand` gives ``[(path, value)]`` for any bool, int, float or str
+    ``value`` (the poll's scanner then skips it: poll_scan.py)."""
+    return path not in _CONVERTED and path not in EXTRA_CONVERTERS
+
+
 def convert(path: str, value: Any) -> Any:
     """Turn a pyvmomi property value into the plain form the inventory keeps."""
     if value is None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vcenter.soap import (  # noqa: F401 - shared with the remediator, re-exported here
@@ -49,11 +48,8 @@ from vcenter.soap import (  # noqa: F401 - shared with the remediator, re-export
 )
 
 from .inventory import expand
+from .poll_scan import Missing, Page, Polled, Row, scan_page
 from .soap_values import value as read_value
-
-Row = tuple[str, str, dict[str, Any]]  # type, moid, {path: converted value}
-Missing = tuple[str, str, list[tuple[str, str, str]]]  # type, moid, [(path, fault, message)]
-Page = tuple[str | None, list[Row], list[Missing]]  # token, rows, objects with a missingSet
 
 
 def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
@@ -63,9 +59,6 @@ def retrieve_body(collector: Any, spec: Any, page_objects: int) -> bytes:
 
     options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_objects)
     return stub_request(collector, "RetrievePropertiesEx", [[spec], options])
-
-
-Polled = Mapping[str, Sequence[str]]  # type name -> the paths asked for
 
 
 def _object(element: ET.Element, polled: Polled, rows: list[Row], missing: list[Missing]) -> None:
@@ -96,9 +89,16 @@ def parse_page(body: bytes, polled: Polled) -> Page:
     """A RetrievePropertiesEx / ContinueRetrievePropertiesEx answer -> (token, rows, missing);
     each row has every path ``polled`` asks of its type, None where the answer has none.
 
-    Fed to the C parser in 64 KB slices and each object dropped once read (as
-    perf_soap.parse_response): in-process, other threads get the GIL between slices, and
-    the tree never holds the whole page."""
+    Scanned (poll_scan.py, a fraction of the XML parse's CPU), unless the page is not in
+    the shape the scanner reads; then parsed as XML (:func:`parse_page_xml`)."""
+    scanned = scan_page(body, polled, _object)
+    return scanned if scanned is not None else parse_page_xml(body, polled)
+
+
+def parse_page_xml(body: bytes, polled: Polled) -> Page:
+    """:func:`parse_page` by the XML parser: fed to the C parser in 64 KB slices and each
+    object dropped once read (as perf_soap.parse_response): in-process, other threads get
+    the GIL between slices, and the tree never holds the whole page."""
     rows: list[Row] = []
     missing: list[Missing] = []
     token, _ = retrieved(body, lambda element: _object(element, polled, rows, missing))

@@ -21,7 +21,8 @@ from exporter.app import EXPORTER, create_app
 from exporter.inventory import Inventory, apply_object_updates
 from exporter.perf_soap import SoapSession
 from exporter.perf_worker import ParseWorker
-from exporter.poll_soap import parse_page, retrieve_body
+from exporter.poll_scan import scan_page
+from exporter.poll_soap import _object, continue_body, parse_page, parse_page_xml, retrieve_body
 from exporter.poller import POLLED, SoapPoll, poll
 from exporter.pollers import QuickStats
 from exporter.soap_values import value as soap_value
@@ -365,3 +366,25 @@ def test_an_array_of_a_type_pyvmomi_lacks_is_still_a_list() -> None:
         "<NoSuchTypeYet>b</NoSuchTypeYet></val>"
     )
     assert isinstance(soap_value(element), list) and len(soap_value(element)) == 2
+
+
+def test_the_simulators_pages_are_scanned_as_the_xml_parser_reads_them(polled: Session) -> None:
+    """Every page of a real poll (paged at 5 objects, so tokens and clusters are in it):
+    equal to the XML parser's reading, and scanned, not declined."""
+    collector = polled.content.propertyCollector
+    spec = view_filter_spec(polled.view, POLLED)
+    body = polled.soap.post(retrieve_body(collector, spec, 5))
+    pages = scanned = 0
+    types: set[str] = set()
+    while True:
+        pages += 1
+        page = scan_page(body, POLLED, _object)
+        assert page == parse_page_xml(body, POLLED)
+        scanned += page is not None
+        token, rows, _ = parse_page_xml(body, POLLED)
+        types.update(row[0] for row in rows)
+        if not token:
+            break
+        body = polled.soap.post(continue_body(str(collector._moId), token))  # noqa: SLF001
+    assert pages > 3 and scanned == pages
+    assert {"VirtualMachine", "HostSystem", "ClusterComputeResource"} <= types
