@@ -293,11 +293,15 @@ def build_families(
                 continue
             base = f'{{vcenter="{vc}",{kind}_id="{escape(t.moid)}",{kind}="{escape(t.name)}"}} '
             for key, value in sample.values.items():
-                if key in lines:
-                    lines[key].append(base + fmt(value) + "\n")
+                found = lines.get(key)
+                if found is not None:
+                    found.append(base + fmt(value) + "\n")
         for counter in counters:
             name = counter.metric_name(kind)
-            chunk = "".join(name + line for line in lines.pop(counter.key))
+            # Every line follows the name: one join puts it before each (400,000 lines a
+            # collection at 40,000 VMs, a concatenation each before).
+            rows = lines.pop(counter.key)
+            chunk = name + name.join(rows) if rows else ""
             # Kept as its gzip member (the family is held until the next collection, and
             # its text was ~16 MiB at 10,000 VMs beside the body's gzip copy of it).
             member = gzip_member(chunk.encode()) if chunk else b""
