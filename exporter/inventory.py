@@ -452,15 +452,18 @@ class Inventory:
             self.touch()
 
     def _confirm_healthy(self, now: float) -> None:
+        # Every round trip, over every object (43,000 at 40,000 VMs): the props read
+        # directly and the dictionary bound once, about half the time of obj.get.
+        healthy = self.last_healthy
         for obj in self.objects.values():
-            if obj.type == "HostSystem":
-                if obj.get("runtime.connectionState") == "connected":
-                    self.last_healthy[(obj.moid, "connected")] = now
-            elif obj.type == "VirtualMachine":
-                if obj.get("guestHeartbeatStatus") == "green":
-                    self.last_healthy[(obj.moid, "guest")] = now
-                if obj.get("guest.appHeartbeatStatus") == "appStatusGreen":
-                    self.last_healthy[(obj.moid, "app")] = now
+            kind, props = obj.type, obj.props
+            if kind == "VirtualMachine":
+                if props.get("guestHeartbeatStatus") == "green":
+                    healthy[(obj.moid, "guest")] = now
+                if props.get("guest.appHeartbeatStatus") == "appStatusGreen":
+                    healthy[(obj.moid, "app")] = now
+            elif kind == "HostSystem" and props.get("runtime.connectionState") == "connected":
+                healthy[(obj.moid, "connected")] = now
 
     # --- updates -------------------------------------------------------------------
     def replace(self, objects: dict[str, ManagedObject], custom_fields: dict[int, str]) -> None:
