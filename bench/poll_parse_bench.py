@@ -1,11 +1,11 @@
 """The poll's page parse: the scanner (exporter/poll_scan.py) against the XML parser.
 
 Figures only, never timed assertions. The pages of one real poll of a simulator in
-real-vCenter mode (``RetrievePropertiesEx`` of every polled property, paged at 100
-objects like vCenter), each read both ways in this process, checked equal: milliseconds
-per page and per 1,000 objects, the ratio, and how many pages the scanner declined (read
-by the XML parser whole) or read partly by it (an object with a data object: a cluster's
-``summary``).
+real-vCenter mode (``RetrievePropertiesEx`` of every polled property, in pages of the
+poller's ``maxObjects``, 1,000 objects), each read both ways in this process, checked
+equal: milliseconds per page and per 1,000 objects, the ratio, and how many pages the
+scanner declined (read by the XML parser whole) or read partly by it (an object with a
+data object: a cluster's ``summary``).
 
     python -m bench.poll_parse_bench [--size large|small] [--repeat 5]
 """
