@@ -277,26 +277,25 @@ def expand(path: str, value: Any) -> list[tuple[str, Any]]:
     return [(path, convert(path, value))]
 
 
-# The paths convert() reads in a way of their own; any other keeps a scalar as it is.
-_CONVERTED = frozenset(
-    {
-        "customValue",
-        "snapshot",
-        "runtime.dasHostState",
-        "configurationEx",
-        "configuration.dasConfig.admissionControlPolicy",
-        "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings",
-        "summary",
-        "vm",
-        "field",
-    }
-)
+# The paths convert() reads in a way of their own; any other keeps a scalar as it is
+# (plain_path, which the poll's scanner reads to skip the conversion).
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "customValue": lambda value: {int(v.key): str(getattr(v, "value", "")) for v in value},
+    "snapshot": _snapshot_summary,
+    "runtime.dasHostState": lambda value: getattr(value, "state", None),
+    "configurationEx": _cluster_config,
+    "configuration.dasConfig.admissionControlPolicy": _policy,
+    "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings": _tools_settings,
+    "summary": _cluster_summary,
+    "vm": len,
+    "field": lambda value: {int(f.key): str(f.name) for f in value},
+}
 
 
 def plain_path(path: str) -> bool:
     """Whether :func:`expand` gives ``[(path, value)]`` for any bool, int, float or str
     ``value`` (the poll's scanner then skips it: poll_scan.py)."""
-    return path not in _CONVERTED and path not in EXTRA_CONVERTERS
+    return path not in _CONVERTERS and path not in EXTRA_CONVERTERS
 
 
 def convert(path: str, value: Any) -> Any:
@@ -305,24 +304,9 @@ def convert(path: str, value: Any) -> Any:
         return None
     if path in EXTRA_CONVERTERS:
         return EXTRA_CONVERTERS[path](value)
-    if path == "customValue":
-        return {int(v.key): str(getattr(v, "value", "")) for v in value}
-    if path == "snapshot":
-        return _snapshot_summary(value)
-    if path == "runtime.dasHostState":
-        return getattr(value, "state", None)
-    if path == "configurationEx":
-        return _cluster_config(value)
-    if path == "configuration.dasConfig.admissionControlPolicy":
-        return _policy(value)
-    if path == "configuration.dasConfig.defaultVmSettings.vmToolsMonitoringSettings":
-        return _tools_settings(value)
-    if path == "summary":
-        return _cluster_summary(value)
-    if path == "vm":
-        return len(value)
-    if path == "field":
-        return {int(f.key): str(f.name) for f in value}
+    special = _CONVERTERS.get(path)
+    if special is not None:
+        return special(value)
     if isinstance(value, datetime):
         return _timestamp(value)
     moid = getattr(value, "_moId", None)
