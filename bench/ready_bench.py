@@ -7,7 +7,11 @@ first page, the image synced, the first counter collection, the first full rende
 the sync, and /readyz's first 200; each printed as seconds after the exporter's start,
 with the load average.
 
-    python -m bench.ready_bench [--size 10k|20k|max|small]
+With ``--cpu`` it also prints, every 2 s until ``/readyz``, the cores used by the
+simulator, the exporter's process and its children (the parse workers): which one each
+step waits on.
+
+    python -m bench.ready_bench [--size 10k|20k|max|small] [--cpu]
 """
 
 from __future__ import annotations
@@ -54,7 +58,52 @@ def timeline(log: str) -> list[tuple[float, str, str]]:
     return sorted(seen.values())
 
 
-def run(size: str) -> None:
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of ``pid`` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+class CpuSampler:
+    """Cores used since the last sample by the simulator, the exporter and its children
+    (a child that ended keeps its last reading)."""
+
+    def __init__(self, sim_pid: int, exporter_pid: int) -> None:
+        self.pids = (sim_pid, exporter_pid)
+        self.kids: dict[int, float] = {}
+        self.last = (*map(cpu_seconds, self.pids), 0.0)
+        self.at = time.time()
+
+    def sample(self) -> tuple[float, float, float]:
+        for kid in children(self.pids[1]):
+            self.kids[kid] = cpu_seconds(kid) or self.kids.get(kid, 0.0)
+        now = (*map(cpu_seconds, self.pids), sum(self.kids.values()))
+        at = time.time()
+        sim, exp, kids = ((a - b) / (at - self.at) for a, b in zip(now, self.last, strict=True))
+        self.last, self.at = now, at
+        return sim, exp, kids
+
+
+def run(size: str, cpu: bool = False) -> None:
     flags = SIZES[size]
     t0 = time.perf_counter()
     sim = Simulator(**flags, paging=True)
@@ -69,10 +118,20 @@ def run(size: str) -> None:
         print(f"load at start: {loadavg()}", flush=True)
         started = time.time()
         exporter.start(dict(os.environ))
+        sampler = CpuSampler(sim.pid, exporter.pid or 0) if cpu else None
+        sampled = time.time()
         ready = None
         while ready is None and time.time() - started < 1800:
             if not exporter.alive():
                 raise RuntimeError(exporter.tail())
+            if sampler is not None and time.time() - sampled >= 2.0:
+                sampled = time.time()
+                sim_cores, exp_cores, kid_cores = sampler.sample()
+                print(
+                    f"  {sampled - started:8.2f} s  cores: simulator {sim_cores:.2f}, "
+                    f"exporter {exp_cores:.2f}, its workers {kid_cores:.2f}",
+                    flush=True,
+                )
             try:
                 with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - loopback
                     ready = time.time()
@@ -91,8 +150,9 @@ def run(size: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="10k", choices=list(SIZES))
+    parser.add_argument("--cpu", action="store_true", help="cores per process every 2 s")
     args = parser.parse_args(argv)
-    run(args.size)
+    run(args.size, args.cpu)
     return 0
 
 

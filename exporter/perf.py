@@ -38,6 +38,7 @@ from vcenter.config import (
     _mapping,
     _number,
     _unknown_keys,
+    _whole,
 )
 from vcenter.session import classify, connect, describe, disconnect
 
@@ -96,16 +97,6 @@ _PERF_KEYS = {
 }
 
 
-def _int(value: Any, key: str, default: int, minimum: int, maximum: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, "must be a whole number")
-    if not minimum <= value <= maximum:
-        raise ConfigError(key, f"must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
 def parse_performance_config(source: Config | Mapping[str, Any] | None) -> PerfConfig:
     """Validate ``performance:`` (a :class:`Config` or the section itself); errors name the key."""
     key = "performance"
@@ -132,8 +123,8 @@ def parse_performance_config(source: Config | Mapping[str, Any] | None) -> PerfC
         hosts=_bool(section.get("hosts"), f"{key}.hosts", True),
         vms=_bool(section.get("vms"), f"{key}.vms", True),
         counters=counters,
-        batch_size=_int(section.get("batch_size"), f"{key}.batch_size", 250, 1, 10000),
-        max_concurrent_queries=_int(
+        batch_size=_whole(section.get("batch_size"), f"{key}.batch_size", 250, 1, 10000),
+        max_concurrent_queries=_whole(
             section.get("max_concurrent_queries"), f"{key}.max_concurrent_queries", 4, 1, 64
         ),
         timeout_seconds=_number(

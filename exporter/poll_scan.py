@@ -17,7 +17,8 @@ object) is cut out of the page and read by the XML parser, wrapped in the page's
 envelope, so its namespaces are the page's. The page checks itself: every ``objects``,
 ``propSet`` and ``token`` element in it must be one the pattern read, whatever its
 prefix; otherwise (a prefix on the vim elements, whitespace between them, a
-``missingSet``, a CDATA section, a numeric character reference) it returns None and the
+``missingSet``, a CDATA section, a numeric character reference, a carriage return) it
+returns None and the
 whole page goes to the XML parser (poll_soap.parse_page), as before.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 from xml.sax.saxutils import unescape
 
 from vcenter.soap import retrieved
-from vcenter.soap_values import _BOOL, _FLOAT, _INT, _TEXT, _kind, wsdl_type
+from vcenter.soap_values import _BOOL, _FLOAT, _INT, _TEXT, _kind, boolean, wsdl_type
 
 from .inventory import expand, plain_path
 
@@ -51,11 +52,11 @@ _READERS: dict[int, Callable[[str], Any]] = {
     _TEXT: str,
     _INT: int,
     _FLOAT: float,
-    _BOOL: lambda text: text.strip() in ("true", "1"),
+    _BOOL: boolean,
 }
 _kinds: dict[bytes, Callable[[str], Any] | None] = {}
 _names: dict[bytes, tuple[str, bool]] = {}  # a propSet name -> (path, plain_path(path))
-_DECLINE = (b"&#", b"<![CDATA[", b"missingSet")
+_DECLINE = (b"&#", b"<![CDATA[", b"missingSet", b"\r")  # \r: the parser normalises it
 
 
 def _reader(xsi: bytes) -> Callable[[str], Any] | None:
@@ -74,14 +75,15 @@ def _name(raw: bytes) -> tuple[str, bool]:
         return _names[raw]
     except KeyError:
         pass
-    path = _text(raw)
+    path = text_of(raw)
     if len(_names) >= 1024:  # the polled paths are a few dozen; bounded all the same
         _names.clear()
     found = _names[raw] = (path, plain_path(path))
     return found
 
 
-def _text(raw: bytes) -> str:
+def text_of(raw: bytes) -> str:
+    """An element's text as the XML parser gives it (the predefined entities unescaped)."""
     text = raw.decode()
     return unescape(text, {"&quot;": '"', "&apos;": "'"}) if "&" in text else text
 
@@ -109,10 +111,10 @@ def scan_page(body: bytes, polled: Polled, read: ObjectReader) -> Page | None:
                 objects += 1
                 current = (type_name, moid)
                 values = dict.fromkeys(polled.get(type_name.decode(), ()))
-                rows.append((type_name.decode(), _text(moid), values))
+                rows.append((type_name.decode(), text_of(moid), values))
             elif found:
                 tokens += 1
-                token = _text(found)
+                token = text_of(found)
             elif values is None:
                 return None  # a property before any object
             else:
@@ -123,7 +125,7 @@ def scan_page(body: bytes, polled: Polled, read: ObjectReader) -> Page | None:
                         reparse.append(current)
                     continue
                 path, plain = _name(name)
-                value = reader(raw) if reader is int else reader(_text(raw))
+                value = reader(raw) if reader is int else reader(text_of(raw))
                 if plain:
                     values[path] = value
                 else:

@@ -1,15 +1,18 @@
-"""The follower's plain-XML initial sync (sync_soap.py) on its session and parse worker.
+"""The follower's plain-XML initial sync (sync_soap.py) on its session and parse workers.
 
 Kept apart from sync.py's loop: it owns a SOAP session on the follower's cookie and, with
-``sync.poll_worker_process``, a worker process of its own that lives only for the sync
-(the sync is rare; afterwards the follower's small answers go through pyVmomi, and ~37 MiB
-of worker would idle). Without the worker the same XML is parsed in the follower's thread,
-still pipelined with the next page's request.
+``sync.poll_worker_process``, ``sync.initial_sync_workers`` worker processes of its own
+that live only for the sync (the sync is rare; afterwards the follower's small answers go
+through pyVmomi, and ~37 MiB a worker would idle). They parse that many pages at once: at
+40,000 VMs one worker was the sync's bottleneck, at ~0.9 core while vCenter (the
+simulator) and the exporter's process waited on it. Without workers the same XML is
+parsed in the follower's process, still pipelined with the next page's request.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import BrokenExecutor
@@ -37,17 +40,28 @@ PAGE_OBJECTS = 500  # as sync.PAGE_OBJECTS: vCenter caps a page at 100 anyway
 
 
 class PlainSync:
-    """One initial sync as plain XML; :meth:`close` ends its session and worker."""
+    """One initial sync as plain XML; :meth:`close` ends its session and workers."""
 
     def __init__(
-        self, si: Any, session: SoapSession, worker: ParseWorker | None, stop: threading.Event
+        self,
+        si: Any,
+        session: SoapSession,
+        workers: list[ParseWorker],
+        stop: threading.Event,
     ) -> None:
         self.si = si
         self.session = session
-        self.worker = worker
+        self.workers = workers
         self.stop = stop
-        self._warm = threading.Event()  # the worker process is up: pages go to it
-        self._warming: threading.Thread | None = None
+        self._free: queue.Queue[ParseWorker] = queue.Queue()  # workers up and idle
+        self._up = threading.Event()  # some worker is up: pages go to the workers
+        self._starting = threading.Lock()
+        self._warming: list[threading.Thread] = []
+
+    @property
+    def worker(self) -> ParseWorker | None:
+        """The first worker (None: pages parsed in the follower's process)."""
+        return self.workers[0] if self.workers else None
 
     @classmethod
     def open(
@@ -57,42 +71,64 @@ class PlainSync:
         if not SoapSession.usable(si):
             return None
         session = SoapSession.for_vcenter(si, vc)
-        worker = ParseWorker(4 * vc.timeout_seconds) if sync.poll_worker_process else None
-        return cls(si, session, worker, stop)
+        count = sync.initial_sync_workers if sync.poll_worker_process else 0
+        workers = [ParseWorker(4 * vc.timeout_seconds) for _ in range(count)]
+        return cls(si, session, workers, stop)
 
     def parse(self, body: bytes) -> UpdatePage | None:
-        """One page in the worker once it is up, else here; any failure to read it is
-        PlainSyncFailed. Spawning the worker (a process importing pyVmomi) takes a second
-        or more on a loaded machine, longer than a small inventory's whole sync: it is
-        started only when the first page says more follow, and pages are parsed here
-        until it answers, so its start never delays a page."""
+        """One page in an idle worker once one is up, else here; any failure to read it is
+        PlainSyncFailed. Thread-safe: the pages are parsed ``len(workers)`` at a time
+        (sync_soap.pipelined_pages). Spawning a worker (a process importing pyVmomi) takes
+        a second or more on a loaded machine, longer than a small inventory's whole sync:
+        the workers are started only when the first page says more follow, and pages are
+        parsed here until one answers, so their start never delays a page."""
         try:
-            if self.worker is None or not self._warm.is_set():
+            if not self.workers or self._free.empty() and not self._any_warm():
                 page = parse_updates(body)
                 if page is not None and page[1]:
                     self._start_worker()
                 return page
-            got: UpdatePage | None = self.worker.call(parse_updates_traced, body)
+            worker = self._free.get()
+            try:
+                got: UpdatePage | None = worker.call(parse_updates_traced, body)
+            finally:
+                self._free.put(worker)
             return got
         except (BrokenExecutor, FutureTimeout) as exc:
             raise PlainSyncFailed(f"parse worker died or hung: {exc!r}") from exc
         except Exception as exc:  # noqa: BLE001 - unreadable XML, an unexpected shape
             raise PlainSyncFailed(f"page not readable as plain XML: {exc!r}") from exc
 
+    def _any_warm(self) -> bool:
+        """Some worker is up (busy now: the page waits for one rather than parse here)."""
+        return self._up.is_set()
+
     def _start_worker(self) -> None:
-        worker = self.worker
-        if worker is None or self._warming is not None:
-            return
-
-        def warm() -> None:
-            try:
-                worker.call(worker_pid)
-            except Exception:  # noqa: BLE001 - no worker: the pages stay in this process
+        with self._starting:
+            if self._warming or not self.workers:
                 return
-            self._warm.set()
+            for worker in self.workers:
+                thread = threading.Thread(
+                    target=self._warm, args=(worker,), name="vha-sync-worker-start", daemon=True
+                )
+                self._warming.append(thread)
+                thread.start()
 
-        self._warming = threading.Thread(target=warm, name="vha-sync-worker-start", daemon=True)
-        self._warming.start()
+    def _warm(self, worker: ParseWorker) -> None:
+        try:
+            worker.call(worker_pid)
+        except Exception:  # noqa: BLE001 - not this worker: the others, or this process
+            return
+        self._free.put(worker)
+        self._up.set()
+
+    def wait_warm(self, timeout: float) -> bool:
+        """Start the workers and wait until every one is up (tests, benchmarks)."""
+        self._start_worker()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._warming):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self._free.qsize() == len(self.workers)
 
     def run(
         self, collector: Any, inventory: Inventory
@@ -126,16 +162,18 @@ class PlainSync:
 
     def _timed(self, request: Any) -> Any:
         """The pages with their size and the seconds their parse took."""
-        timings: list[float] = []
+        timings: dict[int, float] = {}  # id(page) -> its parse's seconds
 
         def parse(body: bytes) -> UpdatePage | None:
             begun = time.monotonic()
             page = self.parse(body)
-            timings.append(time.monotonic() - begun)
+            if page is not None:
+                timings[id(page)] = time.monotonic() - begun
             return page
 
-        for page, size in pipelined_pages(self.session, request, parse, self.stop):
-            yield page, size, timings.pop(0)  # the parse thread may be a page ahead
+        parallel = max(1, len(self.workers))
+        for page, size in pipelined_pages(self.session, request, parse, self.stop, parallel):
+            yield page, size, timings.pop(id(page), 0.0)
 
     def close(self) -> None:
         """Ends the session's connections and the worker, and drops pyVmomi's pooled
@@ -146,5 +184,5 @@ class PlainSync:
         drop = getattr(getattr(self.si, "_stub", None), "DropConnections", None)
         if callable(drop):
             drop()
-        if self.worker is not None:
-            self.worker.close()
+        for worker in self.workers:
+            worker.close()

@@ -28,12 +28,14 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .inventory import expand
 from .perf_soap import VIM, SoapSession, ended_elements
 from .poll_soap import stub_request
 from .soap_values import value as read_value
+from .sync_scan import scan_updates
 
 Update = tuple[str, str, str, list[tuple[str, str, Any]]]
 UpdatePage = tuple[str, bool, list[Update]]  # version, truncated, object updates
@@ -84,8 +86,22 @@ def scan_head(body: bytes) -> tuple[str, bool] | None:
 
 def parse_updates(body: bytes) -> UpdatePage | None:
     """A WaitForUpdatesEx answer -> (version, truncated, object updates); None: no update
-    set. Each objectSet is dropped from the tree once read; ``missingSet`` is ignored, as
-    convert_update_set does."""
+    set. Read by the scanner (sync_scan.py) when the page is in its shape, else by the
+    XML parser (:func:`parse_updates_xml`)."""
+    try:
+        head = scan_head(body)
+    except PlainSyncFailed:
+        head = None
+    if head is not None:
+        updates = scan_updates(body, head, _change)
+        if updates is not None:
+            return head[0], head[1], updates
+    return parse_updates_xml(body)
+
+
+def parse_updates_xml(body: bytes) -> UpdatePage | None:
+    """:func:`parse_updates` by the XML parser. Each objectSet is dropped from the tree
+    once read; ``missingSet`` is ignored, as convert_update_set does."""
     updates: list[Update] = []
     head: dict[str, str] = {}
     for element in ended_elements(body):
@@ -115,17 +131,22 @@ def _object_update(element: ET.Element) -> Update:
         elif tag == _OBJ:
             type_name, moid = child.get("type") or "", child.text or ""
         elif tag == _CHANGESET:
-            name, op, val = "", "", None
-            for part in child:
-                if part.tag == _NAME:
-                    name = part.text or ""
-                elif part.tag == _OP:
-                    op = part.text or ""
-                elif part.tag == _VAL:
-                    val = part
-            got = read_value(val) if val is not None else None
-            changes.extend((op, path, v) for path, v in expand(name, got))
+            changes.extend(_change(child)[2])
     return kind, type_name, moid, changes
+
+
+def _change(element: ET.Element) -> tuple[str, str, list[tuple[str, str, Any]]]:
+    """One changeSet element: (name, op, its (op, path, value) changes)."""
+    name, op, val = "", "", None
+    for part in element:
+        if part.tag == _NAME:
+            name = part.text or ""
+        elif part.tag == _OP:
+            op = part.text or ""
+        elif part.tag == _VAL:
+            val = part
+    got = read_value(val) if val is not None else None
+    return name, op, [(op, path, v) for path, v in expand(name, got)]
 
 
 def parse_updates_traced(body: bytes) -> tuple[int, UpdatePage | None]:
@@ -155,18 +176,25 @@ Parse = Callable[[bytes], UpdatePage | None]
 
 
 def pipelined_pages(
-    session: SoapSession, request: Callable[[str], bytes], parse: Parse, stop: threading.Event
+    session: SoapSession,
+    request: Callable[[str], bytes],
+    parse: Parse,
+    stop: threading.Event,
+    parallel: int = 1,
 ) -> Iterator[tuple[UpdatePage, int]]:
     """Every page of the initial sync, parsed, with its size in bytes, in three stages: a
     fetch thread posts ``request(version)`` for the next page as soon as a page's head is
     scanned; a parse thread hands each page to ``parse`` (the worker process) and queues
     the result; this generator's caller folds the pages. So the worker parses page n+1
     while the caller folds page n (they took turns before: at 40,000 VMs, 431 pages of a
-    worker's parse and then a fold each). A fault from vCenter is raised here as it was
-    raised to the fetch thread."""
+    worker's parse and then a fold each). With ``parallel`` > 1 that many pages are
+    parsed at once (``parse`` must then be thread-safe: one worker process each), and
+    folded in their order. A fault from vCenter is raised here as it was raised to the
+    fetch thread."""
     bodies: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(QUEUE_PAGES)
-    pages: queue.Queue[tuple[tuple[UpdatePage, int] | None, BaseException | None]]
-    pages = queue.Queue(QUEUE_PAGES)
+    # Pages in their order, each being parsed (a future) or a last word (None, error).
+    pages: queue.Queue[tuple[Future[tuple[UpdatePage, int] | None] | None, BaseException | None]]
+    pages = queue.Queue(QUEUE_PAGES + parallel)
     halt = threading.Event()
 
     def put(into: queue.Queue[Any], item: Any) -> bool:
@@ -195,27 +223,31 @@ def pipelined_pages(
         finally:
             put(bodies, (None, None))
 
+    def parse_one(body: bytes) -> tuple[UpdatePage, int] | None:
+        head = scan_head(body)
+        page = parse(body)
+        if page is None:
+            return None
+        if head != page[:2]:
+            raise PlainSyncFailed(f"scanned head {head} but parsed {page[:2]}")
+        return page, len(body)
+
     def parse_pages() -> None:
         try:
-            while not halt.is_set() and not stop.is_set():
-                try:
-                    body, error = bodies.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if error is not None:
-                    put(pages, (None, error))
-                    return
-                if body is None:
-                    return
-                head = scan_head(body)
-                page = parse(body)
-                if page is None:
-                    return
-                if head != page[:2]:
-                    raise PlainSyncFailed(f"scanned head {head} but parsed {page[:2]}")
-                if not put(pages, ((page, len(body)), None)):
-                    return
-                del body, page
+            with ThreadPoolExecutor(parallel, thread_name_prefix="vha-sync-parse") as pool:
+                while not halt.is_set() and not stop.is_set():
+                    try:
+                        body, error = bodies.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    if error is not None:
+                        put(pages, (None, error))
+                        return
+                    if body is None:
+                        return
+                    if not put(pages, (pool.submit(parse_one, body), None)):
+                        return
+                    del body
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put(pages, (None, exc))
         finally:
@@ -223,24 +255,27 @@ def pipelined_pages(
 
     threads = [
         threading.Thread(target=fetch, name="vha-sync-fetch", daemon=True),
-        threading.Thread(target=parse_pages, name="vha-sync-parse", daemon=True),
+        threading.Thread(target=parse_pages, name="vha-sync-pages", daemon=True),
     ]
     for thread in threads:
         thread.start()
     try:
         while True:
             try:
-                parsed, error = pages.get(timeout=0.2)
+                future, error = pages.get(timeout=0.2)
             except queue.Empty:
                 if stop.is_set():  # the threads end without a last word
                     raise InterruptedError("follower stopping") from None
                 continue
             if error is not None:
                 raise error
+            if future is None:
+                return
+            parsed = future.result()  # the parse's own exception is raised here
             if parsed is None:
                 return
             yield parsed
-            del parsed
+            del parsed, future
     finally:
         halt.set()
         for thread in threads:

@@ -113,6 +113,7 @@ def test_entities_in_text_are_unescaped() -> None:
         HEAD + HOST.replace(b"yellow", b"yel&#108;ow") + TAIL,  # a character reference
         HEAD + HOST.replace(b"7", b"<![CDATA[7]]>") + TAIL,
         HEAD + HOST.replace(b">7<", b">seven<") + TAIL,  # not a number
+        HEAD + HOST.replace(b"yellow", b"yel\r\nlow") + TAIL,  # the parser reads \n alone
         HEAD
         + HOST.replace(
             b"</objects>",

@@ -17,9 +17,12 @@ from pyVmomi import vim, vmodl
 
 from exporter import sync
 from exporter.inventory import Inventory, ManagedObject, apply_object_updates
+from exporter.properties_extra import SENSORS
 from exporter.render import status_families
 from exporter.sync import Follower, convert_update_set, create_follow_filter, inventory_view
 from exporter.sync_plain import PlainSync
+from exporter.sync_scan import scan_updates
+from exporter.sync_soap import _change, parse_updates_xml, pipelined_pages, scan_head
 from exporter.wire import install
 from sim.harness import Simulator
 from vcenter.config import ConfigError, parse_config
@@ -61,8 +64,7 @@ class Live:
         assert reader is not None
         self.reader = reader
         if warm:
-            reader._start_worker()
-            assert reader._warm.wait(60)
+            assert reader.wait_warm(60)
         if hook is not None:
             parse = reader.parse
 
@@ -161,10 +163,11 @@ def test_the_plain_sync_builds_the_image_pyvmomi_builds(live: Live, worker: bool
     got, version, _ = live.plain(warm=worker)
     pages = live.sim.paging_state()["truncatedPages"] - pages
     assert pages >= 4
-    if worker:  # every page went to the worker (the call that started it, one more)
-        assert live.reader.worker is not None
-        assert live.reader.worker.pid != os.getpid()
-        assert live.reader.worker.parsed_total == pages + 2
+    if worker:  # every page went to a worker (the calls that started them, one more each)
+        workers = live.reader.workers
+        assert len(workers) == 2 and all(w.pid not in (None, os.getpid()) for w in workers)
+        assert workers[0].pid != workers[1].pid
+        assert sum(w.parsed_total for w in workers) == pages + 1 + len(workers)
     assert version
     objects, fields = expected
     assert got[1] == fields and any(v == "Env" for v in fields.values())
@@ -183,6 +186,37 @@ def test_the_plain_sync_builds_the_image_pyvmomi_builds(live: Live, worker: bool
     ]
     assert {"policy": "failover_hosts", "level": 1} in policies
     assert {"policy": "failover_level", "level": 2} in policies
+
+
+def test_every_page_of_the_simulator_is_scanned_as_the_xml_parser_reads_it(live: Live) -> None:
+    """The scanner (sync_scan.py) reads every page of a real sync, none declined, exactly
+    as the XML parser does: HA/DRS data objects, snapshot trees, custom values, guest
+    disks, host sensors, references and dates, as the simulator writes them."""
+    bodies: list[bytes] = []
+    reader = PlainSync.open(live.vc, live.si, live.config.sync, threading.Event())
+    assert reader is not None
+    post = reader.session.post
+
+    def kept(body: bytes) -> bytes:
+        got = post(body)
+        bodies.append(got)
+        return got
+
+    reader.session.post = kept  # type: ignore[method-assign]
+    collector, _view = create_follow_filter(live.content)
+    try:
+        reader.run(collector, Inventory("vc1"))
+    finally:
+        reader.close()
+    assert len(bodies) >= 4
+    for body in bodies:
+        head = scan_head(body)
+        assert head is not None
+        scanned = scan_updates(body, head, _change)
+        assert scanned is not None
+        assert (*head, scanned) == parse_updates_xml(body)
+    kinds = {path for body in bodies for u in parse_updates_xml(body)[2] for _o, path, _v in u[3]}
+    assert {"runtime.dasHostState", "snapshot", "guest.disk", "customValue", SENSORS} <= kinds
 
 
 def test_a_change_between_pages_is_followed_from_the_version(live: Live) -> None:
@@ -341,6 +375,13 @@ def test_initial_sync_plain_is_on_by_default_and_checked() -> None:
     assert sync({"initial_sync_plain": False}).initial_sync_plain is False
     with pytest.raises(ConfigError, match="sync.initial_sync_plain"):
         sync({"initial_sync_plain": "yes"})
+    assert sync({}).initial_sync_workers == 2
+    assert sync({"initial_sync_workers": 1}).initial_sync_workers == 1
+    for bad, why in ((0, "between 1 and 8"), (9, "between 1 and 8"), (2.5, "whole number")):
+        with pytest.raises(ConfigError, match=f"sync.initial_sync_workers.*{why}"):
+            sync({"initial_sync_workers": bad})
+    with pytest.raises(ConfigError, match="sync.initial_sync_workers"):
+        sync({"initial_sync_workers": True})
 
 
 def test_pyvmomis_idle_connections_are_dropped_after_the_plain_sync(live: Live) -> None:
@@ -358,7 +399,7 @@ def test_a_one_page_sync_never_starts_the_worker(live: Live) -> None:
     """Spawning it would cost a small inventory's sync more than the whole parse."""
     live.sim.set_paging(max_object_updates=100)
     got, _version, _ = live.plain()
-    assert live.reader.worker is not None and live.reader.worker.parsed_total == 0
+    assert live.reader.workers and all(w.parsed_total == 0 for w in live.reader.workers)
     assert got == live.pyvmomi()[0]
 
 
@@ -394,3 +435,61 @@ def test_the_next_page_is_parsed_while_a_page_is_folded(live: Live) -> None:
     assert waited == [True]
     assert len(begun) > 2  # many pages (7 objects each)
     assert image(objects, fields) == live.pyvmomi()[0]
+
+
+def test_pages_are_parsed_two_at_a_time_by_default(live: Live) -> None:
+    """``sync.initial_sync_workers`` (2) pages are in their workers' parse at once: at
+    40,000 VMs one worker was the sync's bottleneck while the other core idled."""
+    assert live.config.sync.initial_sync_workers == 2
+    collector, _view = create_follow_filter(live.content)
+    reader = PlainSync.open(live.vc, live.si, live.config.sync, threading.Event())
+    assert reader is not None and reader.wait_warm(60)
+    lock = threading.Lock()
+    busy, most = [0], [0]
+    parse = reader.parse
+
+    def counted(body: bytes) -> Any:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            time.sleep(0.1)  # long enough for the next page to arrive meanwhile
+            return parse(body)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    reader.parse = counted  # type: ignore[method-assign]
+    try:
+        objects, fields, _version = reader.run(collector, Inventory("vc1"))
+    finally:
+        reader.close()
+    assert most[0] == 2
+    assert image(objects, fields) == live.pyvmomi()[0]
+
+
+def test_pages_parsed_at_once_are_folded_in_their_order() -> None:
+    """The first page's parse ends last; the pages still come out in the order fetched
+    (the last page's version is the one the follower goes on from)."""
+
+    def page(n: int, last: bool) -> bytes:
+        truncated = b"" if last else b"<truncated>true</truncated>"
+        return b"<returnval><version>%d</version>%s</returnval>" % (n, truncated)
+
+    bodies = [page(n, n == 4) for n in range(5)]
+
+    class Session:
+        def post(self, request: bytes) -> bytes:
+            return bodies[int(request or b"0")]
+
+    def request(version: str) -> bytes:
+        return str(int(version) + 1).encode() if version else b"0"
+
+    def parse(body: bytes) -> Any:
+        head = scan_head(body)
+        assert head is not None
+        time.sleep(0.3 if head[0] == "0" else 0.01)
+        return head[0], head[1], []
+
+    got = [p[0][0] for p in pipelined_pages(Session(), request, parse, threading.Event(), 3)]  # type: ignore[arg-type]
+    assert got == ["0", "1", "2", "3", "4"]

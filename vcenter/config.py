@@ -228,6 +228,8 @@ class SyncConfig:
     poll_worker_process: bool = True
     # Read the initial sync's pages as plain XML, pipelined (exporter/sync_soap.py).
     initial_sync_plain: bool = True
+    # Worker processes parsing the plain sync's pages at once (with poll_worker_process).
+    initial_sync_workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,16 @@ def _number(value: Any, key: str, default: float, *, minimum: float = 0.0) -> fl
     if value < minimum:
         raise ConfigError(key, f"must be >= {minimum:g}")
     return float(value)
+
+
+def _whole(value: Any, key: str, default: int, minimum: int, maximum: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, "must be a whole number")
+    if not minimum <= value <= maximum:
+        raise ConfigError(key, f"must be between {minimum} and {maximum}, got {value}")
+    return value
 
 
 def _regex(value: Any, key: str) -> re.Pattern[str]:
@@ -594,6 +606,7 @@ def _sync(section: Any) -> SyncConfig:
         "alive_render_seconds",
         "poll_worker_process",
         "initial_sync_plain",
+        "initial_sync_workers",
     }
     c.run(
         None,
@@ -654,6 +667,9 @@ def _sync(section: Any) -> SyncConfig:
         True,
     )
     plain = c.run(True, _bool, section.get("initial_sync_plain"), f"{key}.initial_sync_plain", True)
+    workers = c.run(
+        2, _whole, section.get("initial_sync_workers"), f"{key}.initial_sync_workers", 2, 1, 8
+    )
     c.raise_if_any()
     return SyncConfig(
         max_wait_seconds=int(max_wait),
@@ -665,6 +681,7 @@ def _sync(section: Any) -> SyncConfig:
         alive_render_seconds=alive,
         poll_worker_process=worker,
         initial_sync_plain=plain,
+        initial_sync_workers=workers,
     )
 
 

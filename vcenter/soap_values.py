@@ -118,6 +118,11 @@ def _scalar(text: str) -> Any:
         return text
 
 
+def boolean(text: str) -> bool:
+    """An ``xsd:boolean``'s text (the scanners, poll_scan.py and sync_scan.py, read it so too)."""
+    return text.strip() in ("true", "1")
+
+
 def value(element: ET.Element, declared: type | None = None) -> Any:
     """``element`` (a ``val``, or a field of a data object declared as ``declared``) read
     as pyVmomi would: its ``xsi:type`` when it has one, else the declared type."""
@@ -139,7 +144,7 @@ def value(element: ET.Element, declared: type | None = None) -> Any:
     if kind == _FLOAT:
         return float(text)
     if kind == _BOOL:
-        return text.strip() in ("true", "1")
+        return boolean(text)
     if kind == _DATE:
         return datetime.fromisoformat(text.strip())
     if kind == _REF:
