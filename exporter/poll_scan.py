@@ -70,13 +70,15 @@ def _reader(xsi: bytes) -> Callable[[str], Any] | None:
     return found
 
 
-def _name(raw: bytes) -> tuple[str, bool]:
+def path_of(raw: bytes) -> tuple[str, bool]:
+    """A property's name as written -> (its path, ``plain_path(path)``), cached (the
+    initial sync's scanner reads its names so too)."""
     try:
         return _names[raw]
     except KeyError:
         pass
     path = text_of(raw)
-    if len(_names) >= 1024:  # the polled paths are a few dozen; bounded all the same
+    if len(_names) >= 1024:  # the followed paths are a few dozen; bounded all the same
         _names.clear()
     found = _names[raw] = (path, plain_path(path))
     return found
@@ -88,16 +90,27 @@ def text_of(raw: bytes) -> str:
     return unescape(text, {"&quot;": '"', "&apos;": "'"}) if "&" in text else text
 
 
-def scan_page(body: bytes, polled: Polled, read: ObjectReader) -> Page | None:
-    """A page as (token, rows, missing) like poll_soap.parse_page, or None when it is not in
-    the shape read here. ``read`` is the XML parser's object reader, for the objects with
-    a value that is not one scalar."""
+def returnval_of(body: bytes) -> tuple[int, int] | None:
+    """Where the answer's ``<returnval>`` opens and closes; None for an answer a scanner
+    declines whole (the marks the XML parser reads otherwise than a pattern would), an
+    empty answer, or one in another shape. The initial sync's scanner asks it too."""
     if any(mark in body for mark in _DECLINE):
         return None
     head = body.find(b"<returnval>")
     tail = body.rfind(b"</returnval>")
     if head < 0 or tail < 0:
-        return None  # an empty answer, or one in another shape
+        return None
+    return head, tail
+
+
+def scan_page(body: bytes, polled: Polled, read: ObjectReader) -> Page | None:
+    """A page as (token, rows, missing) like poll_soap.parse_page, or None when it is not in
+    the shape read here. ``read`` is the XML parser's object reader, for the objects with
+    a value that is not one scalar."""
+    bounds = returnval_of(body)
+    if bounds is None:
+        return None
+    head, tail = bounds
     rows: list[Row] = []
     missing: list[Missing] = []
     token: str | None = None
@@ -124,7 +137,7 @@ def scan_page(body: bytes, polled: Polled, read: ObjectReader) -> Page | None:
                     if not reparse or reparse[-1] != current:
                         reparse.append(current)
                     continue
-                path, plain = _name(name)
+                path, plain = path_of(name)
                 value = reader(raw) if reader is int else reader(text_of(raw))
                 if plain:
                     values[path] = value

@@ -42,8 +42,8 @@ from vcenter.soap_values import (
     wsdl_type,
 )
 
-from .inventory import expand, plain_path
-from .poll_scan import text_of
+from .inventory import expand
+from .poll_scan import path_of, returnval_of, text_of
 from .properties_extra import SENSORS
 
 Update = tuple[str, str, str, list[tuple[str, str, Any]]]
@@ -92,7 +92,6 @@ _SENSOR_FIELDS = (
     "timeStamp",
 )
 _SENSORS_NAME = SENSORS.encode()
-_DECLINE = (b"&#", b"<![CDATA[", b"missingSet", b"\r")
 _SCALARS: dict[int, Callable[[bytes], Any]] = {
     _TEXT: text_of,
     _INT: int,
@@ -104,7 +103,6 @@ _SCALARS: dict[int, Callable[[bytes], Any]] = {
 # index, the changeSet's name and op as written).
 Deferred = tuple[list[Any], int, int, bytes, bytes]
 _kinds: dict[bytes, tuple[Callable[[bytes], Any] | None, bool]] = {}
-_names: dict[bytes, tuple[str, bool]] = {}  # a changeSet name -> (path, plain_path(path))
 
 
 def _reader(xsi: bytes) -> tuple[Callable[[bytes], Any] | None, bool]:
@@ -120,29 +118,15 @@ def _reader(xsi: bytes) -> tuple[Callable[[bytes], Any] | None, bool]:
     return found
 
 
-def _name(raw: bytes) -> tuple[str, bool]:
-    try:
-        return _names[raw]
-    except KeyError:
-        pass
-    path = text_of(raw)
-    if len(_names) >= 1024:  # the followed paths are a few dozen; bounded all the same
-        _names.clear()
-    found = _names[raw] = (path, plain_path(path))
-    return found
-
-
 def scan_updates(body: bytes, head: tuple[str, bool], read: ChangeReader) -> list[Update] | None:
     """The object updates of a page whose (version, truncated) is ``head``, in document
     order as sync_soap.parse_updates reads them; None when the page is not in the shape
     read here. ``read`` is the XML parser's reader of one changeSet element, for the
     properties whose value is not one scalar."""
-    if any(mark in body for mark in _DECLINE):
+    bounds = returnval_of(body)
+    if bounds is None:
         return None
-    start = body.find(b"<returnval>")
-    end = body.rfind(b"</returnval>")
-    if start < 0 or end < 0:
-        return None
+    start, end = bounds
     updates: list[Update] = []
     anchors: list[bytes] = []  # each object's opening bytes, to find its deferred values
     changes: list[Any] = []
@@ -189,7 +173,7 @@ def _changes(
     number or a date that is not one."""
     if not closed:
         return None
-    path, plain = _name(name)
+    path, plain = path_of(name)
     operation = op.decode()
     if not xsi:  # no value: unset
         return [(operation, p, v) for p, v in expand(path, None)]
