@@ -18,8 +18,7 @@ envelope, so its namespaces are the page's. The page checks itself: every ``obje
 ``propSet`` and ``token`` element in it must be one the pattern read, whatever its
 prefix; otherwise (a prefix on the vim elements, whitespace between them, a
 ``missingSet``, a CDATA section, a numeric character reference, a carriage return) it
-returns None and the
-whole page goes to the XML parser (poll_soap.parse_page), as before.
+returns None and the whole page goes to the XML parser (poll_soap.parse_page), as before.
 """
 
 from __future__ import annotations
