@@ -52,10 +52,14 @@ def _text(raw: bytes) -> str:
 def _latest(samples: bytes) -> float | None:
     """The newest sample of a series (as perf._latest: None for none, or vCenter's -1)."""
     if samples.count(b"<value>") == 1:  # maxSample=1: the usual
-        last = samples[7:-8]
-    else:
-        found = _VALUES.findall(samples)
-        last = found[-1] if found else b""
+        return _sample(samples[7:-8])
+    found = _VALUES.findall(samples)
+    return _sample(found[-1] if found else b"")
+
+
+def _sample(last: bytes) -> float | None:
+    """The newest sample of one ``value`` element's text (a number, or CSV "v1,v2,...");
+    None for none, or vCenter's -1."""
     if b"," in last:  # CSV format: "v1,v2,..."
         parts = [p for p in last.split(b",") if p.strip()]
         last = parts[-1] if parts else b""
@@ -89,16 +93,7 @@ def scan_entries(body: bytes, names: Mapping[int, str]) -> list[Entry] | None:
                 name = by_text.get(counter)
                 if name is None:
                     name = names.get(int(counter))  # another spelling, or not a number
-                if many:
-                    value = _latest(many)
-                elif b"," in one:  # CSV format: "v1,v2,..."
-                    value = _latest(b"<value>" + one + b"</value>")
-                elif one:
-                    value = float(one)
-                    if value < 0:  # vCenter's -1: no sample
-                        value = None
-                else:
-                    value = None
+                value = _latest(many) if many else _sample(one)
                 if name is None or value is None:
                     continue
                 text = instances.get(instance)
