@@ -65,7 +65,7 @@ def pages(sim: Simulator) -> list[bytes]:
 
 def scan(body: bytes) -> list[object] | None:
     head = scan_head(body)
-    return None if head is None else scan_updates(body, head, _change)
+    return None if head is None else scan_updates(body, _change)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,14 +54,9 @@ class PlainSync:
         self.workers = workers
         self.stop = stop
         self._free: queue.Queue[ParseWorker] = queue.Queue()  # workers up and idle
-        self._up = threading.Event()  # some worker is up: pages go to the workers
+        self._up = threading.Event()  # some worker is up: pages wait for one, not parse here
         self._starting = threading.Lock()
         self._warming: list[threading.Thread] = []
-
-    @property
-    def worker(self) -> ParseWorker | None:
-        """The first worker (None: pages parsed in the follower's process)."""
-        return self.workers[0] if self.workers else None
 
     @classmethod
     def open(
@@ -83,7 +78,7 @@ class PlainSync:
         the workers are started only when the first page says more follow, and pages are
         parsed here until one answers, so their start never delays a page."""
         try:
-            if not self.workers or self._free.empty() and not self._any_warm():
+            if not self.workers or self._free.empty() and not self._up.is_set():
                 page = parse_updates(body)
                 if page is not None and page[1]:
                     self._start_worker()
@@ -98,10 +93,6 @@ class PlainSync:
             raise PlainSyncFailed(f"parse worker died or hung: {exc!r}") from exc
         except Exception as exc:  # noqa: BLE001 - unreadable XML, an unexpected shape
             raise PlainSyncFailed(f"page not readable as plain XML: {exc!r}") from exc
-
-    def _any_warm(self) -> bool:
-        """Some worker is up (busy now: the page waits for one rather than parse here)."""
-        return self._up.is_set()
 
     def _start_worker(self) -> None:
         with self._starting:

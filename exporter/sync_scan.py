@@ -48,10 +48,11 @@ from .inventory import expand
 from .poll_scan import path_of, returnval_of, text_of
 from .properties_extra import SENSORS
 
-Update = tuple[str, str, str, list[tuple[str, str, Any]]]
-UpdatePage = tuple[str, bool, list[Update]]  # as sync_soap.UpdatePage
-# The XML parser's reader of one changeSet element (sync_soap): (name, op, its changes).
-ChangeReader = Callable[[ET.Element], tuple[str, str, list[tuple[str, str, Any]]]]
+Change = tuple[str, str, Any]  # op, path, converted value
+Update = tuple[str, str, str, list[Change]]  # kind, type, moid, changes
+UpdatePage = tuple[str, bool, list[Update]]  # version, truncated, object updates
+# The XML parser's reader of one changeSet element (sync_soap): its changes.
+ChangeReader = Callable[[ET.Element], list[Change]]
 
 _TOKEN = re.compile(
     rb'<objectSet><kind>([^<]*)</kind><obj type="([^"]+)">([^<]*)</obj>'  # 1-3: an object
@@ -115,11 +116,11 @@ def _reader(xsi: bytes) -> tuple[Callable[[bytes], Any] | None, bool]:
     return found
 
 
-def scan_updates(body: bytes, head: tuple[str, bool], read: ChangeReader) -> list[Update] | None:
-    """The object updates of a page whose (version, truncated) is ``head``, in document
-    order as sync_soap.parse_updates reads them; None when the page is not in the shape
-    read here. ``read`` is the XML parser's reader of one changeSet element, for the
-    properties whose value is not one scalar."""
+def scan_updates(body: bytes, read: ChangeReader) -> list[Update] | None:
+    """The object updates of a page, in document order as sync_soap.parse_updates reads
+    them (its version and truncated flag are sync_soap.scan_head's); None when the page is
+    not in the shape read here. ``read`` is the XML parser's reader of one changeSet
+    element, for the properties whose value is not one scalar."""
     bounds = returnval_of(body)
     if bounds is None:
         return None
@@ -164,7 +165,7 @@ def scan_updates(body: bytes, head: tuple[str, bool], read: ChangeReader) -> lis
 
 def _changes(
     name: bytes, op: bytes, xsi: bytes, ref_type: bytes, raw: bytes, closed: bytes
-) -> list[tuple[str, str, Any]] | None:
+) -> list[Change] | None:
     """A scanned property's (op, path, value) changes; None when the XML parser must read
     its value (not closed by the pattern, or not a scalar kind). Raises ValueError for a
     number or a date that is not one."""
@@ -188,14 +189,9 @@ def _changes(
     return [(operation, p, v) for p, v in expand(path, value)]
 
 
-def _sensor_class() -> type:
-    cls = wsdl_type("HostNumericSensorInfo")
-    assert cls is not None
-    return _standin(cls)
-
-
-def _health_class() -> type:
-    cls = wsdl_type("ElementDescription")
+def _standin_of(wsdl_name: str) -> type:
+    """The stand-in class soap_values.value makes for a data object of this WSDL type."""
+    cls = wsdl_type(wsdl_name)
     assert cls is not None
     return _standin(cls)
 
@@ -240,7 +236,7 @@ def _reread(
     anchors: list[bytes],
     deferred: list[Deferred],
     read: ChangeReader,
-) -> list[list[tuple[str, str, Any]]] | None:
+) -> list[list[Change]] | None:
     """The ``deferred`` changeSet elements read by the XML parser, cut out and wrapped in
     the page's own envelope, in their order; None when the parser does not read back as
     many."""
@@ -248,7 +244,7 @@ def _reread(
     if starts is None:
         return None
     fragments = []
-    sensors: dict[int, list[tuple[str, str, Any]]] = {}  # deferred index -> read here
+    sensors: dict[int, list[Change]] = {}  # deferred index -> read here
     for i, at in enumerate(starts):
         close = body.find(b"</changeSet>", at, end)
         if close < 0:
@@ -276,11 +272,11 @@ def _reread(
         element = next(elements, None)
         if element is None:
             return None
-        out.append(read(element)[2])
+        out.append(read(element))
     return None if next(elements, None) is not None else out
 
 
-def _sensor_changes(fragment: bytes, op: bytes) -> list[tuple[str, str, Any]] | None:
+def _sensor_changes(fragment: bytes, op: bytes) -> list[Change] | None:
     """A sensors changeSet read by :data:`_SENSOR`, as stand-ins soap_values.value would
     make (the same class, the same fields set), converted by ``expand``; None when any
     byte of the value is not one of the sensors the pattern reads."""
@@ -294,14 +290,14 @@ def _sensor_changes(fragment: bytes, op: bytes) -> list[tuple[str, str, Any]] | 
         if m.start() != pos:
             return None
         pos = m.end()
-        sensor = _sensor_class()()
+        sensor = _standin_of("HostNumericSensorInfo")()
         own = sensor.__dict__
         groups = m.groups()
         for i, field_name in _SENSOR_TEXT.items():  # when present
             if groups[i] is not None:
                 own[field_name] = text_of(groups[i])
         if groups[1] is not None:
-            health = _health_class()()
+            health = _standin_of("ElementDescription")()
             health.__dict__.update(
                 label=text_of(groups[1]), summary=text_of(groups[2]), key=text_of(groups[3])
             )

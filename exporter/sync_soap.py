@@ -35,10 +35,7 @@ from .inventory import expand
 from .perf_soap import VIM, SoapSession, ended_elements
 from .poll_soap import stub_request
 from .soap_values import value as read_value
-from .sync_scan import scan_updates
-
-Update = tuple[str, str, str, list[tuple[str, str, Any]]]
-UpdatePage = tuple[str, bool, list[Update]]  # version, truncated, object updates
+from .sync_scan import Change, Update, UpdatePage, scan_updates
 
 _RETURNVAL, _VERSION, _TRUNCATED, _OBJECTSET = (
     f"{VIM}returnval",
@@ -93,7 +90,7 @@ def parse_updates(body: bytes) -> UpdatePage | None:
     except PlainSyncFailed:
         head = None
     if head is not None:
-        updates = scan_updates(body, head, _change)
+        updates = scan_updates(body, _change)
         if updates is not None:
             return head[0], head[1], updates
     return parse_updates_xml(body)
@@ -123,7 +120,7 @@ def parse_updates_xml(body: bytes) -> UpdatePage | None:
 
 def _object_update(element: ET.Element) -> Update:
     kind, type_name, moid = "", "", ""
-    changes: list[tuple[str, str, Any]] = []
+    changes: list[Change] = []
     for child in element:
         tag = child.tag
         if tag == _KIND:
@@ -131,12 +128,12 @@ def _object_update(element: ET.Element) -> Update:
         elif tag == _OBJ:
             type_name, moid = child.get("type") or "", child.text or ""
         elif tag == _CHANGESET:
-            changes.extend(_change(child)[2])
+            changes.extend(_change(child))
     return kind, type_name, moid, changes
 
 
-def _change(element: ET.Element) -> tuple[str, str, list[tuple[str, str, Any]]]:
-    """One changeSet element: (name, op, its (op, path, value) changes)."""
+def _change(element: ET.Element) -> list[Change]:
+    """One changeSet element's (op, path, value) changes."""
     name, op, val = "", "", None
     for part in element:
         if part.tag == _NAME:
@@ -146,7 +143,7 @@ def _change(element: ET.Element) -> tuple[str, str, list[tuple[str, str, Any]]]:
         elif part.tag == _VAL:
             val = part
     got = read_value(val) if val is not None else None
-    return name, op, [(op, path, v) for path, v in expand(name, got)]
+    return [(op, path, v) for path, v in expand(name, got)]
 
 
 def parse_updates_traced(body: bytes) -> tuple[int, UpdatePage | None]:

@@ -91,7 +91,7 @@ HOST = update(
 def scanned(body: bytes) -> tuple[str, bool, list[object]] | None:
     head = scan_head(body)
     assert head is not None
-    got = scan_updates(body, head, _change)
+    got = scan_updates(body, _change)
     return None if got is None else (head[0], head[1], got)
 
 
@@ -192,7 +192,7 @@ def test_a_hosts_sensors_are_read_by_a_pattern_of_their_own() -> None:
     def refused(element: object) -> NoReturn:
         raise AssertionError("read by the XML parser")
 
-    assert scan_updates(body, ("7", True), refused) == page[2]
+    assert scan_updates(body, refused) == page[2]
     ((_op, _path, readings),) = page[2][0][3]  # type: ignore[index, misc]
     assert readings[0] == ("Fan & 1", "fan", "green", 4200.0, "rpm")
     assert readings[1][2:4] == ("yellow", 40.5) and readings[2][3] is None

@@ -212,7 +212,7 @@ def test_every_page_of_the_simulator_is_scanned_as_the_xml_parser_reads_it(live:
     for body in bodies:
         head = scan_head(body)
         assert head is not None
-        scanned = scan_updates(body, head, _change)
+        scanned = scan_updates(body, _change)
         assert scanned is not None
         assert (*head, scanned) == parse_updates_xml(body)
     kinds = {path for body in bodies for u in parse_updates_xml(body)[2] for _o, path, _v in u[3]}
