@@ -30,7 +30,8 @@ from sim.harness import Simulator
 from vha.demo.stack import free_port
 
 from .exporter_bench import exporter_process, scale_config
-from .scale_bench import SIZES, loadavg
+from .poller_bench import cpu_seconds
+from .scale_bench import SIZES, children, loadavg
 
 STEPS = {  # log line -> step
     "exporter listening": "start (logging up)",
@@ -58,31 +59,6 @@ def timeline(log: str) -> list[tuple[float, str, str]]:
     return sorted(seen.values())
 
 
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of ``pid`` so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
 class CpuSampler:
     """Cores used since the last sample by the simulator, the exporter and its children
     (a child that ended keeps its last reading)."""
@@ -95,7 +71,10 @@ class CpuSampler:
 
     def sample(self) -> tuple[float, float, float]:
         for kid in children(self.pids[1]):
-            self.kids[kid] = cpu_seconds(kid) or self.kids.get(kid, 0.0)
+            try:
+                self.kids[kid] = cpu_seconds(kid)
+            except OSError:
+                continue  # ended meanwhile: its last reading stays
         now = (*map(cpu_seconds, self.pids), sum(self.kids.values()))
         at = time.time()
         sim, exp, kids = ((a - b) / (at - self.at) for a, b in zip(now, self.last, strict=True))

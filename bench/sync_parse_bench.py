@@ -14,7 +14,6 @@ whole).
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 from collections import Counter
 
@@ -24,23 +23,17 @@ from exporter.sync_plain import PlainSync
 from exporter.sync_scan import scan_updates
 from exporter.sync_soap import _change, parse_updates_xml, scan_head
 from sim.harness import Simulator
-from vcenter.config import parse_config
 
 from .exporter_bench import SIZES
 from .poll_parse_bench import timed
+from .sync_bench import _config
 
 
 def pages(sim: Simulator) -> list[bytes]:
     """The raw pages of one plain initial sync, as the follower reads them."""
     from pyVim.connect import Disconnect, SmartConnect  # noqa: PLC0415
 
-    os.environ["VHA_BENCH_SYNC_PASSWORD"] = sim.password
-    entry = {"name": "vc1", "url": sim.sdk_url, "user": sim.username}
-    entry["password_env"] = "VHA_BENCH_SYNC_PASSWORD"
-    entry.update({"ca_file": sim.ca_file} if sim.ca_file else {"verify_tls": False})
-    config = parse_config(
-        {"listen": "127.0.0.1:0", "vcenters": [entry], "sync": {"poll_worker_process": False}},
-    )
+    config = _config(sim, worker=False)
     si = SmartConnect(**sim.connection_kwargs())
     try:
         collector, _view = create_follow_filter(si.RetrieveContent())
