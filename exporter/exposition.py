@@ -31,6 +31,12 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
 MAX_SHARDS = 256
+# Pieces smaller than this keep their plain bytes beside their gzip member once gzip is
+# served (Renderer.prepare): the detection lane splices a host's lines into the host
+# families (0.2-1 MB each at 2,500 hosts) and renders the cluster families whole, and with
+# their gzip members only it decompressed 4.6 MB per host change. The pieces under it hold
+# ~20 MB at 40,000 VMs; the large ones (the VM and sensor families) are let go.
+KEEP_PLAIN_BELOW = 1 << 20
 # Plain bytes per block when a gzip-only piece is decompressed for a plain scrape: the
 # scrape holds a block or two, never the piece (the ~100 MB sensor family) or the body.
 STREAM_BLOCK = 1 << 20
@@ -379,9 +385,10 @@ class Piece:
         """The gzip member(s) if built (or given), else None: never compresses."""
         return self._gzip
 
-    def release_plain(self) -> None:
-        """Keep only the gzip member (and what was split): a no-op until it exists."""
-        if self._gzip is not None and self._plain is not None:
+    def release_plain(self, keep_below: int = 0) -> None:
+        """Keep only the gzip member (and what was split): a no-op until it exists, and
+        for a piece of fewer than ``keep_below`` bytes."""
+        if self._gzip is not None and self._plain is not None and self.size >= keep_below:
             _ = self.digest  # while the bytes are here
             self._plain = None
 

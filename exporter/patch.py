@@ -269,11 +269,16 @@ def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
         # The last full render's topology (clusters, datacenters, fault domains of hosts):
         # a host moved between clusters shows with the next full render.
         topo = renderer.last_topologies.get(inv.vcenter) or Topology(snap, config)
-        _objects_patch(patch, inv.vcenter, snap, topo, focus, renderer, now)
-        if any(t in ("HostSystem", "ClusterComputeResource") for t in focus.values()):
-            ctx = RenderContext(inv.vcenter, _private(snap, snap.objects), topo, config, now)
+        # Every object, on a copy of the full render's render cache (read only: the lane
+        # runs beside it), indexed by type once for all the collectors below.
+        full = _private(snap, snap.objects)
+        full.render_cache = dict(snap.render_cache)
+        changed = frozenset(focus.values())
+        full_ctx = RenderContext(inv.vcenter, full, topo, config, now, changed_types=changed)
+        _objects_patch(patch, inv.vcenter, snap, topo, focus, renderer, now, full_ctx)
+        if changed & {"HostSystem", "ClusterComputeResource"}:
             for name in WHOLE:
-                for fam in COLLECTORS[name](ctx):
+                for fam in COLLECTORS[name](full_ctx):
                     if len(renderer.inventories) == 1:  # several vCenters: one piece each
                         patch.whole[fam.name] = fam.render().encode()
     return patch, complete
@@ -297,6 +302,7 @@ def _objects_patch(
     focus: dict[str, str],
     renderer: Renderer,
     now: float,
+    full_ctx: RenderContext,
 ) -> None:
     keys = [(KIND[t], k) for m, t in focus.items() if (k := ident(vcenter, t, m)) is not None]
     if not keys:
@@ -307,10 +313,7 @@ def _objects_patch(
     # of all theirs, spliced as the other families are).
     whole = len(renderer.inventories) == 1
     if whole:
-        full = _private(snap, snap.objects)
-        full.render_cache = dict(snap.render_cache)  # the full render's, copied: read only
-        full_ctx = RenderContext(vcenter, full, topo, renderer.config, now)
-        changed_types = set(focus.values())
+        changed_types = full_ctx.changed_types or frozenset()
         for name, types in PACKED.items():
             fn = COLLECTORS.get(name)
             if fn is not None and changed_types.intersection(types):

@@ -324,6 +324,15 @@ class _Login:
         self.thread.start()
 
 
+# Reasons a failed batch ends a collection's other batches (see PerfCollector._run_batches).
+HALTING = ("connect", "session")
+
+
+class _NotSent(Exception):
+    """A batch not sent: one before it lost the connection or the session, or the
+    collector is stopping. Counts as a failed batch, not as an error of vCenter's."""
+
+
 class PerfCollector:
     """Collects one vCenter's performance counters on its own thread and session."""
 
@@ -441,12 +450,17 @@ class PerfCollector:
         )
         fresh: list[Sample] = []
         failures = 0
+        failed: dict[str, list[BaseException]] = {}  # reason -> the batches' failures
         for result in results:
             if isinstance(result, BaseException):
                 failures += 1
-                self._fail(result, "QueryPerf")
+                if not isinstance(result, _NotSent):
+                    failed.setdefault(self._reason(result), []).append(result)
                 continue
             fresh.extend(result)
+        not_sent = sum(isinstance(r, _NotSent) for r in results)
+        for group in failed.values():  # one line per reason, not one per batch
+            self._fail(group[0], "QueryPerf", failed=len(group), of=len(batches), not_sent=not_sent)
         now = time.time()
         samples = {
             moid: s
@@ -646,21 +660,30 @@ class PerfCollector:
     def _run_batches(
         self, batches: list[list[Target]], fn: Callable[[list[Target]], list[Any]]
     ) -> list[list[Any] | BaseException]:
-        """Each batch through ``fn``, at most ``max_concurrent_queries`` at once."""
-        results: list[list[Any] | BaseException] = [[] for _ in batches]
+        """Each batch through ``fn``, at most ``max_concurrent_queries`` at once.
+
+        Once a batch has lost the connection or the session (:data:`HALTING`), or the
+        collector is stopping, no further batch is sent: each would fail the same way (at
+        40,000 VMs, hundreds of failed calls and warnings per collection of a vCenter that
+        restarted). Those left are :class:`_NotSent`."""
+        not_sent = _NotSent()
+        results: list[list[Any] | BaseException] = [not_sent] * len(batches)
         pending = iter(range(len(batches)))
         take = threading.Lock()
+        halt = threading.Event()
 
         def worker() -> None:
             while True:
                 with take:
-                    i = next(pending, None)
+                    i = None if halt.is_set() or self._stop.is_set() else next(pending, None)
                 if i is None:
                     return
                 try:
                     results[i] = fn(batches[i])
                 except Exception as exc:  # noqa: BLE001 - reported by the caller
                     results[i] = exc
+                    if self._reason(exc) in HALTING:
+                        halt.set()
 
         n = min(self.perf.max_concurrent_queries, len(batches))
         if n <= 1:
@@ -683,20 +706,35 @@ class PerfCollector:
             if query:
                 self.queries_total += n
 
-    def _fail(self, exc: BaseException, what: str) -> None:
-        reason = classify(exc)
+    def _reason(self, exc: BaseException) -> str:
+        """:func:`classify`, with a session vCenter no longer knows told from a bad login."""
         if self._si is not None and isinstance(exc, vim.fault.NotAuthenticated):
-            reason = "session"
+            return "session"
+        return classify(exc)
+
+    def _fail(
+        self, exc: BaseException, what: str, *, failed: int = 1, of: int = 1, not_sent: int = 0
+    ) -> None:
+        """Log ``exc`` once (for ``failed`` of ``of`` batches, ``not_sent`` others not
+        sent) and count each failed call."""
+        reason = self._reason(exc)
         message = describe(exc)
+        scope = ""
+        if of > 1:
+            scope = f" for {failed} of {of} batches" + (
+                f" ({not_sent} not sent)" if not_sent else ""
+            )
         log.warning(
-            "vcenter=%s url=%s performance %s failed (reason=%s): %s",
+            "vcenter=%s url=%s performance %s failed%s (reason=%s): %s",
             self.vc.name,
             self.vc.url,
             what,
+            scope,
             reason,
             message,
         )
-        self._record_error(reason, message)
+        for _ in range(failed):
+            self._record_error(reason, message)
         if reason in ("connect", "auth", "session", "timeout") or what == "login":
             self._drop_session()
 

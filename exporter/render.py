@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 
 from vcenter.config import Config
 
-from . import __version__, heap
+from . import __version__, exposition, heap
 from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, reuse
 from .families import Family, escape
@@ -725,7 +725,7 @@ class Renderer:
                 self._set_ready((True, n), body)
         if gzipped:  # Prometheus's way: the gzip members are the body now
             for piece in body.pieces:
-                piece.release_plain()
+                piece.release_plain(exposition.KEEP_PLAIN_BELOW)
 
     def _set_ready(self, key: tuple[bool, int], body: Body) -> None:
         """``body`` is what scrapes of ``key`` get, unless a newer body is already built

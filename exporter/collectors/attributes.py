@@ -20,6 +20,8 @@ def collect(ctx: RenderContext) -> list[Family]:
     out = []
     fields_key = tuple(sorted(ctx.topology.custom_fields.items()))
     for type_name, kind in (("VirtualMachine", "vm"), ("HostSystem", "host")):
+        if not ctx.renders(type_name):
+            continue  # a host's patch: the 40,000 VMs' family stays as the body has it
         fam = Family(
             f"vsphere_{kind}_custom_attribute_info",
             f"A custom attribute set on the {kind}; always 1.",

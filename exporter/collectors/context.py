@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vcenter.config import Config
 
@@ -29,9 +29,32 @@ class RenderContext:
     topology: Topology
     config: Config
     now: float
+    # A patch's (patch.py): the types of the objects that changed. A collector of several
+    # types may leave out the families of the others, which the published body keeps.
+    changed_types: frozenset[str] | None = None
+    _by_type: dict[str, list[ManagedObject]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def objects(self, type_name: str) -> list[ManagedObject]:
-        return [o for o in self.inventory.objects.values() if o.type == type_name]
+        """The objects of one type, in the inventory's order (a list of the caller's own).
+
+        The inventory is indexed by type once per context, not scanned per call: a host's
+        change had five collectors of the detection lane scan all 43,000 objects at 40,000
+        VMs for the 2,500 hosts or 125 clusters. A context's inventory is a snapshot (or a
+        view of one), never changed while it is rendered."""
+        index = self._by_type
+        if index is None:
+            index = {}
+            for obj in self.inventory.objects.values():
+                index.setdefault(obj.type, []).append(obj)
+            self._by_type = index
+        return list(index.get(type_name, ()))
+
+    def renders(self, type_name: str) -> bool:
+        """Whether families of ``type_name``'s objects are wanted (a patch wants only those
+        of the types that changed; a full render wants all)."""
+        return self.changed_types is None or type_name in self.changed_types
 
     def base(self, kind: str, obj: ManagedObject) -> str:
         """The identity label block of an object: vcenter, <kind>_id, <kind>."""
