@@ -30,6 +30,7 @@ from .collectors import COLLECTORS, CollectorUnavailable, RenderContext
 from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
+from .lag import LagHistogram
 from .packing import GroupPacker
 from .patch import Patch, build_patch
 from .shard_asks import ShardAsks, ShardPending
@@ -144,10 +145,12 @@ def inventory_families(
     collector_results: dict[tuple[str, str], tuple[float, float]],
     on_snapshots: Callable[[], None] | None = None,
     topologies: dict[str, Topology] | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> list[Family]:
     """Every collector over every live vCenter; a failing collector is reported, not fatal.
 
-    ``topologies`` receives each vCenter's topology (the detection lane reuses it)."""
+    ``topologies`` receives each vCenter's topology (the detection lane reuses it);
+    ``checkpoint`` is called before each collector (the render loop's yield to a patch)."""
     out: list[Family] = []
     now = time.time()
     snaps: list[tuple[str, Inventory]] = []
@@ -170,6 +173,8 @@ def inventory_families(
             topologies[vcenter] = topo
         ctx = RenderContext(vcenter, snap, topo, config, now)
         for name, fn in COLLECTORS.items():
+            if checkpoint is not None:
+                checkpoint()
             start = time.perf_counter()
             ok = 1.0
             try:
@@ -182,57 +187,6 @@ def inventory_families(
                 log.exception("collector %s failed for vCenter %s", name, vcenter)
             collector_results[(vcenter, name)] = (ok, time.perf_counter() - start)
     return out
-
-
-class LagHistogram:
-    """``vsphere_render_lag_seconds``: how long an inventory change waited for the body.
-
-    The exporter's own share of a change's way to ``/metrics`` (vCenter's share is before
-    the update reaches the follower): from the update being applied to the first body
-    rendered after it being published.  Observed after publishing, so a body shows the lag
-    of the renders before it.
-    """
-
-    BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-    def __init__(self) -> None:
-        self.counts = [0] * len(self.BUCKETS)
-        self.count = 0
-        self.sum = 0.0
-        self.last = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(self.BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-        self.count += 1
-        self.sum += seconds
-        self.last = seconds
-
-    def family(self) -> Family:
-        fam = Family(
-            "vsphere_render_lag_seconds",
-            "From a vCenter update set read by the follower (or another inventory change) to "
-            "the first /metrics body showing it published.",
-            "histogram",
-        )
-        for bound, n in zip(self.BUCKETS, self.counts, strict=True):
-            fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="{bound}"}} {n}\n')
-        fam.lines.append(f'vsphere_render_lag_seconds_bucket{{le="+Inf"}} {self.count}\n')
-        fam.lines.append(f"vsphere_render_lag_seconds_sum {self.sum!r}\n")
-        fam.lines.append(f"vsphere_render_lag_seconds_count {self.count}\n")
-        return fam
-
-    def last_family(self) -> Family:
-        """The last observation alone: with one change at a time (bench/change_timeline.py)
-        it is that change's own share, read from outside, which the buckets only bound."""
-        fam = Family(
-            "vsphere_render_last_lag_seconds",
-            "The last observation of vsphere_render_lag_seconds: how long the most recent "
-            "inventory change waited for the body.",
-        )
-        fam.add("", self.last)
-        return fam
 
 
 class Body:
@@ -375,7 +329,6 @@ class Renderer:
             # half a core. A change after a quiet spell goes through the detection lane
             # first (patch.py), which gets a head start instead of sharing the GIL.
             time.sleep(self.pause(time.monotonic() - ended))
-            self._yield_to_patch()
             try:
                 body = self.render_now()
                 self._hand_to_packer(body)
@@ -383,18 +336,37 @@ class Renderer:
                 log.exception("rendering /metrics failed")
             ended = time.monotonic()
 
-    def _yield_to_patch(self) -> None:
-        """Wait (at most PATCH_YIELD) while the detection lane has a patch wanted or running:
-        once idle round trips stopped rendering, a change usually found the renderer idle,
-        and its full render began after the head start, sharing the GIL with a patch that
-        at 40,000 VMs under load takes longer than that."""
-        deadline = time.monotonic() + PATCH_YIELD
+    def _yield_to_patch(self, limit: float) -> float:
+        """Wait (at most ``limit`` seconds) while the detection lane has a patch wanted or
+        running; returns the seconds waited. Before a full render: once idle round trips
+        stopped rendering, a change usually found the renderer idle, and its full render
+        began after the head start, sharing the GIL with a patch that at 40,000 VMs under
+        load takes longer than that. Then between its collectors (:meth:`_checkpoint`)."""
+        begun = time.monotonic()
+        deadline = begun + limit
         with self._cond:
             while (self._patch_wanted or self._patching) and not self._stop:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return
+                    break
                 self._cond.wait(left)
+        return time.monotonic() - begun
+
+    def _checkpoint(self) -> Callable[[], None] | None:
+        """For a render on the render loop's thread: a yield to the detection lane before
+        it and between its collectors, at most PATCH_YIELD over the whole render. A change
+        landing while a full render of 40,000 VMs ran (seconds, most of the time under
+        load) had its patch share the GIL with it: 38 ms of CPU took 120 ms. A scrape's or
+        a test's render never waits."""
+        if threading.current_thread() is not self._thread:
+            return None
+        budget = [PATCH_YIELD]
+
+        def checkpoint() -> None:
+            if budget[0] > 0:
+                budget[0] -= self._yield_to_patch(budget[0])
+
+        return checkpoint
 
     def pause(self, quiet: float) -> float:
         """Seconds before the next full render, ``quiet`` seconds after the last one ended:
@@ -477,6 +449,9 @@ class Renderer:
         return Piece.packed(fam.name, fam.gzip(), fam.encoded_size(), count)
 
     def render_now(self) -> Body:
+        checkpoint = self._checkpoint()
+        if checkpoint is not None:  # the render loop's: a patch first
+            checkpoint()
         with self._cond:
             self._dirty = False
         begun = time.monotonic()
@@ -493,6 +468,7 @@ class Renderer:
             per_collector,
             on_snapshots=lambda: snapped.append(time.monotonic()),
             topologies=topologies,
+            checkpoint=checkpoint,
         )
         self.last_counts, self.last_topologies = counts, topologies
         extra: list[Family] = []
@@ -528,6 +504,8 @@ class Renderer:
         lag, last_lag = self.lag.family(), self.lag.last_family()
         with self._cond:
             shards = self._asks.families()
+        if checkpoint is not None:
+            checkpoint()
         pieces = self._pieces([*families, ok, dur, build, took, renders, lag, last_lag, *shards])
         with self._publish_lock:
             # What the detection lane published while this render ran is newer than this

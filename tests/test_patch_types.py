@@ -7,9 +7,13 @@ the inventory by type: five scans of the 43,000 objects per host change were one
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
-from exporter import exposition
+import pytest
+
+from exporter import exposition, render
 from exporter.collectors import RenderContext
 from exporter.exposition import Piece
 from exporter.inventory import Inventory
@@ -87,3 +91,83 @@ def test_small_pieces_keep_their_plain_bytes_once_gzip_is_served() -> None:
     assert small._plain is not None  # noqa: SLF001
     assert big._plain is None  # noqa: SLF001
     assert big.plain == b"b 1\n" * (exposition.KEEP_PLAIN_BELOW // 4 + 1)
+
+
+def _noting_collectors(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic time each collector of a render began."""
+    began: list[float] = []
+    for name, fn in list(render.COLLECTORS.items()):
+
+        def noting(ctx: Any, fn: Any = fn) -> Any:
+            began.append(time.monotonic())
+            return fn(ctx)
+
+        monkeypatch.setitem(render.COLLECTORS, name, noting)
+    return began
+
+
+def test_a_full_render_waits_between_collectors_while_a_patch_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 40,000 VMs a full render runs most of the time, and a patch beside it shared the
+    GIL (38 ms of CPU took 120 ms): the render loop's render steps aside between its
+    collectors while a patch runs."""
+    _, renderer = _renderer()
+    began = _noting_collectors(monkeypatch)
+    renderer._patching = True  # noqa: SLF001 - a patch running
+    ended: list[float] = []
+
+    def patch_ends() -> None:
+        time.sleep(0.3)
+        with renderer._cond:  # noqa: SLF001
+            renderer._patching = False  # noqa: SLF001
+            ended.append(time.monotonic())
+            renderer._cond.notify_all()  # noqa: SLF001
+
+    def render_loop() -> None:
+        renderer._thread = threading.current_thread()  # noqa: SLF001 - as the loop's own
+        renderer.render_now()
+
+    patcher = threading.Thread(target=patch_ends)
+    loop = threading.Thread(target=render_loop)
+    patcher.start()
+    loop.start()
+    loop.join(10)
+    patcher.join(10)
+    assert ended and began and min(began) >= ended[0]
+
+
+def test_a_render_yields_at_most_its_budget_and_a_scrape_never(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A patch storm never holds a render back for more than PATCH_YIELD in all; a
+    scrape's render (not the loop's) does not wait at all."""
+    _, renderer = _renderer()
+    monkeypatch.setattr(render, "PATCH_YIELD", 0.2)
+    began = _noting_collectors(monkeypatch)
+    renderer._patching = True  # noqa: SLF001 - and never done
+    start = time.monotonic()
+    renderer.render_now()  # this thread is not the loop's
+    assert began and all(t - start < 0.2 for t in began)
+    began.clear()
+    done = threading.Event()
+    waits: list[float] = []
+    real = renderer._yield_to_patch  # noqa: SLF001
+
+    def noting(limit: float) -> float:
+        waits.append(limit)
+        return real(limit)
+
+    monkeypatch.setattr(renderer, "_yield_to_patch", noting)
+
+    def render_loop() -> None:
+        renderer._thread = threading.current_thread()  # noqa: SLF001
+        renderer.render_now()
+        done.set()
+
+    start = time.monotonic()
+    threading.Thread(target=render_loop, daemon=True).start()
+    assert done.wait(10)  # the budget ran out: the render went on
+    assert len(began) == len(render.COLLECTORS)
+    assert max(began) - start >= 0.2
+    assert waits == [0.2]  # the whole budget at the first checkpoint, then none
