@@ -1,15 +1,13 @@
 """A vCenter lost in the middle of a performance collection ends it: the batches not yet
 sent are not sent, and one log line per reason says so (issue 15 at 40,000 VMs: a
 warning per batch, hundreds per collection of a vCenter that restarted, and the same
-again every interval). Its own simulator: test_perf.py's shared one compares two reads of
-time-varying sample data, which the extra queries here moved about."""
+again every interval). A simulator of its own (conftest's): test_perf.py's shared one compares two
+reads of time-varying sample data, which the extra queries here moved about."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,23 +18,15 @@ from sim.harness import Simulator
 from .test_perf import Running
 
 
-@pytest.fixture(scope="module")
-def halt_sim(sim_binary: Path) -> Iterator[Simulator]:
-    sim = Simulator(clusters=1, hosts=3, vms=4, binary=sim_binary)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 @pytest.mark.parametrize("concurrent", [1, 3])
 def test_a_lost_connection_ends_the_collection_with_one_log_line(
-    halt_sim: Simulator,
+    sim: Simulator,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
     concurrent: int,
 ) -> None:
     """Every batch in flight fails with a reset connection; none is sent after."""
-    with Running(halt_sim, batch_size=1, max_concurrent_queries=concurrent) as run:
+    with Running(sim, batch_size=1, max_concurrent_queries=concurrent) as run:
         assert run.collector.collect_once()
         targets = targets_of(run.inventory, hosts=run.perf.hosts, vms=run.perf.vms) or []
         batches = len(run.collector._batches(targets))  # noqa: SLF001
