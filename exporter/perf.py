@@ -45,6 +45,7 @@ from vcenter.session import classify, connect, describe, disconnect
 from .exposition import gzip_member
 from .families import Family, escape, fmt
 from .inventory import Inventory
+from .perf_batches import HALTING, NotSent, run_batches
 from .perf_counters import BY_KEY, COUNTERS, KINDS, Counter, Entity, counters_for, sources_for
 from .perf_datastores import PerInstance, datastore_index, per_instance
 from .perf_datastores import families as datastore_families
@@ -324,15 +325,6 @@ class _Login:
         self.thread.start()
 
 
-# Reasons a failed batch ends a collection's other batches (see PerfCollector._run_batches).
-HALTING = ("connect", "session")
-
-
-class _NotSent(Exception):
-    """A batch not sent: one before it lost the connection or the session, or the
-    collector is stopping. Counts as a failed batch, not as an error of vCenter's."""
-
-
 class PerfCollector:
     """Collects one vCenter's performance counters on its own thread and session."""
 
@@ -445,8 +437,13 @@ class PerfCollector:
         by_moid = {t.moid: t for t in targets}
         names = {v: k for k, v in self.counter_ids.items()}
         received = time.time()
-        results = self._run_batches(
-            batches, lambda batch: self._samples(perf_manager, batch, by_moid, names, received)
+        results = run_batches(
+            batches,
+            lambda batch: self._samples(perf_manager, batch, by_moid, names, received),
+            self.perf.max_concurrent_queries,
+            f"vha-perf-{self.vc.name}",
+            stopping=self._stop,
+            halts=lambda exc: self._reason(exc) in HALTING,
         )
         fresh: list[Sample] = []
         failures = 0
@@ -454,11 +451,11 @@ class PerfCollector:
         for result in results:
             if isinstance(result, BaseException):
                 failures += 1
-                if not isinstance(result, _NotSent):
+                if not isinstance(result, NotSent):
                     failed.setdefault(self._reason(result), []).append(result)
                 continue
             fresh.extend(result)
-        not_sent = sum(isinstance(r, _NotSent) for r in results)
+        not_sent = sum(isinstance(r, NotSent) for r in results)
         for group in failed.values():  # one line per reason, not one per batch
             self._fail(group[0], "QueryPerf", failed=len(group), of=len(batches), not_sent=not_sent)
         now = time.time()
@@ -656,48 +653,6 @@ class PerfCollector:
             for t in batch
         ]
         return list(perf_manager.QueryPerf(querySpec=query_specs) or [])
-
-    def _run_batches(
-        self, batches: list[list[Target]], fn: Callable[[list[Target]], list[Any]]
-    ) -> list[list[Any] | BaseException]:
-        """Each batch through ``fn``, at most ``max_concurrent_queries`` at once.
-
-        Once a batch has lost the connection or the session (:data:`HALTING`), or the
-        collector is stopping, no further batch is sent: each would fail the same way (at
-        40,000 VMs, hundreds of failed calls and warnings per collection of a vCenter that
-        restarted). Those left are :class:`_NotSent`."""
-        not_sent = _NotSent()
-        results: list[list[Any] | BaseException] = [not_sent] * len(batches)
-        pending = iter(range(len(batches)))
-        take = threading.Lock()
-        halt = threading.Event()
-
-        def worker() -> None:
-            while True:
-                with take:
-                    i = None if halt.is_set() or self._stop.is_set() else next(pending, None)
-                if i is None:
-                    return
-                try:
-                    results[i] = fn(batches[i])
-                except Exception as exc:  # noqa: BLE001 - reported by the caller
-                    results[i] = exc
-                    if self._reason(exc) in HALTING:
-                        halt.set()
-
-        n = min(self.perf.max_concurrent_queries, len(batches))
-        if n <= 1:
-            worker()
-            return results
-        threads = [
-            threading.Thread(target=worker, name=f"vha-perf-{self.vc.name}-{k}", daemon=True)
-            for k in range(n)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return results
 
     # --- errors and sessions ---------------------------------------------------------------
     def _count_calls(self, n: int, *, query: bool = False) -> None:
