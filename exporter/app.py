@@ -16,7 +16,6 @@ from aiohttp import web
 from exporter.collectors_config import parse_collectors_config
 from vcenter.config import Config
 
-from . import heap
 from .cost import CostSource, parse_cost_config
 from .exposition import ShardError, parse_shard
 from .exposition_config import parse_exposition_config
@@ -320,11 +319,9 @@ def tune_interpreter() -> None:
     A scrape gives the GIL up and takes it back at every socket write and thread hop; while
     the renderer or a collection holds it, each take waits up to a switch interval, so the
     interval multiplies into scrape latency. Threads that never wait on I/O lose a little
-    throughput to the extra switches. And glibc's mmap threshold is fixed at 1 MiB
-    (heap.configure), so a scrape's or a render's large blocks go back when freed.
+    throughput to the extra switches.
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
-    heap.configure()
 
 
 def run(config: Config) -> None:
