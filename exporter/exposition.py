@@ -225,8 +225,7 @@ def split_members(blocks: Iterable[bytes], total: int) -> list[bytes] | None:
     """
     router = _Router(total)
     head: list[bytes] = []
-    packers: list[zlib._Compress | None] = [None] * total
-    outs: list[io.BytesIO | None] = [None] * total
+    shards: list[tuple[zlib._Compress, io.BytesIO] | None] = [None] * total  # begun ones
     begun = False
     carry = b""
 
@@ -242,11 +241,11 @@ def split_members(blocks: Iterable[bytes], total: int) -> list[bytes] | None:
         for i, lines in enumerate(parts):
             if not lines:
                 continue
-            packer, out = packers[i], outs[i]
-            if packer is None or out is None:
-                packer = packers[i] = zlib.compressobj(1, zlib.DEFLATED, 31)
-                out = outs[i] = io.BytesIO()
-                out.write(packer.compress(b"".join(head)))
+            shard = shards[i]
+            if shard is None:
+                shard = shards[i] = (zlib.compressobj(1, zlib.DEFLATED, 31), io.BytesIO())
+                shard[1].write(shard[0].compress(b"".join(head)))
+            packer, out = shard
             out.write(packer.compress(b"".join(lines)))
             begun = True
         return True
@@ -260,8 +259,9 @@ def split_members(blocks: Iterable[bytes], total: int) -> list[bytes] | None:
     if carry and not feed(carry, len(carry)):
         return None
     members = []
-    for i, (packer, out) in enumerate(zip(packers, outs, strict=True)):
-        if packer is not None and out is not None:
+    for i, shard in enumerate(shards):
+        if shard is not None:
+            packer, out = shard
             out.write(packer.flush())
             members.append(out.getvalue())
         elif i == 0 and not begun and head:

@@ -276,11 +276,11 @@ def build_patch(renderer: Renderer, begun: float) -> tuple[Patch, bool]:
         changed = frozenset(focus.values())
         full_ctx = RenderContext(inv.vcenter, full, topo, config, now, changed_types=changed)
         _objects_patch(patch, inv.vcenter, snap, topo, focus, renderer, now, full_ctx)
-        if changed & {"HostSystem", "ClusterComputeResource"}:
+        # Several vCenters share one piece per cluster family: the full render's.
+        if changed & {"HostSystem", "ClusterComputeResource"} and len(renderer.inventories) == 1:
             for name in WHOLE:
                 for fam in COLLECTORS[name](full_ctx):
-                    if len(renderer.inventories) == 1:  # several vCenters: one piece each
-                        patch.whole[fam.name] = fam.render().encode()
+                    patch.whole[fam.name] = fam.render().encode()
     return patch, complete
 
 

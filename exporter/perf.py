@@ -446,16 +446,16 @@ class PerfCollector:
             halts=lambda exc: self._reason(exc) in HALTING,
         )
         fresh: list[Sample] = []
-        failures = 0
+        failures = not_sent = 0
         failed: dict[str, list[BaseException]] = {}  # reason -> the batches' failures
         for result in results:
-            if isinstance(result, BaseException):
+            if isinstance(result, NotSent):
+                failures, not_sent = failures + 1, not_sent + 1
+            elif isinstance(result, BaseException):
                 failures += 1
-                if not isinstance(result, NotSent):
-                    failed.setdefault(self._reason(result), []).append(result)
-                continue
-            fresh.extend(result)
-        not_sent = sum(isinstance(r, NotSent) for r in results)
+                failed.setdefault(self._reason(result), []).append(result)
+            else:
+                fresh.extend(result)
         for group in failed.values():  # one line per reason, not one per batch
             self._fail(group[0], "QueryPerf", failed=len(group), of=len(batches), not_sent=not_sent)
         now = time.time()
