@@ -16,6 +16,7 @@ from aiohttp import web
 from exporter.collectors_config import parse_collectors_config
 from vcenter.config import Config
 
+from . import heap
 from .cost import CostSource, parse_cost_config
 from .exposition import ShardError, parse_shard
 from .exposition_config import parse_exposition_config
@@ -319,9 +320,11 @@ def tune_interpreter() -> None:
     A scrape gives the GIL up and takes it back at every socket write and thread hop; while
     the renderer or a collection holds it, each take waits up to a switch interval, so the
     interval multiplies into scrape latency. Threads that never wait on I/O lose a little
-    throughput to the extra switches.
+    throughput to the extra switches. And glibc's arenas are capped (heap.configure),
+    before the threads start, so their freed transients are not spread over one arena each.
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
+    heap.configure()
 
 
 def run(config: Config) -> None:
