@@ -9,11 +9,15 @@ follower's receipt of the answer that carried it (``vsphere_sync_last_update_tim
 in the first body showing it, minus the moment the simulator's call returned: the
 simulator's share) and their sum, the change's way to /metrics as the exporter stamps it
 (finer than the bench's own scrapes of the whole body, seconds at 40,000 VMs).
+``--shards N`` has N Prometheus jobs scrape a shard each (gzip, every 15 s) beside the
+flips, so the detection lane also builds the N-shard variant of each patch (as it does
+for a sharded deployment; scale_bench's timeline runs with 4 shards kept split).
 ``--code DIR`` runs the exporter from another tree (e.g. ``git archive main | tar -x -C
 /tmp/before``) on the same simulator, for a before / after figure on one machine state;
 figures only, with the load average.
 
     python -m bench.lag_bench [--size 10k] [--changes 6] [--code DIR ...]
+        [--shards 4]  # N jobs scrape a shard each beside the flips
         [--py-spy /tmp/spy/bin/py-spy]  # a raw profile of each exporter over its changes
 """
 
@@ -24,6 +28,7 @@ import os
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +37,34 @@ from vha.demo.stack import ROOT, free_port
 
 from .change_timeline import last_update, own_lag
 from .exporter_bench import exporter_process, scale_config
-from .scale_bench import CHANGE_TIMEOUT, SIZES, lag_histogram, lag_quantile, loadavg, scrape
+from .scale_bench import (
+    CHANGE_TIMEOUT,
+    SIZES,
+    first_scrape,
+    lag_histogram,
+    lag_quantile,
+    loadavg,
+    scrape,
+)
+
+SHARD_INTERVAL = 15.0  # seconds between one job's scrapes of its shard
+
+
+def shard_jobs(url: str, total: int, stop: threading.Event) -> threading.Thread:
+    """``total`` jobs, one per shard, each asked once now (the first ask of a total waits
+    for the split) and then every :data:`SHARD_INTERVAL` seconds until ``stop``."""
+    urls = [f"{url}?shard={i}&total_shards={total}" for i in range(total)]
+    for shard_url in urls:
+        first_scrape(shard_url)
+
+    def run() -> None:
+        while not stop.wait(SHARD_INTERVAL):
+            for shard_url in urls:
+                scrape(shard_url, True, decode=False)
+
+    thread = threading.Thread(target=run, name="shard-jobs", daemon=True)
+    thread.start()
+    return thread
 
 
 def flip(sim: Simulator, url: str, host: dict[str, str]) -> tuple[float, float, float]:
@@ -78,7 +110,12 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> tuple[float, float, 
 
 
 def measure(
-    sim: Simulator, code: Path, hosts: list[dict[str, str]], settle: float, spy: str | None
+    sim: Simulator,
+    code: Path,
+    hosts: list[dict[str, str]],
+    settle: float,
+    spy: str | None,
+    shards: int = 1,
 ) -> list[tuple[float, float, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
@@ -101,7 +138,9 @@ def measure(
         print(f"  {code}: ready in {time.perf_counter() - t0:.1f}s, pid {exporter.pid}")
         scrape(url, True, decode=False)  # gzip wanted from now on
         time.sleep(settle)  # the first full renders and gzip variants built
-        print(f"  load {loadavg()}", flush=True)
+        stop = threading.Event()
+        jobs = shard_jobs(url, shards, stop) if shards > 1 else None
+        print(f"  load {loadavg()}; {shards} shard job(s)", flush=True)
         profiler = None
         if spy:
             out = tmp / "profile.txt"
@@ -120,7 +159,12 @@ def measure(
                 str(out),
             ]
             profiler = subprocess.Popen([*argv, "--nonblocking"])  # noqa: S603 - ours
-        lags = [flip(sim, url, host) for host in hosts]
+        try:
+            lags = [flip(sim, url, host) for host in hosts]
+        finally:
+            stop.set()
+            if jobs is not None:
+                jobs.join(timeout=120)
         print(f"  load {loadavg()}", flush=True)
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes what it sampled
@@ -136,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--changes", type=int, default=6)
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--code", action="append", type=Path, help="tree(s) to measure")
+    parser.add_argument("--shards", type=int, default=1, help="N jobs scrape a shard each")
     parser.add_argument("--py-spy", dest="spy", help="py-spy executable: profile each")
     args = parser.parse_args(argv)
     print(f"== {args.size}: {SIZES[args.size]}, everything on; load {loadavg()}", flush=True)
@@ -145,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         inv = sim.inventory()
         for i, code in enumerate(args.code or [ROOT]):
             hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
-            rows = measure(sim, code, hosts, args.settle, args.spy)
+            rows = measure(sim, code, hosts, args.settle, args.spy, args.shards)
             lags = [lag for lag, _, _ in rows]
             seen = [lag + follower for lag, follower, _ in rows]
             bound = [call + lag + follower for lag, follower, call in rows]
