@@ -30,6 +30,8 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
+from .shard_groups import LAST, GroupSplit, split_groups
+
 MAX_SHARDS = 256
 # Pieces smaller than this keep their plain bytes beside their gzip member once gzip is
 # served (Renderer.prepare): the detection lane splices a host's lines into the host
@@ -284,11 +286,13 @@ class Piece:
     """
 
     __slots__ = (
+        "_groups",
         "_gzip",
         "_lock",
         "_packed",
         "_plain",
         "_shards",
+        "_splits",
         "_digest",
         "members",
         "name",
@@ -305,16 +309,26 @@ class Piece:
         self._init_rest(shard0, gzip)
 
     @classmethod
-    def packed(cls, name: str, members: bytes, size: int, count: int = 1) -> Piece:
+    def packed(
+        cls,
+        name: str,
+        members: bytes,
+        size: int,
+        count: int = 1,
+        groups: Sequence[tuple[int, int]] | None = None,
+    ) -> Piece:
         """A piece from its gzip member(s) alone (a family of cached members, see
         Family.gzip), its decompressed ``size`` and how many members they are (``count``):
-        its bytes are never held whole unless a patch or a plain shard asks for them."""
+        its bytes are never held whole unless a patch or a plain shard asks for them.
+        ``groups``: the members are packing.py's groups, each one's token and end offset
+        (its gzip shards are then split group by group: shard_groups.py)."""
         piece = cls.__new__(cls)
         piece.name = name
         piece._plain = None
         piece.size = size
         piece._init_rest(False, members)
         piece.members = count
+        piece._groups = tuple(groups) if groups is not None else None
         return piece
 
     def _init_rest(self, shard0: bool, gzip: bytes | None) -> None:
@@ -324,6 +338,8 @@ class Piece:
         self.members = 1  # gzip members in _gzip (a packed piece says how many)
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
         self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
+        self._groups: tuple[tuple[int, int], ...] | None = None  # see packed()
+        self._splits: dict[int, GroupSplit] = {}  # total -> its group-by-group split
         self._lock = threading.Lock()
 
     @property
@@ -412,6 +428,7 @@ class Piece:
                 return
             self._gzip = repack(b"", [member])
             self.members = 1
+            self._groups = None
 
     def has_split(self, total: int, *, gzipped: bool) -> bool:
         """True when shard ``i`` of ``total`` costs a look-up (no split, no compression)."""
@@ -423,7 +440,7 @@ class Piece:
         """Free the splits of totals no longer asked for (the piece may live on, unchanged,
         for days, and each total's split is another copy of it)."""
         kept = set(keep)
-        for parts in (self._shards, self._packed):
+        for parts in (self._shards, self._packed, self._splits):
             for total in [t for t in parts if t not in kept]:
                 parts.pop(total, None)
 
@@ -451,11 +468,26 @@ class Piece:
         if packed is None:
             streamed = None
             if not self.shard0 and total not in self._shards:
+                streamed = self._split_groups(total)
+            if streamed is None and not self.shard0 and total not in self._shards:
                 streamed = split_members(self._blocks(), total)
             if streamed is None:  # the plain parts kept (plain shards asked), or declined
                 streamed = [gzip_member(p) if p else b"" for p in self._split(total)]
             packed = self._packed[total] = streamed  # a race compresses twice, never wrongly
         return packed[index]
+
+    def _split_groups(self, total: int) -> list[bytes] | None:
+        """The gzip shards of a group-packed piece, group by group, reusing the groups the
+        last split piece of this name had (None: not group-packed, or declined)."""
+        groups, member = self._groups, self._gzip
+        if groups is None or member is None:
+            return None
+        split = split_groups(member, groups, total, _Router(total), LAST.get(self.name, total))
+        if split is None:
+            return None
+        LAST.put(self.name, total, split)
+        self._splits[total] = split
+        return split.members
 
     def _blocks(self) -> Iterator[bytes]:
         """The piece's bytes a block at a time, sliced from its plain bytes while kept
