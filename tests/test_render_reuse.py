@@ -17,7 +17,7 @@ import pytest
 
 from exporter import exposition
 from exporter.collectors import hardware, vms
-from exporter.collectors.cache import block_of
+from exporter.collectors.cache import block_key, block_of
 from exporter.exposition import Piece
 from exporter.families import Family
 from exporter.inventory import Inventory, ManagedObject
@@ -46,10 +46,16 @@ def _stable(text: str) -> str:
     )
 
 
-def _estate(vm_count: int = 30) -> Inventory:
-    """The test image plus ``vm_count`` VMs on its host, sensors on the hosts."""
+def _estate(vm_count: int = 30, hosts: int = 1) -> Inventory:
+    """The test image plus ``vm_count`` VMs spread over its host and ``hosts - 1`` more
+    like it, sensors on the hosts."""
     inv = _image()
     host = next(o for o in inv.objects.values() if o.type == "HostSystem")
+    for j in range(1, hosts):
+        moid = f"host-x{j}"
+        props = dict(host.props, name=f"esx-x{j}.example")
+        inv.objects[moid] = ManagedObject(moid, "HostSystem", props)
+    placed = [host.moid, *(f"host-x{j}" for j in range(1, hosts))]
     for obj in list(inv.objects.values()):
         if obj.type == "HostSystem":
             props = dict(obj.props)
@@ -66,7 +72,7 @@ def _estate(vm_count: int = 30) -> Inventory:
             "VirtualMachine",
             {
                 "name": f"app{i}",
-                "runtime.host": host.moid,
+                "runtime.host": placed[i % hosts],
                 "runtime.powerState": "poweredOn",
                 "runtime.connectionState": "connected",
                 "guestHeartbeatStatus": "green",
@@ -136,7 +142,7 @@ def test_a_render_without_vm_changes_reuses_the_vm_families(
 
 
 def test_a_changed_vm_is_rendered_again_alone(counted: dict[str, list[str]]) -> None:
-    inv = _estate()
+    inv = _estate(hosts=30)
     config = parse_config({})
     renderer = Renderer(config, [inv])
     first = renderer.render_now()
@@ -145,8 +151,9 @@ def test_a_changed_vm_is_rendered_again_alone(counted: dict[str, list[str]]) -> 
     props = dict(vm.props, **{"runtime.powerState": "poweredOff"})
     inv.objects[vm.moid] = ManagedObject(vm.moid, vm.type, props)
     second = renderer.render_now()
-    # with the VMs of its block (cached together), of which there is none at 30 VMs
-    assert counted["vm"] == ["vm-x3"]
+    # with the VMs of its block (cached together): those of hosts sharing its block
+    assert "vm-x3" in counted["vm"] and len(counted["vm"]) <= 3
+    assert {block_of(block_key(inv.objects[m])) for m in counted["vm"]} == {block_of(block_key(vm))}
     assert _pieces(second)["vsphere_vm_power_state"] is not _pieces(first)["vsphere_vm_power_state"]
     assert 'vm="app3",state="poweredOff"} 1' in second.decode()
     assert _stable(second.decode()) == _fresh_text(inv, config)
@@ -159,7 +166,7 @@ def test_a_quickstats_poll_renders_only_the_vms_polled_families(
     17 other families, tools versions and custom attributes are not rendered again for
     it (at 40,000 VMs that was most of the exporter's CPU), the 3 quickStats families
     are, and the body is what a fresh render gives."""
-    inv = _estate()
+    inv = _estate(hosts=30)
     config = parse_config({"collectors": {"custom_attributes": {"enabled": True}}})
     renderer = Renderer(config, [inv])
     first = renderer.render_now()
@@ -184,7 +191,7 @@ def test_a_quickstats_poll_renders_only_the_vms_polled_families(
     vm = inv.objects["vm-x5"]
     inv.apply([("modify", vm.type, vm.moid, [("assign", "runtime.powerState", "poweredOff")])])
     third = renderer.render_now()
-    assert counted["vm"] == ["vm-x5"]
+    assert "vm-x5" in counted["vm"] and len(counted["vm"]) <= 3  # and its block's
     assert 'vm="app5",state="poweredOff"} 1' in third.decode()
     assert _stable(third.decode()) == _fresh_text(inv, config)
 
@@ -538,7 +545,7 @@ def test_the_vm_families_are_cached_compressed_by_block() -> None:
 
 
 def test_a_changed_vm_re_renders_only_its_block(counted: dict[str, list[str]]) -> None:
-    inv = _estate(vm_count=600)
+    inv = _estate(vm_count=600, hosts=40)
     config = parse_config({})
     renderer = Renderer(config, [inv])
     renderer.render_now()
@@ -549,9 +556,31 @@ def test_a_changed_vm_re_renders_only_its_block(counted: dict[str, list[str]]) -
     )
     renderer.render_now()
     assert "vm-x3" in counted["vm"]
-    block = block_of("vm-x3")
-    assert {block_of(m) for m in counted["vm"]} == {block}
+    block = block_of(block_key(vm))
+    assert {block_of(block_key(inv.objects[m])) for m in counted["vm"]} == {block}
     assert len(counted["vm"]) < 600 / 8
+
+
+def test_a_failed_hosts_vms_re_render_one_block(counted: dict[str, list[str]]) -> None:
+    """A host failure changes all its VMs at once: blocked by host, they re-render one
+    block (blocked by moid, 15 VMs were in 15 blocks of 256: nearly all 600 VMs)."""
+    inv = _estate(vm_count=600, hosts=40)
+    config = parse_config({})
+    renderer = Renderer(config, [inv])
+    renderer.render_now()
+    counted["vm"].clear()
+    failed = [o for o in inv.objects.values() if o.get("runtime.host") == "host-x7"]
+    assert len(failed) == 15
+    for vm in failed:
+        inv.objects[vm.moid] = ManagedObject(
+            vm.moid, vm.type, dict(vm.props, **{"runtime.connectionState": "disconnected"})
+        )
+    body = renderer.render_now().decode()
+    block = block_of("host-x7")
+    assert {vm.moid for vm in failed} <= set(counted["vm"])
+    assert {block_of(block_key(inv.objects[m])) for m in counted["vm"]} == {block}
+    assert len(counted["vm"]) <= 2 * 15
+    assert _stable(body) == _fresh_text(inv, config)
 
 
 def test_a_gzip_body_has_few_members_whatever_the_blocks() -> None:
