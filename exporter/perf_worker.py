@@ -65,6 +65,23 @@ def parse_and_convert(
     return os.getpid(), [(s.target.moid, s.values, s.datastores) for s in samples]
 
 
+TRIM_INTERVAL = 1.0  # seconds between two of the worker's heap trims
+
+
+def run_and_trim(fn: Callable[..., tuple[int, Any]], *args: Any) -> tuple[int, Any]:
+    """In the worker: ``fn(*args)``, then its freed heap back to the system (heap.trim, at
+    most every :data:`TRIM_INTERVAL`: a collection's batches come in bursts, and what the
+    last ones of a burst leave is a batch or two). A parse builds and frees MBs at a time,
+    which glibc otherwise keeps in the worker for good (test: 16 -> 133 MB after 120 MB
+    freed)."""
+    from . import heap  # noqa: PLC0415 - the worker's, on its first call
+
+    try:
+        return fn(*args)
+    finally:
+        heap.trim(min_interval=TRIM_INTERVAL)
+
+
 def worker_pid() -> tuple[int, int]:
     """In the worker process: its pid, twice (a call that only starts the process)."""
     return os.getpid(), os.getpid()
@@ -130,7 +147,7 @@ class ParseWorker:
         with self._calls:
             pool = self._executor()
             try:  # a pool whose process died refuses the submit itself
-                future = pool.submit(fn, *args)
+                future = pool.submit(run_and_trim, fn, *args)
                 pid, result = future.result(timeout=self.timeout)
             except (BrokenExecutor, FutureTimeout):
                 if not self._closed:  # closed under a call in flight: nothing to report
