@@ -3,7 +3,8 @@
 scale_bench measures a dozen things before its change timeline; this starts the simulator
 and the exporter (every collector on, as ``scale_bench --everything``), scrapes gzip once
 (as Prometheus does, so the pieces keep only their gzip members), flips ``--changes``
-hosts into maintenance one by one and prints each change's
+hosts into maintenance one by one (``--change fail``: fails them, as the simulator's fault
+API does, so each host's VMs change too, and recovers them) and prints each change's
 ``vsphere_render_last_lag_seconds`` (read as bench/change_timeline.py reads it), the
 follower's receipt of the answer that carried it (``vsphere_sync_last_update_timestamp_seconds``
 in the first body showing it, minus the moment the simulator's call returned: the
@@ -17,6 +18,7 @@ for a sharded deployment; scale_bench's timeline runs with 4 shards kept split).
 figures only, with the load average.
 
     python -m bench.lag_bench [--size 10k] [--changes 6] [--code DIR ...]
+        [--change maintenance|fail]  # a host into maintenance, or a host failure
         [--shards 4]  # N jobs scrape a shard each beside the flips
         [--py-spy /tmp/spy/bin/py-spy]  # a raw profile of each exporter over its changes
 """
@@ -67,19 +69,32 @@ def shard_jobs(url: str, total: int, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def flip(sim: Simulator, url: str, host: dict[str, str]) -> tuple[float, float, float]:
-    """One host into maintenance: its own lag, once a gzip body shows it (no bare client,
-    which change_timeline runs beside: on a loaded machine its initial sync of 10,000 VMs
-    timed out, and only the exporter's own stamp is wanted here)."""
-    shown = b'\nvsphere_host_maintenance_mode{vcenter="bench",host_id="%s",host="%s"} 1\n' % (
+def shown_line(change: str, host: dict[str, str]) -> bytes:
+    """The line a gzip body shows once ``change`` reached it."""
+    base = b'vcenter="bench",host_id="%s",host="%s"' % (
         host["moid"].encode(),
         host["name"].encode(),
     )
+    if change == "fail":
+        return b'\nvsphere_host_connection_state{%s,state="notResponding"} 1\n' % base
+    return b"\nvsphere_host_maintenance_mode{%s} 1\n" % base
+
+
+def flip(
+    sim: Simulator, url: str, host: dict[str, str], change: str = "maintenance"
+) -> tuple[float, float, float]:
+    """One host into maintenance, or failed: its own lag, once a gzip body shows it (no bare
+    client, which change_timeline runs beside: on a loaded machine its initial sync of
+    10,000 VMs timed out, and only the exporter's own stamp is wanted here)."""
+    shown = shown_line(change, host)
     fetch = lambda u: scrape(u, True)  # noqa: E731 - as Prometheus asks
     h0 = lag_histogram(fetch(url)[1])
     before = h0["count"]
     t_call = time.time()  # the change is made somewhere inside the call
-    sim.set_host(host["name"], inMaintenanceMode=True)
+    if change == "fail":
+        sim.fail_host(host["name"])  # its VMs disconnected too: a change of ~16 VMs
+    else:
+        sim.set_host(host["name"], inMaintenanceMode=True)
     t_change = time.time()
     deadline = t_change + CHANGE_TIMEOUT
     while (body := fetch(url)[1]).find(shown) < 0:
@@ -104,7 +119,10 @@ def flip(sim: Simulator, url: str, host: dict[str, str]) -> tuple[float, float, 
         f"mean {(h1['sum'] - h0['sum']) / max(n, 1):.3f}s, all <= {worst}s; load {loadavg()}",
         flush=True,
     )
-    sim.set_host(host["name"], inMaintenanceMode=False)
+    if change == "fail":
+        sim.recover_host(host["name"])
+    else:
+        sim.set_host(host["name"], inMaintenanceMode=False)
     time.sleep(3.0)  # the flip back reaches the body before the next change
     return lag, follower, call
 
@@ -116,6 +134,7 @@ def measure(
     settle: float,
     spy: str | None,
     shards: int = 1,
+    change: str = "maintenance",
 ) -> list[tuple[float, float, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="vha-lag-"))
     port = free_port()
@@ -160,7 +179,7 @@ def measure(
             ]
             profiler = subprocess.Popen([*argv, "--nonblocking"])  # noqa: S603 - ours
         try:
-            lags = [flip(sim, url, host) for host in hosts]
+            lags = [flip(sim, url, host, change) for host in hosts]
         finally:
             stop.set()
             if jobs is not None:
@@ -181,16 +200,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--code", action="append", type=Path, help="tree(s) to measure")
     parser.add_argument("--shards", type=int, default=1, help="N jobs scrape a shard each")
+    parser.add_argument("--change", default="maintenance", choices=("maintenance", "fail"))
     parser.add_argument("--py-spy", dest="spy", help="py-spy executable: profile each")
     args = parser.parse_args(argv)
-    print(f"== {args.size}: {SIZES[args.size]}, everything on; load {loadavg()}", flush=True)
+    print(
+        f"== {args.size}: {SIZES[args.size]}, everything on, {args.change}; load {loadavg()}",
+        flush=True,
+    )
     sim = Simulator(**SIZES[args.size], paging=True)
     sim.start(timeout=1800)
     try:
         inv = sim.inventory()
         for i, code in enumerate(args.code or [ROOT]):
             hosts = inv["hosts"][i * args.changes : (i + 1) * args.changes]
-            rows = measure(sim, code, hosts, args.settle, args.spy, args.shards)
+            rows = measure(sim, code, hosts, args.settle, args.spy, args.shards, args.change)
             lags = [lag for lag, _, _ in rows]
             seen = [lag + follower for lag, follower, _ in rows]
             bound = [call + lag + follower for lag, follower, call in rows]
