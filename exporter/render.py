@@ -194,12 +194,16 @@ class Body:
     piece's bytes.  Holds the pieces, not their bytes, so a piece that let its plain bytes
     go (gzip only, see :meth:`Piece.release_plain`) frees them."""
 
-    __slots__ = ("pieces", "seq")
+    __slots__ = ("covered", "pieces", "seq")
 
-    def __init__(self, pieces: Iterable[Piece], seq: int = 0) -> None:
+    def __init__(
+        self, pieces: Iterable[Piece], seq: int = 0, covered: float = float("-inf")
+    ) -> None:
         self.pieces: tuple[Piece, ...] = tuple(pieces)
         # publication order: a newer body (full render or patch) has a higher one
         self.seq = seq
+        # every inventory change before this (monotonic) is in it: see Renderer._observe_served
+        self.covered = covered
 
     def __iter__(self) -> Iterator[bytes]:
         return (p.plain for p in self.pieces)
@@ -389,6 +393,7 @@ class Renderer:
                     return
             try:
                 self.prepare(body)
+                self._observe_served()
             except Exception:  # noqa: BLE001 - a scrape builds what is missing itself
                 log.exception("compressing /metrics failed")
 
@@ -527,7 +532,7 @@ class Renderer:
             self._patches = []
             if patched:
                 pieces = reuse(pieces, old_body.pieces if old_body is not None else ())
-            body = Body(pieces, next(self._seq))
+            body = Body(pieces, next(self._seq), begun)
             with self._cond:
                 self._body = body
         self._render_seconds = time.perf_counter() - start
@@ -548,12 +553,26 @@ class Renderer:
                 ", ".join(shown),
                 self._render_seconds,
             )
-        self._observe_lag(begun)
+        self._observe_served()
         return body
 
-    def _observe_lag(self, covered: float) -> None:
-        """A body showing every change before ``covered`` (monotonic) is published."""
+    def _observe_served(self) -> None:
+        """Observe the lag once every variant a scrape is served (plain, and the gzip and
+        shard bodies scrapes asked for) shows every change before some time: the earliest
+        change before it is shown. Taken at publication, it left out the gzip members and
+        shard splits built after it, which Prometheus's gzip scrapes wait for."""
         with self._cond:
+            if self._body is None:
+                return
+            wanted: list[tuple[bool, int]] = [(True, 1)] if self._gzip_wanted else []
+            for total in self._asks.totals(time.monotonic()):
+                wanted.append((self._gzip_wanted, total))
+                if self._plain_shards_wanted and self._gzip_wanted:
+                    wanted.append((False, total))
+            # A variant not built yet is served from the published body (gzip compressed
+            # by the scrape) or not at all (a shard's 503): no older body to wait for.
+            served = [self._body, *(b for k in wanted if (b := self._ready.get(k)) is not None)]
+            covered = min(b.covered for b in served)
             since = self._changed_since
             if since is None or since > covered:
                 return
@@ -596,7 +615,9 @@ class Renderer:
             if current is None:
                 return None
             spliced_seq = next(self._seq)  # below the patched body's: see _prepare_patch
-            body = Body(patch.apply(current.pieces), next(self._seq))
+            # All of a burst's objects in it: every change before it began is shown.
+            covered = max(begun, current.covered) if complete else current.covered
+            body = Body(patch.apply(current.pieces), next(self._seq), covered)
             with self._cond:
                 self._body = body
             # Only the newest packed piece of a family can go onto a full render (later
@@ -608,12 +629,11 @@ class Renderer:
                     del older.pieces[name]
             self._patches.append(patch)
             self.patches_total += 1
-        if complete:
-            self._observe_lag(begun)
-        else:
+        if not complete:
             with self._cond:
                 self._patch_wanted = True  # the rest of a burst: right after this one
         self._prepare_patch(patch, current, body, spliced_seq)
+        self._observe_served()
         return body
 
     def _prepare_patch(self, patch: Patch, current: Body, body: Body, spliced_seq: int) -> None:
@@ -634,7 +654,8 @@ class Renderer:
             if old is current:
                 target = body
             elif old.seq < current.seq:
-                target = Body(patch.apply(old.pieces), spliced_seq)
+                # Shows the patch's objects, not what ``current`` brought over ``old``.
+                target = Body(patch.apply(old.pieces), spliced_seq, old.covered)
             else:
                 continue
             self._build(target, key, "patch")

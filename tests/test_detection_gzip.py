@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -88,3 +89,39 @@ def _until(cond: Any, timeout: float = 30) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+MAINTENANCE = b"# HELP vsphere_host_maintenance_mode "
+
+
+async def test_the_lag_is_observed_once_gzip_scrapes_show_the_change(
+    sim: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vsphere_render_last_lag_seconds counts until the body a gzip scrape is served shows
+    the change, not until the plain body does: the patch's gzip members (and the full
+    render's, compressed by the packer) come after it is published, and Prometheus asks
+    for gzip. Held here for HOLD seconds on every thread, so no way round it shows the
+    change sooner; a lag taken at publication is shorter than that."""
+    hold = 0.6
+    client = await aiohttp_client(create_app(exporter_config(sim_vcenter(sim))))
+    await wait_for(client, lambda s: value(s, "vsphere_up", vcenter="vc1") == 1, timeout=30)
+    renderer = client.server.app[EXPORTER].renderer
+    await _gzip_scrape(client)  # gzip wanted from now on
+    await asyncio.to_thread(_until, lambda: renderer._ready.get((True, 1)) is not None)
+    name = next(h for h in sim.inventory()["hosts"] if h["cluster"])["name"]
+    holding = threading.Event()
+    real = exposition.gzip_member
+
+    def slow(data: bytes) -> bytes:  # the changed family's compression, on any thread
+        if holding.is_set() and MAINTENANCE in data[:200]:
+            time.sleep(hold)
+        return real(data)
+
+    monkeypatch.setattr(exposition, "gzip_member", slow)
+    before = renderer.lag.count
+    holding.set()
+    sim.set_host(name, inMaintenanceMode=True)
+    await asyncio.to_thread(_until, lambda: renderer.lag.count > before)
+    last = renderer.lag.last
+    assert last >= hold, f"lag {last:.3f}s taken before gzip scrapes showed the change"
+    assert _maintenance(await _gzip_scrape(client), name) == 1
