@@ -12,13 +12,13 @@ replaced; a family whose bytes come out equal keeps its piece, so its gzip membe
 splits are reused.  The families that are not per-object and cheap (the sync status, the
 clusters' host counts) are rendered whole.  The families held as cached gzip members (per
 block of VMs, per host: the VM families, the ~100 MB sensor family) are not spliced, which
-would read and compress them whole: their collectors run over every object on a copy of
-the full render's cache, so only the changed objects' members are rendered, and only the
-groups of members holding them are compressed again (packing.py).  Everything else
-(performance counters, tags, pools, timestamps refreshed by every round) follows with the
-next full render, which keeps running as before; when it publishes, the patches made since
-it took its snapshot are applied onto it again, so a full render started before a change
-never hides it.
+would read and compress them whole: their collectors run on a copy of the full render's
+cache and render again only the blocks of the objects changed since its snapshot
+(collectors/cache.py), and only the groups of members holding them are compressed again
+(packing.py).  Everything else (performance counters, tags, pools, quickStats) follows
+with the next full render, which keeps running as before; when it publishes, the patches
+made since it took its snapshot are applied onto it again, so a full render started
+before a change never hides it.
 
 A patch is bounded (:data:`MAX_OBJECTS` objects, hosts first; a larger burst, such as a
 resync, is left to the full render), so the lane never turns into a second full render.
@@ -49,9 +49,9 @@ PER_OBJECT = ("host", "vm", "datastore", "hardware", "tools", "guest_disks", "cu
 # Collectors rendered whole in a patch when a host or cluster changed (cheap: per cluster).
 WHOLE = ("cluster",)
 # Per-object collectors whose families are cached gzip members (per block of VMs, per
-# host): run over every object on a copy of the full render's render cache when an object
-# of these types changed, so only the changed objects' members are rendered and only the
-# groups holding them compressed again (packing.py). Splicing their lines instead read the
+# host): run on a copy of the full render's render cache when an object of these types
+# changed, so only the changed objects' members are rendered and only the groups holding
+# them compressed again (packing.py). Splicing their lines instead read the
 # whole family (the ~100 MB sensor family at 1,000 hosts) and compressed it again.
 PACKED = {
     "vm": ("VirtualMachine",),

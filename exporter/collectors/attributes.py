@@ -35,21 +35,27 @@ def collect(ctx: RenderContext) -> list[Family]:
                     scratch.add(f"{base},{labels((('attribute', attr), ('value', value)))}", 1)
             return ("".join(scratch.lines),)
 
-        objs = [o for o in ctx.objects(type_name) if not o.get("config.template")]
+        def listed(type_name: str = type_name) -> list[ManagedObject]:
+            return [o for o in ctx.objects(type_name) if not o.get("config.template")]
+
+        def select(obj: ManagedObject, type_name: str = type_name) -> bool:
+            return obj.type == type_name and not obj.props.get("config.template")
+
+        extra = (ctx.vcenter, fields_key, cfg)
+        name = f"attributes_{kind}_blocks"
+        if ctx.changed_types is not None:  # a patch: only the changed objects' blocks
+            (fam.members,), _ = packed_blocks(
+                ctx, name, listed, render, 1, extra, by_followed, select
+            )
+            out.append(fam)
+            continue
+        objs = listed()
         # a quickStats poll changes every object, not its custom values
         signature = (ctx.vcenter, cfg, fields_key, followed_revisions(objs))
         if previous := previous_families(ctx, f"attributes_{kind}_families", signature):
             out += previous
             continue
         # As gzip members per block of objects (collectors/cache.py), as the VM families.
-        (fam.members,), _ = packed_blocks(
-            ctx,
-            f"attributes_{kind}_blocks",
-            objs,
-            render,
-            1,
-            (ctx.vcenter, fields_key, cfg),
-            key=by_followed,
-        )
+        (fam.members,), _ = packed_blocks(ctx, name, objs, render, 1, extra, key=by_followed)
         out += remember(ctx, f"attributes_{kind}_families", signature, [fam])
     return out

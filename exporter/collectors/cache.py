@@ -94,55 +94,156 @@ def block_key(obj: ManagedObject) -> str:
     return obj.moid
 
 
+Entry = tuple[Hashable, tuple[bytes, ...], tuple[tuple[str, ...], ...]]
+
+
+class Blocks:
+    """A :func:`packed_blocks` cache: each block's (keys, members, kept), the
+    ``extra_key`` they were rendered with, and the objects (a snapshot's dict, shared,
+    never changed) they show, which a patch tells its changes from."""
+
+    __slots__ = ("base", "entries", "extra_key")
+
+    def __init__(
+        self, base: dict[str, ManagedObject], extra_key: Hashable, entries: dict[int, Entry]
+    ) -> None:
+        self.base = base
+        self.extra_key = extra_key
+        self.entries = entries
+
+
 def packed_blocks(
     ctx: RenderContext,
     name: str,
-    objects: Iterable[ManagedObject],
+    objects: Iterable[ManagedObject] | Callable[[], Iterable[ManagedObject]],
     render: Callable[[ManagedObject], Sequence[str]],
     width: int,
     extra_key: Hashable = None,
     key: Callable[[ManagedObject], Hashable] = by_rev,
+    select: Callable[[ManagedObject], bool] | None = None,
 ) -> tuple[list[list[bytes]], list[tuple[str, ...]]]:
-    """The gzip members of ``width`` families over ``objects``, block by block (see
-    :data:`BLOCKS`), each block cached on its objects' ``key`` and ``extra_key``.
+    """The gzip members of ``width`` families over ``objects`` (or what a callable of
+    them gives), block by block (see :data:`BLOCKS`), each block cached on its objects'
+    ``key`` and ``extra_key``.
 
     ``render(obj)`` gives an object's text of each family, then what the caller keeps per
     object (its identity block): returned in block order, as ``(moid, *kept)``, beside
     each family's members (an empty block of a family has none). A block whose objects
     and keys are unchanged hands back its members without rendering any of them.
+
+    ``select`` (which objects ``objects`` holds) says that ``key`` is ``followed`` and
+    that what else an object's lines show is in ``extra_key``: a patch's context then
+    re-renders only the blocks of the objects changed since the cache's snapshot
+    (:func:`_incremental`), instead of walking every object for its key (at 40,000 VMs
+    the six block-cached collectors' walks were 0.4 s of a host failure's patch).
     """
+    cache = ctx.inventory.render_cache.get(name)
+    old = cache.entries if isinstance(cache, Blocks) and cache.extra_key == extra_key else {}
+    if select is not None and old and ctx.changed_types is not None:
+        assert isinstance(cache, Blocks)
+        return _incremental(ctx, name, cache, render, width, key, select)
     blocks: dict[int, list[ManagedObject]] = {}
     index_of: dict[str, int] = {}  # a host's block, once per host
-    for obj in objects:
+    for obj in objects() if callable(objects) else objects:
         by = block_key(obj)
         index = index_of.get(by)
         if index is None:
             index = index_of[by] = block_of(by)
         blocks.setdefault(index, []).append(obj)
-    old: dict[int, tuple[Hashable, tuple[bytes, ...], tuple[tuple[str, ...], ...]]]
-    old = ctx.inventory.render_cache.get(name, {})
-    new: dict[int, tuple[Hashable, tuple[bytes, ...], tuple[tuple[str, ...], ...]]] = {}
-    members: list[list[bytes]] = [[] for _ in range(width)]
-    kept: list[tuple[str, ...]] = []
+    new: dict[int, Entry] = {}
     for index in sorted(blocks):
         group = blocks[index]
-        cache_key = (extra_key, tuple(key(obj) for obj in group))
+        cache_key = tuple(key(obj) for obj in group)
         entry = old.get(index)
         if entry is None or entry[0] != cache_key:
-            rendered = [render(obj) for obj in group]
-            packed = tuple(
-                block_member(text.encode()) if (text := "".join(r[k] for r in rendered)) else b""
-                for k in range(width)
-            )
-            rest = tuple((obj.moid, *r[width:]) for obj, r in zip(group, rendered, strict=True))
-            entry = (cache_key, packed, rest)
+            entry = _render_block(group, render, width, cache_key)
         new[index] = entry
+    ctx.inventory.render_cache[name] = Blocks(ctx.inventory.objects, extra_key, new)
+    return _members(new, width)
+
+
+def _render_block(
+    group: Sequence[ManagedObject],
+    render: Callable[[ManagedObject], Sequence[str]],
+    width: int,
+    cache_key: Hashable,
+) -> Entry:
+    rendered = [render(obj) for obj in group]
+    packed = tuple(
+        block_member(text.encode()) if (text := "".join(r[k] for r in rendered)) else b""
+        for k in range(width)
+    )
+    rest = tuple((obj.moid, *r[width:]) for obj, r in zip(group, rendered, strict=True))
+    return (cache_key, packed, rest)
+
+
+def _members(
+    entries: dict[int, Entry], width: int
+) -> tuple[list[list[bytes]], list[tuple[str, ...]]]:
+    """Each family's members and the kept tuples, in block order."""
+    members: list[list[bytes]] = [[] for _ in range(width)]
+    kept: list[tuple[str, ...]] = []
+    for entry in entries.values():
         for k, member in enumerate(entry[1]):
             if member:
                 members[k].append(member)
         kept.extend(entry[2])
-    ctx.inventory.render_cache[name] = new
     return members, kept
+
+
+def _incremental(
+    ctx: RenderContext,
+    name: str,
+    cache: Blocks,
+    render: Callable[[ManagedObject], Sequence[str]],
+    width: int,
+    key: Callable[[ManagedObject], Hashable],
+    select: Callable[[ManagedObject], bool],
+) -> tuple[list[list[bytes]], list[tuple[str, ...]]]:
+    """:func:`packed_blocks` for a patch: the blocks of the objects whose followed
+    revision changed since ``cache`` was rendered (added and removed ones too: their old
+    and new blocks) are rendered again, the others handed back as cached.
+
+    Never older than the body the patch goes onto: every object changed since the cache's
+    snapshot is rendered as it is now (not only the patch's own, but those of the patches
+    before it), and the rest show what that snapshot, and so the full render, had. A block
+    keeps its objects' order; an object moved into it (or added) comes last (a series's place in its
+    family does not matter to Prometheus)."""
+    objects = ctx.inventory.objects
+    base = cache.base
+    changed = set(ctx.changed_since(base))
+    kept_in_place: set[str] = set()  # changed but in the same block: keeps its place
+    arrivals: dict[int, list[ManagedObject]] = {}
+    redo: set[int] = set()
+    for moid in changed:
+        was, now = base.get(moid), objects.get(moid)
+        old_index = block_of(block_key(was)) if was is not None and select(was) else None
+        if old_index is not None:
+            redo.add(old_index)
+        if now is not None and select(now):
+            index = block_of(block_key(now))
+            redo.add(index)
+            if index == old_index:
+                kept_in_place.add(moid)
+            else:
+                arrivals.setdefault(index, []).append(now)
+    entries = dict(cache.entries)
+    for index in redo:
+        entry = entries.get(index)
+        group = [
+            objects[r[0]]
+            for r in (entry[2] if entry else ())
+            if r[0] not in changed or r[0] in kept_in_place
+        ]
+        group += arrivals.get(index, [])
+        if group:
+            keys = tuple(key(obj) for obj in group)
+            entries[index] = _render_block(group, render, width, keys)
+        else:
+            entries.pop(index, None)
+    entries = {i: entries[i] for i in sorted(entries)} if redo - cache.entries.keys() else entries
+    ctx.inventory.render_cache[name] = Blocks(objects, cache.extra_key, entries)
+    return _members(entries, width)
 
 
 def previous_families(ctx: RenderContext, name: str, signature: Hashable) -> list[Family] | None:

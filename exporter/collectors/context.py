@@ -35,6 +35,10 @@ class RenderContext:
     _by_type: dict[str, list[ManagedObject]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # base objects dict -> what :meth:`changed_since` found for it
+    _diffs: dict[int, tuple[dict[str, ManagedObject], list[str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def objects(self, type_name: str) -> list[ManagedObject]:
         """The objects of one type, in the inventory's order (a list of the caller's own).
@@ -50,6 +54,29 @@ class RenderContext:
                 index.setdefault(obj.type, []).append(obj)
             self._by_type = index
         return list(index.get(type_name, ()))
+
+    def changed_since(self, base: dict[str, ManagedObject]) -> list[str]:
+        """The moids whose followed revision differs between ``base`` (an earlier
+        snapshot's objects) and this context's: changed, added or removed. One walk per
+        base, shared by the block-cached collectors of a patch (collectors/cache.py)."""
+        found = self._diffs.get(id(base))
+        if found is not None and found[0] is base:
+            return found[1]
+        objects = self.inventory.objects
+        out = []
+        common = 0
+        for moid, obj in objects.items():
+            old = base.get(moid)
+            if old is None:
+                out.append(moid)
+                continue
+            common += 1
+            if old.followed != obj.followed:
+                out.append(moid)
+        if common < len(base):  # some went away
+            out += [moid for moid in base if moid not in objects]
+        self._diffs[id(base)] = (base, out)
+        return out
 
     def renders(self, type_name: str) -> bool:
         """Whether families of ``type_name``'s objects are wanted (a patch wants only those

@@ -10,6 +10,7 @@ from ..inventory import ManagedObject
 from ..properties_extra import GUEST_DISKS
 from .cache import by_followed, followed_revisions, packed_blocks, previous_families, remember
 from .context import RenderContext
+from .vms import every_vm, is_vm
 
 
 def collect(ctx: RenderContext) -> list[Family]:
@@ -27,7 +28,12 @@ def collect(ctx: RenderContext) -> list[Family]:
             f.add(block, free_space)
         return "".join(c.lines), "".join(f.lines)
 
-    vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
+    if ctx.changed_types is not None:  # a patch: only the changed VMs' blocks (cache.py)
+        (cap.members, free.members), _ = packed_blocks(
+            ctx, "guest_disks_blocks", every_vm(ctx), render, 2, ctx.vcenter, by_followed, is_vm
+        )
+        return [cap, free]
+    vms = every_vm(ctx)()
     signature = (ctx.vcenter, followed_revisions(vms))  # a quickStats poll changes none
     if (previous := previous_families(ctx, "guest_disks_families", signature)) is not None:
         return previous

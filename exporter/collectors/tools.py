@@ -13,6 +13,7 @@ from ..families import Family
 from ..inventory import ManagedObject
 from .cache import by_followed, followed_revisions, packed_blocks, previous_families, remember
 from .context import RenderContext
+from .vms import every_vm, is_vm
 
 STATUSES = ("current", "needsUpgrade", "unsupported", "notInstalled", "unmanaged")
 FOLD = {
@@ -37,7 +38,12 @@ def collect(ctx: RenderContext) -> list[Family]:
         scratch.add_enum(ctx.base("vm", vm), "status", STATUSES, current)
         return ("".join(scratch.lines),)
 
-    vms = [vm for vm in ctx.objects("VirtualMachine") if not vm.get("config.template")]
+    if ctx.changed_types is not None:  # a patch: only the changed VMs' blocks (cache.py)
+        (fam.members,), _ = packed_blocks(
+            ctx, "tools_blocks", every_vm(ctx), render, 1, ctx.vcenter, by_followed, is_vm
+        )
+        return [fam]
+    vms = every_vm(ctx)()
     # Keyed on what the follower changed: a quickStats poll changes every VM, not this.
     signature = (ctx.vcenter, followed_revisions(vms))
     if (previous := previous_families(ctx, "tools_families", signature)) is not None:
