@@ -30,7 +30,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
-from .shard_groups import LAST, GroupSplit, split_groups
+from .shard_groups import LAST, GroupSplit, split_units, units
 
 MAX_SHARDS = 256
 # Pieces smaller than this keep their plain bytes beside their gzip member once gzip is
@@ -286,12 +286,12 @@ class Piece:
     """
 
     __slots__ = (
-        "_groups",
         "_gzip",
         "_lock",
         "_packed",
         "_plain",
         "_shards",
+        "_source",
         "_splits",
         "_digest",
         "members",
@@ -315,20 +315,21 @@ class Piece:
         members: bytes,
         size: int,
         count: int = 1,
-        groups: Sequence[tuple[int, int]] | None = None,
+        source: tuple[bytes, Sequence[bytes]] | None = None,
     ) -> Piece:
         """A piece from its gzip member(s) alone (a family of cached members, see
         Family.gzip), its decompressed ``size`` and how many members they are (``count``):
         its bytes are never held whole unless a patch or a plain shard asks for them.
-        ``groups``: the members are packing.py's groups, each one's token and end offset
-        (its gzip shards are then split group by group: shard_groups.py)."""
+        ``source``: the family's head (header and plain lines) and its cached members,
+        which ``members`` were compressed from: its gzip shards are then split unit by
+        unit of them (shard_groups.py)."""
         piece = cls.__new__(cls)
         piece.name = name
         piece._plain = None
         piece.size = size
         piece._init_rest(False, members)
         piece.members = count
-        piece._groups = tuple(groups) if groups is not None else None
+        piece._source = source
         return piece
 
     def _init_rest(self, shard0: bool, gzip: bytes | None) -> None:
@@ -338,7 +339,7 @@ class Piece:
         self.members = 1  # gzip members in _gzip (a packed piece says how many)
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
         self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
-        self._groups: tuple[tuple[int, int], ...] | None = None  # see packed()
+        self._source: tuple[bytes, Sequence[bytes]] | None = None  # see packed()
         self._splits: dict[int, GroupSplit] = {}  # total -> its group-by-group split
         self._lock = threading.Lock()
 
@@ -428,7 +429,6 @@ class Piece:
                 return
             self._gzip = repack(b"", [member])
             self.members = 1
-            self._groups = None
 
     def has_split(self, total: int, *, gzipped: bool) -> bool:
         """True when shard ``i`` of ``total`` costs a look-up (no split, no compression)."""
@@ -468,7 +468,7 @@ class Piece:
         if packed is None:
             streamed = None
             if not self.shard0 and total not in self._shards:
-                streamed = self._split_groups(total)
+                streamed = self._split_units(total)
             if streamed is None and not self.shard0 and total not in self._shards:
                 streamed = split_members(self._blocks(), total)
             if streamed is None:  # the plain parts kept (plain shards asked), or declined
@@ -476,13 +476,14 @@ class Piece:
             packed = self._packed[total] = streamed  # a race compresses twice, never wrongly
         return packed[index]
 
-    def _split_groups(self, total: int) -> list[bytes] | None:
-        """The gzip shards of a group-packed piece, group by group, reusing the groups the
-        last split piece of this name had (None: not group-packed, or declined)."""
-        groups, member = self._groups, self._gzip
-        if groups is None or member is None:
+    def _split_units(self, total: int) -> list[bytes] | None:
+        """The gzip shards of a piece of cached members, unit by unit, reusing the units
+        the last split piece of this name had (None: no members, or declined)."""
+        if self._source is None:
             return None
-        split = split_groups(member, groups, total, _Router(total), LAST.get(self.name, total))
+        head, members = self._source
+        prior = LAST.get(self.name, total)
+        split = split_units(head, units(members), total, _Router(total), prior)
         if split is None:
             return None
         LAST.put(self.name, total, split)

@@ -22,7 +22,6 @@ appears or disappears (a host disconnecting, the very change detection is about)
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 
@@ -30,7 +29,6 @@ from .exposition import member_size, repack
 
 TARGET = 1 << 20  # bytes of text per group, on average
 MAX_GROUP = 4 * TARGET  # a forced cut (a run of that size without a boundary: ~e^-4)
-_TOKENS = itertools.count(1)  # one per group compressed, in every packer of the process
 
 
 def groups(members: Sequence[bytes]) -> list[tuple[bytes, ...]]:
@@ -57,10 +55,8 @@ class GroupPacker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # name -> (the last pack's groups, the one before): (head, group) -> (token, member)
-        self._kept: dict[
-            str, tuple[dict[object, tuple[int, bytes]], dict[object, tuple[int, bytes]]]
-        ] = {}
+        # name -> (the last pack's groups, the one before): (head, group) -> member
+        self._kept: dict[str, tuple[dict[object, bytes], dict[object, bytes]]] = {}
         self.groups_packed = 0  # groups compressed (a cache miss): the work a change costs
         self.groups_reused = 0
 
@@ -72,23 +68,15 @@ class GroupPacker:
     def pack_groups(self, name: str, head: bytes, members: Sequence[bytes]) -> list[bytes]:
         """:meth:`pack`'s members one by one (a body counts its members: exposition's
         MAX_BODY_MEMBERS)."""
-        return [member for _, member in self.pack_tokens(name, head, members)]
-
-    def pack_tokens(
-        self, name: str, head: bytes, members: Sequence[bytes]
-    ) -> list[tuple[int, bytes]]:
-        """:meth:`pack_groups`'s members, each with its token: a number given when the
-        group is compressed and kept with it, so two packs' groups with one token are the
-        same bytes (a shard split reuses a group's by token: shard_groups.py)."""
         with self._lock:
             last, before = self._kept.get(name, ({}, {}))
-        used: dict[object, tuple[int, bytes]] = {}
+        used: dict[object, bytes] = {}
         out = []
         for i, group in enumerate(groups([m for m in members if m]) or [()]):
             key = (head if i == 0 else b"", group)
             packed = used.get(key) or last.get(key) or before.get(key)
             if packed is None:
-                packed = (next(_TOKENS), repack(head if i == 0 else b"", group))
+                packed = repack(head if i == 0 else b"", group)
                 self.groups_packed += 1
             else:
                 self.groups_reused += 1

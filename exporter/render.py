@@ -448,11 +448,10 @@ class Renderer:
             return Piece(fam.name, fam.encode())
         if len(fam.members) >= MAX_MEMBERS:
             head = (fam.header() + "".join(fam.lines)).encode()
-            packed = self.packer.pack_tokens(fam.name, head, fam.members)
-            ends = list(itertools.accumulate(len(member) for _, member in packed))
-            groups = [(token, end) for (token, _), end in zip(packed, ends, strict=True)]
-            gzip = b"".join(member for _, member in packed)
-            return Piece.packed(fam.name, gzip, fam.encoded_size(), len(packed), groups)
+            members = tuple(fam.members)
+            packed = self.packer.pack_groups(fam.name, head, members)
+            size = fam.encoded_size()
+            return Piece.packed(fam.name, b"".join(packed), size, len(packed), (head, members))
         count = 1 + len(fam.members)  # the head's member, then the cached ones
         return Piece.packed(fam.name, fam.gzip(), fam.encoded_size(), count)
 
