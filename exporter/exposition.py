@@ -500,6 +500,15 @@ class Piece:
         for start in range(0, len(data), STREAM_BLOCK):
             yield data[start : start + STREAM_BLOCK]
 
+    def gzip_splits(self) -> dict[int, list[bytes]]:
+        """The gzip shard members built so far, per total (a copy of the mapping)."""
+        return dict(self._packed)
+
+    def adopt_split(self, total: int, members: list[bytes]) -> None:
+        """Take ``members`` as this piece's gzip shards of ``total`` (built from the piece
+        this one was spliced from: patch.spliced_shards), unless it has them already."""
+        self._packed.setdefault(total, members)
+
     def drop_plain_split(self, total: int) -> None:
         """Free the plain parts once their gzip members exist (Prometheus only asks for
         gzip; at 40,000 VMs the parts are another copy of the body per ``total``)."""

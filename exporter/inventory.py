@@ -317,6 +317,9 @@ def convert(path: str, value: Any) -> Any:
     return str(value)
 
 
+JOURNAL_LIMIT = 1 << 20  # moids (8 MB of references) before Inventory.journal starts anew
+
+
 class Inventory:
     """One vCenter's objects plus its sync status; guarded by a lock for the renderer.
 
@@ -376,6 +379,13 @@ class Inventory:
         # moid -> type of the objects the follower changed since the detection lane
         # (patch.py) last took them; a resync empties it (the full render has those).
         self.changed: dict[str, str] = {}
+        # The moid of every followed change (an update, an object entering or leaving), in
+        # order; append-only, replaced by a resync or once it holds JOURNAL_LIMIT. A
+        # snapshot notes how long it was (``journal_mark``), so what changed between two
+        # snapshots of one journal is a slice of it (RenderContext.changed_since), not a
+        # walk of 43,000 objects (~40 ms of each patch at 40,000 VMs).
+        self.journal: list[str] = []
+        self.journal_mark: int | None = None  # a snapshot's len(journal); None: live
         self.received_at: float | None = None  # the oldest update set not yet rendered
         self.answers = AnswerStats()  # what the follower's WaitForUpdatesEx answers cost
 
@@ -465,6 +475,7 @@ class Inventory:
             self.synced_generation = self.generation
             self.synced_at = time.monotonic()
             self.changed = {}
+            self.journal = []
             self.identity = revision_mark()
             self._unrendered = True
 
@@ -490,9 +501,14 @@ class Inventory:
     def _noted(
         self, updates: Iterable[tuple[str, str, str, list[tuple[str, str, Any]]]]
     ) -> Iterator[tuple[str, str, str, list[tuple[str, str, Any]]]]:
-        """``updates``, each object noted in ``changed`` for the detection lane."""
+        """``updates``, each object noted in ``changed`` for the detection lane and in the
+        journal."""
+        if len(self.journal) >= JOURNAL_LIMIT:
+            self.journal = []  # snapshots of the old one keep it; across the two they walk
+        journal = self.journal
         for update in updates:
             self.changed[update[2]] = update[1]
+            journal.append(update[2])
             yield update
 
     def apply_polled(
@@ -525,6 +541,7 @@ class Inventory:
                     if path in IDENTITY_PATHS:
                         self.identity = revision_mark()
                         followed = 0  # a new one, as rev (never so: such rows are not polled)
+                        self.journal.append(moid)
                     if value is None:
                         props.pop(path, None)
                     else:
@@ -553,6 +570,7 @@ class Inventory:
             snap.last_healthy = dict(self.last_healthy)
             snap.unknown_enums = dict(self.unknown_enums)
             snap.errors_total = dict(self.errors_total)
+            snap.journal_mark = len(self.journal)
         snap.lock = threading.RLock()
         snap._listeners = []
         return snap

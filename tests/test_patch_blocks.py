@@ -14,6 +14,9 @@ import gzip
 import time
 from collections.abc import Hashable
 
+import pytest
+
+from exporter import inventory
 from exporter.collectors import RenderContext
 from exporter.collectors.cache import block_key, block_of, packed_blocks
 from exporter.inventory import Inventory, ManagedObject
@@ -197,3 +200,69 @@ def test_a_patch_keeps_every_family_its_change_left_as_it_was() -> None:
     published = {p.name: p for p in renderer._body.pieces}  # noqa: SLF001
     differ = [n for n, p in patch.pieces.items() if not _same_piece(published[n], p)]
     assert differ == ["vsphere_vm_guest_heartbeat_status"]
+
+
+class NoWalk(dict):  # type: ignore[type-arg]
+    """A snapshot's objects that fail the test if walked (looked up they may be)."""
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("walked every object")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("walked every object")
+
+
+def _snapshot_view(inv: Inventory, cache_from: Inventory) -> Inventory:
+    """A patch's view of a fresh snapshot, on a copy of ``cache_from``'s render cache."""
+    snap = inv.snapshot()
+    snap.render_cache = dict(cache_from.render_cache)
+    return snap
+
+
+def _modify(moid: str, **props: object) -> tuple[str, str, str, list[tuple[str, str, object]]]:
+    return ("modify", "VirtualMachine", moid, [("assign", k, v) for k, v in props.items()])
+
+
+def test_a_patch_reads_its_changes_from_the_journal_not_a_walk() -> None:
+    """What changed between the full render's snapshot and the patch's is the slice of
+    the inventory's journal between their marks: the patch never walks the objects."""
+    inv = _inventory()
+    full = inv.snapshot()
+    _run(full, Counted(), patch=False)
+    inv.apply([_modify("vm-7", v=1)])
+    inv.apply(
+        [
+            ("enter", "VirtualMachine", "vm-new", [("assign", "name", "vm-new")]),
+            ("leave", "VirtualMachine", "vm-2", []),
+            _modify("vm-new", **{"runtime.host": "host-3", "v": 4}),
+        ]
+    )
+    view = _snapshot_view(inv, full)
+    expected = _expected(view)
+    topo = Topology(view, CONFIG)
+    view.objects = NoWalk(view.objects)
+    ctx = RenderContext("vc1", view, topo, CONFIG, 0.0, changed_types=frozenset({"VirtualMachine"}))
+    assert sorted(ctx.changed_since(full.objects, (full.journal, full.journal_mark or 0))) == [
+        "vm-2",
+        "vm-7",
+        "vm-new",
+    ]
+    (members,), _ = packed_blocks(
+        ctx, "x_blocks", lambda: [], Counted().render, 1, "vc1", Counted().key, _select
+    )
+    assert set(gzip.decompress(b"".join(members)).decode().splitlines()) == expected
+
+
+def test_a_new_journal_walks_once_and_is_still_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resync (or a journal grown to its limit) starts a new journal: a patch over a
+    cache from the old one walks the objects instead, and shows the same."""
+    monkeypatch.setattr(inventory, "JOURNAL_LIMIT", 3)
+    inv = _inventory()
+    full = inv.snapshot()
+    _run(full, Counted(), patch=False)
+    for i in range(5):  # the third apply starts a new journal
+        inv.apply([_modify(f"vm-{i}", v=10 + i)])
+    view = _snapshot_view(inv, full)
+    assert view.journal is not full.journal
+    assert _run(view, Counted(), patch=True) == _expected(view)
+    assert {f'x{{id="vm-{i}"}} {10 + i}' for i in range(5)} <= _expected(view)

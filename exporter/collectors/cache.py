@@ -100,14 +100,15 @@ Entry = tuple[Hashable, tuple[bytes, ...], tuple[tuple[str, ...], ...]]
 class Blocks:
     """A :func:`packed_blocks` cache: each block's (keys, members, kept), the
     ``extra_key`` they were rendered with, and the objects (a snapshot's dict, shared,
-    never changed) they show, which a patch tells its changes from."""
+    never changed) they show, with that snapshot's journal and mark, which a patch tells
+    its changes from."""
 
-    __slots__ = ("base", "entries", "extra_key")
+    __slots__ = ("base", "entries", "extra_key", "since")
 
-    def __init__(
-        self, base: dict[str, ManagedObject], extra_key: Hashable, entries: dict[int, Entry]
-    ) -> None:
-        self.base = base
+    def __init__(self, ctx: RenderContext, extra_key: Hashable, entries: dict[int, Entry]) -> None:
+        inv = ctx.inventory
+        self.base = inv.objects
+        self.since = (inv.journal, inv.journal_mark) if inv.journal_mark is not None else None
         self.extra_key = extra_key
         self.entries = entries
 
@@ -158,7 +159,7 @@ def packed_blocks(
         if entry is None or entry[0] != cache_key:
             entry = _render_block(group, render, width, cache_key)
         new[index] = entry
-    ctx.inventory.render_cache[name] = Blocks(ctx.inventory.objects, extra_key, new)
+    ctx.inventory.render_cache[name] = Blocks(ctx, extra_key, new)
     return _members(new, width)
 
 
@@ -211,7 +212,7 @@ def _incremental(
     family does not matter to Prometheus)."""
     objects = ctx.inventory.objects
     base = cache.base
-    changed = set(ctx.changed_since(base))
+    changed = set(ctx.changed_since(base, cache.since))
     kept_in_place: set[str] = set()  # changed but in the same block: keeps its place
     arrivals: dict[int, list[ManagedObject]] = {}
     redo: set[int] = set()
@@ -242,7 +243,7 @@ def _incremental(
         else:
             entries.pop(index, None)
     entries = {i: entries[i] for i in sorted(entries)} if redo - cache.entries.keys() else entries
-    ctx.inventory.render_cache[name] = Blocks(objects, cache.extra_key, entries)
+    ctx.inventory.render_cache[name] = Blocks(ctx, cache.extra_key, entries)
     return _members(entries, width)
 
 

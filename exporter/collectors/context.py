@@ -55,14 +55,24 @@ class RenderContext:
             self._by_type = index
         return list(index.get(type_name, ()))
 
-    def changed_since(self, base: dict[str, ManagedObject]) -> list[str]:
-        """The moids whose followed revision differs between ``base`` (an earlier
-        snapshot's objects) and this context's: changed, added or removed. One walk per
-        base, shared by the block-cached collectors of a patch (collectors/cache.py)."""
+    def changed_since(
+        self, base: dict[str, ManagedObject], since: tuple[list[str], int] | None = None
+    ) -> list[str]:
+        """The moids whose followed revision may differ between ``base`` (an earlier
+        snapshot's objects) and this context's: changed, added or removed (a few more
+        at most: one changed and changed back). ``since``: that snapshot's journal and
+        mark (Inventory.journal); when this context's snapshot has the same journal, its
+        slice between the two marks, else a walk. Once per base, shared by the
+        block-cached collectors of a patch (collectors/cache.py)."""
         found = self._diffs.get(id(base))
         if found is not None and found[0] is base:
             return found[1]
-        objects = self.inventory.objects
+        inv = self.inventory
+        if since is not None and since[0] is inv.journal and inv.journal_mark is not None:
+            out = list(dict.fromkeys(since[0][since[1] : inv.journal_mark]))
+            self._diffs[id(base)] = (base, out)
+            return out
+        objects = inv.objects
         out = []
         common = 0
         for moid, obj in objects.items():

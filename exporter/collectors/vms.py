@@ -230,7 +230,11 @@ def _seen_families(ctx: RenderContext, bases: list[tuple[str, ...]]) -> list[Fam
         "Last time the exporter saw the application heartbeat green, Unix seconds.",
     )
     healthy = ctx.inventory.last_healthy
-    base_of: dict[str, str] = {k[0]: k[1] for k in bases}
+    # The full render renders every block again (each round trip moves the timestamps):
+    # its VMs' label blocks come from the VM families' blocks. A patch renders only the
+    # changed blocks' VMs, so it makes theirs (the look-up of 40,000 was 30 ms of it).
+    patching = ctx.changed_types is not None
+    base_of: dict[str, str] = {} if patching else {k[0]: k[1] for k in bases}
     guest_name, app_name = guest_seen.name, app_seen.name
 
     def render(vm: ManagedObject) -> tuple[str, str]:
