@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     what = f"{args.vms} VMs x {args.lines} lines" if args.family == "vm" else f"{args.hosts} hosts"
     print(
         f"== {what}: {first.size / 1e6:.1f} MB of text in {len(members)} members, "
-        f"{len(first.built_gzip() or b'') / 1e6:.1f} MB gzip in {first.members} groups, "
+        f"{len(first.built_gzip() or b'') / 1e6:.1f} MB gzip, "
         f"{len(units(members))} units; {args.total} shards",
         flush=True,
     )

@@ -123,9 +123,9 @@ MAX_MEMBERS = 16
 # The most gzip members a whole gzip body may have (a shard has one per family at most):
 # MAX_MEMBERS bounds a piece, and 80 families of 15 members were a body aiohttp refused.
 # aiohttp counts the members of each decompress call (one per chunk read), so a body of
-# fewer than its 1,024 is safe however it is read. Not lower: at 40,000 VMs the
-# group-packed families alone are ~430 members (packing.py), and a bound of 512 had every
-# build repack the two ~125 MB sensor families whole (47.8 s of CPU a minute).
+# fewer than its 1,024 is safe however it is read. A many-member family is one member
+# (packing.py); when it was ~1 MiB groups, at 40,000 VMs those families alone were ~430
+# members, and a bound of 512 had every build repack the sensor families whole.
 MAX_BODY_MEMBERS = 1000
 
 
@@ -340,7 +340,7 @@ class Piece:
         self._shards: dict[int, list[bytes]] = {}  # total -> plain parts
         self._packed: dict[int, list[bytes]] = {}  # total -> gzip members of the parts
         self._source: tuple[bytes, Sequence[bytes]] | None = None  # see packed()
-        self._splits: dict[int, GroupSplit] = {}  # total -> its group-by-group split
+        self._splits: dict[int, GroupSplit] = {}  # total -> its unit-by-unit split
         self._lock = threading.Lock()
 
     @property
@@ -526,8 +526,8 @@ def fit_members(pieces: Sequence[Piece], limit: int = MAX_BODY_MEMBERS) -> int:
     if total <= limit:  # every scrape of a prepared body: a sum, no sort
         return 0
     # Fewest members first: a family of a few cached members is small and stays repacked
-    # while it is reused; a group-packed one (packing.py) is large, and changes with its
-    # objects, which would undo the repack at once and pay it again on the next build.
+    # while it is reused; a large one changes with its objects, which would undo the
+    # repack at once and pay it again on the next build.
     for piece in sorted(pieces, key=lambda p: p.members):
         if total <= limit:
             break

@@ -14,7 +14,7 @@ clusters' host counts) are rendered whole.  The families held as cached gzip mem
 block of VMs, per host: the VM families, the ~100 MB sensor family) are not spliced, which
 would read and compress them whole: their collectors run on a copy of the full render's
 cache and render again only the blocks of the objects changed since its snapshot
-(collectors/cache.py), and only the groups of members holding them are compressed again
+(collectors/cache.py), and only the units of members holding them are compressed again
 (packing.py).  Everything else (performance counters, tags, pools, quickStats) follows
 with the next full render, which keeps running as before; when it publishes, the patches
 made since it took its snapshot are applied onto it again, so a full render started
@@ -50,7 +50,7 @@ PER_OBJECT = ("host", "vm", "datastore", "hardware", "tools", "guest_disks", "cu
 WHOLE = ("cluster",)
 # Per-object collectors whose families are cached gzip members (per block of VMs, per
 # host): run on a copy of the full render's render cache when an object of these types
-# changed, so only the changed objects' members are rendered and only the groups holding
+# changed, so only the changed objects' members are rendered and only the units holding
 # them compressed again (packing.py). Splicing their lines instead read the
 # whole family (the ~100 MB sensor family at 1,000 hosts) and compressed it again.
 PACKED = {

@@ -31,7 +31,7 @@ from .exposition import MAX_MEMBERS, Chunks, Piece, chunks, fit_members, reuse
 from .families import Family, escape
 from .inventory import KIND_OF_TYPE, Inventory
 from .lag import LagHistogram
-from .packing import GroupPacker
+from .packing import UnitPacker
 from .patch import Patch, build_patch
 from .shard_asks import ShardAsks, ShardPending
 from .topology import Topology
@@ -278,7 +278,7 @@ class Renderer:
         self.last_counts: dict[str, dict[str, int]] = {}
         self.last_topologies: dict[str, Topology] = {}
         self.extra_names: frozenset[str] = frozenset()
-        self.packer = GroupPacker()  # many-member families' groups, full render and patch
+        self.packer = UnitPacker()  # many-member families' units, full render and patch
         # True while /readyz would answer 503 (the exporter's): renders without the storm's
         # wait until then (pause).
         self.not_ready: Callable[[], bool] = lambda: False
@@ -442,16 +442,16 @@ class Renderer:
     def family_piece(self, fam: Family) -> Piece:
         """A family's piece. A family with cached members is its members (a host's change
         compresses that host's lines, not the ~100 MB sensor family), never decompressed
-        whole; with many, they are compressed again in groups (packing.py), for every
-        client, of which a change recompresses the one(s) holding what changed."""
+        whole; with many, they are one member of per-unit deflate segments (packing.py),
+        for every client, of which a change deflates again the unit(s) holding what
+        changed."""
         if not fam.members:
             return Piece(fam.name, fam.encode())
         if len(fam.members) >= MAX_MEMBERS:
             head = (fam.header() + "".join(fam.lines)).encode()
             members = tuple(fam.members)
-            packed = self.packer.pack_groups(fam.name, head, members)
-            size = fam.encoded_size()
-            return Piece.packed(fam.name, b"".join(packed), size, len(packed), (head, members))
+            gzip, size = self.packer.pack(fam.name, head, members)
+            return Piece.packed(fam.name, gzip, size, 1, (head, members))
         count = 1 + len(fam.members)  # the head's member, then the cached ones
         return Piece.packed(fam.name, fam.gzip(), fam.encoded_size(), count)
 

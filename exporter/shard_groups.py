@@ -146,7 +146,7 @@ class GroupSplit:
         ]
 
 
-class _Shard:
+class Shard:
     """One shard's member as it is built: segments, and the CRC-32 and size so far."""
 
     __slots__ = ("crc", "length", "out", "size")
@@ -211,7 +211,7 @@ def split_units(
             if found:
                 return None
         rows.append((unit, row))
-    shards = [_Shard() for _ in range(total)]
+    shards = [Shard() for _ in range(total)]
     began = [any(row[i] is not None for _, row in rows) for i in range(total)]
     if first is not None:
         for i, shard in enumerate(shards):

@@ -19,7 +19,8 @@ import pytest
 
 from exporter.app import EXPORTER, create_app
 from exporter.exposition import Piece, gzip_member, member_size
-from exporter.packing import TARGET, GroupPacker, groups
+from exporter.packing import UnitPacker
+from exporter.shard_groups import UNIT, units
 
 from .exporter_fixtures import exporter_config, sim_vcenter, wait_for
 from .metrics_helpers import Sample, parse, select, value
@@ -87,17 +88,18 @@ def _members(n: int, salt: str = "") -> list[bytes]:
     return [gzip_member(f'm{{id="{i}{salt}"}} 1\n'.encode() * 6000) for i in range(n)]
 
 
-def test_one_changed_member_recompresses_only_its_group() -> None:
+def test_one_changed_member_recompresses_only_its_unit() -> None:
     """Of a 1,000-member family (the sensor family at 1,000 hosts, ~100 MB of text), one
-    member changed, removed or added costs the group(s) around it (~1 MiB of text each),
-    and the body is still the members' text, in few members (aiohttp's client refuses
-    more than 1,024 in a body)."""
+    member changed, removed or added costs the unit(s) around it, and the body is still
+    the members' text, in one gzip member (aiohttp's client refuses more than 1,024 in a
+    body)."""
     head = b"# HELP m x\n# TYPE m gauge\n"
     members = _members(1000)
-    packer = GroupPacker()
-    first = packer.pack("m", head, members)
+    packer = UnitPacker()
+    first, size = packer.pack("m", head, members)
     total = sum(map(member_size, members))
-    assert 20 <= packer.groups_packed <= 3 * total // TARGET  # ~1 MiB a group
+    assert size == len(head) + total
+    assert packer.units_packed == len(units(members))
     assert gzip.decompress(first) == head + b"".join(zlib.decompress(m, 31) for m in members)
     for edit in ("change", "remove", "add"):
         if edit == "change":
@@ -106,8 +108,12 @@ def test_one_changed_member_recompresses_only_its_group() -> None:
             del members[300]
         else:
             members.insert(700, _members(1, "new")[0])
-        before = packer.groups_packed
-        body = packer.pack("m", head, members)
-        assert packer.groups_packed - before <= 2, edit
-        assert gzip.decompress(body) == head + b"".join(zlib.decompress(m, 31) for m in members)
-    assert len(groups(members)) < 3 * total // TARGET
+        before = packer.units_packed
+        body, _ = packer.pack("m", head, members)
+        # a removed member's unit goes (here a member is a unit: ~100 KB of text)
+        assert (edit != "remove") <= packer.units_packed - before <= 2, edit
+        inflater = zlib.decompressobj(31)
+        text = inflater.decompress(body)
+        assert inflater.eof and not inflater.unused_data  # one member
+        assert text == head + b"".join(zlib.decompress(m, 31) for m in members)
+    assert len(units(members)) <= 2 * total // UNIT + 1

@@ -441,7 +441,7 @@ def test_a_gzip_only_piece_of_many_members_is_decompressed_once_over() -> None:
 
 def test_a_family_of_cached_members_is_never_decompressed_whole_by_a_render() -> None:
     """The sensor family re-joined after one host's change: its piece is its members
-    compressed again in groups block by block (packing.GroupPacker), its size read
+    compressed again unit by unit into one member (packing.UnitPacker), its size read
     from their trailers and its digest taken block by block, so a full render never
     holds its ~100 MB of text (250 MB at the maximum of 2,500 hosts)."""
     fam = Family("vsphere_host_sensor_status", "Sensors.")

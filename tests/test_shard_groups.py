@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from exporter import packing, shard_groups
+from exporter import shard_groups
 from exporter.exposition import Piece, _Router, gzip_member, shard_of, split_lines
 from exporter.families import Family
 from exporter.render import Renderer
@@ -30,10 +30,7 @@ def _host(i: int, salt: str = "") -> bytes:
 
 @pytest.fixture
 def small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Groups and units of ~8 KB of text (a host's lines are ~3 KB), so 300 hosts make
-    dozens."""
-    monkeypatch.setattr(packing, "TARGET", 8000)
-    monkeypatch.setattr(packing, "MAX_GROUP", 32000)
+    """Units of ~8 KB of text (a host's lines are ~3 KB), so 300 hosts make dozens."""
     monkeypatch.setattr(shard_groups, "UNIT", 8000)
 
 
@@ -129,12 +126,12 @@ def test_a_changed_host_resplits_only_its_unit(monkeypatch: pytest.MonkeyPatch) 
         else:
             members.insert(200, _host(1000))
         calls.clear()
-        packed = renderer.packer.groups_packed
+        packed = renderer.packer.units_packed
         piece = _piece(renderer, members)
         expected = split_lines(piece.plain, 4)
         assert [gzip.decompress(piece.shard(i, 4, gzipped=True)) for i in range(4)] == expected
         assert 1 <= len(calls) - 1 <= 2, edit
-        assert 1 <= renderer.packer.groups_packed - packed <= 2, edit
+        assert 1 <= renderer.packer.units_packed - packed <= 2, edit
         pieces.append(piece)  # the bodies still served hold the pieces before
 
 
